@@ -1,0 +1,45 @@
+# The whole set-up on a fresh machine: `make run` or `make test`. Needs python3 (3.11+) and pip.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_PERSONS ?= 2000
+
+.PHONY: run test check format bench clean-var
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+## Start the embedded PostgreSQL, migrate, load demo data into an empty database, serve.
+run: $(VENV)/.installed
+	$(BIN)/medgw serve --host $(HOST) --port $(PORT) --demo-persons $(DEMO_PERSONS)
+
+## Install the dev extras and run the whole suite against a throwaway PostgreSQL.
+test: $(VENV)/.installed-dev
+	$(BIN)/pytest
+
+## Lint, format check and strict typing.
+check: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Benchmarks (on demand, not part of the suite).
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/settle.py
+
+clean-var:
+	rm -rf var

@@ -1,0 +1,71 @@
+"""Settings: the only place that reads the environment.
+
+>>> Settings(MEDGW_ENV="production").is_production
+True
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        description="PostgreSQL URL; unset starts the embedded server in the data directory.",
+    )
+    data_dir: Path = Field(
+        default=Path("./var"),
+        validation_alias=AliasChoices("MEDGW_DATA_DIR", "data_dir"),
+        description="Holds the embedded database and the generated JWT secret.",
+    )
+    jwt_secret_value: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEDGW_JWT_SECRET", "jwt_secret"),
+        repr=False,
+    )
+    env: Literal["development", "production"] = Field(
+        default="development", validation_alias=AliasChoices("MEDGW_ENV", "env")
+    )
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MEDGW_HOST", "host"))
+    port: int = Field(default=8000, validation_alias=AliasChoices("MEDGW_PORT", "port"))
+    workers: int = Field(default=1, ge=1, validation_alias=AliasChoices("MEDGW_WORKERS", "workers"))
+
+    # Hardening (OWASP GraphQL cheat sheet); defaults suit the bundled schema.
+    max_page_size: int = Field(default=100, ge=1, validation_alias="MEDGW_MAX_PAGE_SIZE")
+    max_query_depth: int = Field(default=10, ge=2, validation_alias="MEDGW_MAX_QUERY_DEPTH")
+    max_aliases: int = Field(default=15, ge=1, validation_alias="MEDGW_MAX_ALIASES")
+    max_tokens: int = Field(default=2000, ge=50, validation_alias="MEDGW_MAX_TOKENS")
+    max_body_bytes: int = Field(default=100_000, ge=1_000, validation_alias="MEDGW_MAX_BODY_BYTES")
+    max_batch: int = Field(
+        default=0, ge=0, validation_alias="MEDGW_MAX_BATCH", description="0 = no batching"
+    )
+    statement_timeout_ms: int = Field(
+        default=5_000, ge=100, validation_alias="MEDGW_STATEMENT_TIMEOUT_MS"
+    )
+    pool_size: int = Field(default=10, ge=1, validation_alias="MEDGW_POOL_SIZE")
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @cached_property
+    def jwt_secret(self) -> str:
+        """The configured secret, else one generated once and kept in the data directory."""
+        if self.jwt_secret_value:
+            return self.jwt_secret_value
+        path = self.data_dir / "jwt_secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()

@@ -1,0 +1,84 @@
+"""The database: which server (configured or embedded), the async engine and sessions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from gateway import embedded
+from gateway.config import Settings
+
+
+def resolve_url(settings: Settings) -> str:
+    """``DATABASE_URL`` in asyncpg form, or the embedded server's URL (started on demand).
+
+    >>> resolve_url(Settings(DATABASE_URL="postgresql://u:p@db:5432/medgw"))
+    'postgresql+asyncpg://u:p@db:5432/medgw'
+    """
+    if settings.database_url:
+        url = make_url(settings.database_url)
+        if url.drivername in (
+            "postgresql",
+            "postgres",
+            "postgresql+psycopg2",
+            "postgresql+psycopg",
+        ):
+            url = url.set(drivername="postgresql+asyncpg")
+        if url.drivername != "postgresql+asyncpg":
+            raise ValueError(
+                f"DATABASE_URL = {settings.database_url!r}: only PostgreSQL URLs are supported"
+            )
+        return url.render_as_string(hide_password=False)
+    return embedded.start(settings.data_dir / "pgdata")
+
+
+@dataclass
+class Database:
+    """One engine per process; sessions never expire loaded objects on commit."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def connect(cls, url: str, settings: Settings) -> Database:
+        engine = create_async_engine(
+            url,
+            pool_size=settings.pool_size,
+            max_overflow=settings.pool_size,
+            pool_pre_ping=True,
+            connect_args={
+                "server_settings": {
+                    "statement_timeout": str(settings.statement_timeout_ms),
+                    "application_name": "medgw",
+                    "timezone": "UTC",
+                }
+            },
+        )
+        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on any error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,317 @@
+"""ORM models: the tables of the gateway.
+
+Money is ``Numeric(14, 2)``/``Decimal``. Enumerated values are stored as short strings with CHECK
+constraints (not native PostgreSQL enums, which make every new category a migration that cannot
+run inside a transaction). The large tables (claims, settlements, audit) carry the beneficiary id
+and the year so that they can be partitioned by year and distributed by beneficiary later.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from policies.vocabulary import (
+    IDENTITY_CATEGORIES,
+    MONITORING_FLAGS,
+    HospitalLevel,
+    Payer,
+    VisitType,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(14, 2)
+
+
+def _one_of(column: str, values: list[str]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+IDENTITY_CODES = sorted(c.value for c in IDENTITY_CATEGORIES)
+FLAG_CODES = sorted(c.value for c in MONITORING_FLAGS)
+VISIT_TYPES = [t.value for t in VisitType]
+LEVELS = [level.value for level in HospitalLevel]
+PAYERS = [p.value for p in Payer]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _now() -> Any:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Beneficiary(Base):
+    __tablename__ = "beneficiaries"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    id_number: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    gender: Mapped[str] = mapped_column(String(6))
+    birth_date: Mapped[date] = mapped_column(Date)
+    region_code: Mapped[str] = mapped_column(String(6))
+    created_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint("gender IN ('MALE', 'FEMALE')", name="gender"),
+        CheckConstraint("region_code ~ '^[0-9]{6}$'", name="region_code"),
+        # Row rules filter by region prefix (LIKE '5104%'); text_pattern_ops serves LIKE
+        # under any collation. The id tail makes region-filtered pages index-ordered.
+        Index(
+            "ix_beneficiaries_region_code_id",
+            "region_code",
+            "id",
+            postgresql_ops={"region_code": "text_pattern_ops"},
+        ),
+    )
+
+
+class _CategoryRecord:
+    """Columns shared by identities (civil affairs and others) and monitoring flags."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    category: Mapped[str] = mapped_column(String(40))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(String(120))
+    department: Mapped[str] = mapped_column(String(40))
+    org: Mapped[str] = mapped_column(String(120))
+    recorded_at: Mapped[datetime] = _now()
+
+
+class Identity(_CategoryRecord, Base):
+    __tablename__ = "identities"
+
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("beneficiaries.id", ondelete="RESTRICT"), index=True
+    )
+    __table_args__ = (
+        CheckConstraint(_one_of("category", IDENTITY_CODES), name="category"),
+        CheckConstraint("valid_to IS NULL OR valid_from <= valid_to", name="interval"),
+        Index("ix_identities_category_beneficiary_id", "category", "beneficiary_id"),
+    )
+
+
+class MonitoringFlag(_CategoryRecord, Base):
+    __tablename__ = "monitoring_flags"
+
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("beneficiaries.id", ondelete="RESTRICT"), index=True
+    )
+    __table_args__ = (
+        CheckConstraint(_one_of("category", FLAG_CODES), name="category"),
+        CheckConstraint("valid_to IS NULL OR valid_from <= valid_to", name="interval"),
+        Index("ix_monitoring_flags_category_beneficiary_id", "category", "beneficiary_id"),
+    )
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
+    year: Mapped[int] = mapped_column(SmallInteger)
+    contribution: Mapped[Decimal] = mapped_column(Money)
+    inclusive_commercial: Mapped[bool] = mapped_column(Boolean)
+    enrolled_on: Mapped[date] = mapped_column(Date)
+    subsidy_policy: Mapped[str | None] = mapped_column(String(40))
+    subsidy_category: Mapped[str | None] = mapped_column(String(40))
+    subsidy_assistance_fund: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    subsidy_finance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    subsidy_individual: Mapped[Decimal] = mapped_column(Money)
+    department: Mapped[str] = mapped_column(String(40))
+    org: Mapped[str] = mapped_column(String(120))
+    recorded_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        UniqueConstraint("beneficiary_id", "year"),
+        CheckConstraint("contribution >= 0", name="contribution"),
+    )
+
+
+class Claim(Base):
+    """One visit (stay or outpatient visit) as billed by the hospital: SETTLEMENT.md §8."""
+
+    __tablename__ = "claims"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    claim_number: Mapped[str] = mapped_column(String(64), unique=True)
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
+    year: Mapped[int] = mapped_column(SmallInteger)
+    type: Mapped[str] = mapped_column(String(24))
+    hospital_level: Mapped[str | None] = mapped_column(String(12))
+    hospital_code: Mapped[str | None] = mapped_column(String(40))
+    admission_date: Mapped[date] = mapped_column(Date)
+    discharge_date: Mapped[date] = mapped_column(Date)
+    total_cost: Mapped[Decimal] = mapped_column(Money)
+    policy_scope_cost: Mapped[Decimal] = mapped_column(Money)
+    referral_compliant: Mapped[bool] = mapped_column(Boolean)
+    in_province: Mapped[bool] = mapped_column(Boolean)
+    diagnosis: Mapped[str | None] = mapped_column(String(20))
+    special_treatment_hospital: Mapped[bool] = mapped_column(Boolean)
+    carrier: Mapped[str | None] = mapped_column(String(120))
+    # Hash of the settled content: the same claim number with other content is a conflict.
+    content_hash: Mapped[str] = mapped_column(String(64))
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reversal_reason: Mapped[str | None] = mapped_column(String(500))
+    # The carrier's acknowledgement that it received the claim (the insurer's only write).
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint(_one_of("type", VISIT_TYPES), name="type"),
+        CheckConstraint(
+            f"hospital_level IS NULL OR {_one_of('hospital_level', LEVELS)}", name="level"
+        ),
+        CheckConstraint("admission_date <= discharge_date", name="stay"),
+        CheckConstraint("0 <= policy_scope_cost AND policy_scope_cost <= total_cost", name="cost"),
+        Index("ix_claims_beneficiary_id_year_id", "beneficiary_id", "year", "id"),
+        Index("ix_claims_carrier_id", "carrier", "id"),
+    )
+
+
+class Settlement(Base):
+    """One settlement event of a claim: the original, a later adjustment, or a reversal.
+
+    History is never rewritten: the amounts of a claim are the sum of its settlements.
+    """
+
+    __tablename__ = "settlements"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
+    year: Mapped[int] = mapped_column(SmallInteger)
+    kind: Mapped[str] = mapped_column(String(12))
+    policy: Mapped[str] = mapped_column(String(40))
+    category: Mapped[str | None] = mapped_column(String(40))
+    out_of_pocket: Mapped[Decimal] = mapped_column(Money)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    explanation: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    department: Mapped[str] = mapped_column(String(40))
+    org: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('ORIGINAL', 'ADJUSTMENT', 'REVERSAL')", name="kind"),
+        Index("ix_settlements_beneficiary_id_year", "beneficiary_id", "year"),
+    )
+
+
+class SettlementLine(Base):
+    """What one payer pays in one settlement (negative in adjustments that recover money)."""
+
+    __tablename__ = "settlement_lines"
+
+    settlement_id: Mapped[int] = mapped_column(
+        ForeignKey("settlements.id", ondelete="CASCADE"), primary_key=True
+    )
+    payer: Mapped[str] = mapped_column(String(24), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+
+    __table_args__ = (CheckConstraint(_one_of("payer", PAYERS), name="payer"),)
+
+
+class Ledger(Base):
+    """The running totals of one person in one year; its row lock serialises settlement."""
+
+    __tablename__ = "ledgers"
+
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("beneficiaries.id"), primary_key=True
+    )
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    basic_insurance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    critical_illness: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    inclusive_commercial: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    assistance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    secondary_assistance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    total_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    out_of_pocket: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    visits: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = _now()
+
+
+class HighCostAlert(Base):
+    """主动发现: a person whose yearly out-of-pocket passed the policy's threshold."""
+
+    __tablename__ = "high_cost_alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
+    year: Mapped[int] = mapped_column(SmallInteger)
+    out_of_pocket: Mapped[Decimal] = mapped_column(Money)
+    threshold: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(12), default="OPEN")
+    resolved_by: Mapped[str | None] = mapped_column(String(120))
+    resolution: Mapped[str | None] = mapped_column(String(500))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        UniqueConstraint("beneficiary_id", "year"),
+        CheckConstraint("status IN ('OPEN', 'RESOLVED')", name="status"),
+        Index("ix_high_cost_alerts_status_id", "status", "id"),
+    )
+
+
+class AuditRecord(Base):
+    """Who saw or changed whose personal data; append-only and hash-chained.
+
+    A trigger (see the migration) refuses UPDATE, DELETE and TRUNCATE.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str] = mapped_column(String(8))
+    department: Mapped[str] = mapped_column(String(40))
+    org: Mapped[str] = mapped_column(String(120))
+    subject: Mapped[str] = mapped_column(String(120))
+    purpose: Mapped[str | None] = mapped_column(String(80))
+    operation: Mapped[str | None] = mapped_column(String(120))
+    query_hash: Mapped[str | None] = mapped_column(String(64))
+    beneficiary_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    field_paths: Mapped[list[str]] = mapped_column(ARRAY(String))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (
+        CheckConstraint("action IN ('READ', 'WRITE')", name="action"),
+        Index("ix_audit_log_beneficiary_ids", "beneficiary_ids", postgresql_using="gin"),
+        Index("ix_audit_log_at", "at"),
+    )
