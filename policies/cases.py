@@ -1,0 +1,220 @@
+"""The case format of SETTLEMENT.md §8: parse and validate a case, settle it, render the output.
+
+Every bad input raises :class:`~policies.errors.InvalidInput` with a JSON-path-like field name
+(``visits[1].policyScopeCost``) and the offending value; nothing is computed before the whole case
+validates.
+
+>>> from policies.benefits import load_policies
+>>> case = {"person": {"regionCode": "510402", "birthDate": "1970-01-01",
+...                    "categories": [{"category": "MINIMUM_LIVING", "validFrom": "2021-06-01"}]},
+...         "visits": [{"id": "v1", "type": "INPATIENT", "hospitalLevel": "SECONDARY",
+...                     "admissionDate": "2023-03-01", "dischargeDate": "2023-03-10",
+...                     "totalCost": "30000.00", "policyScopeCost": "26000.00"}]}
+>>> simulate(case, load_policies())["visits"][0]["assistance"]
+'3864.00'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from policies.benefits import PolicySet
+from policies.categories import CategoryRecord
+from policies.engine import Person, Visit, settle_visits, validate_person, validate_visit
+from policies.errors import InvalidInput
+from policies.vocabulary import Category, HospitalLevel, VisitType
+
+E = TypeVar("E", bound=StrEnum)
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
+
+PERSON_KEYS = ("regionCode", "birthDate", "insured", "inclusiveCommercial", "categories")
+RECORD_KEYS = ("category", "validFrom", "validTo")
+VISIT_KEYS = (
+    "id",
+    "type",
+    "hospitalLevel",
+    "admissionDate",
+    "dischargeDate",
+    "totalCost",
+    "policyScopeCost",
+    "referralCompliant",
+    "inProvince",
+    "diagnosis",
+    "specialTreatmentHospital",
+)
+
+
+def _object(
+    data: object, field: str, required: tuple[str, ...], known: tuple[str, ...]
+) -> Mapping[str, object]:
+    if not isinstance(data, Mapping):
+        raise InvalidInput(field or "case", data, "must be a JSON object")
+    for key in data:
+        if key not in known:
+            raise InvalidInput(_at(field, key), data[key], "unknown key")
+    for key in required:
+        if data.get(key) is None:
+            raise InvalidInput(_at(field, key), None, "is required")
+    return data
+
+
+def _at(field: str, key: object) -> str:
+    return f"{field}.{key}" if field else str(key)
+
+
+def _date(value: object, field: str) -> date:
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise InvalidInput(field, value, "must be a date YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(field, value, "is not a valid date") from None
+
+
+def _amount(value: object, field: str) -> Decimal:
+    """A decimal string or a JSON number; non-negative, at most 2 decimals.
+
+    >>> _amount("30000.00", "x"), _amount(12.5, "x")
+    (Decimal('30000.00'), Decimal('12.5'))
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidInput(field, value, "must be a decimal amount (string or number)")
+    text = value if isinstance(value, str) else str(value)
+    if not _AMOUNT.match(text.strip()):
+        raise InvalidInput(field, value, 'must be a decimal amount such as "1234.50"')
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        raise InvalidInput(field, value, "must be a decimal amount") from None
+    if amount < 0:
+        raise InvalidInput(field, value, "must not be negative")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InvalidInput(field, value, "must have at most 2 decimals")
+    return amount
+
+
+def _flag(data: Mapping[str, object], key: str, field: str, default: bool) -> bool:
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InvalidInput(_at(field, key), value, "must be true or false")
+    return value
+
+
+def _enum(kind: type[E], value: object, field: str, what: str) -> E:
+    allowed = ", ".join(member.value for member in kind)
+    if not isinstance(value, str) or value not in allowed.split(", "):
+        raise InvalidInput(field, value, f"unknown {what} (one of {allowed})")
+    return kind(value)
+
+
+def _text(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field, value, "must be a non-empty string")
+    return value
+
+
+def parse_person(data: object, field: str = "person") -> Person:
+    person = _object(data, field, ("regionCode", "birthDate"), PERSON_KEYS)
+    region = person["regionCode"]
+    if not (isinstance(region, str) and len(region) == 6 and region.isdigit()):
+        raise InvalidInput(f"{field}.regionCode", region, "must be a 6-digit region code")
+    raw_records = person.get("categories")
+    if raw_records is None:
+        raw_records = []
+    if not isinstance(raw_records, list):
+        raise InvalidInput(f"{field}.categories", raw_records, "must be a list")
+    records: list[CategoryRecord] = []
+    for i, raw in enumerate(raw_records):
+        at = f"{field}.categories[{i}]"
+        record = _object(raw, at, ("category", "validFrom"), RECORD_KEYS)
+        valid_to = record.get("validTo")
+        records.append(
+            CategoryRecord(
+                _enum(Category, record["category"], f"{at}.category", "category"),
+                _date(record["validFrom"], f"{at}.validFrom"),
+                None if valid_to is None else _date(valid_to, f"{at}.validTo"),
+            )
+        )
+    result = Person(
+        region_code=region,
+        birth_date=_date(person["birthDate"], f"{field}.birthDate"),
+        insured=_flag(person, "insured", field, True),
+        inclusive_commercial=_flag(person, "inclusiveCommercial", field, False),
+        categories=tuple(records),
+    )
+    validate_person(result, field)
+    return result
+
+
+def parse_visit(data: object, field: str) -> Visit:
+    raw = _object(
+        data, field, ("id", "type", "admissionDate", "totalCost", "policyScopeCost"), VISIT_KEYS
+    )
+    admission = _date(raw["admissionDate"], f"{field}.admissionDate")
+    discharge_raw = raw.get("dischargeDate")
+    level_raw = raw.get("hospitalLevel")
+    diagnosis = raw.get("diagnosis")
+    if diagnosis is not None:
+        diagnosis = _text(diagnosis, f"{field}.diagnosis").strip()
+    visit = Visit(
+        id=_text(raw["id"], f"{field}.id"),
+        type=_enum(VisitType, raw["type"], f"{field}.type", "visit type"),
+        hospital_level=None
+        if level_raw is None
+        else _enum(HospitalLevel, level_raw, f"{field}.hospitalLevel", "hospital level"),
+        admission_date=admission,
+        discharge_date=admission
+        if discharge_raw is None
+        else _date(discharge_raw, f"{field}.dischargeDate"),
+        total_cost=_amount(raw["totalCost"], f"{field}.totalCost"),
+        policy_scope_cost=_amount(raw["policyScopeCost"], f"{field}.policyScopeCost"),
+        referral_compliant=_flag(raw, "referralCompliant", field, True),
+        in_province=_flag(raw, "inProvince", field, True),
+        diagnosis=diagnosis,
+        special_treatment_hospital=_flag(raw, "specialTreatmentHospital", field, False),
+    )
+    validate_visit(visit, field)
+    return visit
+
+
+def parse_case(data: object) -> tuple[Person, list[Visit]]:
+    """The person and visits of a §8 case, with its defaults; InvalidInput on any bad input."""
+    case = _object(data, "", ("person", "visits"), ("person", "visits"))
+    person = parse_person(case["person"])
+    raw_visits = case["visits"]
+    if not isinstance(raw_visits, list):
+        raise InvalidInput("visits", raw_visits, "must be a list")
+    visits = [parse_visit(raw, f"visits[{i}]") for i, raw in enumerate(raw_visits)]
+    seen: set[str] = set()
+    for i, visit in enumerate(visits):
+        if visit.id in seen:
+            raise InvalidInput(f"visits[{i}].id", visit.id, "duplicate visit id")
+        seen.add(visit.id)
+        validate_visit(visit, f"visits[{i}]", birth_date=person.birth_date)
+    return person, visits
+
+
+def simulate(
+    data: object, policies: PolicySet, explain: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """Settle a §8 case and return its §8 output (plus ``explanation`` per visit if asked).
+
+    NoPolicyInForce propagates for a visit no policy covers.
+    """
+    person, visits = parse_case(data)
+    entries: list[dict[str, Any]] = []
+    for settlement in settle_visits(policies, person, visits):
+        entry: dict[str, Any] = dict(settlement.to_dict())
+        if explain:
+            entry["explanation"] = settlement.explanation.to_dict()
+        entries.append(entry)
+    return {"visits": entries}
