@@ -1,0 +1,484 @@
+"""Department access policies (spec/ACCESS.md): who may read, read masked or write which field.
+
+Rules are data. ``policies/access/<department>.yaml`` grants fields of the GraphQL schema to one
+department (default deny) and names its row rules, required purpose and introspection switch;
+``policies/access/_fields.yaml`` says which fields are personal data and which mask a maskable
+field uses. :func:`load_access` reads and validates them against the schema's :data:`Catalog`
+and refuses to start on any problem, naming the file, the key and the line.
+:func:`forbidden_paths` (from :mod:`policies.access_walk`) checks a query document against one
+department's grants before anything executes.
+
+Everything here is pure: no database, no request, no GraphQL execution.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+
+import graphql
+import yaml
+
+from policies.access_walk import forbidden_paths
+from policies.access_yaml import Entry, NodeReader, is_word, join_key
+from policies.errors import PolicyFileError
+from policies.vocabulary import Category
+
+__all__ = [
+    "ACCESS_DIRECTORY",
+    "MASK_KINDS",
+    "MUTATION",
+    "ROW_RULES",
+    "AccessPolicies",
+    "Catalog",
+    "DepartmentPolicy",
+    "Mode",
+    "catalog_of",
+    "forbidden_paths",
+    "load_access",
+    "mask_id_number",
+    "mask_name",
+]
+
+ACCESS_DIRECTORY = Path(__file__).parent / "access"
+FIELDS_FILE = "_fields.yaml"
+MUTATION = "Mutation"
+
+Catalog = Mapping[str, Mapping[str, str | None]]
+"""Type name → field name → the object type the field returns (through lists and non-null), or
+``None`` for scalars and enums: ``{"Beneficiary": {"name": None, "identities": "Identity"}}``."""
+
+ROW_RULES: frozenset[str] = frozenset({"region", "carrier", "carried_persons"})
+"""Row rules the resolvers know how to enforce in SQL: ``region`` (only rows whose region code
+starts with one of the token's region prefixes), ``carrier`` (only claims whose carrier is the
+token's organisation), ``carried_persons`` (only persons of those claims)."""
+
+# Which mutations record (and end) which kind of category, keyed by Category.is_monitoring_flag.
+_CATEGORY_MUTATIONS: Mapping[bool, tuple[str, str]] = {
+    False: ("recordIdentity", "endIdentity"),
+    True: ("recordMonitoringFlag", "endMonitoringFlag"),
+}
+_PURPOSE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Mode(StrEnum):
+    """How a department may use a field: ``read`` it, read it ``masked``, or ``write`` (call a
+    mutation)."""
+
+    READ = "read"
+    MASKED = "masked"
+    WRITE = "write"
+
+
+# --- masks -----------------------------------------------------------------------------------
+
+
+def mask_name(value: str) -> str:
+    """Keep the first character (usually the family name) and hide each of the others.
+
+    >>> mask_name("张三丰"), mask_name("欧阳修"), mask_name("张"), mask_name("")
+    ('张**', '欧**', '张', '')
+    """
+    return value[:1] + "*" * (len(value) - 1)
+
+
+def mask_id_number(value: str) -> str:
+    """Keep the region code (first 6) and the last 4, hide the birth date and sequence between.
+    A value too short to hide anything that way (10 characters or fewer) is hidden entirely.
+
+    >>> mask_id_number("510402197001011234")
+    '510402********1234'
+    >>> mask_id_number("510402700101123"), mask_id_number("51040219"), mask_id_number("")
+    ('510402*****1123', '********', '')
+    """
+    if len(value) <= 10:
+        return "*" * len(value)
+    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+MASK_KINDS: Mapping[str, Callable[[str], str]] = MappingProxyType(
+    {"name": mask_name, "id_number": mask_id_number}
+)
+
+
+# --- the policies ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DepartmentPolicy:
+    """What one department may do. Anything not in ``grants`` is forbidden."""
+
+    department: str
+    title: str
+    grants: Mapping[tuple[str, str], Mode]
+    rows: frozenset[str]
+    write_categories: frozenset[Category]
+    purposes_for_personal: frozenset[str]
+    introspection: bool
+    description: str = ""
+
+    def mode(self, type_name: str, field: str) -> Mode | None:
+        """The granted mode of ``type_name.field``, or ``None`` when it is forbidden."""
+        return self.grants.get((type_name, field))
+
+    def can_use(self, type_name: str, field: str) -> bool:
+        """May this department select ``type_name.field`` at all (read, masked or write)?"""
+        return (type_name, field) in self.grants
+
+    def may_write_category(self, category: Category) -> bool:
+        """May this department record or end ``category`` (its own categories only)?"""
+        return category in self.write_categories
+
+    def needs_purpose(self, purpose: str | None) -> bool:
+        """True when this department's personal fields need a purpose the token lacks.
+
+        An insurer (``required_for_personal: [claim_handling]``) gives ``needs_purpose(None)`` →
+        True and ``needs_purpose("claim_handling")`` → False; a department without a ``purpose``
+        section always gives False.
+        """
+        return bool(self.purposes_for_personal) and purpose not in self.purposes_for_personal
+
+
+@dataclass(frozen=True)
+class AccessPolicies:
+    """All department policies and the field facts shared by them (``_fields.yaml``)."""
+
+    departments: Mapping[str, DepartmentPolicy]
+    personal: frozenset[tuple[str, str]]
+    masks: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def is_personal(self, type_name: str, field: str) -> bool:
+        """Is ``type_name.field`` personal data (its return writes an audit record)?"""
+        return (type_name, field) in self.personal
+
+    def mask(self, type_name: str, field: str, value: str) -> str:
+        """The masked form of ``value`` for a maskable field.
+
+        ``mask("Beneficiary", "name", "张三丰")`` → ``"张**"``. A field without a mask kind raises
+        ``KeyError`` rather than returning the value unmasked.
+        """
+        kind = self.masks.get((type_name, field))
+        if kind is None:
+            raise KeyError(f"{type_name}.{field} has no mask kind in {FIELDS_FILE}")
+        return MASK_KINDS[kind](value)
+
+    def unreadable(self, catalog: Catalog) -> list[str]:
+        """Fields of ``catalog`` that no department may use (the dead-schema report), as
+        ``Type.field``, sorted."""
+        return sorted(
+            f"{type_name}.{name}"
+            for type_name, fields in catalog.items()
+            for name in fields
+            if not any(policy.can_use(type_name, name) for policy in self.departments.values())
+        )
+
+
+# --- the catalog -----------------------------------------------------------------------------
+
+
+def catalog_of(schema: graphql.GraphQLSchema) -> Catalog:
+    """The object types of ``schema`` (introspection types left out), each field mapped to the
+    object type it returns, or ``None`` for scalars, enums and other non-object types.
+
+    >>> schema = graphql.build_schema("type Query { me: P } type P { name: String, pals: [P!]! }")
+    >>> dict(catalog_of(schema)["P"])
+    {'name': None, 'pals': 'P'}
+    """
+    catalog: dict[str, Mapping[str, str | None]] = {}
+    for name, named_type in schema.type_map.items():
+        if name.startswith("__") or not isinstance(named_type, graphql.GraphQLObjectType):
+            continue
+        catalog[name] = MappingProxyType(
+            {
+                field_name: _object_type_name(field_def.type)
+                for field_name, field_def in named_type.fields.items()
+            }
+        )
+    return MappingProxyType(catalog)
+
+
+def _object_type_name(output: graphql.GraphQLOutputType) -> str | None:
+    named = graphql.get_named_type(output)
+    return named.name if isinstance(named, graphql.GraphQLObjectType) else None
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_access(catalog: Catalog, directory: Path | None = None) -> AccessPolicies:
+    """Read and validate ``_fields.yaml`` and every ``<department>.yaml`` of ``directory``
+    (default: the bundled ``policies/access/``) against ``catalog``.
+
+    Raises :class:`PolicyFileError` naming the file, the key and its line on the first problem.
+    """
+    folder = directory if directory is not None else ACCESS_DIRECTORY
+    fields_path = folder / FIELDS_FILE
+    if not fields_path.is_file():
+        raise PolicyFileError(FIELDS_FILE, "<file>", f"missing from {folder}")
+    personal, masks = _read_fields(fields_path, catalog)
+    departments: dict[str, DepartmentPolicy] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".yml":
+            raise PolicyFileError(path.name, "<file>", "access policy files end in .yaml")
+        if path.suffix != ".yaml" or path.name == FIELDS_FILE:
+            continue
+        if path.name.startswith("_"):
+            reason = f"unknown shared file; the only shared file is {FIELDS_FILE}"
+            raise PolicyFileError(path.name, "<file>", reason)
+        policy = _read_department(path, catalog, masks)
+        departments[policy.department] = policy
+    if not departments:
+        raise PolicyFileError(str(folder), "<directory>", "holds no department policy file")
+    return AccessPolicies(MappingProxyType(departments), frozenset(personal), masks)
+
+
+def _read_fields(
+    path: Path, catalog: Catalog
+) -> tuple[set[tuple[str, str]], Mapping[tuple[str, str], str]]:
+    reader = NodeReader(path.name)
+    top = reader.mapping(reader.load(path), "", required=("personal",), optional=("masks",))
+    personal: set[tuple[str, str]] = set()
+    for entry in reader.entries(top["personal"].value, "personal"):
+        key = join_key("personal", entry.name)
+        fields = _known_type(reader, catalog, entry, key)
+        if is_word(entry.value, "all"):
+            chosen = set(fields)
+        elif isinstance(entry.value, yaml.SequenceNode):
+            chosen = _known_fields(reader, entry.name, fields, entry.value, key)
+        elif isinstance(entry.value, yaml.MappingNode):
+            spec = reader.mapping(entry.value, key, required=("all_except",))
+            except_key = join_key(key, "all_except")
+            chosen = set(fields) - _known_fields(
+                reader, entry.name, fields, spec["all_except"].value, except_key
+            )
+        else:
+            reader.fail(key, entry.value, "must be `all`, a list of fields or {all_except: [...]}")
+        personal.update((entry.name, name) for name in chosen)
+    masks: dict[tuple[str, str], str] = {}
+    if "masks" in top:
+        for type_entry in reader.entries(top["masks"].value, "masks"):
+            type_key = join_key("masks", type_entry.name)
+            fields = _known_type(reader, catalog, type_entry, type_key)
+            for field_entry in reader.entries(type_entry.value, type_key):
+                key = join_key(type_key, field_entry.name)
+                _known_field(reader, type_entry.name, fields, field_entry.name, field_entry, key)
+                kind = reader.text(field_entry.value, key)
+                if kind not in MASK_KINDS:
+                    known = ", ".join(sorted(MASK_KINDS))
+                    reader.fail(
+                        key, field_entry.value, f"unknown mask kind {kind!r}; known: {known}"
+                    )
+                if (type_entry.name, field_entry.name) not in personal:
+                    reader.fail(key, field_entry.key_node, "only a personal field can be masked")
+                masks[(type_entry.name, field_entry.name)] = kind
+    return personal, MappingProxyType(masks)
+
+
+def _read_department(
+    path: Path, catalog: Catalog, masks: Mapping[tuple[str, str], str]
+) -> DepartmentPolicy:
+    reader = NodeReader(path.name)
+    root = reader.load(path)
+    top = reader.mapping(
+        root,
+        "",
+        required=("department", "title", "rows", "introspection", "grants"),
+        optional=("description", "purpose", "write_categories"),
+    )
+    department = reader.text(top["department"].value, "department")
+    if department != path.stem:
+        reason = f"must equal the file name {path.stem!r}, got {department!r}"
+        reader.fail("department", top["department"].value, reason)
+    title = reader.text(top["title"].value, "title")
+    description = top.get("description")
+    rows = _read_rows(reader, top["rows"].value)
+    purposes = _read_purposes(reader, top.get("purpose"))
+    introspection = reader.boolean(top["introspection"].value, "introspection")
+    categories = _read_categories(reader, top.get("write_categories"))
+    grants, grant_nodes = _read_grants(reader, top["grants"].value, catalog, masks)
+    _check_categories_match_grants(reader, categories, grants, grant_nodes)
+    _check_no_dead_ends(reader, department, catalog, grants, grant_nodes)
+    return DepartmentPolicy(
+        department=department,
+        title=title,
+        grants=MappingProxyType(grants),
+        rows=rows,
+        write_categories=frozenset(categories),
+        purposes_for_personal=purposes,
+        introspection=introspection,
+        description="" if description is None else reader.text(description.value, "description"),
+    )
+
+
+def _read_rows(reader: NodeReader, node: yaml.Node) -> frozenset[str]:
+    rows = reader.names(node, "rows")
+    for index, (name, item) in enumerate(rows):
+        if name not in ROW_RULES:
+            known = ", ".join(sorted(ROW_RULES))
+            reader.fail(f"rows[{index}]", item, f"unknown row rule {name!r}; known: {known}")
+    names = {name for name, _ in rows}
+    if "region" not in names:
+        reader.fail("rows", node, "must include `region`: every department is limited by region")
+    if "carried_persons" in names and "carrier" not in names:
+        reader.fail("rows", node, "`carried_persons` needs `carrier` (persons of carried claims)")
+    return frozenset(names)
+
+
+def _read_purposes(reader: NodeReader, entry: Entry | None) -> frozenset[str]:
+    if entry is None:
+        return frozenset()
+    spec = reader.mapping(entry.value, "purpose", required=("required_for_personal",))
+    key = "purpose.required_for_personal"
+    node = spec["required_for_personal"].value
+    purposes = reader.names(node, key)
+    if not purposes:
+        reader.fail(key, node, "must name at least one purpose (or leave `purpose` out)")
+    for index, (name, item) in enumerate(purposes):
+        if not _PURPOSE.match(name):
+            reader.fail(
+                f"{key}[{index}]", item, f"{name!r} is not a purpose word like claim_handling"
+            )
+    return frozenset(name for name, _ in purposes)
+
+
+def _read_categories(reader: NodeReader, entry: Entry | None) -> dict[Category, yaml.Node]:
+    if entry is None:
+        return {}
+    categories: dict[Category, yaml.Node] = {}
+    for index, (name, item) in enumerate(reader.names(entry.value, "write_categories")):
+        try:
+            categories[Category(name)] = item
+        except ValueError:
+            hint = _did_you_mean(name, [c.value for c in Category])
+            reader.fail(f"write_categories[{index}]", item, f"unknown category {name!r}{hint}")
+    return categories
+
+
+def _read_grants(
+    reader: NodeReader,
+    node: yaml.Node,
+    catalog: Catalog,
+    masks: Mapping[tuple[str, str], str],
+) -> tuple[dict[tuple[str, str], Mode], dict[tuple[str, str], yaml.Node]]:
+    grants: dict[tuple[str, str], Mode] = {}
+    nodes: dict[tuple[str, str], yaml.Node] = {}
+    modes = ", ".join(mode.value for mode in Mode)
+    for type_entry in reader.entries(node, "grants"):
+        type_name = type_entry.name
+        type_key = join_key("grants", type_name)
+        fields = _known_type(reader, catalog, type_entry, type_key)
+        field_entries = reader.entries(type_entry.value, type_key)
+        if not field_entries:
+            reader.fail(type_key, type_entry.value, "grants nothing: grant a field or remove it")
+        for field_entry in field_entries:
+            name = field_entry.name
+            key = join_key(type_key, name)
+            _known_field(reader, type_name, fields, name, field_entry, key)
+            text = reader.text(field_entry.value, key)
+            if text not in {mode.value for mode in Mode}:
+                reader.fail(key, field_entry.value, f"unknown mode {text!r}; one of {modes}")
+            mode = Mode(text)
+            if type_name == MUTATION and mode is not Mode.WRITE:
+                reader.fail(key, field_entry.value, f"a {MUTATION} field can only be `write`")
+            if type_name != MUTATION and mode is Mode.WRITE:
+                reader.fail(key, field_entry.value, "`write` is only for Mutation fields")
+            if mode is Mode.MASKED and (type_name, name) not in masks:
+                reason = f"`masked` needs a mask kind for {type_name}.{name} in {FIELDS_FILE}"
+                reader.fail(key, field_entry.value, reason)
+            grants[(type_name, name)] = mode
+            nodes[(type_name, name)] = field_entry.key_node
+    return grants, nodes
+
+
+def _check_categories_match_grants(
+    reader: NodeReader,
+    categories: Mapping[Category, yaml.Node],
+    grants: Mapping[tuple[str, str], Mode],
+    grant_nodes: Mapping[tuple[str, str], yaml.Node],
+) -> None:
+    """Identity categories need ``recordIdentity``, monitoring flags ``recordMonitoringFlag``; and
+    granting those mutations without a category of that kind is a mistake too."""
+    listed = list(categories)
+    for is_flag, mutations in _CATEGORY_MUTATIONS.items():
+        record = mutations[0]
+        kind = "monitoring flag" if is_flag else "identity category"
+        of_kind = [category for category in listed if category.is_monitoring_flag == is_flag]
+        if of_kind and (MUTATION, record) not in grants:
+            category = of_kind[0]
+            key = f"write_categories[{listed.index(category)}]"
+            reason = f"{kind} {category} needs {MUTATION}.{record}, which is not granted"
+            reader.fail(key, categories[category], reason)
+        if not of_kind:
+            for mutation in mutations:
+                if (MUTATION, mutation) in grants:
+                    key = f"grants.{MUTATION}.{mutation}"
+                    reason = f"granted, but write_categories lists no {kind} to write"
+                    reader.fail(key, grant_nodes[(MUTATION, mutation)], reason)
+
+
+def _check_no_dead_ends(
+    reader: NodeReader,
+    department: str,
+    catalog: Catalog,
+    grants: Mapping[tuple[str, str], Mode],
+    grant_nodes: Mapping[tuple[str, str], yaml.Node],
+) -> None:
+    """A granted field that returns an object type must lead to at least one granted field."""
+    readable_types = {type_name for type_name, _ in grants}
+    for type_name, name in grants:
+        target = catalog[type_name][name]
+        if target is not None and target not in readable_types:
+            reason = (
+                f"returns {target}, of which {department} may read no field (a dead end): "
+                f"grant some of {target}'s fields or remove this grant"
+            )
+            reader.fail(f"grants.{type_name}.{name}", grant_nodes[(type_name, name)], reason)
+
+
+def _known_type(
+    reader: NodeReader, catalog: Catalog, entry: Entry, key: str
+) -> Mapping[str, str | None]:
+    fields = catalog.get(entry.name)
+    if fields is None:
+        hint = _did_you_mean(entry.name, catalog)
+        reader.fail(key, entry.key_node, f"unknown type {entry.name!r}{hint}")
+    return fields
+
+
+def _known_field(
+    reader: NodeReader,
+    type_name: str,
+    fields: Mapping[str, str | None],
+    name: str,
+    entry: Entry | yaml.Node,
+    key: str,
+) -> None:
+    if name not in fields:
+        node = entry.key_node if isinstance(entry, Entry) else entry
+        hint = _did_you_mean(name, fields)
+        reader.fail(key, node, f"unknown field {name!r} of {type_name}{hint}")
+
+
+def _known_fields(
+    reader: NodeReader,
+    type_name: str,
+    fields: Mapping[str, str | None],
+    node: yaml.Node,
+    key: str,
+) -> set[str]:
+    chosen: set[str] = set()
+    for index, (name, item) in enumerate(reader.names(node, key)):
+        _known_field(reader, type_name, fields, name, item, f"{key}[{index}]")
+        chosen.add(name)
+    return chosen
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """``_did_you_mean("nmae", ["name", "id"])`` → ``" (did you mean 'name'?)"``."""
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
