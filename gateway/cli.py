@@ -1,0 +1,214 @@
+"""The ``medgw`` command line: serve, migrate, demo data, tokens, simulation, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from gateway.config import Settings
+
+app = typer.Typer(
+    help="Medical-assistance data-sharing gateway (GraphQL, one-stop settlement).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _database_url(settings: Settings) -> str:
+    from gateway.database import resolve_url
+
+    url = resolve_url(settings)
+    if not settings.database_url:
+        err.print(f"embedded PostgreSQL in {settings.data_dir / 'pgdata'}", highlight=False)
+    return url
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    downgrade: Annotated[bool, typer.Option(help="Downgrade to --revision instead.")] = False,
+) -> None:
+    """Bring the database schema to a revision (default: the newest)."""
+    from gateway import migrate as migrations
+
+    url = _database_url(_settings())
+    if downgrade:
+        migrations.downgrade(url, revision)
+    else:
+        migrations.upgrade(url, revision)
+    err.print(f"database at revision {revision}{' (downgraded)' if downgrade else ''}")
+
+
+@app.command()
+def demo(
+    persons: Annotated[int, typer.Option(min=1, help="How many synthetic persons.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same people).")] = 7,
+    if_empty: Annotated[bool, typer.Option(help="Only when no person is stored yet.")] = False,
+) -> None:
+    """Load realistic synthetic persons of the four policy regions."""
+    from gateway import demo as demo_data
+    from gateway import migrate as migrations
+
+    settings = _settings()
+    url = _database_url(settings)
+    migrations.upgrade(url)
+    added = asyncio.run(
+        demo_data.load(url, settings, persons=persons, seed=seed, if_empty=if_empty)
+    )
+    err.print(f"{added} persons added" if added else "database not empty: no demo data added")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default MEDGW_HOST or 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default MEDGW_PORT or 8000.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (default MEDGW_WORKERS).")] = None,
+    demo_persons: Annotated[
+        int, typer.Option(help="Load this many demo persons when the database is empty (0: none).")
+    ] = 0,
+) -> None:
+    """Migrate, optionally load demo data into an empty database, and serve HTTP."""
+    import uvicorn
+
+    from gateway import demo as demo_data
+    from gateway import migrate as migrations
+
+    settings = _settings()
+    url = _database_url(settings)
+    migrations.upgrade(url)
+    if demo_persons:
+        added = asyncio.run(demo_data.load(url, settings, persons=demo_persons, if_empty=True))
+        if added:
+            err.print(f"{added} demo persons loaded")
+    bind_host, bind_port = host or settings.host, port or settings.port
+    err.print(f"serving http://{bind_host}:{bind_port}/graphql ({settings.env})", highlight=False)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        "gateway.main:app",
+        host=bind_host,
+        port=bind_port,
+        workers=workers or settings.workers,
+        log_level="info",
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def token(
+    department: Annotated[str, typer.Option(help="One of the departments with an access policy.")],
+    org: Annotated[str, typer.Option(help="The organisation (an insurer's code, an office).")],
+    region: Annotated[
+        list[str], typer.Option(help="A region-code prefix it serves; repeat for several.")
+    ],
+    purpose: Annotated[str | None, typer.Option(help="Why the data is used.")] = None,
+    ttl: Annotated[str, typer.Option(help="Lifetime, e.g. 30m, 8h, 2d.")] = "8h",
+    subject: Annotated[str, typer.Option(help="The user or system named in the token.")] = "cli",
+) -> None:
+    """Print a signed bearer token."""
+    import re
+
+    from gateway.app import load_access_for_schema
+    from gateway.auth import issue_token, parse_duration
+
+    known = load_access_for_schema()[1].departments
+    if department not in known:
+        _fail(f"--department = {department}: unknown (known: {', '.join(sorted(known))})")
+    for prefix in region:
+        if not re.fullmatch(r"[0-9]{1,6}", prefix):
+            _fail(f"--region = {prefix}: expected 1 to 6 digits of a region code")
+    try:
+        lifetime = parse_duration(ttl)
+    except ValueError as exc:
+        _fail(str(exc))
+    settings = _settings()
+    typer.echo(
+        issue_token(
+            settings.jwt_secret,
+            subject=subject,
+            department=department,
+            org=org,
+            regions=region,
+            purpose=purpose,
+            ttl=lifetime,
+        )
+    )
+
+
+@app.command()
+def simulate(
+    case: Annotated[Path, typer.Argument(help="A case file (SETTLEMENT.md §8); - for stdin.")],
+    explain: Annotated[bool, typer.Option(help="Explain every payer line.")] = False,
+) -> None:
+    """Settle the visits of a case file and print the result as JSON (nothing is stored)."""
+    from policies.benefits import load_policies
+    from policies.cases import simulate as run_case
+    from policies.errors import InvalidInput, NoPolicyInForce, PolicyFileError
+
+    try:
+        text = sys.stdin.read() if str(case) == "-" else case.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot read {case}: {exc.strerror}")
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"{case}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+    try:
+        result = run_case(data, load_policies(), explain=explain)
+    except (InvalidInput, NoPolicyInForce, PolicyFileError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain of the audit log; report the first broken link."""
+    from gateway import audit
+    from gateway.database import Database
+
+    settings = _settings()
+    url = _database_url(settings)
+
+    async def run() -> audit.Verification:
+        db = Database.connect(url, settings)
+        try:
+            async with db.sessions() as session:
+                return await audit.verify(session)
+        finally:
+            await db.dispose()
+
+    result = asyncio.run(run())
+    if result.ok:
+        typer.echo(f"audit chain intact: {result.checked} records")
+    else:
+        typer.echo(
+            f"audit chain broken at record {result.broken_at}: {result.reason} "
+            f"({result.checked} records before it are intact)"
+        )
+        raise typer.Exit(1)
+
+
+@app.command("schema")
+def print_schema() -> None:
+    """Print the GraphQL SDL (the full schema, all departments)."""
+    from schema import build_schema
+
+    typer.echo(build_schema().as_str())

@@ -1,0 +1,68 @@
+"""The typed per-request context handed to every resolver."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.audit import ReadTrail
+from gateway.auth import Principal
+from gateway.config import Settings
+from gateway.database import Database
+from resolvers.loaders import Loaders
+from resolvers.rows import RowRules
+
+if TYPE_CHECKING:
+    from policies.access import AccessPolicies, DepartmentPolicy
+    from policies.benefits import PolicySet
+
+T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    request: Request
+    response: Response
+    request_id: str
+    principal: Principal
+    settings: Settings
+    db: Database
+    policies: PolicySet
+    access: AccessPolicies
+    query: str | None = None
+    operation_name: str | None = None
+    rows: RowRules = field(init=False)
+    loaders: Loaders = field(init=False)
+    trail: ReadTrail = field(default_factory=ReadTrail)
+    _session: AsyncSession | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.rows = RowRules.of(self.principal, self.policy.rows)
+        self.loaders = Loaders(self.read, self.rows)
+
+    @property
+    def policy(self) -> DepartmentPolicy:
+        """The access policy of the caller's department."""
+        return self.access.departments[self.principal.department]
+
+    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run read-only work on the request's one session and connection.
+
+        Resolvers run concurrently but an AsyncSession must not, hence the lock.
+        """
+        async with self._lock:
+            if self._session is None:
+                self._session = self.db.sessions()
+            return await work(self._session)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

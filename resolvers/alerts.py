@@ -1,0 +1,81 @@
+"""High-cost alerts (主动发现): listing and resolving, under the row rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import audit, models
+from gateway.context import Context
+from gateway.errors import Conflict, NotFound
+from policies.errors import InvalidInput
+from resolvers.inputs import check_text
+
+
+def _visible(ctx: Context) -> object:
+    return exists().where(
+        models.Beneficiary.id == models.HighCostAlert.beneficiary_id, *ctx.rows.persons()
+    )
+
+
+async def page(
+    ctx: Context, *, status: str | None, year: int | None, first: int, after: int | None
+) -> Sequence[models.HighCostAlert]:
+    conditions: list[object] = [_visible(ctx)]
+    if status is not None:
+        conditions.append(models.HighCostAlert.status == status)
+    if year is not None:
+        conditions.append(models.HighCostAlert.year == year)
+    if after is not None:
+        conditions.append(models.HighCostAlert.id > after)
+    stmt = (
+        select(models.HighCostAlert)
+        .where(*conditions)  # type: ignore[arg-type]
+        .order_by(models.HighCostAlert.id)
+        .limit(first + 1)
+    )
+
+    async def run(session: AsyncSession) -> Sequence[models.HighCostAlert]:
+        return (await session.scalars(stmt)).all()
+
+    return await ctx.read(run)
+
+
+async def resolve(ctx: Context, alert_id: str, resolution: str) -> models.HighCostAlert:
+    """Close an open alert with what was done (assistance granted, not eligible, …)."""
+    text = check_text(resolution, "resolution", 500, required=True) or ""
+    try:
+        key = int(alert_id)
+    except ValueError:
+        raise InvalidInput("id", alert_id, "not an alert id of this API") from None
+    async with ctx.db.transaction() as session:
+        alert = (
+            await session.scalars(
+                select(models.HighCostAlert)
+                .where(models.HighCostAlert.id == key, _visible(ctx))  # type: ignore[arg-type]
+                .with_for_update()
+            )
+        ).one_or_none()
+        if alert is None:
+            raise NotFound(f"id = {alert_id}: no such alert", field="id")
+        if alert.status == "RESOLVED":
+            if alert.resolution == text:
+                return alert
+            raise Conflict(f"id = {alert_id}: already resolved", field="id")
+        alert.status = "RESOLVED"
+        alert.resolution = text
+        alert.resolved_by = f"{ctx.principal.department}/{ctx.principal.org}"
+        alert.resolved_at = datetime.now(UTC)
+        await session.flush()
+        await audit.append(
+            session,
+            ctx.principal,
+            action="WRITE",
+            operation="resolveAlert",
+            beneficiary_ids=[alert.beneficiary_id],
+            detail={"alert": alert.id, "year": alert.year},
+        )
+        return alert

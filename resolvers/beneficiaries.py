@@ -1,0 +1,110 @@
+"""Reading persons: point lookups and region/category lists, always under the row rules."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import models, resident_id
+from gateway.context import Context
+from gateway.errors import BadInput, NotFound
+from policies.errors import InvalidInput
+from policies.vocabulary import Category
+from resolvers.rows import RowRules
+
+
+def parse_id(value: str, field: str = "id") -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput(field, value, "not a beneficiary id of this API") from None
+
+
+async def find(
+    ctx: Context, id: str | None = None, id_number: str | None = None
+) -> models.Beneficiary | None:
+    """One person by id or ID number; ``None`` when missing *or* outside the caller's rows."""
+    if (id is None) == (id_number is None):
+        raise BadInput("give exactly one of id and idNumber", field="id")
+    condition = (
+        models.Beneficiary.id == parse_id(id)
+        if id is not None
+        else models.Beneficiary.id_number == (id_number or "").strip().upper()
+    )
+    stmt = select(models.Beneficiary).where(condition, *ctx.rows.persons())
+
+    async def run(session: AsyncSession) -> models.Beneficiary | None:
+        return (await session.scalars(stmt)).one_or_none()
+
+    return await ctx.read(run)
+
+
+def holds_category(category: Category, on: date) -> object:
+    """SQL: the person holds ``category`` on ``on`` (an identity or a monitoring flag)."""
+
+    def valid(model: type[models.Identity] | type[models.MonitoringFlag]) -> object:
+        return exists().where(
+            model.beneficiary_id == models.Beneficiary.id,
+            model.category == category.value,
+            model.valid_from <= on,
+            or_(model.valid_to.is_(None), model.valid_to >= on),
+        )
+
+    model = models.MonitoringFlag if category.is_monitoring_flag else models.Identity
+    return valid(model)
+
+
+async def page(
+    ctx: Context,
+    *,
+    region_prefix: str | None,
+    category: Category | None,
+    first: int,
+    after: uuid.UUID | None,
+) -> Sequence[models.Beneficiary]:
+    """``first + 1`` persons in id order after ``after``, under the row rules and filters."""
+    conditions: list[object] = list(ctx.rows.persons())
+    if region_prefix is not None:
+        if not region_prefix.isdigit() or not 1 <= len(region_prefix) <= 6:
+            raise InvalidInput("regionPrefix", region_prefix, "expected 1 to 6 digits")
+        conditions.append(models.Beneficiary.region_code.like(f"{region_prefix}%"))
+    if category is not None:
+        conditions.append(holds_category(category, date.today()))
+    if after is not None:
+        conditions.append(models.Beneficiary.id > after)
+    stmt = (
+        select(models.Beneficiary)
+        .where(*conditions)  # type: ignore[arg-type]
+        .order_by(models.Beneficiary.id)
+        .limit(first + 1)
+    )
+
+    async def run(session: AsyncSession) -> Sequence[models.Beneficiary]:
+        return (await session.scalars(stmt)).all()
+
+    return await ctx.read(run)
+
+
+async def lock_person(session: AsyncSession, rows: RowRules, id_number: str) -> models.Beneficiary:
+    """The person a write is about, locked until the transaction ends; NOT_FOUND when missing
+    or outside the caller's rows.
+
+    FOR NO KEY UPDATE serialises writes about one person (settlement, identities, enrollment)
+    while inserts that merely reference the person proceed; every write locks the person
+    first and the year's ledger second, so writers never deadlock.
+    """
+    number = resident_id.parse(id_number).number
+    person = (
+        await session.scalars(
+            select(models.Beneficiary)
+            .where(models.Beneficiary.id_number == number, *rows.persons())
+            .with_for_update(key_share=True)
+        )
+    ).one_or_none()
+    if person is None:
+        raise NotFound(f"idNumber = {number}: no such beneficiary", field="idNumber")
+    return person

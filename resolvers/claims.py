@@ -1,0 +1,70 @@
+"""Reading claims directly (health, insurers, medical insurance) and the carrier's
+acknowledgement, always under the row rules of claims and of their persons."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import audit, models
+from gateway.context import Context
+from gateway.errors import NotFound
+from resolvers.inputs import check_text
+
+
+async def find(ctx: Context, claim_number: str) -> models.Claim | None:
+    stmt = select(models.Claim).where(
+        models.Claim.claim_number == claim_number.strip(), *ctx.rows.claims_with_persons()
+    )
+
+    async def run(session: AsyncSession) -> models.Claim | None:
+        return (await session.scalars(stmt)).one_or_none()
+
+    return await ctx.read(run)
+
+
+async def page(
+    ctx: Context, *, year: int | None, first: int, after: int | None
+) -> Sequence[models.Claim]:
+    conditions = [*ctx.rows.claims_with_persons()]
+    if year is not None:
+        conditions.append(models.Claim.year == year)
+    if after is not None:
+        conditions.append(models.Claim.id > after)
+    stmt = select(models.Claim).where(*conditions).order_by(models.Claim.id).limit(first + 1)
+
+    async def run(session: AsyncSession) -> Sequence[models.Claim]:
+        return (await session.scalars(stmt)).all()
+
+    return await ctx.read(run)
+
+
+async def acknowledge(ctx: Context, claim_number: str) -> models.Claim:
+    """The carrier confirms receipt of a claim (idempotent)."""
+    number = check_text(claim_number, "claimNumber", 64, required=True) or ""
+    async with ctx.db.transaction() as session:
+        claim = (
+            await session.scalars(
+                select(models.Claim)
+                .where(models.Claim.claim_number == number, *ctx.rows.claims_with_persons())
+                .with_for_update()
+            )
+        ).one_or_none()
+        if claim is None:
+            raise NotFound(f"claimNumber = {number}: no such claim", field="claimNumber")
+        if claim.acknowledged_at is None:
+            claim.acknowledged_at = datetime.now(UTC)
+            claim.acknowledged_by = ctx.principal.org
+            await session.flush()
+            await audit.append(
+                session,
+                ctx.principal,
+                action="WRITE",
+                operation="acknowledgeClaim",
+                beneficiary_ids=[claim.beneficiary_id],
+                detail={"claimNumber": claim.claim_number},
+            )
+        return claim

@@ -1,0 +1,334 @@
+"""Writes from the departments: persons, identities, monitoring flags, enrollments.
+
+Every write validates first, runs in one transaction together with its audit record, and stores
+nothing when anything fails. Re-sending the same write returns what is stored (idempotent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import audit, models, resident_id
+from gateway.context import Context
+from gateway.errors import Conflict, Forbidden, NotFound
+from policies.errors import InvalidInput
+from policies.subsidy import enrollment_subsidy
+from policies.vocabulary import Category
+from resolvers import settlement
+from resolvers.beneficiaries import lock_person
+from resolvers.inputs import check_money, check_region, check_text
+
+CategoryModel = type[models.Identity] | type[models.MonitoringFlag]
+
+
+@dataclass(frozen=True)
+class PersonInput:
+    id_number: str
+    name: str
+    region_code: str
+    gender: str | None = None
+    birth_date: date | None = None
+
+
+@dataclass(frozen=True)
+class CategoryInput:
+    id_number: str
+    category: Category
+    valid_from: date
+    valid_to: date | None
+    reference: str
+
+
+@dataclass(frozen=True)
+class EndCategoryInput:
+    id_number: str
+    category: Category
+    valid_to: date
+
+
+@dataclass(frozen=True)
+class EnrollmentInput:
+    id_number: str
+    year: int
+    contribution: Decimal
+    inclusive_commercial: bool
+    enrolled_on: date
+
+
+def check_person(data: PersonInput) -> PersonInput:
+    parsed = resident_id.parse(data.id_number)
+    name = check_text(data.name, "name", 64, required=True) or ""
+    check_region(data.region_code)
+    if data.birth_date is not None and data.birth_date != parsed.birth_date:
+        raise InvalidInput(
+            "birthDate",
+            data.birth_date.isoformat(),
+            f"does not agree with the ID number's {parsed.birth_date.isoformat()}",
+        )
+    if data.gender is not None and data.gender != parsed.gender:
+        raise InvalidInput("gender", data.gender, f"the ID number says {parsed.gender}")
+    return PersonInput(parsed.number, name, data.region_code, parsed.gender, parsed.birth_date)
+
+
+async def register(ctx: Context, data: PersonInput) -> models.Beneficiary:
+    person = check_person(data)
+    if not ctx.principal.serves_region(person.region_code):
+        raise Forbidden(
+            f"regionCode = {person.region_code}: outside the regions of this token",
+            field="regionCode",
+        )
+    async with ctx.db.transaction() as session:
+        existing = (
+            await session.scalars(
+                select(models.Beneficiary).where(models.Beneficiary.id_number == person.id_number)
+            )
+        ).one_or_none()
+        if existing is not None:
+            return _same_person(existing, person, ctx)
+        row = models.Beneficiary(
+            id_number=person.id_number,
+            name=person.name,
+            region_code=person.region_code,
+            gender=person.gender,
+            birth_date=person.birth_date,
+            created_by=ctx.principal.department,
+        )
+        session.add(row)
+        await session.flush()
+        await _audit(session, ctx, "registerBeneficiary", row, {"regionCode": row.region_code})
+        return row
+
+
+def _same_person(
+    existing: models.Beneficiary, person: PersonInput, ctx: Context
+) -> models.Beneficiary:
+    if not ctx.principal.serves_region(existing.region_code):
+        raise Conflict(
+            f"idNumber = {person.id_number}: already registered elsewhere", field="idNumber"
+        )
+    for field, stored, given in (
+        ("name", existing.name, person.name),
+        ("regionCode", existing.region_code, person.region_code),
+    ):
+        if stored != given:
+            raise Conflict(
+                f"{field} = {given}: idNumber {person.id_number} is registered with "
+                f"{field} {stored}",
+                field=field,
+                value=given,
+            )
+    return existing
+
+
+def _category_model(ctx: Context, category: Category, flags: bool) -> CategoryModel:
+    """The table for the category, once the caller is known to own it (its recogniser)."""
+    if category.is_monitoring_flag != flags:
+        wanted = "recordMonitoringFlag" if category.is_monitoring_flag else "recordIdentity"
+        kind = "a monitoring flag" if category.is_monitoring_flag else "an identity"
+        raise InvalidInput("category", category.value, f"is {kind}; use {wanted}")
+    if not ctx.policy.may_write_category(category):
+        raise Forbidden(
+            f"category = {category.value}: {ctx.principal.department} does not recognise it",
+            field="category",
+        )
+    return models.MonitoringFlag if flags else models.Identity
+
+
+async def record_category(
+    ctx: Context, data: CategoryInput, *, flags: bool
+) -> models.Identity | models.MonitoringFlag:
+    """Record an identity (``flags=False``) or a monitoring flag (``flags=True``)."""
+    model = _category_model(ctx, data.category, flags)
+    if data.valid_to is not None and data.valid_to < data.valid_from:
+        raise InvalidInput(
+            "validTo", data.valid_to.isoformat(), f"before validFrom {data.valid_from.isoformat()}"
+        )
+    reference = check_text(data.reference, "reference", 120, required=True) or ""
+    async with ctx.db.transaction() as session:
+        person = await lock_person(session, ctx.rows, data.id_number)
+        records = await _records(session, model, person, data.category)
+        for record in records:
+            if (record.valid_from, record.valid_to, record.reference) == (
+                data.valid_from,
+                data.valid_to,
+                reference,
+            ):
+                return record
+            if _overlaps(record.valid_from, record.valid_to, data.valid_from, data.valid_to):
+                raise Conflict(
+                    f"validFrom = {data.valid_from.isoformat()}: overlaps the "
+                    f"{data.category.value} record from {record.valid_from.isoformat()} "
+                    f"({record.reference})",
+                    field="validFrom",
+                )
+        row = model(
+            beneficiary_id=person.id,
+            category=data.category.value,
+            valid_from=data.valid_from,
+            valid_to=data.valid_to,
+            reference=reference,
+            department=ctx.principal.department,
+            org=ctx.principal.org,
+        )
+        session.add(row)
+        await session.flush()
+        operation = "recordMonitoringFlag" if flags else "recordIdentity"
+        await _after_change(session, ctx, operation, person, _category_detail(row))
+        return row
+
+
+async def end_category(
+    ctx: Context, data: EndCategoryInput, *, flags: bool
+) -> models.Identity | models.MonitoringFlag:
+    """Close the open record of a category on ``validTo`` (idempotent)."""
+    model = _category_model(ctx, data.category, flags)
+    async with ctx.db.transaction() as session:
+        person = await lock_person(session, ctx.rows, data.id_number)
+        records = await _records(session, model, person, data.category)
+        for record in records:
+            if record.valid_to == data.valid_to:
+                return record
+        open_records = [r for r in records if r.valid_to is None]
+        if not open_records:
+            raise NotFound(
+                f"category = {data.category.value}: no open record for this person",
+                field="category",
+            )
+        record = open_records[-1]
+        if data.valid_to < record.valid_from:
+            raise InvalidInput(
+                "validTo",
+                data.valid_to.isoformat(),
+                f"before the record's validFrom {record.valid_from.isoformat()}",
+            )
+        record.valid_to = data.valid_to
+        await session.flush()
+        operation = "endMonitoringFlag" if flags else "endIdentity"
+        await _after_change(session, ctx, operation, person, _category_detail(record))
+        return record
+
+
+async def _records(
+    session: AsyncSession, model: CategoryModel, person: models.Beneficiary, category: Category
+) -> list[models.Identity | models.MonitoringFlag]:
+    rows = await session.scalars(
+        select(model)
+        .where(model.beneficiary_id == person.id, model.category == category.value)
+        .order_by(model.valid_from, model.id)
+    )
+    return cast(list[models.Identity | models.MonitoringFlag], list(rows.all()))
+
+
+def _overlaps(a_from: date, a_to: date | None, b_from: date, b_to: date | None) -> bool:
+    return (a_to is None or b_from <= a_to) and (b_to is None or a_from <= b_to)
+
+
+def _category_detail(row: models.Identity | models.MonitoringFlag) -> dict[str, Any]:
+    return {
+        "category": row.category,
+        "validFrom": row.valid_from.isoformat(),
+        "validTo": row.valid_to.isoformat() if row.valid_to else None,
+        "reference": row.reference,
+    }
+
+
+async def _after_change(
+    session: AsyncSession,
+    ctx: Context,
+    operation: str,
+    person: models.Beneficiary,
+    detail: dict[str, Any],
+    years: list[int] | None = None,
+) -> None:
+    """Late news about a person (追溯): re-settle the years already settled, then audit."""
+    writer = settlement.Writer(session, ctx.principal, ctx.policies)
+    settled = await settlement.years_with_claims(session, person)
+    if years is not None:
+        settled = [y for y in settled if y in years]
+    adjustments = await settlement.resettle(
+        writer, person, settled, f"re-settled after {operation}"
+    )
+    if adjustments:
+        detail = {**detail, "adjustments": len(adjustments)}
+    await _audit(session, ctx, operation, person, detail)
+
+
+async def record_enrollment(ctx: Context, data: EnrollmentInput) -> models.Enrollment:
+    """Enroll a person for a year and split the contribution by the subsidy rules (§7)."""
+    if not 1990 <= data.year <= 2100:
+        raise InvalidInput("year", data.year, "expected a year between 1990 and 2100")
+    contribution = check_money("contribution", data.contribution)
+    async with ctx.db.transaction() as session:
+        person = await lock_person(session, ctx.rows, data.id_number)
+        existing = (
+            await session.scalars(
+                select(models.Enrollment).where(
+                    models.Enrollment.beneficiary_id == person.id,
+                    models.Enrollment.year == data.year,
+                )
+            )
+        ).one_or_none()
+        if existing is not None:
+            stored = (existing.contribution, existing.inclusive_commercial, existing.enrolled_on)
+            if stored == (contribution, data.inclusive_commercial, data.enrolled_on):
+                return existing
+            raise Conflict(
+                f"year = {data.year}: {person.id_number} is already enrolled for {data.year} "
+                "with other terms",
+                field="year",
+            )
+        subject = await settlement.engine_person(session, person, data.year)
+        split = enrollment_subsidy(
+            ctx.policies,
+            person.region_code,
+            data.year,
+            data.enrolled_on,
+            subject.categories,
+            contribution,
+        )
+        row = models.Enrollment(
+            beneficiary_id=person.id,
+            year=data.year,
+            contribution=contribution,
+            inclusive_commercial=data.inclusive_commercial,
+            enrolled_on=data.enrolled_on,
+            subsidy_policy=split.policy_id,
+            subsidy_category=split.category.value if split.category else None,
+            subsidy_assistance_fund=split.assistance_fund,
+            subsidy_finance=split.finance,
+            subsidy_individual=split.individual,
+            department=ctx.principal.department,
+            org=ctx.principal.org,
+        )
+        session.add(row)
+        await session.flush()
+        detail = {
+            "year": data.year,
+            "contribution": str(contribution),
+            "inclusiveCommercial": data.inclusive_commercial,
+        }
+        await _after_change(session, ctx, "recordEnrollment", person, detail, years=[data.year])
+        return row
+
+
+async def _audit(
+    session: AsyncSession,
+    ctx: Context,
+    operation: str,
+    person: models.Beneficiary,
+    detail: dict[str, Any],
+) -> None:
+    await audit.append(
+        session,
+        ctx.principal,
+        action="WRITE",
+        operation=operation,
+        beneficiary_ids=[person.id],
+        detail=detail,
+    )

@@ -1,0 +1,152 @@
+"""Per-request data loaders: every nested list is one query per page, never one per row.
+
+Loaders return ORM rows; the schema turns them into GraphQL types.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.dataloader import DataLoader
+
+from gateway import models
+from resolvers.rows import RowRules
+
+T = TypeVar("T")
+Reader = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ClaimPage:
+    """Which claims of one person: a year (or all), a page size and the id after which to start."""
+
+    beneficiary_id: uuid.UUID
+    year: int | None
+    first: int
+    after: int | None
+
+
+def _group(rows: Sequence[Any], key: Callable[[Any], Any]) -> dict[Any, list[Any]]:
+    grouped: dict[Any, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[key(row)].append(row)
+    return grouped
+
+
+class Loaders:
+    def __init__(self, read: Reader, rows: RowRules) -> None:
+        self._read = read
+        self.rows = rows
+        self.identities = self._by_beneficiary(
+            models.Identity, models.Identity.valid_from, models.Identity.id
+        )
+        self.monitoring_flags = self._by_beneficiary(
+            models.MonitoringFlag, models.MonitoringFlag.valid_from, models.MonitoringFlag.id
+        )
+        self.enrollments = self._by_beneficiary(models.Enrollment, models.Enrollment.year)
+        self.alerts = self._by_beneficiary(models.HighCostAlert, models.HighCostAlert.year)
+        self.claim_pages: DataLoader[ClaimPage, list[models.Claim]] = DataLoader(
+            load_fn=self._load_claim_pages
+        )
+        self.settlements: DataLoader[int, list[models.Settlement]] = DataLoader(
+            load_fn=self._load_settlements
+        )
+        self.lines: DataLoader[int, list[models.SettlementLine]] = DataLoader(
+            load_fn=self._load_lines
+        )
+        self.ledgers: DataLoader[tuple[uuid.UUID, int], models.Ledger | None] = DataLoader(
+            load_fn=self._load_ledgers
+        )
+        self.beneficiaries: DataLoader[uuid.UUID, models.Beneficiary | None] = DataLoader(
+            load_fn=self._load_beneficiaries
+        )
+
+    def _by_beneficiary(self, model: Any, *order: Any) -> DataLoader[uuid.UUID, list[Any]]:
+        async def load(keys: list[uuid.UUID]) -> list[list[Any]]:
+            stmt = (
+                select(model)
+                .where(model.beneficiary_id.in_(keys))
+                .order_by(model.beneficiary_id, *order)
+            )
+            rows = await self._all(stmt)
+            grouped = _group(rows, lambda r: r.beneficiary_id)
+            return [grouped.get(k, []) for k in keys]
+
+        return DataLoader(load_fn=load)
+
+    async def _all(self, stmt: Select[Any]) -> Sequence[Any]:
+        async def run(session: AsyncSession) -> Sequence[Any]:
+            return (await session.scalars(stmt)).all()
+
+        result: Sequence[Any] = await self._read(run)
+        return result
+
+    async def _load_claim_pages(self, keys: list[ClaimPage]) -> list[list[models.Claim]]:
+        # One query per distinct (year, first, after); a window numbers each person's claims.
+        out: dict[ClaimPage, list[models.Claim]] = {}
+        shapes = _group(keys, lambda k: (k.year, k.first, k.after))
+        for (year, first, after), pages in shapes.items():
+            ids = [p.beneficiary_id for p in pages]
+            conditions: list[ColumnElement[bool]] = [models.Claim.beneficiary_id.in_(ids)]
+            if year is not None:
+                conditions.append(models.Claim.year == year)
+            if after is not None:
+                conditions.append(models.Claim.id > after)
+            conditions.extend(self.rows.claims())
+            numbered = (
+                select(
+                    models.Claim.id,
+                    func.row_number()
+                    .over(partition_by=models.Claim.beneficiary_id, order_by=models.Claim.id)
+                    .label("n"),
+                )
+                .where(and_(*conditions))
+                .subquery()
+            )
+            stmt = (
+                select(models.Claim)
+                .join(numbered, numbered.c.id == models.Claim.id)
+                .where(numbered.c.n <= first)
+                .order_by(models.Claim.beneficiary_id, models.Claim.id)
+            )
+            grouped = _group(await self._all(stmt), lambda c: c.beneficiary_id)
+            for page in pages:
+                out[page] = grouped.get(page.beneficiary_id, [])
+        return [out[k] for k in keys]
+
+    async def _load_settlements(self, claim_ids: list[int]) -> list[list[models.Settlement]]:
+        stmt = (
+            select(models.Settlement)
+            .where(models.Settlement.claim_id.in_(claim_ids))
+            .order_by(models.Settlement.claim_id, models.Settlement.id)
+        )
+        grouped = _group(await self._all(stmt), lambda s: s.claim_id)
+        return [grouped.get(k, []) for k in claim_ids]
+
+    async def _load_lines(self, settlement_ids: list[int]) -> list[list[models.SettlementLine]]:
+        stmt = select(models.SettlementLine).where(
+            models.SettlementLine.settlement_id.in_(settlement_ids)
+        )
+        grouped = _group(await self._all(stmt), lambda line: line.settlement_id)
+        return [grouped.get(k, []) for k in settlement_ids]
+
+    async def _load_ledgers(self, keys: list[tuple[uuid.UUID, int]]) -> list[models.Ledger | None]:
+        stmt = select(models.Ledger).where(
+            models.Ledger.beneficiary_id.in_({k[0] for k in keys}),
+            models.Ledger.year.in_({k[1] for k in keys}),
+        )
+        found = {(r.beneficiary_id, r.year): r for r in await self._all(stmt)}
+        return [found.get(k) for k in keys]
+
+    async def _load_beneficiaries(self, keys: list[uuid.UUID]) -> list[models.Beneficiary | None]:
+        stmt = select(models.Beneficiary).where(
+            models.Beneficiary.id.in_(keys), *self.rows.persons()
+        )
+        found = {r.id: r for r in await self._all(stmt)}
+        return [found.get(k) for k in keys]

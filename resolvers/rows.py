@@ -1,0 +1,70 @@
+"""Row rules as SQL: which persons, claims and alerts a caller may see at all.
+
+The department's policy names its rules (``rows:`` in policies/access/<department>.yaml); this
+module turns each name into WHERE conditions that every query of the resolvers carries, so a
+forbidden row is never loaded, and is indistinguishable from a missing one.
+
+- ``region``: persons whose region code starts with one of the token's prefixes (and everything
+  hanging off them: claims, alerts, ledgers, aggregates);
+- ``carrier``: only claims whose carrier is the token's organisation;
+- ``carried_persons``: only persons with at least one such claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, false, or_
+
+from gateway import models
+from gateway.auth import Principal
+
+KNOWN = frozenset({"region", "carrier", "carried_persons"})
+
+
+@dataclass(frozen=True)
+class RowRules:
+    principal: Principal
+    rules: frozenset[str]
+
+    @classmethod
+    def of(cls, principal: Principal, rules: Collection[str]) -> RowRules:
+        unknown = set(rules) - KNOWN
+        if unknown:
+            raise ValueError(f"unknown row rules {sorted(unknown)}")
+        return cls(principal, frozenset(rules))
+
+    def region(self, column: Any) -> ColumnElement[bool]:
+        """``column LIKE 'p1%' OR …`` for the token's prefixes (digits only, checked when the
+        token was read: nothing to escape)."""
+        return or_(*(column.like(f"{prefix}%") for prefix in self.principal.regions))
+
+    def persons(self) -> list[ColumnElement[bool]]:
+        """Conditions on ``beneficiaries``."""
+        conditions = [self.region(models.Beneficiary.region_code)]
+        if "carried_persons" in self.rules:
+            conditions.append(
+                exists().where(
+                    models.Claim.beneficiary_id == models.Beneficiary.id,
+                    models.Claim.carrier == self.principal.org,
+                )
+            )
+        return conditions
+
+    def claims(self) -> list[ColumnElement[bool]]:
+        """Conditions on ``claims`` (the person's own rules apply through :meth:`persons`)."""
+        if "carrier" in self.rules:
+            return [models.Claim.carrier == self.principal.org]
+        return []
+
+    def claims_with_persons(self) -> list[ColumnElement[bool]]:
+        """Conditions on ``claims`` including their persons' rules (needs no join)."""
+        visible_person = exists().where(
+            models.Beneficiary.id == models.Claim.beneficiary_id, *self.persons()
+        )
+        return [visible_person, *self.claims()]
+
+    def nothing(self) -> ColumnElement[bool]:
+        return false()

@@ -1,0 +1,99 @@
+"""Aggregates without person-level data, for finance, health, dashboards and supervision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import models
+from gateway.context import Context
+from policies.errors import InvalidInput
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class Figures:
+    region_prefix: str | None
+    year: int
+    persons: int
+    by_category: list[tuple[str, int]]
+    claims: int
+    total_cost: Decimal
+    paid: dict[str, Decimal]
+    out_of_pocket: Decimal
+
+
+async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures:
+    """Counts and sums over the persons the caller's rows allow, narrowed to a region prefix;
+    categories are those held on 31 December of ``year`` (or today, for the current year)."""
+    if region_prefix is not None and (not region_prefix.isdigit() or len(region_prefix) > 6):
+        raise InvalidInput("regionPrefix", region_prefix, "expected 1 to 6 digits")
+    if not 1990 <= year <= 2100:
+        raise InvalidInput("year", year, "expected a year between 1990 and 2100")
+    people = [*ctx.rows.persons()]
+    if region_prefix:
+        people.append(models.Beneficiary.region_code.like(f"{region_prefix}%"))
+    on = min(date(year, 12, 31), date.today())
+    persons_q = select(func.count()).select_from(models.Beneficiary).where(*people)
+
+    def holding(model: type[models.Identity] | type[models.MonitoringFlag]) -> Any:
+        return (
+            select(model.category, model.beneficiary_id)
+            .join(models.Beneficiary, models.Beneficiary.id == model.beneficiary_id)
+            .where(
+                *people,
+                model.valid_from <= on,
+                or_(model.valid_to.is_(None), model.valid_to >= on),
+            )
+        )
+
+    held = union_all(holding(models.Identity), holding(models.MonitoringFlag)).subquery()
+    categories_q = (
+        select(held.c.category, func.count(func.distinct(held.c.beneficiary_id)))
+        .group_by(held.c.category)
+        .order_by(held.c.category)
+    )
+    ledger = models.Ledger
+    sums_q = (
+        select(
+            func.coalesce(func.sum(ledger.visits), 0),
+            func.coalesce(func.sum(ledger.total_cost), ZERO),
+            func.coalesce(func.sum(ledger.basic_insurance), ZERO),
+            func.coalesce(func.sum(ledger.critical_illness), ZERO),
+            func.coalesce(func.sum(ledger.inclusive_commercial), ZERO),
+            func.coalesce(func.sum(ledger.assistance), ZERO),
+            func.coalesce(func.sum(ledger.secondary_assistance), ZERO),
+            func.coalesce(func.sum(ledger.out_of_pocket), ZERO),
+        )
+        .join(models.Beneficiary, models.Beneficiary.id == ledger.beneficiary_id)
+        .where(and_(*people), ledger.year == year)
+    )
+
+    async def run(session: AsyncSession) -> Figures:
+        persons = int(await session.scalar(persons_q) or 0)
+        by_category = [(str(c), int(n)) for c, n in (await session.execute(categories_q)).all()]
+        sums = (await session.execute(sums_q)).one()
+        return Figures(
+            region_prefix=region_prefix,
+            year=year,
+            persons=persons,
+            by_category=by_category,
+            claims=int(sums[0]),
+            total_cost=Decimal(sums[1]),
+            paid={
+                "basicInsurance": Decimal(sums[2]),
+                "criticalIllness": Decimal(sums[3]),
+                "inclusiveCommercial": Decimal(sums[4]),
+                "assistance": Decimal(sums[5]),
+                "secondaryAssistance": Decimal(sums[6]),
+            },
+            out_of_pocket=Decimal(sums[7]),
+        )
+
+    return await ctx.read(run)

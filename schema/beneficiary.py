@@ -1,0 +1,227 @@
+"""Beneficiaries and what the departments record about them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Self
+
+import strawberry
+
+from gateway import models
+from policies.categories import CategoryRecord, choose_category
+from policies.engine import tilt_applies
+from policies.errors import NoPolicyInForce
+from resolvers.loaders import ClaimPage
+from schema.enums import Category, Gender
+from schema.pagination import Connection, check_first, decode_cursor
+
+if TYPE_CHECKING:
+    from gateway.context import Context
+    from schema.alert import HighCostAlert
+    from schema.claim import Claim
+
+
+@strawberry.type(description="A recognised category (身份) of a person, with its validity.")
+class Identity:
+    category: Category
+    valid_from: date
+    valid_to: date | None = strawberry.field(description="Null while still valid.")
+    reference: str = strawberry.field(description="Number of the recognition decision.")
+    department: str = strawberry.field(description="The recognising department.")
+    org: str
+    recorded_at: datetime
+    beneficiary_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_model(cls, m: models.Identity | models.MonitoringFlag) -> Self:
+        return cls(
+            category=Category(m.category),
+            valid_from=m.valid_from,
+            valid_to=m.valid_to,
+            reference=m.reference,
+            department=m.department,
+            org=m.org,
+            recorded_at=m.recorded_at,
+            beneficiary_id=m.beneficiary_id,
+        )
+
+
+@strawberry.type(
+    description="A poverty-monitoring flag (防止返贫监测 etc.) of rural revitalisation."
+)
+class MonitoringFlag(Identity):
+    pass
+
+
+@strawberry.type(description="资助参保: how the year's individual contribution is paid.")
+class SubsidySplit:
+    policy: str | None
+    category: Category | None
+    assistance_fund: Decimal
+    finance: Decimal
+    individual: Decimal
+
+
+@strawberry.type(description="Enrollment in the resident basic medical insurance for one year.")
+class Enrollment:
+    year: int
+    contribution: Decimal
+    inclusive_commercial: bool = strawberry.field(
+        description="Also enrolled in the region's inclusive commercial plan (惠民保)."
+    )
+    enrolled_on: date
+    subsidy: SubsidySplit
+    beneficiary_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_model(cls, m: models.Enrollment) -> Enrollment:
+        return cls(
+            year=m.year,
+            contribution=m.contribution,
+            inclusive_commercial=m.inclusive_commercial,
+            enrolled_on=m.enrolled_on,
+            subsidy=SubsidySplit(
+                policy=m.subsidy_policy,
+                category=Category(m.subsidy_category) if m.subsidy_category else None,
+                assistance_fund=m.subsidy_assistance_fund,
+                finance=m.subsidy_finance,
+                individual=m.subsidy_individual,
+            ),
+            beneficiary_id=m.beneficiary_id,
+        )
+
+
+@strawberry.type(description="What a person's year cost and who paid it (the ledger).")
+class YearlySummary:
+    year: int
+    visits: int = strawberry.field(description="Settled claims (not reversed).")
+    total_cost: Decimal
+    basic_insurance: Decimal
+    critical_illness: Decimal
+    inclusive_commercial: Decimal
+    assistance: Decimal
+    secondary_assistance: Decimal
+    out_of_pocket: Decimal
+
+    @classmethod
+    def of(cls, year: int, m: models.Ledger | None) -> YearlySummary:
+        zero = Decimal("0.00")
+        if m is None:
+            return cls(
+                year=year,
+                visits=0,
+                total_cost=zero,
+                basic_insurance=zero,
+                critical_illness=zero,
+                inclusive_commercial=zero,
+                assistance=zero,
+                secondary_assistance=zero,
+                out_of_pocket=zero,
+            )
+        return cls(
+            year=year,
+            visits=m.visits,
+            total_cost=m.total_cost,
+            basic_insurance=m.basic_insurance,
+            critical_illness=m.critical_illness,
+            inclusive_commercial=m.inclusive_commercial,
+            assistance=m.assistance,
+            secondary_assistance=m.secondary_assistance,
+            out_of_pocket=m.out_of_pocket,
+        )
+
+
+@strawberry.type(description="A person known to the gateway.")
+class Beneficiary:
+    id: strawberry.ID = strawberry.field(description="Opaque identifier.")
+    id_number: str = strawberry.field(description="Resident ID number (身份证号).")
+    name: str
+    gender: Gender
+    birth_date: date
+    region_code: str = strawberry.field(description="6-digit administrative region code.")
+    beneficiary_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_model(cls, m: models.Beneficiary) -> Beneficiary:
+        return cls(
+            id=strawberry.ID(str(m.id)),
+            id_number=m.id_number,
+            name=m.name,
+            gender=Gender(m.gender),
+            birth_date=m.birth_date,
+            region_code=m.region_code,
+            beneficiary_id=m.id,
+        )
+
+    @strawberry.field(description="Categories recognised by civil affairs and similar bodies.")
+    async def identities(self, info: strawberry.Info[Context, None]) -> list[Identity]:
+        rows = await info.context.loaders.identities.load(self.beneficiary_id)
+        return [Identity.from_model(r) for r in rows]
+
+    @strawberry.field(description="Flags of poverty monitoring (rural revitalisation).")
+    async def monitoring_flags(self, info: strawberry.Info[Context, None]) -> list[MonitoringFlag]:
+        rows = await info.context.loaders.monitoring_flags.load(self.beneficiary_id)
+        return [MonitoringFlag.from_model(r) for r in rows]
+
+    @strawberry.field(
+        description="Whether a preferential tilt (倾斜支付) applies to the person's category on "
+        "a date (default today), without saying which category."
+    )
+    async def preferential_treatment(
+        self, info: strawberry.Info[Context, None], on: date | None = None
+    ) -> bool:
+        day = on or date.today()
+        identities = await info.context.loaders.identities.load(self.beneficiary_id)
+        flags = await info.context.loaders.monitoring_flags.load(self.beneficiary_id)
+        records = [
+            CategoryRecord(Category(r.category), r.valid_from, r.valid_to)
+            for r in [*identities, *flags]
+        ]
+        try:
+            policy = info.context.policies.in_force(self.region_code, day)
+        except NoPolicyInForce:
+            return False
+        choice = choose_category(policy, records, day, day)
+        return tilt_applies(policy, choice.chosen, day)
+
+    @strawberry.field(description="Totals of a settlement year (zeros when nothing settled).")
+    async def yearly_summary(
+        self, info: strawberry.Info[Context, None], year: int
+    ) -> YearlySummary:
+        row = await info.context.loaders.ledgers.load((self.beneficiary_id, year))
+        return YearlySummary.of(year, row)
+
+    @strawberry.field(description="High-cost alerts about this person (主动发现).")
+    async def high_cost_alerts(
+        self, info: strawberry.Info[Context, None]
+    ) -> list[Annotated[HighCostAlert, strawberry.lazy("schema.alert")]]:
+        from schema.alert import HighCostAlert
+
+        rows = await info.context.loaders.alerts.load(self.beneficiary_id)
+        return [HighCostAlert.from_model(r) for r in rows]
+
+    @strawberry.field(description="Basic-insurance enrollments, one per year.")
+    async def enrollments(self, info: strawberry.Info[Context, None]) -> list[Enrollment]:
+        rows = await info.context.loaders.enrollments.load(self.beneficiary_id)
+        return [Enrollment.from_model(r) for r in rows]
+
+    @strawberry.field(description="Claims (visits), oldest first.")
+    async def claims(
+        self,
+        info: strawberry.Info[Context, None],
+        year: int | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[Annotated[Claim, strawberry.lazy("schema.claim")]]:
+        from schema.claim import claim_connection
+
+        page = ClaimPage(
+            beneficiary_id=self.beneficiary_id,
+            year=year,
+            first=check_first(first, info.context.settings.max_page_size) + 1,
+            after=int(decode_cursor("claim", after)) if after else None,
+        )
+        rows = await info.context.loaders.claim_pages.load(page)
+        return claim_connection(rows, first)

@@ -1,0 +1,204 @@
+"""The root Mutation type: department writes (and, later, settlement)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import strawberry
+
+from policies.cases import parse_case
+from policies.engine import settle_visits
+from resolvers import alerts, claims, ingestion, settlement
+from schema.alert import HighCostAlert
+from schema.beneficiary import Beneficiary, Enrollment, Identity, MonitoringFlag
+from schema.claim import Claim
+from schema.enums import Category, Gender
+from schema.settlement import (
+    SettleClaimInput,
+    Settlement,
+    SimulatedVisit,
+    SimulateSettlementInput,
+    Simulation,
+)
+
+if TYPE_CHECKING:
+    from gateway.context import Context
+
+
+@strawberry.input
+class RegisterBeneficiaryInput:
+    id_number: str
+    name: str
+    region_code: str
+    gender: Gender | None = None
+    birth_date: date | None = None
+
+
+@strawberry.input
+class RecordCategoryInput:
+    id_number: str
+    category: Category
+    valid_from: date
+    valid_to: date | None = None
+    reference: str
+
+
+@strawberry.input
+class EndCategoryInput:
+    id_number: str
+    category: Category
+    valid_to: date
+
+
+@strawberry.input
+class RecordEnrollmentInput:
+    id_number: str
+    year: int
+    contribution: Decimal = strawberry.field(description="Individual contribution, yuan.")
+    inclusive_commercial: bool = False
+    enrolled_on: date
+
+
+def _settlement(state: settlement.ClaimState) -> Settlement:
+    return Settlement.of(state.claim.claim_number, state.events, state.lines)
+
+
+def _record(data: RecordCategoryInput) -> ingestion.CategoryInput:
+    return ingestion.CategoryInput(
+        id_number=data.id_number,
+        category=data.category,
+        valid_from=data.valid_from,
+        valid_to=data.valid_to,
+        reference=data.reference,
+    )
+
+
+def _end(data: EndCategoryInput) -> ingestion.EndCategoryInput:
+    return ingestion.EndCategoryInput(data.id_number, data.category, data.valid_to)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Register a person; the same ID number again returns them.")
+    async def register_beneficiary(
+        self, info: strawberry.Info[Context, None], input: RegisterBeneficiaryInput
+    ) -> Beneficiary:
+        row = await ingestion.register(
+            info.context,
+            ingestion.PersonInput(
+                id_number=input.id_number,
+                name=input.name,
+                region_code=input.region_code,
+                gender=input.gender.value if input.gender else None,
+                birth_date=input.birth_date,
+            ),
+        )
+        return Beneficiary.from_model(row)
+
+    @strawberry.mutation(description="Record a recognised category (civil affairs and others).")
+    async def record_identity(
+        self, info: strawberry.Info[Context, None], input: RecordCategoryInput
+    ) -> Identity:
+        row = await ingestion.record_category(info.context, _record(input), flags=False)
+        return Identity.from_model(row)
+
+    @strawberry.mutation(description="End the open record of a category on validTo.")
+    async def end_identity(
+        self, info: strawberry.Info[Context, None], input: EndCategoryInput
+    ) -> Identity:
+        row = await ingestion.end_category(info.context, _end(input), flags=False)
+        return Identity.from_model(row)
+
+    @strawberry.mutation(description="Record a poverty-monitoring flag (rural revitalisation).")
+    async def record_monitoring_flag(
+        self, info: strawberry.Info[Context, None], input: RecordCategoryInput
+    ) -> MonitoringFlag:
+        row = await ingestion.record_category(info.context, _record(input), flags=True)
+        return MonitoringFlag.from_model(row)
+
+    @strawberry.mutation(description="End the open monitoring flag of a category on validTo.")
+    async def end_monitoring_flag(
+        self, info: strawberry.Info[Context, None], input: EndCategoryInput
+    ) -> MonitoringFlag:
+        row = await ingestion.end_category(info.context, _end(input), flags=True)
+        return MonitoringFlag.from_model(row)
+
+    @strawberry.mutation(
+        description="Enroll a person for a year; the answer carries the subsidy split (§7)."
+    )
+    async def record_enrollment(
+        self, info: strawberry.Info[Context, None], input: RecordEnrollmentInput
+    ) -> Enrollment:
+        row = await ingestion.record_enrollment(
+            info.context,
+            ingestion.EnrollmentInput(
+                id_number=input.id_number,
+                year=input.year,
+                contribution=input.contribution,
+                inclusive_commercial=input.inclusive_commercial,
+                enrolled_on=input.enrolled_on,
+            ),
+        )
+        return Enrollment.from_model(row)
+
+    @strawberry.mutation(
+        description="Settle a discharged claim through all five payers in one step. The claim "
+        "number is the idempotency key: the same claim again returns the stored result."
+    )
+    async def settle_claim(
+        self, info: strawberry.Info[Context, None], input: SettleClaimInput
+    ) -> Settlement:
+        state = await settlement.settle(
+            info.context,
+            settlement.ClaimInput(
+                claim_number=input.claim_number,
+                id_number=input.id_number,
+                type=input.type,
+                hospital_level=input.hospital_level,
+                admission_date=input.admission_date,
+                discharge_date=input.discharge_date or input.admission_date,
+                total_cost=input.total_cost,
+                policy_scope_cost=input.policy_scope_cost,
+                referral_compliant=input.referral_compliant,
+                in_province=input.in_province,
+                diagnosis=input.diagnosis,
+                special_treatment_hospital=input.special_treatment_hospital,
+                carrier=input.carrier,
+                hospital_code=input.hospital_code,
+            ),
+        )
+        return _settlement(state)
+
+    @strawberry.mutation(
+        description="Cancel a settlement (refund, 追回) and re-settle the later visits of its "
+        "year with adjustments."
+    )
+    async def reverse_settlement(
+        self, info: strawberry.Info[Context, None], claim_number: str, reason: str
+    ) -> Settlement:
+        return _settlement(await settlement.reverse(info.context, claim_number, reason))
+
+    @strawberry.mutation(
+        description="Settle hypothetical visits of a hypothetical person; nothing is read or "
+        "stored."
+    )
+    def simulate_settlement(
+        self, info: strawberry.Info[Context, None], input: SimulateSettlementInput
+    ) -> Simulation:
+        person, visits = parse_case(input.case())
+        results = settle_visits(info.context.policies, person, visits)
+        return Simulation(visits=[SimulatedVisit.of(r) for r in results])
+
+    @strawberry.mutation(description="The carrier acknowledges receipt of a claim it carries.")
+    async def acknowledge_claim(
+        self, info: strawberry.Info[Context, None], claim_number: str
+    ) -> Claim:
+        return Claim.from_model(await claims.acknowledge(info.context, claim_number))
+
+    @strawberry.mutation(description="Close a high-cost alert with what was done about it.")
+    async def resolve_alert(
+        self, info: strawberry.Info[Context, None], id: strawberry.ID, resolution: str
+    ) -> HighCostAlert:
+        return HighCostAlert.from_model(await alerts.resolve(info.context, id, resolution))

@@ -1,0 +1,184 @@
+"""The root Query type."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+import strawberry
+
+from resolvers import alerts, audit_log, beneficiaries, claims, statistics
+from schema.alert import AlertStatus, HighCostAlert
+from schema.audit import AccessReport, AuditRecord
+from schema.beneficiary import Beneficiary
+from schema.claim import Claim, claim_connection
+from schema.enums import Category
+from schema.pagination import Connection, Edge, PageInfo, check_first, decode_cursor, encode_cursor
+from schema.policy import BenefitPolicy
+from schema.statistics import Statistics
+
+if TYPE_CHECKING:
+    from gateway.context import Context
+
+
+def _after(kind: str, after: str | None) -> int | None:
+    return int(decode_cursor(kind, after)) if after else None
+
+
+def _page_size(info: strawberry.Info[Context, None], first: int) -> int:
+    return check_first(first, info.context.settings.max_page_size)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="One person by opaque id or by ID number; null if not visible.")
+    async def beneficiary(
+        self,
+        info: strawberry.Info[Context, None],
+        id: strawberry.ID | None = None,
+        id_number: str | None = None,
+    ) -> Beneficiary | None:
+        row = await beneficiaries.find(info.context, id=id, id_number=id_number)
+        return Beneficiary.from_model(row) if row else None
+
+    @strawberry.field(
+        description="Persons of the caller's regions, optionally narrowed to a region prefix and "
+        "to those holding a category today; ordered by id."
+    )
+    async def beneficiaries(
+        self,
+        info: strawberry.Info[Context, None],
+        region_prefix: str | None = None,
+        category: Category | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[Beneficiary]:
+        first = check_first(first, info.context.settings.max_page_size)
+        after_id = (
+            beneficiaries.parse_id(decode_cursor("beneficiary", after), "after") if after else None
+        )
+        rows = await beneficiaries.page(
+            info.context,
+            region_prefix=region_prefix,
+            category=category,
+            first=first,
+            after=after_id,
+        )
+        edges = [
+            Edge(cursor=encode_cursor("beneficiary", r.id), node=Beneficiary.from_model(r))
+            for r in rows[:first]
+        ]
+        return Connection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > first,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+    @strawberry.field(description="One claim by its number; null if not visible.")
+    async def claim(self, info: strawberry.Info[Context, None], claim_number: str) -> Claim | None:
+        row = await claims.find(info.context, claim_number)
+        return Claim.from_model(row) if row else None
+
+    @strawberry.field(description="Claims the caller may see (an insurer: those it carries).")
+    async def claims(
+        self,
+        info: strawberry.Info[Context, None],
+        year: int | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[Claim]:
+        size = _page_size(info, first)
+        rows = await claims.page(info.context, year=year, first=size, after=_after("claim", after))
+        return claim_connection(rows, size)
+
+    @strawberry.field(description="High-cost alerts (主动发现) of the caller's regions.")
+    async def high_cost_alerts(
+        self,
+        info: strawberry.Info[Context, None],
+        status: AlertStatus | None = None,
+        year: int | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[HighCostAlert]:
+        size = _page_size(info, first)
+        rows = await alerts.page(
+            info.context,
+            status=status.value if status else None,
+            year=year,
+            first=size,
+            after=_after("alert", after),
+        )
+        edges = [
+            Edge(cursor=encode_cursor("alert", r.id), node=HighCostAlert.from_model(r))
+            for r in rows[:size]
+        ]
+        return Connection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+            ),
+        )
+
+    @strawberry.field(description="Aggregates of a year over the caller's regions.")
+    async def statistics(
+        self,
+        info: strawberry.Info[Context, None],
+        year: int,
+        region_prefix: str | None = None,
+    ) -> Statistics:
+        return Statistics.of(await statistics.figures(info.context, region_prefix, year))
+
+    @strawberry.field(description="The bundled regional benefit policies.")
+    def benefit_policies(
+        self, info: strawberry.Info[Context, None], in_force_on: date | None = None
+    ) -> list[BenefitPolicy]:
+        return [
+            BenefitPolicy.of(p)
+            for p in info.context.policies
+            if in_force_on is None or p.in_force_on(in_force_on)
+        ]
+
+    @strawberry.field(description="The audit trail, oldest first (auditor only).")
+    async def audit_log(
+        self,
+        info: strawberry.Info[Context, None],
+        department: str | None = None,
+        beneficiary_id: strawberry.ID | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[AuditRecord]:
+        size = _page_size(info, first)
+        rows = await audit_log.page(
+            info.context,
+            department=department,
+            beneficiary_id=(
+                beneficiaries.parse_id(beneficiary_id, "beneficiaryId") if beneficiary_id else None
+            ),
+            since=since,
+            until=until,
+            first=size,
+            after=_after("audit", after),
+        )
+        edges = [
+            Edge(cursor=encode_cursor("audit", r.id), node=AuditRecord.from_model(r))
+            for r in rows[:size]
+        ]
+        return Connection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+            ),
+        )
+
+    @strawberry.field(
+        description="Who saw or changed this person's data, when, what and why (auditor only)."
+    )
+    async def access_report(
+        self, info: strawberry.Info[Context, None], id_number: str
+    ) -> AccessReport | None:
+        found = await audit_log.access_report(info.context, id_number)
+        return AccessReport.of(*found) if found else None

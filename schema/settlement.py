@@ -1,0 +1,346 @@
+"""Settlement types: what each payer paid for a claim, its history, and why."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import strawberry
+
+from gateway import models
+from policies.engine import VisitSettlement
+from policies.vocabulary import Payer
+from resolvers.settlement import stored_explanation, totals
+from schema.enums import Category, HospitalLevel, VisitType
+
+
+@strawberry.type(description="A segment of a schedule: ratio up to a cumulative base (null: ∞).")
+class Segment:
+    up_to: Decimal | None
+    ratio: Decimal
+
+
+@strawberry.type(description="A policy parameter used, with its clause or 'assumed'.")
+class ParameterReference:
+    parameter: str
+    value: str
+    clause: str | None = strawberry.field(description="Clause of the policy document.")
+    assumed: bool = strawberry.field(description="Illustrative default, not from a document.")
+
+
+@strawberry.type(description="One payer's part of a visit and the figures behind it.")
+class PayerLine:
+    payer: str
+    applied: bool
+    reason: str
+    base: Decimal | None = strawberry.field(description="This visit's base for the payer.")
+    base_before: Decimal | None = strawberry.field(description="Year-to-date base before.")
+    deductible: Decimal | None
+    segments: list[Segment]
+    cap: Decimal | None = strawberry.field(description="Yearly cap (null: none).")
+    room_before: Decimal | None = strawberry.field(description="Cap room before this visit.")
+    amount: Decimal = strawberry.field(description="Paid, rounded half up to the fen.")
+    references: list[ParameterReference]
+
+
+@strawberry.type(description="A category record of the person and whether it counted.")
+class CategoryCandidate:
+    category: Category
+    valid_from: date
+    valid_to: date | None
+    counted: bool
+    rules: list[str]
+    reason: str
+
+
+@strawberry.type(description="The visit's category and why (SETTLEMENT.md §4).")
+class CategoryChoice:
+    category: Category | None
+    reason: str
+    candidates: list[CategoryCandidate]
+
+
+@strawberry.type(description="Why a visit was settled the way it was.")
+class Explanation:
+    category: CategoryChoice
+    payers: list[PayerLine]
+    text: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Explanation:
+        """From the engine's ``Explanation.to_dict()`` (plus ``text``), as stored in JSONB."""
+        choice = data["category"]
+        return cls(
+            category=CategoryChoice(
+                category=Category(choice["chosen"]) if choice["chosen"] else None,
+                reason=choice["reason"],
+                candidates=[
+                    CategoryCandidate(
+                        category=Category(r["category"]),
+                        valid_from=date.fromisoformat(r["validFrom"]),
+                        valid_to=date.fromisoformat(r["validTo"]) if r["validTo"] else None,
+                        counted=r["counted"],
+                        rules=list(r["rules"]),
+                        reason=r["reason"],
+                    )
+                    for r in choice["records"]
+                ],
+            ),
+            payers=[_line(line) for line in data["lines"]],
+            text=data.get("text", ""),
+        )
+
+
+def _amount(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _line(line: Mapping[str, Any]) -> PayerLine:
+    return PayerLine(
+        payer=line["payer"],
+        applied=line["applied"],
+        reason=line["reason"],
+        base=_amount(line["base"]),
+        base_before=_amount(line["yearToDateBaseBefore"]),
+        deductible=_amount(line["deductible"]),
+        segments=[
+            Segment(up_to=_amount(s["upTo"]), ratio=Decimal(s["ratio"])) for s in line["segments"]
+        ],
+        cap=_amount(line["cap"]),
+        room_before=_amount(line["capRoomBefore"]),
+        amount=Decimal(line["paid"]),
+        references=[
+            ParameterReference(
+                parameter=p["name"],
+                value=p["value"],
+                clause=None if p["reference"] == "assumed" else p["reference"],
+                assumed=p["reference"] == "assumed",
+            )
+            for p in line["parameters"]
+        ],
+    )
+
+
+@strawberry.type(
+    description="What a claim has been paid: its original settlement plus every "
+    "adjustment and reversal since."
+)
+class Settlement:
+    claim_number: str
+    policy: str
+    category: Category | None
+    preferential_treatment: bool = strawberry.field(
+        description="Whether a preferential tilt (倾斜支付) applied."
+    )
+    basic_insurance: Decimal
+    critical_illness: Decimal
+    inclusive_commercial: Decimal
+    assistance: Decimal
+    secondary_assistance: Decimal
+    out_of_pocket: Decimal
+    explanation: Explanation | None
+
+    @classmethod
+    def of(
+        cls,
+        claim_number: str,
+        events: Sequence[models.Settlement],
+        lines: Mapping[int, Sequence[models.SettlementLine]],
+    ) -> Settlement:
+        payments, out_of_pocket = totals(events, lines)
+        # The newest event that settled (not a reversal) says which policy, category and why.
+        decisive = next((e for e in reversed(events) if e.kind != "REVERSAL"), None)
+        explanation = decisive.explanation if decisive else {}
+        return cls(
+            claim_number=claim_number,
+            policy=decisive.policy if decisive else "",
+            category=Category(decisive.category) if decisive and decisive.category else None,
+            preferential_treatment=bool(explanation.get("preferentialTreatment", False)),
+            basic_insurance=payments[Payer.BASIC_INSURANCE],
+            critical_illness=payments[Payer.CRITICAL_ILLNESS],
+            inclusive_commercial=payments[Payer.INCLUSIVE_COMMERCIAL],
+            assistance=payments[Payer.ASSISTANCE],
+            secondary_assistance=payments[Payer.SECONDARY_ASSISTANCE],
+            out_of_pocket=out_of_pocket,
+            explanation=Explanation.from_dict(explanation) if explanation else None,
+        )
+
+
+@strawberry.enum(description="Original settlement, later adjustment, or reversal.")
+class SettlementKind(StrEnum):
+    ORIGINAL = "ORIGINAL"
+    ADJUSTMENT = "ADJUSTMENT"
+    REVERSAL = "REVERSAL"
+
+
+@strawberry.type(description="One settlement event of a claim (amounts are this event's part).")
+class SettlementEvent:
+    kind: SettlementKind
+    reason: str | None
+    created_at: datetime
+    policy: str
+    category: Category | None
+    basic_insurance: Decimal
+    critical_illness: Decimal
+    inclusive_commercial: Decimal
+    assistance: Decimal
+    secondary_assistance: Decimal
+    out_of_pocket: Decimal
+
+    @classmethod
+    def of(
+        cls, event: models.Settlement, lines: Sequence[models.SettlementLine]
+    ) -> SettlementEvent:
+        amounts = {Payer(line.payer): line.amount for line in lines}
+        zero = Decimal("0.00")
+        return cls(
+            kind=SettlementKind(event.kind),
+            reason=event.reason,
+            created_at=event.created_at,
+            policy=event.policy,
+            category=Category(event.category) if event.category else None,
+            basic_insurance=amounts.get(Payer.BASIC_INSURANCE, zero),
+            critical_illness=amounts.get(Payer.CRITICAL_ILLNESS, zero),
+            inclusive_commercial=amounts.get(Payer.INCLUSIVE_COMMERCIAL, zero),
+            assistance=amounts.get(Payer.ASSISTANCE, zero),
+            secondary_assistance=amounts.get(Payer.SECONDARY_ASSISTANCE, zero),
+            out_of_pocket=event.out_of_pocket,
+        )
+
+
+@strawberry.type(description="One visit of a simulation (nothing stored).")
+class SimulatedVisit:
+    id: str
+    policy: str
+    category: Category | None
+    basic_insurance: Decimal
+    critical_illness: Decimal
+    inclusive_commercial: Decimal
+    assistance: Decimal
+    secondary_assistance: Decimal
+    out_of_pocket: Decimal
+    explanation: Explanation
+
+    @classmethod
+    def of(cls, result: VisitSettlement) -> SimulatedVisit:
+        p = result.payments
+        return cls(
+            id=result.visit_id,
+            policy=result.policy_id,
+            category=Category(result.category) if result.category else None,
+            basic_insurance=p[Payer.BASIC_INSURANCE],
+            critical_illness=p[Payer.CRITICAL_ILLNESS],
+            inclusive_commercial=p[Payer.INCLUSIVE_COMMERCIAL],
+            assistance=p[Payer.ASSISTANCE],
+            secondary_assistance=p[Payer.SECONDARY_ASSISTANCE],
+            out_of_pocket=result.out_of_pocket,
+            explanation=Explanation.from_dict(stored_explanation(result)),
+        )
+
+
+@strawberry.type(description="The result of simulateSettlement, one entry per visit in order.")
+class Simulation:
+    visits: list[SimulatedVisit]
+
+
+@strawberry.input(description="The claim of a discharged patient (SETTLEMENT.md §8).")
+class SettleClaimInput:
+    claim_number: str = strawberry.field(description="Idempotency key of the claim.")
+    id_number: str
+    type: VisitType
+    hospital_level: HospitalLevel | None = None
+    admission_date: date
+    discharge_date: date | None = strawberry.field(
+        default=None, description="Defaults to the admission date."
+    )
+    total_cost: Decimal
+    policy_scope_cost: Decimal
+    referral_compliant: bool = True
+    in_province: bool = True
+    diagnosis: str | None = None
+    special_treatment_hospital: bool = False
+    carrier: str | None = strawberry.field(
+        default=None, description="The insurer carrying the critical-illness claim."
+    )
+    hospital_code: str | None = None
+
+
+@strawberry.input
+class CategoryRecordInput:
+    category: Category
+    valid_from: date
+    valid_to: date | None = None
+
+
+@strawberry.input(description="A hypothetical person (nothing is read from the database).")
+class SimulatedPersonInput:
+    region_code: str
+    birth_date: date
+    insured: bool = True
+    inclusive_commercial: bool = False
+    categories: list[CategoryRecordInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class SimulatedVisitInput:
+    id: str
+    type: VisitType
+    hospital_level: HospitalLevel | None = None
+    admission_date: date
+    discharge_date: date | None = None
+    total_cost: Decimal
+    policy_scope_cost: Decimal
+    referral_compliant: bool = True
+    in_province: bool = True
+    diagnosis: str | None = None
+    special_treatment_hospital: bool = False
+
+
+@strawberry.input(description="A case in the format of SETTLEMENT.md §8.")
+class SimulateSettlementInput:
+    person: SimulatedPersonInput
+    visits: list[SimulatedVisitInput]
+
+    def case(self) -> dict[str, Any]:
+        """The same case as JSON for ``policies.cases`` (one validation for API and CLI)."""
+
+        def visit(v: SimulatedVisitInput) -> dict[str, Any]:
+            entry: dict[str, Any] = {
+                "id": v.id,
+                "type": v.type.value,
+                "admissionDate": v.admission_date.isoformat(),
+                "totalCost": str(v.total_cost),
+                "policyScopeCost": str(v.policy_scope_cost),
+                "referralCompliant": v.referral_compliant,
+                "inProvince": v.in_province,
+                "specialTreatmentHospital": v.special_treatment_hospital,
+            }
+            if v.hospital_level is not None:
+                entry["hospitalLevel"] = v.hospital_level.value
+            if v.discharge_date is not None:
+                entry["dischargeDate"] = v.discharge_date.isoformat()
+            if v.diagnosis is not None:
+                entry["diagnosis"] = v.diagnosis
+            return entry
+
+        p = self.person
+        return {
+            "person": {
+                "regionCode": p.region_code,
+                "birthDate": p.birth_date.isoformat(),
+                "insured": p.insured,
+                "inclusiveCommercial": p.inclusive_commercial,
+                "categories": [
+                    {
+                        "category": c.category.value,
+                        "validFrom": c.valid_from.isoformat(),
+                        "validTo": c.valid_to.isoformat() if c.valid_to else None,
+                    }
+                    for c in p.categories
+                ],
+            },
+            "visits": [visit(v) for v in self.visits],
+        }

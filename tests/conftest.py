@@ -1,0 +1,234 @@
+"""Shared fixtures: a throwaway PostgreSQL (embedded unless DATABASE_URL is set), the migrated
+schema, the ASGI app, tokens, and a SQL statement counter.
+
+The suite never touches ./var: the embedded server lives in a temporary directory and is
+deleted at the end; with DATABASE_URL a fresh database is created on that server and dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway import embedded, migrate
+from gateway.app import create_app
+from gateway.auth import issue_token
+from gateway.config import Settings
+from gateway.database import Database, resolve_url
+from policies.benefits import PolicySet, load_policies
+
+SECRET = "test-secret-" + "x" * 40
+TABLES = (
+    "settlement_lines, settlements, ledgers, high_cost_alerts, claims, enrollments, "
+    "identities, monitoring_flags, beneficiaries, audit_log"
+)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    configured = os.environ.get("DATABASE_URL")
+    if not configured:
+        with tempfile.TemporaryDirectory(prefix="medgw-test-") as tmp:
+            yield embedded.start(Path(tmp) / "pgdata", cleanup_mode="delete")
+        return
+    # A fresh database on the configured server, dropped afterwards.
+    base = make_url(resolve_url(Settings(database_url=configured)))
+    name = f"medgw_test_{uuid.uuid4().hex[:8]}"
+    admin = base.set(database="postgres")
+
+    import asyncio
+
+    async def ddl(statement: str) -> None:
+        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+        await engine.dispose()
+
+    asyncio.run(ddl(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    asyncio.run(ddl(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        jwt_secret=SECRET,
+        env="development",
+    )
+
+
+@pytest.fixture(scope="session")
+def policies() -> PolicySet:
+    return load_policies()
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings, database_url: str) -> AsyncIterator[Database]:
+    database = Database.connect(database_url, settings)
+    await migrate.upgrade_engine(database.engine)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Empty every table before each test that uses the database."""
+    if "db" not in request.fixturenames:
+        yield
+        return
+    database: Database = request.getfixturevalue("db")
+    async with database.engine.begin() as conn:
+        # replica role skips the append-only trigger of audit_log (tests only).
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    yield
+
+
+@pytest.fixture
+async def app(settings: Settings, db: Database, policies: PolicySet) -> AsyncIterator[Any]:
+    application = create_app(settings, db=db, policies=policies)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as c:
+        yield c
+
+
+def make_token(
+    department: str = "medical_insurance",
+    org: str = "mi-5104",
+    regions: tuple[str, ...] = ("5104", "3708", "32", "43"),
+    purpose: str | None = None,
+    **kwargs: Any,
+) -> str:
+    return issue_token(
+        SECRET,
+        subject="tester",
+        department=department,
+        org=org,
+        regions=regions,
+        purpose=purpose,
+        **kwargs,
+    )
+
+
+class GraphQLClient:
+    """Posts GraphQL with a department's token; ``data()`` asserts there were no errors."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, **token: Any
+    ) -> dict[str, Any]:
+        response = await self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {make_token(**token)}"},
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, **token: Any
+    ) -> dict[str, Any]:
+        body = await self.post(query, variables, **token)
+        assert "errors" not in body, body["errors"]
+        result: dict[str, Any] = body["data"]
+        return result
+
+    async def error(
+        self, query: str, variables: dict[str, Any] | None = None, **token: Any
+    ) -> dict[str, Any]:
+        """The single error of a request that must fail."""
+        body = await self.post(query, variables, **token)
+        assert body.get("errors"), body
+        assert len(body["errors"]) == 1, body["errors"]
+        first: dict[str, Any] = body["errors"][0]
+        return first
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, *args: Any) -> None:
+        self.statements.append(str(args[2]))
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_statements(db: Database) -> Iterator[Callable[[], StatementCounter]]:
+    counters: list[StatementCounter] = []
+
+    def start() -> StatementCounter:
+        counter = StatementCounter()
+        event.listen(db.engine.sync_engine, "before_cursor_execute", counter)
+        counters.append(counter)
+        return counter
+
+    yield start
+    for counter in counters:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", counter)
+
+
+@pytest.fixture(scope="session")
+def http_server(settings: Settings, db: Database) -> Iterator[str]:
+    """The app served by a real uvicorn on a free loopback port (its own event loop/thread)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+async def http(http_server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=http_server, timeout=30) as c:
+        yield c
+
+
+def bearer(**token: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token(**token)}"}
