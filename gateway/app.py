@@ -115,6 +115,9 @@ class GraphQLView(GraphQL[Context, None]):
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         """Write the read audit record before the response leaves; no record, no data."""
         context: Context = request.scope["medgw.context"]
+        # Give the read connection back first: a request never holds two connections, so a
+        # burst of requests cannot exhaust the pool waiting for their audit writes.
+        await context.close()
         trail, context.trail = context.trail, type(context.trail)()
         if trail and result.data is not None:
             try:
@@ -143,7 +146,7 @@ class GraphQLView(GraphQL[Context, None]):
 
 
 def _operation_of(query: str | None) -> str | None:
-    """The first top-level field of an anonymous operation, as a readable operation name."""
+    """The name of the (first) operation, or of its first top-level field when anonymous."""
     if not query:
         return None
     try:
@@ -152,6 +155,8 @@ def _operation_of(query: str | None) -> str | None:
         return None
     for definition in document.definitions:
         if isinstance(definition, graphql.OperationDefinitionNode):
+            if definition.name is not None:
+                return definition.name.value
             for selection in definition.selection_set.selections:
                 if isinstance(selection, graphql.FieldNode):
                     return selection.name.value

@@ -185,6 +185,7 @@ class Explanation:
             "outOfScope": money(self.total_cost - self.policy_scope_cost),
             "lines": [line.to_dict() for line in self.lines],
             "outOfPocket": money(self.out_of_pocket),
+            "text": self.render_text(),
         }
 
     def render_text(self) -> str:

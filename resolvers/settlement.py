@@ -128,8 +128,8 @@ def check_claim(data: ClaimInput) -> ClaimInput:
 
 
 def stored_explanation(result: VisitSettlement) -> dict[str, Any]:
-    """The explanation kept with a settlement event: the engine's JSON plus the rendered text."""
-    return {**result.explanation.to_dict(), "text": result.explanation.render_text()}
+    """The explanation kept with a settlement event (JSON, with the rendered text)."""
+    return result.explanation.to_dict()
 
 
 def totals(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -142,6 +143,7 @@ class Settlement:
     secondary_assistance: Decimal
     out_of_pocket: Decimal
     explanation: Explanation | None
+    beneficiary_id: strawberry.Private[uuid.UUID | None] = None
 
     @classmethod
     def of(
@@ -166,6 +168,7 @@ class Settlement:
             secondary_assistance=payments[Payer.SECONDARY_ASSISTANCE],
             out_of_pocket=out_of_pocket,
             explanation=Explanation.from_dict(explanation) if explanation else None,
+            beneficiary_id=events[0].beneficiary_id if events else None,
         )
 
 
@@ -189,6 +192,7 @@ class SettlementEvent:
     assistance: Decimal
     secondary_assistance: Decimal
     out_of_pocket: Decimal
+    beneficiary_id: strawberry.Private[uuid.UUID | None] = None
 
     @classmethod
     def of(
@@ -208,6 +212,7 @@ class SettlementEvent:
             assistance=amounts.get(Payer.ASSISTANCE, zero),
             secondary_assistance=amounts.get(Payer.SECONDARY_ASSISTANCE, zero),
             out_of_pocket=event.out_of_pocket,
+            beneficiary_id=event.beneficiary_id,
         )
 
 

@@ -45,6 +45,7 @@ def test_simulate_explain_adds_an_explanation_per_visit(tmp_path: Path) -> None:
     lines = {line["payer"]: line for line in visit["explanation"]["lines"]}
     assert lines["criticalIllness"]["paid"] == "43888.00"
     assert lines["criticalIllness"]["deductible"] == "10000.00"
+    assert "criticalIllness: 43888.00" in visit["explanation"]["text"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,238 @@
+"""The audit trail: one record per response that carried personal data, none for aggregates,
+every write audited, a hash chain that shows tampering, and the auditor's reports."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from typer.testing import CliRunner
+
+from gateway import audit, models
+from gateway.cli import app as cli
+from gateway.config import Settings
+from gateway.database import Database
+from tests.conftest import GraphQLClient
+from tests.factories import add_people
+
+PAGE = """query People { beneficiaries(first: 10) { edges { node {
+  name identities { category } } } } }"""
+
+
+async def records(db: Database) -> Sequence[models.AuditRecord]:
+    async with db.sessions() as session:
+        rows = await session.scalars(select(models.AuditRecord).order_by(models.AuditRecord.id))
+        return rows.all()
+
+
+async def test_a_read_of_personal_fields_leaves_exactly_one_record(
+    gql: GraphQLClient, db: Database
+) -> None:
+    people = await add_people(db, 2)
+    await gql.data(PAGE, department="civil_affairs", org="东区民政局", purpose="assistance review")
+    [record] = await records(db)
+    assert record.action == "READ"
+    assert (record.department, record.org, record.subject) == (
+        "civil_affairs",
+        "东区民政局",
+        "tester",
+    )
+    assert record.purpose == "assistance review"
+    assert record.operation == "People"
+    assert record.query_hash == hashlib.sha256(PAGE.encode()).hexdigest()
+    assert sorted(record.beneficiary_ids) == sorted(p.id for p in people)
+    assert record.field_paths == [
+        "beneficiaries.edges.node.identities",
+        "beneficiaries.edges.node.identities.category",
+        "beneficiaries.edges.node.name",
+    ]
+
+
+async def test_an_anonymous_operation_is_named_by_its_first_field(
+    gql: GraphQLClient, db: Database
+) -> None:
+    [person] = await add_people(db, 1)
+    await gql.data('{ beneficiary(idNumber: "%s") { gender } }' % person.id_number)
+    [record] = await records(db)
+    assert record.operation == "beneficiary"
+    assert record.field_paths == ["beneficiary.gender"]
+
+
+@pytest.mark.parametrize(
+    ("department", "query"),
+    [
+        ("finance", "{ statistics(year: 2023) { persons claims assistance } }"),
+        ("dashboard", "{ statistics(year: 2023) { byCategory { category persons } } }"),
+        ("health", "{ benefitPolicies { id name } }"),
+        ("civil_affairs", "{ beneficiaries(first: 5) { edges { cursor node { id } } } }"),
+        ("civil_affairs", '{ beneficiary(idNumber: "510402197001010013") { name } }'),
+    ],
+    ids=["statistics", "categories-count", "policies", "opaque-ids-only", "nobody-found"],
+)
+async def test_responses_without_personal_data_leave_no_record(
+    gql: GraphQLClient, db: Database, department: str, query: str
+) -> None:
+    await add_people(db, 3, start=50)
+    await gql.data(query, department=department)
+    assert await records(db) == []
+
+
+async def test_without_its_audit_record_a_response_carries_no_data(
+    gql: GraphQLClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_people(db, 1)
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("audit store down")
+
+    monkeypatch.setattr(audit, "append", broken)
+    body = await gql.post(PAGE)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
+    assert "audit unavailable" in body["errors"][0]["message"]
+
+
+async def test_concurrent_requests_keep_one_linear_chain(gql: GraphQLClient, db: Database) -> None:
+    await add_people(db, 3)
+    await asyncio.gather(*(gql.data(PAGE) for _ in range(20)))
+    assert len(await records(db)) == 20
+    async with db.sessions() as session:
+        result = await audit.verify(session)
+    assert result.ok
+    assert result.checked == 20
+
+
+async def _tamper(db: Database, statement: str) -> None:
+    async with db.engine.begin() as conn:
+        # Only a superuser who switches the append-only trigger off can do this.
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(text(statement))
+
+
+def _verify(settings: Settings, database_url: str) -> Any:
+    env = {"DATABASE_URL": database_url, "MEDGW_DATA_DIR": str(settings.data_dir)}
+    return CliRunner().invoke(cli, ["audit", "verify"], env=env)
+
+
+async def test_audit_verify_reports_an_intact_chain(
+    gql: GraphQLClient, db: Database, settings: Settings, database_url: str
+) -> None:
+    await add_people(db, 1)
+    for _ in range(3):
+        await gql.data(PAGE)
+    result = await asyncio.to_thread(_verify, settings, database_url)
+    assert result.exit_code == 0, result.output
+    assert "audit chain intact: 3 records" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("statement", "reason"),
+    [
+        ("UPDATE audit_log SET purpose = 'curiosity' WHERE id = 2", "content does not match"),
+        ("DELETE FROM audit_log WHERE id = 2", "prev_hash does not match"),
+    ],
+    ids=["changed", "deleted"],
+)
+async def test_tampering_is_detected_at_the_first_broken_link(
+    gql: GraphQLClient,
+    db: Database,
+    settings: Settings,
+    database_url: str,
+    statement: str,
+    reason: str,
+) -> None:
+    await add_people(db, 1)
+    for _ in range(4):
+        await gql.data(PAGE)
+    await _tamper(db, statement)
+    result = await asyncio.to_thread(_verify, settings, database_url)
+    assert result.exit_code == 1
+    broken_at = 2 if "UPDATE" in statement else 3
+    assert f"audit chain broken at record {broken_at}: {reason}" in result.stdout
+    assert "(1 records before it are intact)" in result.stdout
+
+
+async def test_access_report_lists_who_saw_the_person_and_why(
+    gql: GraphQLClient, db: Database
+) -> None:
+    [person, other] = await add_people(db, 2, claims_each=1, carrier="insurer-a")
+    await gql.data(
+        '{ beneficiary(idNumber: "%s") { name identities { category } } }' % person.id_number,
+        department="civil_affairs",
+        org="东区民政局",
+        purpose="低保复核",
+    )
+    await gql.data(
+        "{ claims(first: 5) { edges { node { claimNumber diagnosis beneficiary { name } } } } }",
+        department="insurer",
+        org="insurer-a",
+        purpose="claim_handling",
+    )
+    await gql.data('{ beneficiary(idNumber: "%s") { name } }' % other.id_number)
+    report = await gql.data(
+        """query($n: String!) { accessReport(idNumber: $n) { idNumber beneficiaryId
+          records { action department org purpose operation fieldPaths } } }""",
+        {"n": person.id_number},
+        department="auditor",
+        org="审计局",
+    )
+    found = report["accessReport"]
+    assert found["beneficiaryId"] == str(person.id)
+    assert found["records"] == [
+        {
+            "action": "READ",
+            "department": "civil_affairs",
+            "org": "东区民政局",
+            "purpose": "低保复核",
+            "operation": "beneficiary",
+            "fieldPaths": [
+                "beneficiary.identities",
+                "beneficiary.identities.category",
+                "beneficiary.name",
+            ],
+        },
+        {
+            "action": "READ",
+            "department": "insurer",
+            "org": "insurer-a",
+            "purpose": "claim_handling",
+            "operation": "claims",
+            "fieldPaths": [
+                "claims.edges.node.beneficiary",
+                "claims.edges.node.beneficiary.name",
+                "claims.edges.node.diagnosis",
+            ],
+        },
+    ]
+
+
+async def test_the_auditor_pages_and_filters_the_log(gql: GraphQLClient, db: Database) -> None:
+    [person] = await add_people(db, 1)
+    for department in ("civil_affairs", "medical_insurance", "civil_affairs"):
+        await gql.data(PAGE, department=department)
+    query = """query($d: String, $b: ID, $after: String) {
+      auditLog(department: $d, beneficiaryId: $b, first: 1, after: $after) {
+        edges { node { id department beneficiaryIds } } pageInfo { hasNextPage endCursor } } }"""
+    first = (await gql.data(query, {"d": "civil_affairs"}, department="auditor"))["auditLog"]
+    assert [e["node"]["department"] for e in first["edges"]] == ["civil_affairs"]
+    assert first["pageInfo"]["hasNextPage"] is True
+    rest = await gql.data(
+        query,
+        {"d": "civil_affairs", "after": first["pageInfo"]["endCursor"]},
+        department="auditor",
+    )
+    assert [e["node"]["id"] for e in rest["auditLog"]["edges"]] == ["3"]
+    mine = await gql.data(query, {"b": str(person.id)}, department="auditor")
+    assert mine["auditLog"]["edges"][0]["node"]["beneficiaryIds"] == [str(person.id)]
+
+
+def test_no_mutation_can_change_or_delete_audit_records() -> None:
+    from schema import build_schema
+
+    mutations = build_schema()._schema.mutation_type
+    assert mutations is not None
+    assert not [name for name in mutations.fields if "audit" in name.lower()]

@@ -1,0 +1,79 @@
+"""Demo data: realistic persons of the four policy regions, valid ID numbers, plausible shares."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import date
+
+from sqlalchemy import select
+
+from gateway import demo, models, resident_id
+from gateway.config import Settings
+from gateway.database import Database
+from policies.benefits import PolicySet
+
+TODAY = date(2026, 11, 24)
+
+
+async def test_demo_persons_are_valid_and_spread_over_the_four_regions(
+    db: Database, settings: Settings, database_url: str
+) -> None:
+    added = await demo.load(
+        database_url, settings, persons=400, seed=3, today=TODAY, show_progress=False
+    )
+    assert added == 400
+    async with db.sessions() as session:
+        people = (await session.scalars(select(models.Beneficiary))).all()
+        identities = (await session.scalars(select(models.Identity))).all()
+        flags = (await session.scalars(select(models.MonitoringFlag))).all()
+        enrollments = (await session.scalars(select(models.Enrollment))).all()
+    assert len(people) == 400
+    for person in people:
+        parsed = resident_id.parse(person.id_number)
+        assert (parsed.birth_date, parsed.gender, parsed.region_code) == (
+            person.birth_date,
+            person.gender,
+            person.region_code,
+        )
+        assert 2 <= len(person.name) <= 3
+    by_policy = Counter(p.region_code[:2] for p in people)
+    assert by_policy == {"51": 100, "37": 100, "32": 100, "43": 100}
+    # 低保 is a few percent; every category a region's policy knows turns up somewhere.
+    minimum_living = {i.beneficiary_id for i in identities if i.category == "MINIMUM_LIVING"}
+    assert 4 <= len(minimum_living) <= 40
+    assert {f.category for f in flags} >= {"MONITORED", "REGISTERED_POOR"}
+    assert all(
+        i.department == "civil_affairs"
+        or i.category in {"PRIORITY_ENTITLED", "DISTRESSED_WORKER", "LOW_INCOME_SEVERELY_DISABLED"}
+        for i in identities
+    )
+    assert 360 <= len(enrollments) <= 400
+    for e in enrollments:
+        assert e.year == 2026
+        assert (
+            e.subsidy_assistance_fund + e.subsidy_finance + e.subsidy_individual == e.contribution
+        )
+    assert any(e.subsidy_assistance_fund > 0 for e in enrollments)
+
+
+async def test_demo_only_fills_an_empty_database_when_asked(
+    db: Database, settings: Settings, database_url: str
+) -> None:
+    first = await demo.load(database_url, settings, persons=5, if_empty=True, show_progress=False)
+    again = await demo.load(database_url, settings, persons=5, if_empty=True, show_progress=False)
+    assert (first, again) == (5, 0)
+    more = await demo.load(database_url, settings, persons=5, seed=8, show_progress=False)
+    assert more == 5
+
+
+def test_the_same_seed_makes_the_same_people(policies: PolicySet) -> None:
+    def people(seed: int) -> list[str]:
+        rng = random.Random(seed)
+        return [
+            demo.make_person(rng, policies, "510400", TODAY, set()).row["id_number"]
+            for _ in range(20)
+        ]
+
+    assert people(1) == people(1)
+    assert people(1) != people(2)
