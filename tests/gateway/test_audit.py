@@ -56,7 +56,7 @@ async def test_an_anonymous_operation_is_named_by_its_first_field(
     gql: GraphQLClient, db: Database
 ) -> None:
     [person] = await add_people(db, 1)
-    await gql.data('{ beneficiary(idNumber: "%s") { gender } }' % person.id_number)
+    await gql.data(f'{{ beneficiary(idNumber: "{person.id_number}") {{ gender }} }}')
     [record] = await records(db)
     assert record.operation == "beneficiary"
     assert record.field_paths == ["beneficiary.gender"]
@@ -161,7 +161,7 @@ async def test_access_report_lists_who_saw_the_person_and_why(
 ) -> None:
     [person, other] = await add_people(db, 2, claims_each=1, carrier="insurer-a")
     await gql.data(
-        '{ beneficiary(idNumber: "%s") { name identities { category } } }' % person.id_number,
+        f'{{ beneficiary(idNumber: "{person.id_number}") {{ name identities {{ category }} }} }}',
         department="civil_affairs",
         org="东区民政局",
         purpose="低保复核",
@@ -172,7 +172,7 @@ async def test_access_report_lists_who_saw_the_person_and_why(
         org="insurer-a",
         purpose="claim_handling",
     )
-    await gql.data('{ beneficiary(idNumber: "%s") { name } }' % other.id_number)
+    await gql.data(f'{{ beneficiary(idNumber: "{other.id_number}") {{ name }} }}')
     report = await gql.data(
         """query($n: String!) { accessReport(idNumber: $n) { idNumber beneficiaryId
           records { action department org purpose operation fieldPaths } } }""",
