@@ -8,6 +8,7 @@ then executed by the schema of the caller's department.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -69,6 +70,10 @@ class GraphQLView(GraphQL[Context, None]):
     def __init__(self, gateway: Gateway, **kwargs: Any) -> None:
         self.gateway = gateway
         super().__init__(**kwargs)
+
+    def encode_json(self, data: object) -> str:
+        # Names and references are Chinese: send UTF-8, not \uXXXX escapes.
+        return json.dumps(data, ensure_ascii=False)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         gw = self.gateway

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -61,6 +62,18 @@ class Context:
             if self._session is None:
                 self._session = self.db.sessions()
             return await work(self._session)
+
+    async def all(self, stmt: Select[Any]) -> Sequence[Any]:
+        """The rows (ORM entities) a select returns, on the request's read session."""
+
+        async def run(session: AsyncSession) -> Sequence[Any]:
+            return (await session.scalars(stmt)).all()
+
+        return await self.read(run)
+
+    async def one_or_none(self, stmt: Select[Any]) -> Any:
+        rows = await self.all(stmt)
+        return rows[0] if rows else None
 
     async def close(self) -> None:
         if self._session is not None:

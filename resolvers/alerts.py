@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import exists, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, exists, select
 
 from gateway import audit, models
 from gateway.context import Context
 from gateway.errors import Conflict, NotFound
 from policies.errors import InvalidInput
 from resolvers.inputs import check_text
+from resolvers.pages import keyset
 
 
-def _visible(ctx: Context) -> object:
+def _visible(ctx: Context) -> ColumnElement[bool]:
     return exists().where(
         models.Beneficiary.id == models.HighCostAlert.beneficiary_id, *ctx.rows.persons()
     )
@@ -24,24 +24,12 @@ def _visible(ctx: Context) -> object:
 async def page(
     ctx: Context, *, status: str | None, year: int | None, first: int, after: int | None
 ) -> Sequence[models.HighCostAlert]:
-    conditions: list[object] = [_visible(ctx)]
+    stmt = select(models.HighCostAlert).where(_visible(ctx))
     if status is not None:
-        conditions.append(models.HighCostAlert.status == status)
+        stmt = stmt.where(models.HighCostAlert.status == status)
     if year is not None:
-        conditions.append(models.HighCostAlert.year == year)
-    if after is not None:
-        conditions.append(models.HighCostAlert.id > after)
-    stmt = (
-        select(models.HighCostAlert)
-        .where(*conditions)  # type: ignore[arg-type]
-        .order_by(models.HighCostAlert.id)
-        .limit(first + 1)
-    )
-
-    async def run(session: AsyncSession) -> Sequence[models.HighCostAlert]:
-        return (await session.scalars(stmt)).all()
-
-    return await ctx.read(run)
+        stmt = stmt.where(models.HighCostAlert.year == year)
+    return await ctx.all(keyset(stmt, models.HighCostAlert.id, after, first))
 
 
 async def resolve(ctx: Context, alert_id: str, resolution: str) -> models.HighCostAlert:
@@ -55,7 +43,7 @@ async def resolve(ctx: Context, alert_id: str, resolution: str) -> models.HighCo
         alert = (
             await session.scalars(
                 select(models.HighCostAlert)
-                .where(models.HighCostAlert.id == key, _visible(ctx))  # type: ignore[arg-type]
+                .where(models.HighCostAlert.id == key, _visible(ctx))
                 .with_for_update()
             )
         ).one_or_none()

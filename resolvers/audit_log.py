@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import models, resident_id
 from gateway.context import Context
+from resolvers.pages import keyset
 
 
 async def page(
@@ -24,23 +25,16 @@ async def page(
     after: int | None,
 ) -> Sequence[models.AuditRecord]:
     record = models.AuditRecord
-    conditions: list[object] = []
+    stmt = select(record)
     if department is not None:
-        conditions.append(record.department == department)
+        stmt = stmt.where(record.department == department)
     if beneficiary_id is not None:
-        conditions.append(record.beneficiary_ids.contains([beneficiary_id]))
+        stmt = stmt.where(record.beneficiary_ids.contains([beneficiary_id]))
     if since is not None:
-        conditions.append(record.at >= since)
+        stmt = stmt.where(record.at >= since)
     if until is not None:
-        conditions.append(record.at < until)
-    if after is not None:
-        conditions.append(record.id > after)
-    stmt = select(record).where(*conditions).order_by(record.id).limit(first + 1)  # type: ignore[arg-type]
-
-    async def run(session: AsyncSession) -> Sequence[models.AuditRecord]:
-        return (await session.scalars(stmt)).all()
-
-    return await ctx.read(run)
+        stmt = stmt.where(record.at < until)
+    return await ctx.all(keyset(stmt, record.id, after, first))
 
 
 async def access_report(

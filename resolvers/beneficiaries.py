@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import models, resident_id
@@ -14,6 +14,8 @@ from gateway.context import Context
 from gateway.errors import BadInput, NotFound
 from policies.errors import InvalidInput
 from policies.vocabulary import Category
+from resolvers.inputs import check_region_prefix
+from resolvers.pages import keyset
 from resolvers.rows import RowRules
 
 
@@ -35,27 +37,21 @@ async def find(
         if id is not None
         else models.Beneficiary.id_number == (id_number or "").strip().upper()
     )
-    stmt = select(models.Beneficiary).where(condition, *ctx.rows.persons())
-
-    async def run(session: AsyncSession) -> models.Beneficiary | None:
-        return (await session.scalars(stmt)).one_or_none()
-
-    return await ctx.read(run)
+    found: models.Beneficiary | None = await ctx.one_or_none(
+        select(models.Beneficiary).where(condition, *ctx.rows.persons())
+    )
+    return found
 
 
-def holds_category(category: Category, on: date) -> object:
+def holds_category(category: Category, on: date) -> ColumnElement[bool]:
     """SQL: the person holds ``category`` on ``on`` (an identity or a monitoring flag)."""
-
-    def valid(model: type[models.Identity] | type[models.MonitoringFlag]) -> object:
-        return exists().where(
-            model.beneficiary_id == models.Beneficiary.id,
-            model.category == category.value,
-            model.valid_from <= on,
-            or_(model.valid_to.is_(None), model.valid_to >= on),
-        )
-
     model = models.MonitoringFlag if category.is_monitoring_flag else models.Identity
-    return valid(model)
+    return exists().where(
+        model.beneficiary_id == models.Beneficiary.id,
+        model.category == category.value,
+        model.valid_from <= on,
+        or_(model.valid_to.is_(None), model.valid_to >= on),
+    )
 
 
 async def page(
@@ -67,26 +63,14 @@ async def page(
     after: uuid.UUID | None,
 ) -> Sequence[models.Beneficiary]:
     """``first + 1`` persons in id order after ``after``, under the row rules and filters."""
-    conditions: list[object] = list(ctx.rows.persons())
+    stmt = select(models.Beneficiary).where(*ctx.rows.persons())
     if region_prefix is not None:
-        if not region_prefix.isdigit() or not 1 <= len(region_prefix) <= 6:
-            raise InvalidInput("regionPrefix", region_prefix, "expected 1 to 6 digits")
-        conditions.append(models.Beneficiary.region_code.like(f"{region_prefix}%"))
+        stmt = stmt.where(
+            models.Beneficiary.region_code.like(f"{check_region_prefix(region_prefix)}%")
+        )
     if category is not None:
-        conditions.append(holds_category(category, date.today()))
-    if after is not None:
-        conditions.append(models.Beneficiary.id > after)
-    stmt = (
-        select(models.Beneficiary)
-        .where(*conditions)  # type: ignore[arg-type]
-        .order_by(models.Beneficiary.id)
-        .limit(first + 1)
-    )
-
-    async def run(session: AsyncSession) -> Sequence[models.Beneficiary]:
-        return (await session.scalars(stmt)).all()
-
-    return await ctx.read(run)
+        stmt = stmt.where(holds_category(category, date.today()))
+    return await ctx.all(keyset(stmt, models.Beneficiary.id, after, first))
 
 
 async def lock_person(session: AsyncSession, rows: RowRules, id_number: str) -> models.Beneficiary:

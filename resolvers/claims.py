@@ -7,39 +7,30 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import audit, models
 from gateway.context import Context
 from gateway.errors import NotFound
 from resolvers.inputs import check_text
+from resolvers.pages import keyset
 
 
 async def find(ctx: Context, claim_number: str) -> models.Claim | None:
-    stmt = select(models.Claim).where(
-        models.Claim.claim_number == claim_number.strip(), *ctx.rows.claims_with_persons()
+    found: models.Claim | None = await ctx.one_or_none(
+        select(models.Claim).where(
+            models.Claim.claim_number == claim_number.strip(), *ctx.rows.claims_with_persons()
+        )
     )
-
-    async def run(session: AsyncSession) -> models.Claim | None:
-        return (await session.scalars(stmt)).one_or_none()
-
-    return await ctx.read(run)
+    return found
 
 
 async def page(
     ctx: Context, *, year: int | None, first: int, after: int | None
 ) -> Sequence[models.Claim]:
-    conditions = [*ctx.rows.claims_with_persons()]
+    stmt = select(models.Claim).where(*ctx.rows.claims_with_persons())
     if year is not None:
-        conditions.append(models.Claim.year == year)
-    if after is not None:
-        conditions.append(models.Claim.id > after)
-    stmt = select(models.Claim).where(*conditions).order_by(models.Claim.id).limit(first + 1)
-
-    async def run(session: AsyncSession) -> Sequence[models.Claim]:
-        return (await session.scalars(stmt)).all()
-
-    return await ctx.read(run)
+        stmt = stmt.where(models.Claim.year == year)
+    return await ctx.all(keyset(stmt, models.Claim.id, after, first))
 
 
 async def acknowledge(ctx: Context, claim_number: str) -> models.Claim:

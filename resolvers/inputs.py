@@ -32,6 +32,13 @@ def check_region(code: str, field: str = "regionCode") -> str:
     return code
 
 
+def check_region_prefix(prefix: str, field: str = "regionPrefix") -> str:
+    """1 to 6 digits: a province (32), a city (5104) or a county (510402)."""
+    if not prefix.isdigit() or not 1 <= len(prefix) <= 6:
+        raise InvalidInput(field, prefix, "expected 1 to 6 digits")
+    return prefix
+
+
 def check_text(value: str | None, field: str, limit: int, required: bool = False) -> str | None:
     """Stripped text of at most ``limit`` characters; ``None`` when blank and optional."""
     if value is None or not value.strip():

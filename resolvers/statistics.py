@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import models
 from gateway.context import Context
 from policies.errors import InvalidInput
+from resolvers.inputs import check_region_prefix
 
 ZERO = Decimal("0.00")
 
@@ -32,8 +33,8 @@ class Figures:
 async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures:
     """Counts and sums over the persons the caller's rows allow, narrowed to a region prefix;
     categories are those held on 31 December of ``year`` (or today, for the current year)."""
-    if region_prefix is not None and (not region_prefix.isdigit() or len(region_prefix) > 6):
-        raise InvalidInput("regionPrefix", region_prefix, "expected 1 to 6 digits")
+    if region_prefix is not None:
+        check_region_prefix(region_prefix)
     if not 1990 <= year <= 2100:
         raise InvalidInput("year", year, "expected a year between 1990 and 2100")
     people = [*ctx.rows.persons()]

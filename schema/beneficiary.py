@@ -15,7 +15,7 @@ from policies.engine import tilt_applies
 from policies.errors import NoPolicyInForce
 from resolvers.loaders import ClaimPage
 from schema.enums import Category, Gender
-from schema.pagination import Connection, check_first, decode_cursor
+from schema.pagination import Connection, check_first, connection, decode_cursor
 
 if TYPE_CHECKING:
     from gateway.context import Context
@@ -215,7 +215,7 @@ class Beneficiary:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[Annotated[Claim, strawberry.lazy("schema.claim")]]:
-        from schema.claim import claim_connection
+        from schema.claim import Claim
 
         page = ClaimPage(
             beneficiary_id=self.beneficiary_id,
@@ -224,4 +224,4 @@ class Beneficiary:
             after=int(decode_cursor("claim", after)) if after else None,
         )
         rows = await info.context.loaders.claim_pages.load(page)
-        return claim_connection(rows, first)
+        return connection(rows, first, "claim", Claim.from_model, lambda r: r.id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
@@ -12,7 +11,6 @@ import strawberry
 
 from gateway import models
 from schema.enums import HospitalLevel, VisitType
-from schema.pagination import Connection, Edge, PageInfo, encode_cursor
 
 if TYPE_CHECKING:
     from gateway.context import Context
@@ -96,16 +94,3 @@ class Claim:
             claim_id=m.id,
             beneficiary_id=m.beneficiary_id,
         )
-
-
-def claim_connection(rows: Sequence[models.Claim], first: int) -> Connection[Claim]:
-    """A page from ``first + 1`` rows (the extra row only says that there is a next page)."""
-    page = rows[:first]
-    edges = [Edge(cursor=encode_cursor("claim", r.id), node=Claim.from_model(r)) for r in page]
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=len(rows) > first,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 import strawberry
@@ -11,6 +12,7 @@ import strawberry
 from policies.errors import InvalidInput
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @strawberry.type
@@ -29,6 +31,19 @@ class Edge(Generic[T]):
 class Connection(Generic[T]):
     edges: list[Edge[T]]
     page_info: PageInfo
+
+
+def connection(
+    rows: Sequence[R], first: int, kind: str, node: Callable[[R], T], key: Callable[[R], object]
+) -> Connection[T]:
+    """A page from ``first + 1`` keyset-ordered rows (the extra row only says there is more)."""
+    edges = [Edge(cursor=encode_cursor(kind, key(r)), node=node(r)) for r in rows[:first]]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None
+        ),
+    )
 
 
 def encode_cursor(kind: str, key: object) -> str:

@@ -11,9 +11,9 @@ from resolvers import alerts, audit_log, beneficiaries, claims, statistics
 from schema.alert import AlertStatus, HighCostAlert
 from schema.audit import AccessReport, AuditRecord
 from schema.beneficiary import Beneficiary
-from schema.claim import Claim, claim_connection
+from schema.claim import Claim
 from schema.enums import Category
-from schema.pagination import Connection, Edge, PageInfo, check_first, decode_cursor, encode_cursor
+from schema.pagination import Connection, check_first, connection, decode_cursor
 from schema.policy import BenefitPolicy
 from schema.statistics import Statistics
 
@@ -64,17 +64,7 @@ class Query:
             first=first,
             after=after_id,
         )
-        edges = [
-            Edge(cursor=encode_cursor("beneficiary", r.id), node=Beneficiary.from_model(r))
-            for r in rows[:first]
-        ]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(rows) > first,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-        )
+        return connection(rows, first, "beneficiary", Beneficiary.from_model, lambda r: r.id)
 
     @strawberry.field(description="One claim by its number; null if not visible.")
     async def claim(self, info: strawberry.Info[Context, None], claim_number: str) -> Claim | None:
@@ -91,7 +81,7 @@ class Query:
     ) -> Connection[Claim]:
         size = _page_size(info, first)
         rows = await claims.page(info.context, year=year, first=size, after=_after("claim", after))
-        return claim_connection(rows, size)
+        return connection(rows, size, "claim", Claim.from_model, lambda r: r.id)
 
     @strawberry.field(description="High-cost alerts (主动发现) of the caller's regions.")
     async def high_cost_alerts(
@@ -110,16 +100,7 @@ class Query:
             first=size,
             after=_after("alert", after),
         )
-        edges = [
-            Edge(cursor=encode_cursor("alert", r.id), node=HighCostAlert.from_model(r))
-            for r in rows[:size]
-        ]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
-            ),
-        )
+        return connection(rows, size, "alert", HighCostAlert.from_model, lambda r: r.id)
 
     @strawberry.field(description="Aggregates of a year over the caller's regions.")
     async def statistics(
@@ -163,16 +144,7 @@ class Query:
             first=size,
             after=_after("audit", after),
         )
-        edges = [
-            Edge(cursor=encode_cursor("audit", r.id), node=AuditRecord.from_model(r))
-            for r in rows[:size]
-        ]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
-            ),
-        )
+        return connection(rows, size, "audit", AuditRecord.from_model, lambda r: r.id)
 
     @strawberry.field(
         description="Who saw or changed this person's data, when, what and why (auditor only)."
