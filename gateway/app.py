@@ -8,6 +8,7 @@ then executed by the schema of the caller's department.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
@@ -27,6 +28,7 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
 )
 from strawberry.extensions.query_depth_limiter import IgnoreContext
@@ -67,9 +69,23 @@ def load_access_for_schema() -> tuple[graphql.GraphQLSchema, AccessPolicies]:
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, gateway: Gateway, **kwargs: Any) -> None:
+    """The GraphQL endpoint of one department."""
+
+    def __init__(self, gateway: Gateway, policy: DepartmentPolicy, **kwargs: Any) -> None:
         self.gateway = gateway
+        self.policy = policy
+        # Whether a query text may run for this department depends on nothing else (and the
+        # token's purpose): remember the answer for the queries clients send again and again.
+        self.refusal = functools.lru_cache(maxsize=512)(self._refusal)
         super().__init__(**kwargs)
+
+    def _refusal(
+        self, query: str | None, operation_name: str | None, purpose: str | None
+    ) -> graphql.GraphQLError | None:
+        gateway = self.gateway
+        return refusal(
+            query, operation_name, gateway.full_schema, gateway.access, self.policy, purpose
+        )
 
     def encode_json(self, data: object) -> str:
         # Names and references are Chinese: send UTF-8, not \uXXXX escapes.
@@ -103,13 +119,8 @@ class GraphQLView(GraphQL[Context, None]):
         anything executes; otherwise run the operation on the department's schema."""
         context.query = request_data.query
         context.operation_name = request_data.operation_name
-        denied = refusal(
-            request_data.query,
-            request_data.operation_name,
-            self.gateway.full_schema,
-            self.gateway.access,
-            context.policy,
-            context.principal.purpose,
+        denied = self.refusal(
+            request_data.query, request_data.operation_name, context.principal.purpose
         )
         if denied is not None:
             return ExecutionResult(data=None, errors=[denied])
@@ -299,6 +310,7 @@ def department_extensions(settings: Settings, policy: DepartmentPolicy) -> list[
     extensions: list[Extension] = [
         production_errors() if settings.is_production else ErrorCodes,
         FieldAccess,
+        lambda: ParserCache(maxsize=512),
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth, should_ignore=_introspection),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
@@ -323,6 +335,7 @@ def build_views(gateway: Gateway) -> dict[str, GraphQLView]:
         )
         views[name] = GraphQLView(
             gateway,
+            policy,
             schema=schema,
             graphql_ide=None if settings.is_production else "graphiql",
             allow_queries_via_get=True,
