@@ -29,6 +29,9 @@ class _Personal:
     def can_use(self, type_name: str, field: str) -> bool:
         return not self.access.is_personal(type_name, field)
 
+    def can_use_argument(self, type_name: str, field: str, argument: str) -> bool:
+        return True
+
 
 def refusal(
     query: str | None,

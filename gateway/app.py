@@ -43,7 +43,13 @@ from gateway.config import Settings
 from gateway.context import Context
 from gateway.database import Database, resolve_url
 from gateway.errors import UNAUTHENTICATED, ErrorCodes, production_errors
-from policies.access import AccessPolicies, DepartmentPolicy, catalog_of, load_access
+from policies.access import (
+    AccessPolicies,
+    DepartmentPolicy,
+    arguments_of,
+    catalog_of,
+    load_access,
+)
 from policies.benefits import PolicySet, load_policies
 from schema import Extension, build_schema
 
@@ -65,7 +71,7 @@ class Gateway:
 def load_access_for_schema() -> tuple[graphql.GraphQLSchema, AccessPolicies]:
     """The full schema and the access policies validated against it (a typo stops here)."""
     full = build_schema()._schema
-    return full, load_access(catalog_of(full))
+    return full, load_access(catalog_of(full), arguments=arguments_of(full))
 
 
 class GraphQLView(GraphQL[Context, None]):

@@ -58,12 +58,3 @@ def parse(number: str, field: str = "idNumber") -> ResidentId:
         raise InvalidInput(field, number, f"check character should be {expected}")
     gender = "MALE" if int(text[16]) % 2 else "FEMALE"
     return ResidentId(text, text[:6], born, gender)
-
-
-def mask(number: str) -> str:
-    """Example:
-
-    >>> mask("510402197001011234")
-    '510402********1234'
-    """
-    return number[:6] + "*" * (len(number) - 10) + number[-4:]

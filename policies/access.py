@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -27,6 +27,7 @@ import yaml
 from policies.access_walk import forbidden_paths
 from policies.access_yaml import Entry, NodeReader, is_word, join_key
 from policies.errors import PolicyFileError
+from policies.masks import MASK_KINDS, mask_id_number, mask_name
 from policies.vocabulary import Category
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Catalog",
     "DepartmentPolicy",
     "Mode",
+    "arguments_of",
     "catalog_of",
     "forbidden_paths",
     "load_access",
@@ -75,37 +77,6 @@ class Mode(StrEnum):
     WRITE = "write"
 
 
-# --- masks -----------------------------------------------------------------------------------
-
-
-def mask_name(value: str) -> str:
-    """Keep the first character (usually the family name) and hide each of the others.
-
-    >>> mask_name("张三丰"), mask_name("欧阳修"), mask_name("张"), mask_name("")
-    ('张**', '欧**', '张', '')
-    """
-    return value[:1] + "*" * (len(value) - 1)
-
-
-def mask_id_number(value: str) -> str:
-    """Keep the region code (first 6) and the last 4, hide the birth date and sequence between.
-    A value too short to hide anything that way (10 characters or fewer) is hidden entirely.
-
-    >>> mask_id_number("510402197001011234")
-    '510402********1234'
-    >>> mask_id_number("510402700101123"), mask_id_number("51040219"), mask_id_number("")
-    ('510402*****1123', '********', '')
-    """
-    if len(value) <= 10:
-        return "*" * len(value)
-    return value[:6] + "*" * (len(value) - 10) + value[-4:]
-
-
-MASK_KINDS: Mapping[str, Callable[[str], str]] = MappingProxyType(
-    {"name": mask_name, "id_number": mask_id_number}
-)
-
-
 # --- the policies ----------------------------------------------------------------------------
 
 
@@ -121,6 +92,10 @@ class DepartmentPolicy:
     purposes_for_personal: frozenset[str]
     introspection: bool
     description: str = ""
+    filters: Mapping[tuple[str, str, str], tuple[tuple[str, str], ...]] = field(
+        default_factory=dict
+    )
+    """``(type, field, argument)`` → the fields that argument filters on (from _fields.yaml)."""
 
     def mode(self, type_name: str, field: str) -> Mode | None:
         """The granted mode of ``type_name.field``, or ``None`` when it is forbidden."""
@@ -129,6 +104,13 @@ class DepartmentPolicy:
     def can_use(self, type_name: str, field: str) -> bool:
         """May this department select ``type_name.field`` at all (read, masked or write)?"""
         return (type_name, field) in self.grants
+
+    def can_use_argument(self, type_name: str, field: str, argument: str) -> bool:
+        """May this department pass ``argument`` to ``type_name.field``? A filter on data it
+        cannot read is refused: ``beneficiaries(category: …)`` needs read on identities and
+        flags, or an insurer could learn who is 低保 by filtering."""
+        revealed = self.filters.get((type_name, field, argument), ())
+        return all(self.can_use(*target) for target in revealed)
 
     def may_write_category(self, category: Category) -> bool:
         """May this department record or end ``category`` (its own categories only)?"""
@@ -210,7 +192,30 @@ def _object_type_name(output: graphql.GraphQLOutputType) -> str | None:
 # --- loading ---------------------------------------------------------------------------------
 
 
-def load_access(catalog: Catalog, directory: Path | None = None) -> AccessPolicies:
+Arguments = Mapping[tuple[str, str], frozenset[str]]
+"""(type, field) → the names of its arguments, to check the filters of ``_fields.yaml``."""
+
+
+def arguments_of(schema: graphql.GraphQLSchema) -> Arguments:
+    """The arguments of every field of the object types of ``schema``.
+
+    >>> schema = graphql.build_schema("type Query { people(first: Int, region: String): Int }")
+    >>> sorted(arguments_of(schema)[("Query", "people")])
+    ['first', 'region']
+    """
+    return MappingProxyType(
+        {
+            (name, field_name): frozenset(field_def.args)
+            for name, named_type in schema.type_map.items()
+            if not name.startswith("__") and isinstance(named_type, graphql.GraphQLObjectType)
+            for field_name, field_def in named_type.fields.items()
+        }
+    )
+
+
+def load_access(
+    catalog: Catalog, directory: Path | None = None, arguments: Arguments | None = None
+) -> AccessPolicies:
     """Read and validate ``_fields.yaml`` and every ``<department>.yaml`` of ``directory``
     (default: the bundled ``policies/access/``) against ``catalog``.
 
@@ -220,7 +225,7 @@ def load_access(catalog: Catalog, directory: Path | None = None) -> AccessPolici
     fields_path = folder / FIELDS_FILE
     if not fields_path.is_file():
         raise PolicyFileError(FIELDS_FILE, "<file>", f"missing from {folder}")
-    personal, masks = _read_fields(fields_path, catalog)
+    personal, masks, filters = _read_fields(fields_path, catalog, arguments)
     departments: dict[str, DepartmentPolicy] = {}
     for path in sorted(folder.iterdir()):
         if path.suffix == ".yml":
@@ -231,17 +236,22 @@ def load_access(catalog: Catalog, directory: Path | None = None) -> AccessPolici
             reason = f"unknown shared file; the only shared file is {FIELDS_FILE}"
             raise PolicyFileError(path.name, "<file>", reason)
         policy = _read_department(path, catalog, masks)
-        departments[policy.department] = policy
+        departments[policy.department] = replace(policy, filters=filters)
     if not departments:
         raise PolicyFileError(str(folder), "<directory>", "holds no department policy file")
     return AccessPolicies(MappingProxyType(departments), frozenset(personal), masks)
 
 
+Filters = Mapping[tuple[str, str, str], tuple[tuple[str, str], ...]]
+
+
 def _read_fields(
-    path: Path, catalog: Catalog
-) -> tuple[set[tuple[str, str]], Mapping[tuple[str, str], str]]:
+    path: Path, catalog: Catalog, arguments: Arguments | None
+) -> tuple[set[tuple[str, str]], Mapping[tuple[str, str], str], Filters]:
     reader = NodeReader(path.name)
-    top = reader.mapping(reader.load(path), "", required=("personal",), optional=("masks",))
+    top = reader.mapping(
+        reader.load(path), "", required=("personal",), optional=("masks", "filters")
+    )
     personal: set[tuple[str, str]] = set()
     for entry in reader.entries(top["personal"].value, "personal"):
         key = join_key("personal", entry.name)
@@ -276,7 +286,42 @@ def _read_fields(
                 if (type_entry.name, field_entry.name) not in personal:
                     reader.fail(key, field_entry.key_node, "only a personal field can be masked")
                 masks[(type_entry.name, field_entry.name)] = kind
-    return personal, MappingProxyType(masks)
+    filters = _read_filters(reader, top.get("filters"), catalog, arguments)
+    return personal, MappingProxyType(masks), filters
+
+
+def _read_filters(
+    reader: NodeReader, entry: Entry | None, catalog: Catalog, arguments: Arguments | None
+) -> Filters:
+    """``filters: {Type: {field: {argument: [Type.field, …]}}}``: what each filtering argument
+    reveals, so that a department may pass it only if it may read all of that."""
+    filters: dict[tuple[str, str, str], tuple[tuple[str, str], ...]] = {}
+    if entry is None:
+        return MappingProxyType(filters)
+    for type_entry in reader.entries(entry.value, "filters"):
+        type_key = join_key("filters", type_entry.name)
+        fields = _known_type(reader, catalog, type_entry, type_key)
+        for field_entry in reader.entries(type_entry.value, type_key):
+            field_key = join_key(type_key, field_entry.name)
+            _known_field(reader, type_entry.name, fields, field_entry.name, field_entry, field_key)
+            known_args = (
+                None if arguments is None else arguments[(type_entry.name, field_entry.name)]
+            )
+            for arg_entry in reader.entries(field_entry.value, field_key):
+                key = join_key(field_key, arg_entry.name)
+                if known_args is not None and arg_entry.name not in known_args:
+                    reason = (
+                        f"{type_entry.name}.{field_entry.name} has no argument {arg_entry.name!r}"
+                    )
+                    reader.fail(key, arg_entry.key_node, reason)
+                revealed: list[tuple[str, str]] = []
+                for target, node in reader.names(arg_entry.value, key):
+                    type_name, _, field_name = target.partition(".")
+                    if field_name not in catalog.get(type_name, {}):
+                        reader.fail(key, node, f"unknown field {target!r} (write Type.field)")
+                    revealed.append((type_name, field_name))
+                filters[(type_entry.name, field_entry.name, arg_entry.name)] = tuple(revealed)
+    return MappingProxyType(filters)
 
 
 def _read_department(

@@ -8,6 +8,8 @@ The walk runs on the document and the full schema, before execution and independ
 >>> class OnlyName:
 ...     def can_use(self, type_name: str, field: str) -> bool:
 ...         return (type_name, field) in {("Query", "me"), ("P", "name")}
+...     def can_use_argument(self, type_name: str, field: str, argument: str) -> bool:
+...         return True
 >>> forbidden_paths(graphql.parse("{ me { name secret } }"), schema, OnlyName())
 ['me.secret']
 """
@@ -27,6 +29,8 @@ class Grants(Protocol):
 
     def can_use(self, type_name: str, field: str) -> bool: ...
 
+    def can_use_argument(self, type_name: str, field: str, argument: str) -> bool: ...
+
 
 def forbidden_paths(
     document: graphql.DocumentNode,
@@ -35,7 +39,8 @@ def forbidden_paths(
     operation_name: str | None = None,
 ) -> list[str]:
     """Every selected field ``policy`` does not grant, as a dotted path of field names (aliases
-    ignored), sorted and without duplicates: ``["beneficiaries.edges.node.name"]``.
+    ignored), sorted and without duplicates: ``["beneficiaries.edges.node.name"]``; an argument
+    it may not pass is listed as ``"beneficiaries(category)"``.
 
     Walks the operation named ``operation_name``, or the only one; when it cannot tell which one
     will run (no such name, or several operations and no name), it walks them all. Inline
@@ -126,10 +131,15 @@ class _Walk:
             return frozenset()
         if not self.allowed(parent, name):
             return frozenset({(name,)})
+        refused = {
+            (f"{name}({argument.name.value})",)
+            for argument in node.arguments or ()
+            if not self.policy.can_use_argument(parent.name, name, argument.name.value)
+        }
         if node.selection_set is None:
-            return frozenset()
+            return frozenset(refused)
         paths = self.selections(node.selection_set, graphql.get_named_type(definition.type), active)
-        return frozenset((name, *path) for path in paths)
+        return frozenset(refused | {(name, *path) for path in paths})
 
     def spread(self, name: str, active: frozenset[str]) -> Paths:
         if name in active:

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from gateway.resident_id import check_character, mask, parse
+from gateway.resident_id import check_character, parse
 from policies.errors import InvalidInput
 
 
@@ -45,7 +45,3 @@ def test_check_character_follows_iso_7064_mod_11_2() -> None:
     # Worked example of GB 11643-1999 appendix: 11010519491231002X.
     assert check_character("11010519491231002") == "X"
     assert check_character("51040219700101001") == "3"
-
-
-def test_mask_keeps_region_and_last_four() -> None:
-    assert mask("510402197001011234") == "510402********1234"

@@ -521,6 +521,40 @@ def test_insurer_may_not_see_categories(policies: AccessPolicies) -> None:
     assert forbidden(policies, "insurer", query) == ["beneficiary.identities"]
 
 
+def test_an_insurer_may_not_filter_persons_by_what_it_may_not_read(
+    policies: AccessPolicies,
+) -> None:
+    query = "{ beneficiaries(category: MINIMUM_LIVING, first: 5) { edges { cursor } } }"
+    assert forbidden(policies, "insurer", query) == ["beneficiaries(category)"]
+    assert forbidden(policies, "civil_affairs", query) == []
+    by_number = '{ beneficiary(idNumber: "510402197001010013") { gender } }'
+    assert forbidden(policies, "insurer", by_number) == []
+
+
+def test_filters_name_existing_arguments_and_fields(tmp_path: Path) -> None:
+    from policies.access import arguments_of
+
+    copy_bundled(tmp_path)
+    line = break_file(
+        tmp_path,
+        "_fields.yaml",
+        "regionPrefix: [Beneficiary.regionCode]",
+        "regionPrefx: [Beneficiary.regionCode]",
+    )
+    with pytest.raises(PolicyFileError) as caught:
+        load_access(CATALOG, tmp_path, arguments=arguments_of(SCHEMA))
+    assert caught.value.key == f"filters.Query.beneficiaries.regionPrefx (line {line})"
+    copy_bundled(tmp_path)
+    break_file(
+        tmp_path,
+        "_fields.yaml",
+        "category: [Beneficiary.identities,",
+        "category: [Beneficiary.identitees,",
+    )
+    with pytest.raises(PolicyFileError, match=r"unknown field 'Beneficiary\.identitees'"):
+        load_access(CATALOG, tmp_path)
+
+
 def test_health_sees_claims_without_the_person(policies: AccessPolicies) -> None:
     query = "{ claims { edges { node { diagnosis beneficiary { name } } } } }"
     assert forbidden(policies, "health", query) == ["claims.edges.node.beneficiary"]
@@ -632,6 +666,9 @@ class Granted:
 
     def can_use(self, type_name: str, field: str) -> bool:
         return (type_name, field) in self.fields
+
+    def can_use_argument(self, type_name: str, field: str, argument: str) -> bool:
+        return True
 
 
 def test_a_field_on_an_interface_needs_the_grant_on_every_implementing_type() -> None:

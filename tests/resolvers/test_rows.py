@@ -179,3 +179,20 @@ async def test_nested_claims_of_a_shared_person_show_only_the_insurers_own(
     assert carriers == ["insurer-a", "insurer-a"]
     everything = await gql.data(query, {"n": person.id_number})
     assert len(everything["beneficiary"]["claims"]["edges"]) == 3
+
+
+async def test_filtering_on_data_the_caller_may_not_read_is_refused(
+    gql: GraphQLClient, db: Database
+) -> None:
+    await add_people(db, 2, claims_each=1, carrier="insurer-a")
+    token = {"department": "insurer", "org": "insurer-a", "purpose": "claim_handling"}
+    error = await gql.error(
+        "{ beneficiaries(category: MINIMUM_LIVING) { edges { node { id } } } }", **token
+    )
+    assert error["extensions"]["code"] == "FORBIDDEN"
+    assert error["extensions"]["forbidden"] == ["beneficiaries(category)"]
+    allowed = await gql.data(
+        "{ beneficiaries(category: MINIMUM_LIVING) { edges { node { id } } } }",
+        department="civil_affairs",
+    )
+    assert len(allowed["beneficiaries"]["edges"]) == 2
