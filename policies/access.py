@@ -21,9 +21,9 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
-import graphql
 import yaml
 
+from policies.access_catalog import Arguments, Catalog, arguments_of, catalog_of
 from policies.access_walk import forbidden_paths
 from policies.access_yaml import Entry, NodeReader, is_word, join_key
 from policies.errors import PolicyFileError
@@ -50,10 +50,6 @@ __all__ = [
 ACCESS_DIRECTORY = Path(__file__).parent / "access"
 FIELDS_FILE = "_fields.yaml"
 MUTATION = "Mutation"
-
-Catalog = Mapping[str, Mapping[str, str | None]]
-"""Type name → field name → the object type the field returns (through lists and non-null), or
-``None`` for scalars and enums: ``{"Beneficiary": {"name": None, "identities": "Identity"}}``."""
 
 ROW_RULES: frozenset[str] = frozenset({"region", "carrier", "carried_persons"})
 """Row rules the resolvers know how to enforce in SQL: ``region`` (only rows whose region code
@@ -160,57 +156,7 @@ class AccessPolicies:
         )
 
 
-# --- the catalog -----------------------------------------------------------------------------
-
-
-def catalog_of(schema: graphql.GraphQLSchema) -> Catalog:
-    """The object types of ``schema`` (introspection types left out), each field mapped to the
-    object type it returns, or ``None`` for scalars, enums and other non-object types.
-
-    >>> schema = graphql.build_schema("type Query { me: P } type P { name: String, pals: [P!]! }")
-    >>> dict(catalog_of(schema)["P"])
-    {'name': None, 'pals': 'P'}
-    """
-    catalog: dict[str, Mapping[str, str | None]] = {}
-    for name, named_type in schema.type_map.items():
-        if name.startswith("__") or not isinstance(named_type, graphql.GraphQLObjectType):
-            continue
-        catalog[name] = MappingProxyType(
-            {
-                field_name: _object_type_name(field_def.type)
-                for field_name, field_def in named_type.fields.items()
-            }
-        )
-    return MappingProxyType(catalog)
-
-
-def _object_type_name(output: graphql.GraphQLOutputType) -> str | None:
-    named = graphql.get_named_type(output)
-    return named.name if isinstance(named, graphql.GraphQLObjectType) else None
-
-
 # --- loading ---------------------------------------------------------------------------------
-
-
-Arguments = Mapping[tuple[str, str], frozenset[str]]
-"""(type, field) → the names of its arguments, to check the filters of ``_fields.yaml``."""
-
-
-def arguments_of(schema: graphql.GraphQLSchema) -> Arguments:
-    """The arguments of every field of the object types of ``schema``.
-
-    >>> schema = graphql.build_schema("type Query { people(first: Int, region: String): Int }")
-    >>> sorted(arguments_of(schema)[("Query", "people")])
-    ['first', 'region']
-    """
-    return MappingProxyType(
-        {
-            (name, field_name): frozenset(field_def.args)
-            for name, named_type in schema.type_map.items()
-            if not name.startswith("__") and isinstance(named_type, graphql.GraphQLObjectType)
-            for field_name, field_def in named_type.fields.items()
-        }
-    )
 
 
 def load_access(
