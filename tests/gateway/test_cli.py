@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jwt
@@ -81,8 +82,14 @@ def _medgw(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_embedded_server_is_created_reused_and_stopped(tmp_path: Path) -> None:
-    data = tmp_path / "var"
+def test_the_embedded_server_is_created_reused_and_stopped() -> None:
+    # Not under pytest's tmp_path: pytest keeps its base folder at mode 0700, while the server
+    # (run as the pgserver user when root) must traverse every parent of its data directory.
+    with tempfile.TemporaryDirectory(prefix="medgw-cli-") as tmp:
+        _create_reuse_stop(Path(tmp) / "var")
+
+
+def _create_reuse_stop(data: Path) -> None:
     first = _medgw("migrate", data_dir=data)
     assert first.returncode == 0, first.stderr
     assert f"embedded PostgreSQL in {data / 'pgdata'}" in first.stderr
