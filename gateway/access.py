@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import graphql
 from strawberry.extensions import SchemaExtension
 
+from gateway.audit import ReadTrail
 from gateway.errors import FORBIDDEN
 from policies.access import AccessPolicies, DepartmentPolicy
 from policies.access_walk import forbidden_paths
@@ -68,6 +70,10 @@ def refusal(
     return None
 
 
+CURRENT_TRAIL: ContextVar[ReadTrail | None] = ContextVar("medgw_read_trail", default=None)
+"""The personal data the running operation has returned so far (set per operation)."""
+
+
 def _response_path(info: graphql.GraphQLResolveInfo[Any]) -> str:
     return ".".join(str(key) for key in info.path.as_list() if isinstance(key, str))
 
@@ -96,8 +102,9 @@ class FieldAccess(SchemaExtension):
         result = _next(root, info, *args, **kwargs)
         if not (masked or personal):
             return result
-        if personal:
-            context.trail.note(getattr(root, "beneficiary_id", None), _response_path(info))
+        trail = CURRENT_TRAIL.get()
+        if personal and trail is not None:
+            trail.note(getattr(root, "beneficiary_id", None), _response_path(info))
         if not masked:
             return result
         if inspect.isawaitable(result):

@@ -28,21 +28,20 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
 )
 from strawberry.extensions.query_depth_limiter import IgnoreContext
-from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
 
 from gateway import audit
-from gateway.access import FieldAccess, refusal
+from gateway.access import CURRENT_TRAIL, FieldAccess, refusal
+from gateway.audit import ReadTrail
 from gateway.auth import Principal, Unauthenticated, authenticate
 from gateway.config import Settings
 from gateway.context import Context
 from gateway.database import Database, resolve_url
-from gateway.errors import UNAUTHENTICATED, ErrorCodes, production_errors
+from gateway.errors import INTERNAL, UNAUTHENTICATED, ErrorCodes, production_errors
 from policies.access import (
     AccessPolicies,
     DepartmentPolicy,
@@ -121,50 +120,49 @@ class GraphQLView(GraphQL[Context, None]):
         root_value: None,
         request_data: Any,
     ) -> ExecutionResult:
-        """Refuse forbidden fields (and personal data without the required purpose) before
-        anything executes; otherwise run the operation on the department's schema."""
-        context.query = request_data.query
-        context.operation_name = request_data.operation_name
-        denied = self.refusal(
-            request_data.query, request_data.operation_name, context.principal.purpose
-        )
+        """One operation: refused if it selects what the department may not use (before
+        anything executes); otherwise run on the department's schema, then write the read audit
+        record of the personal data it returned. No record, no data.
+
+        Each operation of a batch has its own trail (a context variable: the operations run as
+        concurrent tasks on one request context) and its own audit record.
+        """
+        query, name = request_data.query, request_data.operation_name
+        denied = self.refusal(query, name, context.principal.purpose)
         if denied is not None:
             return ExecutionResult(data=None, errors=[denied])
-        return await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
-
-    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
-        """Write the read audit record before the response leaves; no record, no data."""
-        context: Context = request.scope["medgw.context"]
-        # Give the read connection back first: a request never holds two connections, so a
+        trail = ReadTrail()
+        token = CURRENT_TRAIL.set(trail)
+        try:
+            result = await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        finally:
+            CURRENT_TRAIL.reset(token)
+        if not trail or result.data is None:
+            return result
+        # Give the read connection back first: a request does not hold two connections, so a
         # burst of requests cannot exhaust the pool waiting for their audit writes.
         await context.close()
-        trail, context.trail = context.trail, type(context.trail)()
-        if trail and result.data is not None:
-            try:
-                async with context.db.transaction() as session:
-                    await audit.append(
-                        session,
-                        context.principal,
-                        action="READ",
-                        operation=context.operation_name or _operation_of(context.query),
-                        query=context.query,
-                        beneficiary_ids=trail.beneficiary_ids,
-                        field_paths=trail.field_paths,
-                    )
-            except Exception:
-                log.exception("request %s: audit record not written", context.request_id)
-                return {
-                    "data": None,
-                    "errors": [
-                        {
-                            "message": f"audit unavailable (request id {context.request_id})",
-                            "extensions": {"code": "INTERNAL"},
-                        }
-                    ],
-                }
-        return await super().process_result(request, result)
+        try:
+            async with context.db.transaction() as session:
+                await audit.append(
+                    session,
+                    context.principal,
+                    action="READ",
+                    operation=name or _operation_of(query),
+                    query=query,
+                    beneficiary_ids=trail.beneficiary_ids,
+                    field_paths=trail.field_paths,
+                )
+        except Exception:
+            log.exception("request %s: audit record not written", context.request_id)
+            message = f"audit unavailable (request id {context.request_id})"
+            return ExecutionResult(
+                data=None,
+                errors=[graphql.GraphQLError(message, extensions={"code": INTERNAL})],
+            )
+        return result
 
 
 def _operation_of(query: str | None) -> str | None:
@@ -316,7 +314,6 @@ def department_extensions(settings: Settings, policy: DepartmentPolicy) -> list[
     extensions: list[Extension] = [
         production_errors() if settings.is_production else ErrorCodes,
         FieldAccess,
-        lambda: ParserCache(maxsize=512),
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth, should_ignore=_introspection),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.audit import ReadTrail
 from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.database import Database
@@ -36,11 +35,8 @@ class Context:
     db: Database
     policies: PolicySet
     access: AccessPolicies
-    query: str | None = None
-    operation_name: str | None = None
     rows: RowRules = field(init=False)
     loaders: Loaders = field(init=False)
-    trail: ReadTrail = field(default_factory=ReadTrail)
     _session: AsyncSession | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -76,6 +72,8 @@ class Context:
         return rows[0] if rows else None
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Give the read connection back (a later read opens a new one)."""
+        async with self._lock:
+            if self._session is not None:
+                await self._session.close()
+                self._session = None

@@ -96,8 +96,9 @@ async def clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     yield
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def app(settings: Settings, db: Database, policies: PolicySet) -> AsyncIterator[Any]:
+    """One app for the session: building the eleven department schemas takes a while."""
     application = create_app(settings, db=db, policies=policies)
     async with application.router.lifespan_context(application):
         yield application
