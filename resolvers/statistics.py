@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import models
 from gateway.context import Context
 from policies.errors import InvalidInput
+from policies.vocabulary import PAYERS, Payer
 from resolvers.inputs import check_region_prefix
 
 ZERO = Decimal("0.00")
@@ -26,7 +27,7 @@ class Figures:
     by_category: list[tuple[str, int]]
     claims: int
     total_cost: Decimal
-    paid: dict[str, Decimal]
+    paid: dict[Payer, Decimal]
     out_of_pocket: Decimal
 
 
@@ -87,13 +88,7 @@ async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures
             by_category=by_category,
             claims=int(sums[0]),
             total_cost=Decimal(sums[1]),
-            paid={
-                "basicInsurance": Decimal(sums[2]),
-                "criticalIllness": Decimal(sums[3]),
-                "inclusiveCommercial": Decimal(sums[4]),
-                "assistance": Decimal(sums[5]),
-                "secondaryAssistance": Decimal(sums[6]),
-            },
+            paid={payer: Decimal(total) for payer, total in zip(PAYERS, sums[2:7], strict=True)},
             out_of_pocket=Decimal(sums[7]),
         )
 

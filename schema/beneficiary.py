@@ -13,7 +13,9 @@ from gateway import models
 from policies.categories import CategoryRecord, choose_category
 from policies.engine import tilt_applies
 from policies.errors import NoPolicyInForce
+from policies.vocabulary import Payer
 from resolvers.loaders import ClaimPage
+from schema.amounts import ZERO, Amounts, amounts
 from schema.enums import Category, Gender
 from schema.pagination import Connection, check_first, connection, decode_cursor
 
@@ -94,42 +96,27 @@ class Enrollment:
 
 
 @strawberry.type(description="What a person's year cost and who paid it (the ledger).")
-class YearlySummary:
+class YearlySummary(Amounts):
     year: int
     visits: int = strawberry.field(description="Settled claims (not reversed).")
     total_cost: Decimal
-    basic_insurance: Decimal
-    critical_illness: Decimal
-    inclusive_commercial: Decimal
-    assistance: Decimal
-    secondary_assistance: Decimal
-    out_of_pocket: Decimal
 
     @classmethod
     def of(cls, year: int, m: models.Ledger | None) -> YearlySummary:
-        zero = Decimal("0.00")
         if m is None:
-            return cls(
-                year=year,
-                visits=0,
-                total_cost=zero,
-                basic_insurance=zero,
-                critical_illness=zero,
-                inclusive_commercial=zero,
-                assistance=zero,
-                secondary_assistance=zero,
-                out_of_pocket=zero,
-            )
+            return cls(year=year, visits=0, total_cost=ZERO, **amounts({}, ZERO))
+        paid = {
+            Payer.BASIC_INSURANCE: m.basic_insurance,
+            Payer.CRITICAL_ILLNESS: m.critical_illness,
+            Payer.INCLUSIVE_COMMERCIAL: m.inclusive_commercial,
+            Payer.ASSISTANCE: m.assistance,
+            Payer.SECONDARY_ASSISTANCE: m.secondary_assistance,
+        }
         return cls(
             year=year,
             visits=m.visits,
             total_cost=m.total_cost,
-            basic_insurance=m.basic_insurance,
-            critical_illness=m.critical_illness,
-            inclusive_commercial=m.inclusive_commercial,
-            assistance=m.assistance,
-            secondary_assistance=m.secondary_assistance,
-            out_of_pocket=m.out_of_pocket,
+            **amounts(paid, m.out_of_pocket),
         )
 
 

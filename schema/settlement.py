@@ -15,6 +15,7 @@ from gateway import models
 from policies.engine import VisitSettlement
 from policies.vocabulary import Payer
 from resolvers.settlement import stored_explanation, totals
+from schema.amounts import Amounts, amounts
 from schema.enums import Category, HospitalLevel, VisitType
 
 
@@ -129,19 +130,13 @@ def _line(line: Mapping[str, Any]) -> PayerLine:
     description="What a claim has been paid: its original settlement plus every "
     "adjustment and reversal since."
 )
-class Settlement:
+class Settlement(Amounts):
     claim_number: str
     policy: str
     category: Category | None
     preferential_treatment: bool = strawberry.field(
         description="Whether a preferential tilt (倾斜支付) applied."
     )
-    basic_insurance: Decimal
-    critical_illness: Decimal
-    inclusive_commercial: Decimal
-    assistance: Decimal
-    secondary_assistance: Decimal
-    out_of_pocket: Decimal
     explanation: Explanation | None
     beneficiary_id: strawberry.Private[uuid.UUID | None] = None
 
@@ -161,12 +156,7 @@ class Settlement:
             policy=decisive.policy if decisive else "",
             category=Category(decisive.category) if decisive and decisive.category else None,
             preferential_treatment=bool(explanation.get("preferentialTreatment", False)),
-            basic_insurance=payments[Payer.BASIC_INSURANCE],
-            critical_illness=payments[Payer.CRITICAL_ILLNESS],
-            inclusive_commercial=payments[Payer.INCLUSIVE_COMMERCIAL],
-            assistance=payments[Payer.ASSISTANCE],
-            secondary_assistance=payments[Payer.SECONDARY_ASSISTANCE],
-            out_of_pocket=out_of_pocket,
+            **amounts(payments, out_of_pocket),
             explanation=Explanation.from_dict(explanation) if explanation else None,
             beneficiary_id=events[0].beneficiary_id if events else None,
         )
@@ -180,68 +170,44 @@ class SettlementKind(StrEnum):
 
 
 @strawberry.type(description="One settlement event of a claim (amounts are this event's part).")
-class SettlementEvent:
+class SettlementEvent(Amounts):
     kind: SettlementKind
     reason: str | None
     created_at: datetime
     policy: str
     category: Category | None
-    basic_insurance: Decimal
-    critical_illness: Decimal
-    inclusive_commercial: Decimal
-    assistance: Decimal
-    secondary_assistance: Decimal
-    out_of_pocket: Decimal
     beneficiary_id: strawberry.Private[uuid.UUID | None] = None
 
     @classmethod
     def of(
         cls, event: models.Settlement, lines: Sequence[models.SettlementLine]
     ) -> SettlementEvent:
-        amounts = {Payer(line.payer): line.amount for line in lines}
-        zero = Decimal("0.00")
+        payments = {Payer(line.payer): line.amount for line in lines}
         return cls(
             kind=SettlementKind(event.kind),
             reason=event.reason,
             created_at=event.created_at,
             policy=event.policy,
             category=Category(event.category) if event.category else None,
-            basic_insurance=amounts.get(Payer.BASIC_INSURANCE, zero),
-            critical_illness=amounts.get(Payer.CRITICAL_ILLNESS, zero),
-            inclusive_commercial=amounts.get(Payer.INCLUSIVE_COMMERCIAL, zero),
-            assistance=amounts.get(Payer.ASSISTANCE, zero),
-            secondary_assistance=amounts.get(Payer.SECONDARY_ASSISTANCE, zero),
-            out_of_pocket=event.out_of_pocket,
+            **amounts(payments, event.out_of_pocket),
             beneficiary_id=event.beneficiary_id,
         )
 
 
 @strawberry.type(description="One visit of a simulation (nothing stored).")
-class SimulatedVisit:
+class SimulatedVisit(Amounts):
     id: str
     policy: str
     category: Category | None
-    basic_insurance: Decimal
-    critical_illness: Decimal
-    inclusive_commercial: Decimal
-    assistance: Decimal
-    secondary_assistance: Decimal
-    out_of_pocket: Decimal
     explanation: Explanation
 
     @classmethod
     def of(cls, result: VisitSettlement) -> SimulatedVisit:
-        p = result.payments
         return cls(
             id=result.visit_id,
             policy=result.policy_id,
             category=Category(result.category) if result.category else None,
-            basic_insurance=p[Payer.BASIC_INSURANCE],
-            critical_illness=p[Payer.CRITICAL_ILLNESS],
-            inclusive_commercial=p[Payer.INCLUSIVE_COMMERCIAL],
-            assistance=p[Payer.ASSISTANCE],
-            secondary_assistance=p[Payer.SECONDARY_ASSISTANCE],
-            out_of_pocket=result.out_of_pocket,
+            **amounts(result.payments, result.out_of_pocket),
             explanation=Explanation.from_dict(stored_explanation(result)),
         )
 

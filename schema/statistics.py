@@ -7,6 +7,7 @@ from decimal import Decimal
 import strawberry
 
 from resolvers.statistics import Figures
+from schema.amounts import Amounts, amounts
 from schema.enums import Category
 
 
@@ -17,7 +18,7 @@ class CategoryCount:
 
 
 @strawberry.type(description="Counts and sums over the persons of the caller's regions.")
-class Statistics:
+class Statistics(Amounts):
     region_prefix: str | None
     year: int
     persons: int
@@ -26,12 +27,6 @@ class Statistics:
     )
     claims: int = strawberry.field(description="Settled claims of the year (not reversed).")
     total_cost: Decimal
-    basic_insurance: Decimal
-    critical_illness: Decimal
-    inclusive_commercial: Decimal
-    assistance: Decimal
-    secondary_assistance: Decimal
-    out_of_pocket: Decimal
 
     @classmethod
     def of(cls, f: Figures) -> Statistics:
@@ -42,10 +37,5 @@ class Statistics:
             by_category=[CategoryCount(category=Category(c), persons=n) for c, n in f.by_category],
             claims=f.claims,
             total_cost=f.total_cost,
-            basic_insurance=f.paid["basicInsurance"],
-            critical_illness=f.paid["criticalIllness"],
-            inclusive_commercial=f.paid["inclusiveCommercial"],
-            assistance=f.paid["assistance"],
-            secondary_assistance=f.paid["secondaryAssistance"],
-            out_of_pocket=f.out_of_pocket,
+            **amounts(f.paid, f.out_of_pocket),
         )

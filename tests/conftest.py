@@ -8,14 +8,19 @@ deleted at the end; with DATABASE_URL a fresh database is created on that server
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -197,21 +202,13 @@ def count_statements(db: Database) -> Iterator[Callable[[], StatementCounter]]:
         event.remove(db.engine.sync_engine, "before_cursor_execute", counter)
 
 
-@pytest.fixture(scope="session")
-def http_server(settings: Settings, db: Database) -> Iterator[str]:
-    """The app served by a real uvicorn on a free loopback port (its own event loop/thread)."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` on a real uvicorn on a free loopback port, in its own thread and event loop."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -220,9 +217,30 @@ def http_server(settings: Settings, db: Database) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@asynccontextmanager
+async def in_process(
+    settings: Settings, db: Database, policies: PolicySet
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app built with ``settings`` (in-process, on the given database)."""
+    app = create_app(settings, db=db, policies=policies)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            yield client
+
+
+@pytest.fixture(scope="session")
+def http_server(settings: Settings, db: Database) -> Iterator[str]:
+    """The app served by a real uvicorn (its own engine and event loop, the test database)."""
+    with serving(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.config import Settings
 from gateway.database import Database
 from policies.benefits import PolicySet
-from tests.conftest import bearer
+from tests.conftest import bearer, in_process
 
 
 async def test_healthz_answers_while_the_process_lives(http: httpx.AsyncClient) -> None:
@@ -28,11 +27,8 @@ async def test_readyz_is_503_when_the_database_is_down(
     settings: Settings, policies: PolicySet
 ) -> None:
     broken = Database.connect("postgresql+asyncpg://nobody@127.0.0.1:1/none", settings)
-    app = create_app(settings, db=broken, policies=policies)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            response = await client.get("/readyz")
+    async with in_process(settings, broken, policies) as client:
+        response = await client.get("/readyz")
     await broken.dispose()
     assert response.status_code == 503
     assert response.json()["status"] == "database unavailable"
@@ -48,11 +44,8 @@ async def test_no_graphiql_in_production(
     settings: Settings, db: Database, policies: PolicySet
 ) -> None:
     production = settings.model_copy(update={"env": "production"})
-    app = create_app(production, db=db, policies=policies)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            response = await client.get("/graphql", headers={"Accept": "text/html"})
+    async with in_process(production, db, policies) as client:
+        response = await client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 404
 
 

@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import graphql
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
-from starlette.applications import Starlette
 
 import resolvers.beneficiaries
 from gateway import models
@@ -31,7 +26,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.database import Database
 from policies.benefits import PolicySet
-from tests.conftest import GraphQLClient, StatementCounter, bearer
+from tests.conftest import GraphQLClient, StatementCounter, bearer, in_process, serving
 from tests.factories import add_people
 
 ID = "510402197001010013"
@@ -58,38 +53,6 @@ async def stored(db: Database) -> tuple[int, int, int]:
 
 def codes(body: dict[str, Any]) -> list[str | None]:
     return [(e.get("extensions") or {}).get("code") for e in body.get("errors") or []]
-
-
-@asynccontextmanager
-async def in_process(settings: Settings, db: Database, policies: PolicySet) -> AsyncIterator[Any]:
-    """A client of an app built with ``settings`` (in-process, sharing the test database)."""
-    app = create_app(settings, db=db, policies=policies)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            yield client
-
-
-@contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """``app`` on a real uvicorn on a free loopback port, in its own thread and event loop."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
