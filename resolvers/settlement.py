@@ -200,23 +200,22 @@ async def engine_person(session: AsyncSession, person: models.Beneficiary, year:
 
 
 async def lock_ledger(session: AsyncSession, beneficiary_id: uuid.UUID, year: int) -> models.Ledger:
+    """The person-year ledger, locked until the transaction ends (created empty when new)."""
+    locked = (
+        select(models.Ledger)
+        .where(models.Ledger.beneficiary_id == beneficiary_id, models.Ledger.year == year)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    row = (await session.scalars(locked)).one_or_none()
+    if row is not None:
+        return row
     await session.execute(
         pg_insert(models.Ledger)
-        .values(
-            beneficiary_id=beneficiary_id,
-            year=year,
-            state=Ledger.empty(year).to_dict(),
-        )
+        .values(beneficiary_id=beneficiary_id, year=year, state=Ledger.empty(year).to_dict())
         .on_conflict_do_nothing()
     )
-    return (
-        await session.scalars(
-            select(models.Ledger)
-            .where(models.Ledger.beneficiary_id == beneficiary_id, models.Ledger.year == year)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).one()
+    return (await session.scalars(locked)).one()
 
 
 async def claim_states(session: AsyncSession, claims: Sequence[models.Claim]) -> list[ClaimState]:
