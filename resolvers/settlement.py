@@ -10,6 +10,7 @@ equals what the engine computes now.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -49,78 +50,48 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class ClaimInput:
-    claim_number: str
+    """A claim as billed: the visit (its id is the claim number) and who and where."""
+
     id_number: str
-    type: VisitType
-    hospital_level: HospitalLevel | None
-    admission_date: date
-    discharge_date: date
-    total_cost: Decimal
-    policy_scope_cost: Decimal
-    referral_compliant: bool = True
-    in_province: bool = True
-    diagnosis: str | None = None
-    special_treatment_hospital: bool = False
+    visit: Visit
     carrier: str | None = None
     hospital_code: str | None = None
-
-    def visit(self) -> Visit:
-        return Visit(
-            id=self.claim_number,
-            type=self.type,
-            hospital_level=self.hospital_level,
-            admission_date=self.admission_date,
-            discharge_date=self.discharge_date,
-            total_cost=self.total_cost,
-            policy_scope_cost=self.policy_scope_cost,
-            referral_compliant=self.referral_compliant,
-            in_province=self.in_province,
-            diagnosis=self.diagnosis,
-            special_treatment_hospital=self.special_treatment_hospital,
-        )
 
     def content_hash(self) -> str:
         """Identifies the billed content: the same claim number must always carry it."""
         body = {
-            "claimNumber": self.claim_number,
+            **{k: _jsonable(v) for k, v in dataclasses.asdict(self.visit).items()},
             "idNumber": self.id_number,
-            "type": self.type.value,
-            "hospitalLevel": self.hospital_level.value if self.hospital_level else None,
-            "admissionDate": self.admission_date.isoformat(),
-            "dischargeDate": self.discharge_date.isoformat(),
-            "totalCost": str(self.total_cost),
-            "policyScopeCost": str(self.policy_scope_cost),
-            "referralCompliant": self.referral_compliant,
-            "inProvince": self.in_province,
-            "diagnosis": self.diagnosis,
-            "specialTreatmentHospital": self.special_treatment_hospital,
             "carrier": self.carrier,
             "hospitalCode": self.hospital_code,
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def _jsonable(value: object) -> object:
+    """Dates as ISO text, amounts and enums as their text, the rest as it is."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
 def check_claim(data: ClaimInput) -> ClaimInput:
     """Normalise and validate a claim; InvalidInput names the input field and its value."""
-    number = resident_id.parse(data.id_number).number
+    visit = data.visit
     checked = ClaimInput(
-        claim_number=check_text(data.claim_number, "claimNumber", 64, required=True) or "",
-        id_number=number,
-        type=data.type,
-        hospital_level=data.hospital_level,
-        admission_date=data.admission_date,
-        discharge_date=data.discharge_date,
-        total_cost=check_money("totalCost", data.total_cost),
-        policy_scope_cost=check_money("policyScopeCost", data.policy_scope_cost),
-        referral_compliant=data.referral_compliant,
-        in_province=data.in_province,
-        diagnosis=(check_text(data.diagnosis, "diagnosis", 20) or "").upper() or None,
-        special_treatment_hospital=data.special_treatment_hospital,
+        id_number=resident_id.parse(data.id_number).number,
+        visit=dataclasses.replace(
+            visit,
+            id=check_text(visit.id, "claimNumber", 64, required=True) or "",
+            total_cost=check_money("totalCost", visit.total_cost),
+            policy_scope_cost=check_money("policyScopeCost", visit.policy_scope_cost),
+            diagnosis=(check_text(visit.diagnosis, "diagnosis", 20) or "").upper() or None,
+        ),
         carrier=check_text(data.carrier, "carrier", 120),
         hospital_code=check_text(data.hospital_code, "hospitalCode", 40),
     )
     try:
-        validate_visit(checked.visit(), field="input")
+        validate_visit(checked.visit, field="input")
     except InvalidInput as exc:
         # The engine names "input.<field>"; the API names the input field itself.
         raise InvalidInput(exc.field.removeprefix("input."), exc.value, exc.reason) from None
@@ -356,12 +327,12 @@ async def settle(ctx: Context, data: ClaimInput) -> ClaimState:
 async def _existing(session: AsyncSession, data: ClaimInput, digest: str) -> ClaimState:
     claim = (
         await session.scalars(
-            select(models.Claim).where(models.Claim.claim_number == data.claim_number)
+            select(models.Claim).where(models.Claim.claim_number == data.visit.id)
         )
     ).one()
     if claim.content_hash != digest:
         raise Conflict(
-            f"claimNumber = {data.claim_number}: already settled with other content",
+            f"claimNumber = {data.visit.id}: already settled with other content",
             field="claimNumber",
         )
     [state] = await claim_states(session, [claim])
@@ -371,30 +342,30 @@ async def _existing(session: AsyncSession, data: ClaimInput, digest: str) -> Cla
 async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest: str) -> ClaimState:
     person = await lock_person(session, ctx.rows, data.id_number)
     known = await session.scalar(
-        select(models.Claim.id).where(models.Claim.claim_number == data.claim_number)
+        select(models.Claim.id).where(models.Claim.claim_number == data.visit.id)
     )
     if known is not None:
         return await _existing(session, data, digest)
-    visit = data.visit()
+    visit = data.visit
     year = visit.settlement_year
     subject = await engine_person(session, person, year)
     row = await lock_ledger(session, person.id, year)
     result, ledger = settle_visit(ctx.policies, subject, visit, Ledger.from_dict(row.state))
     claim = models.Claim(
-        claim_number=data.claim_number,
+        claim_number=visit.id,
         beneficiary_id=person.id,
         year=year,
-        type=data.type.value,
-        hospital_level=data.hospital_level.value if data.hospital_level else None,
+        type=visit.type.value,
+        hospital_level=visit.hospital_level.value if visit.hospital_level else None,
         hospital_code=data.hospital_code,
-        admission_date=data.admission_date,
-        discharge_date=data.discharge_date,
-        total_cost=data.total_cost,
-        policy_scope_cost=data.policy_scope_cost,
-        referral_compliant=data.referral_compliant,
-        in_province=data.in_province,
-        diagnosis=data.diagnosis,
-        special_treatment_hospital=data.special_treatment_hospital,
+        admission_date=visit.admission_date,
+        discharge_date=visit.discharge_date,
+        total_cost=visit.total_cost,
+        policy_scope_cost=visit.policy_scope_cost,
+        referral_compliant=visit.referral_compliant,
+        in_province=visit.in_province,
+        diagnosis=visit.diagnosis,
+        special_treatment_hospital=visit.special_treatment_hospital,
         carrier=data.carrier,
         content_hash=digest,
     )
@@ -410,7 +381,7 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         category=result.category.value if result.category else None,
         explanation=stored_explanation(result),
     )
-    await writer.store_ledger(row, ledger, row.total_cost + data.total_cost, row.visits + 1)
+    await writer.store_ledger(row, ledger, row.total_cost + visit.total_cost, row.visits + 1)
     await writer.discover(person, row, subject.insured)
     await audit.append(
         session,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import strawberry
 
 from policies.cases import parse_case
-from policies.engine import settle_visits
+from policies.engine import Visit, settle_visits
 from resolvers import alerts, claims, ingestion, settlement
 from schema.alert import HighCostAlert
 from schema.beneficiary import Beneficiary, Enrollment, Identity, MonitoringFlag
@@ -153,18 +153,20 @@ class Mutation:
         state = await settlement.settle(
             info.context,
             settlement.ClaimInput(
-                claim_number=input.claim_number,
                 id_number=input.id_number,
-                type=input.type,
-                hospital_level=input.hospital_level,
-                admission_date=input.admission_date,
-                discharge_date=input.discharge_date or input.admission_date,
-                total_cost=input.total_cost,
-                policy_scope_cost=input.policy_scope_cost,
-                referral_compliant=input.referral_compliant,
-                in_province=input.in_province,
-                diagnosis=input.diagnosis,
-                special_treatment_hospital=input.special_treatment_hospital,
+                visit=Visit(
+                    id=input.claim_number,
+                    type=input.type,
+                    hospital_level=input.hospital_level,
+                    admission_date=input.admission_date,
+                    discharge_date=input.discharge_date or input.admission_date,
+                    total_cost=input.total_cost,
+                    policy_scope_cost=input.policy_scope_cost,
+                    referral_compliant=input.referral_compliant,
+                    in_province=input.in_province,
+                    diagnosis=input.diagnosis,
+                    special_treatment_hospital=input.special_treatment_hospital,
+                ),
                 carrier=input.carrier,
                 hospital_code=input.hospital_code,
             ),
