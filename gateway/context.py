@@ -42,7 +42,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.rows = RowRules.of(self.principal, self.policy.rows)
-        self.loaders = Loaders(self.read, self.rows)
+        self.loaders = Loaders(self.all, self.rows)
 
     @property
     def policy(self) -> DepartmentPolicy:

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from gateway import models
 from resolvers.rows import RowRules
 
 T = TypeVar("T")
-Reader = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
+Fetch = Callable[[Select[Any]], Awaitable[Sequence[Any]]]
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,8 @@ def _group(rows: Sequence[Any], key: Callable[[Any], Any]) -> dict[Any, list[Any
 
 
 class Loaders:
-    def __init__(self, read: Reader, rows: RowRules) -> None:
-        self._read = read
+    def __init__(self, fetch: Fetch, rows: RowRules) -> None:
+        self._all = fetch
         self.rows = rows
         self.identities = self._by_beneficiary(
             models.Identity, models.Identity.valid_from, models.Identity.id
@@ -79,13 +78,6 @@ class Loaders:
             return [grouped.get(k, []) for k in keys]
 
         return DataLoader(load_fn=load)
-
-    async def _all(self, stmt: Select[Any]) -> Sequence[Any]:
-        async def run(session: AsyncSession) -> Sequence[Any]:
-            return (await session.scalars(stmt)).all()
-
-        result: Sequence[Any] = await self._read(run)
-        return result
 
     async def _load_claim_pages(self, keys: list[ClaimPage]) -> list[list[models.Claim]]:
         # One query per distinct (year, first, after); a window numbers each person's claims.

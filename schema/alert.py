@@ -53,7 +53,6 @@ class HighCostAlert:
     async def beneficiary(
         self, info: strawberry.Info[Context, None]
     ) -> Annotated[Beneficiary, strawberry.lazy("schema.beneficiary")] | None:
-        from schema.beneficiary import Beneficiary
+        from schema.beneficiary import person_of
 
-        row = await info.context.loaders.beneficiaries.load(self.beneficiary_id)
-        return Beneficiary.from_model(row) if row else None
+        return await person_of(info, self.beneficiary_id)

@@ -120,6 +120,14 @@ class YearlySummary(Amounts):
         )
 
 
+async def person_of(
+    info: strawberry.Info[Context, None], beneficiary_id: uuid.UUID
+) -> Beneficiary | None:
+    """The person a claim or an alert is about, through the loader (and the row rules)."""
+    row = await info.context.loaders.beneficiaries.load(beneficiary_id)
+    return Beneficiary.from_model(row) if row else None
+
+
 @strawberry.type(description="A person known to the gateway.")
 class Beneficiary:
     id: strawberry.ID = strawberry.field(description="Opaque identifier.")

@@ -103,7 +103,3 @@ async def test_example_settled_one_by_one_through_the_api(
         got.append({"id": visit["id"], **{k: settled[k] for k in KEYS[1:]}})
     want = [{k: v.get(k) for k in KEYS} for v in example["expected"]["visits"]]
     assert got == want
-
-
-def test_there_are_examples_to_check() -> None:
-    assert len(EXAMPLES) >= 18
