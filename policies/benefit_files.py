@@ -25,6 +25,8 @@ from policies.benefits import (
     SpecialDiseases,
     SubsidyPart,
     Tilt,
+    UninsuredLedger,
+    UninsuredRules,
     Unit,
     Value,
 )
@@ -75,7 +77,11 @@ class _Reader(PolicyReader):
             deductible_param = self.param(
                 entry[deductible],
                 join_key(key, deductible),
-                {Unit.YUAN: self.amount, Unit.SHARE_OF_PCDI: self.ratio},
+                {
+                    Unit.YUAN: self.amount,
+                    Unit.SHARE_OF_PCDI: self.ratio,
+                    Unit.SHARE_OF_MONITORING_STANDARD: self.ratio,
+                },
             )
         yearly_cap = (
             self.cap_param(entry["yearly_cap"], join_key(key, "yearly_cap")) if cap else None
@@ -83,19 +89,29 @@ class _Reader(PolicyReader):
         return ScheduleRule(key, deductible_param, segments, yearly_cap)
 
     def tilt(self, node: object, key: str, listed: tuple[Category, ...]) -> Tilt:
-        entry = self.mapping(node, key, ["categories"], ["deductible_factor", "ratio_bonus"])
+        entry = self.mapping(
+            node, key, ["categories"], ["deductible_factor", "ratio_bonus", "fee_for_service_only"]
+        )
         if "deductible_factor" not in entry and "ratio_bonus" not in entry:
             self.fail(join_key(key, "ratio_bonus"), "a tilt needs deductible_factor or ratio_bonus")
         categories = self.categories_param(entry["categories"], join_key(key, "categories"))
         self.check_listed(categories, listed)
         factor = entry.get("deductible_factor")
         bonus = entry.get("ratio_bonus")
+        fee_only = entry.get("fee_for_service_only")
+        if fee_only is not None and bonus is None:
+            self.fail(
+                join_key(key, "fee_for_service_only"), "restricts ratio_bonus, which is absent"
+            )
         return Tilt(
             categories,
             None
             if factor is None
             else self.ratio_param(factor, join_key(key, "deductible_factor")),
             None if bonus is None else self.ratio_param(bonus, join_key(key, "ratio_bonus")),
+            None
+            if fee_only is None
+            else self.flag_param(fee_only, join_key(key, "fee_for_service_only")),
         )
 
     def check_listed(
@@ -136,9 +152,11 @@ def read_policy_file(path: Path) -> Policy:
         ("id", "title", "source", "region", "effective", "categories", "basic", "critical_illness"),
         (
             "pcdi",
+            "monitoring_standard",
             "inclusive_commercial",
             "assistance",
             "secondary_assistance",
+            "uninsured",
             "enrollment_subsidy",
             "discovery",
         ),
@@ -166,14 +184,17 @@ def read_policy_file(path: Path) -> Policy:
     effective_clause = reader.source(effective, "effective")
     reader.start, reader.end = start, end
 
-    pcdi: dict[int, Param[Decimal]] = {}
-    if top.get("pcdi") is not None:
-        if not isinstance(top["pcdi"], dict) or not top["pcdi"]:
-            reader.fail("pcdi", "must be a mapping of year to parameter")
-        for year, raw in top["pcdi"].items():
-            if isinstance(year, bool) or not isinstance(year, int) or not 1900 <= year <= 2200:
-                reader.fail(f"pcdi.{year}", "keys must be calendar years")
-            pcdi[year] = reader.amount_param(raw, f"pcdi.{year}")
+    # PCDI of year Y serves settlements of Y + 1; the monitoring standard serves its own year.
+    pcdi = _yearly(
+        reader, top.get("pcdi"), "pcdi", start.year - 1, None if end is None else end.year - 1
+    )
+    monitoring_standard = _yearly(
+        reader,
+        top.get("monitoring_standard"),
+        "monitoring_standard",
+        start.year,
+        None if end is None else end.year,
+    )
 
     categories = _categories(reader, top["categories"])
     listed = categories.priority.latest.value
@@ -202,6 +223,11 @@ def read_policy_file(path: Path) -> Policy:
     secondary = None
     if top.get("secondary_assistance") is not None:
         secondary = _secondary(reader, top["secondary_assistance"])
+    uninsured = None
+    if top.get("uninsured") is not None:
+        if assistance is None:
+            reader.fail("uninsured", "needs an assistance section (its referral rule applies)")
+        uninsured = _uninsured(reader, top["uninsured"], listed)
 
     subsidy = _subsidy(reader, top.get("enrollment_subsidy") or {})
 
@@ -213,6 +239,12 @@ def read_policy_file(path: Path) -> Policy:
         reader.uses_pcdi.append(key)
     if reader.uses_pcdi and not pcdi:
         reader.fail(reader.uses_pcdi[0], "depends on PCDI but the policy has no pcdi table")
+    if reader.uses_monitoring_standard and not monitoring_standard:
+        reader.fail(
+            reader.uses_monitoring_standard[0],
+            "depends on the monitoring income standard but the policy has no "
+            "monitoring_standard table",
+        )
 
     return Policy(
         id=policy_id,
@@ -226,15 +258,45 @@ def read_policy_file(path: Path) -> Policy:
         effective_to=end,
         effective_reference=effective_clause if effective_clause is not None else "assumed",
         pcdi=pcdi,
+        monitoring_standard=monitoring_standard,
         categories=categories,
         basic=basic,
         critical_illness=CriticalIllnessRules(ci_schedule, ci_tilt),
         inclusive_commercial=commercial,
         assistance=assistance,
         secondary_assistance=secondary,
+        uninsured=uninsured,
         enrollment_subsidy=subsidy,
         discovery=discovery,
     )
+
+
+def _yearly(
+    reader: _Reader, node: object, key: str, first: int, last: int | None
+) -> dict[int, Param[Decimal]]:
+    """A table of amounts keyed by calendar year, e.g. ``pcdi`` or ``monitoring_standard``.
+
+    When present it must cover every year from ``first`` to ``last`` (the years the policy in
+    force needs; an open-ended policy: up to its last key) without a gap, so that no settlement
+    meets a missing year.
+    """
+    if node is None:
+        return {}
+    if not isinstance(node, dict) or not node:
+        reader.fail(key, "must be a mapping of year to parameter")
+    table: dict[int, Param[Decimal]] = {}
+    for year, raw in node.items():
+        if isinstance(year, bool) or not isinstance(year, int) or not 1900 <= year <= 2200:
+            reader.fail(f"{key}.{year}", "keys must be calendar years")
+        table[year] = reader.amount_param(raw, f"{key}.{year}")
+    until = max(table) if last is None else last
+    missing = [year for year in range(first, until + 1) if year not in table]
+    if missing:
+        reader.fail(
+            f"{key}.{missing[0]}",
+            f"missing: the policy is in force in years that need {first}…{until}",
+        )
+    return table
 
 
 def _categories(reader: _Reader, node: object) -> CategoryRules:
@@ -356,6 +418,39 @@ def _secondary(reader: _Reader, node: object) -> SecondaryRules:
             entry["requires_in_province"], f"{key}.requires_in_province"
         ),
         schedule=reader.schedule(schedule_part, key, deductible="threshold"),
+    )
+
+
+def _uninsured(reader: _Reader, node: object, listed: tuple[Category, ...]) -> UninsuredRules:
+    key = "uninsured"
+    entry = reader.mapping(
+        node,
+        key,
+        ("categories", "visit_types", "ledger", "yearly_cap"),
+        ("deductible", "ratio", "segments"),
+    )
+    categories = reader.categories_param(entry["categories"], f"{key}.categories")
+    reader.check_listed(categories, listed)
+    visit_types = reader.visit_types_param(entry["visit_types"], f"{key}.visit_types")
+    if any(VisitType.OUTPATIENT_GENERAL in v.value for v in visit_types.versions):
+        reader.fail(
+            f"{key}.visit_types", "general outpatient visits of uninsured persons get nothing"
+        )
+
+    def ledger(raw: object, k: str) -> UninsuredLedger:
+        allowed = [item.value for item in UninsuredLedger]
+        if raw not in allowed:
+            reader.fail(k, f"unknown ledger {raw!r} (one of {', '.join(allowed)})")
+        return UninsuredLedger(str(raw))
+
+    schedule_part = {
+        k: v for k, v in entry.items() if k not in ("categories", "visit_types", "ledger")
+    }
+    return UninsuredRules(
+        categories=categories,
+        visit_types=visit_types,
+        ledger=reader.param(entry["ledger"], f"{key}.ledger", {None: ledger}),
+        schedule=reader.schedule(schedule_part, key),
     )
 
 

@@ -39,6 +39,8 @@ class Unit(StrEnum):
     """A share of the previous year's per-capita disposable income (上年度居民人均可支配收入)."""
     SHARE_OF_CONTRIBUTION = "share_of_contribution"
     """A share of the individual enrollment contribution (资助参保)."""
+    SHARE_OF_MONITORING_STANDARD = "share_of_monitoring_standard"
+    """A share of the settlement year's 防止返贫监测收入标准 (set yearly by 乡村振兴)."""
 
 
 class Fund(StrEnum):
@@ -128,6 +130,9 @@ class Tilt:
     categories: Param[tuple[Category, ...]]
     deductible_factor: Param[Decimal] | None
     ratio_bonus: Param[Decimal] | None
+    fee_for_service_only: Param[bool] | None = None
+    """The bonus is for fee-for-service stays only, not special-disease (按病种) stays
+    (湘人社发 二 "（指按项目付费）")."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,25 @@ class SecondaryRules:
     """Its deductible is the threshold (攀枝花 第十三条 / 鲁医保发〔2020〕79号 二(三))."""
 
 
+class UninsuredLedger(StrEnum):
+    """Which running total the assistance of uninsured persons accrues on."""
+
+    MAIN = "assistance"
+    """The main assistance ledger, shared with insured visits of the year."""
+    OWN = "assistance.uninsured"
+
+
+@dataclass(frozen=True)
+class UninsuredRules:
+    """Assistance for persons not enrolled in basic insurance (苏政办发 二(三)): only where a
+    policy defines it; base = the whole policy-scope cost."""
+
+    categories: Param[tuple[Category, ...]]
+    visit_types: Param[tuple[VisitType, ...]]
+    ledger: Param[UninsuredLedger]
+    schedule: ScheduleRule
+
+
 @dataclass(frozen=True)
 class SubsidyPart:
     """Part of an enrollment subsidy: an amount (share of the contribution or yuan) and its fund."""
@@ -216,12 +240,15 @@ class Policy:
     effective_to: date | None
     effective_reference: str
     pcdi: Mapping[int, Param[Decimal]]
+    monitoring_standard: Mapping[int, Param[Decimal]]
+    """防止返贫监测收入标准 by settlement year."""
     categories: CategoryRules
     basic: BasicRules
     critical_illness: CriticalIllnessRules
     inclusive_commercial: ScheduleRule | None
     assistance: AssistanceRules | None
     secondary_assistance: SecondaryRules | None
+    uninsured: UninsuredRules | None
     enrollment_subsidy: Mapping[Category, tuple[SubsidyPart, ...]]
     discovery: DiscoveryRules | None
 
@@ -247,6 +274,13 @@ class Policy:
         param = self.pcdi.get(year)
         if param is None:
             raise ParameterNotInForce(self.id, f"pcdi.{year}", year)
+        return param.latest
+
+    def monitoring_standard_for(self, year: int) -> Value[Decimal]:
+        """防止返贫监测收入标准 of settlement year ``year``."""
+        param = self.monitoring_standard.get(year)
+        if param is None:
+            raise ParameterNotInForce(self.id, f"monitoring_standard.{year}", year)
         return param.latest
 
     def discovery_threshold(self, year: int) -> Decimal | None:

@@ -25,7 +25,15 @@ from typing import Any, TypeVar
 
 from policies.benefits import PolicySet
 from policies.categories import CategoryRecord
-from policies.engine import Person, Visit, settle_visits, validate_person, validate_visit
+from policies.engine import (
+    REPORTABLE_PAYERS,
+    Person,
+    Reported,
+    Visit,
+    settle_visits,
+    validate_person,
+    validate_visit,
+)
 from policies.errors import InvalidInput
 from policies.vocabulary import Category, HospitalLevel, VisitType
 
@@ -35,7 +43,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
 
 PERSON_KEYS = ("regionCode", "birthDate", "insured", "inclusiveCommercial", "categories")
-RECORD_KEYS = ("category", "validFrom", "validTo")
+RECORD_KEYS = ("category", "validFrom", "validTo", "decidedOn")
 VISIT_KEYS = (
     "id",
     "type",
@@ -48,7 +56,9 @@ VISIT_KEYS = (
     "inProvince",
     "diagnosis",
     "specialTreatmentHospital",
+    "reported",
 )
+REPORTED_KEYS = tuple(payer.value for payer in REPORTABLE_PAYERS)
 
 
 def _object(
@@ -137,11 +147,13 @@ def parse_person(data: object, field: str = "person") -> Person:
         at = f"{field}.categories[{i}]"
         record = _object(raw, at, ("category", "validFrom"), RECORD_KEYS)
         valid_to = record.get("validTo")
+        decided_on = record.get("decidedOn")
         records.append(
             CategoryRecord(
                 _enum(Category, record["category"], f"{at}.category", "category"),
                 _date(record["validFrom"], f"{at}.validFrom"),
                 None if valid_to is None else _date(valid_to, f"{at}.validTo"),
+                None if decided_on is None else _date(decided_on, f"{at}.decidedOn"),
             )
         )
     result = Person(
@@ -181,9 +193,27 @@ def parse_visit(data: object, field: str) -> Visit:
         in_province=_flag(raw, "inProvince", field, True),
         diagnosis=diagnosis,
         special_treatment_hospital=_flag(raw, "specialTreatmentHospital", field, False),
+        reported=_reported(raw.get("reported"), f"{field}.reported"),
     )
     validate_visit(visit, field)
     return visit
+
+
+def _reported(data: object, field: str) -> Reported | None:
+    """The ``reported`` object of a visit (§5): amounts of a prefix of the insurance payers."""
+    if data is None:
+        return None
+    raw = _object(data, field, (), REPORTED_KEYS)
+
+    def amount(key: str) -> Decimal | None:
+        value = raw.get(key)
+        return None if value is None else _amount(value, f"{field}.{key}")
+
+    return Reported(
+        basic_insurance=amount("basicInsurance"),
+        critical_illness=amount("criticalIllness"),
+        inclusive_commercial=amount("inclusiveCommercial"),
+    )
 
 
 def parse_case(data: object) -> tuple[Person, list[Visit]]:
@@ -201,6 +231,46 @@ def parse_case(data: object) -> tuple[Person, list[Visit]]:
         seen.add(visit.id)
         validate_visit(visit, f"visits[{i}]", birth_date=person.birth_date)
     return person, visits
+
+
+def case_of(data: object) -> tuple[object, object | None]:
+    """The case and the expected output of a document: a bare §8 case, or an example file
+    (``description``, ``case``, ``expected``) as in ``spec/examples``.
+
+    >>> case_of({"description": "d", "case": {"person": {}}, "expected": {"visits": []}})
+    ({'person': {}}, {'visits': []})
+    >>> case_of({"person": {}, "visits": []})
+    ({'person': {}, 'visits': []}, None)
+    """
+    if isinstance(data, Mapping) and "case" in data:
+        example = _object(data, "", ("case",), ("description", "case", "expected"))
+        return example["case"], example.get("expected")
+    return data, None
+
+
+def differences(expected: object, actual: Mapping[str, Any]) -> list[str]:
+    """Where a settled case differs from an example's ``expected`` output, one line each.
+
+    >>> differences({"visits": [{"id": "v1", "assistance": "1.00"}]},
+    ...             {"visits": [{"id": "v1", "assistance": "2.00"}]})
+    ['visits[0].assistance: expected 1.00, got 2.00']
+    """
+    wanted = _object(expected, "expected", ("visits",), ("visits",))["visits"]
+    got = actual["visits"]
+    if not isinstance(wanted, list):
+        raise InvalidInput("expected.visits", wanted, "must be a list")
+    lines: list[str] = []
+    if len(wanted) != len(got):
+        lines.append(f"visits: expected {len(wanted)} entries, got {len(got)}")
+    for i, (want, have) in enumerate(zip(wanted, got, strict=False)):
+        if not isinstance(want, Mapping):
+            raise InvalidInput(f"expected.visits[{i}]", want, "must be a JSON object")
+        for key in sorted(set(want) | set(have)):
+            if key == "explanation":
+                continue
+            if want.get(key) != have.get(key):
+                lines.append(f"visits[{i}].{key}: expected {want.get(key)}, got {have.get(key)}")
+    return lines
 
 
 def simulate(

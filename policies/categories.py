@@ -1,12 +1,17 @@
-"""Who the person is on a visit (SETTLEMENT.md §4): which category records count, and which wins.
+"""Who the person is on a visit (SETTLEMENT.md §4): the categories held, per group of stages.
+
+A category record counts for a visit when its validity overlaps the stay (§4.1), after two
+regional rules: Jiangsu's end-of-month grace counted from the decision month (§4.2) and
+Panzhihua's retroactive assistance within the recognition year (§4.3), which widens what the
+*assistance* stages see but never what the insurance stages see.
 
 >>> from policies.benefits import load_policies
 >>> policy = load_policies().by_id("320000-2015")
 >>> records = (CategoryRecord(Category.LOW_INCOME, date(2016, 1, 1)),
 ...            CategoryRecord(Category.MINIMUM_LIVING, date(2015, 6, 1), date(2016, 5, 10)))
->>> choice = choose_category(policy, records, date(2016, 5, 20), date(2016, 5, 28))
->>> choice.chosen.value, [[rule.value for rule in r.rules] for r in choice.records]
-('MINIMUM_LIVING', [['overlap'], ['endOfMonthGrace']])
+>>> held = categories_held(policy, records, date(2016, 5, 20), date(2016, 5, 28))
+>>> [c.value for c in held.assistance], [[rule.value for rule in r.rules] for r in held.records]
+(['MINIMUM_LIVING', 'LOW_INCOME'], [['overlap'], ['endOfMonthGrace']])
 """
 
 from __future__ import annotations
@@ -17,18 +22,20 @@ from dataclasses import dataclass
 from datetime import date
 
 from policies.benefits import Policy
-from policies.explanation import CategoryExplanation, CountingRule, RecordCheck
+from policies.explanation import CountingRule, RecordCheck
 from policies.vocabulary import Category
 
 
 @dataclass(frozen=True)
 class CategoryRecord:
     """One recognised category of a person, valid from ``valid_from`` to ``valid_to`` (inclusive;
-    None = still valid)."""
+    None = still valid). ``decided_on`` is the date the end was decided (§4.2; None = on
+    ``valid_to``)."""
 
     category: Category
     valid_from: date
     valid_to: date | None = None
+    decided_on: date | None = None
 
     def validity(self) -> str:
         until = "open" if self.valid_to is None else self.valid_to.isoformat()
@@ -48,11 +55,79 @@ def _overlaps(start: date, end: date | None, first: date, last: date) -> bool:
     return start <= last and (end is None or end >= first)
 
 
-def choose_category(
+@dataclass(frozen=True)
+class Held:
+    """The categories held on a visit, each tuple in the policy's priority order."""
+
+    insurance: tuple[Category, ...]
+    """What basic, critical-illness and commercial insurance see (no retroactivity, §4.3)."""
+    assistance: tuple[Category, ...]
+    """What assistance and secondary assistance see."""
+    records: tuple[RecordCheck, ...]
+    priority: tuple[Category, ...]
+    priority_reference: str
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Where a record counts: from ``insurance_from``/``assistance_from`` to ``until``."""
+
+    insurance_from: date
+    assistance_from_rule: date
+    until: date | None
+    graced: bool
+
+    def assistance_from(self, admission: date) -> date:
+        """Retroactivity reaches back to 1 January only for visits admitted in that year."""
+        if self.assistance_from_rule.year == admission.year:
+            return self.assistance_from_rule
+        return self.insurance_from
+
+
+def effective_interval(policy: Policy, record: CategoryRecord, on: date) -> Interval:
+    """The record's validity after §4.2 (grace to the end of the month of the later of the end
+    and its decision) and §4.3 (assistance from 1 January of the recognition year).
+
+    >>> from policies.benefits import load_policies
+    >>> jiangsu = load_policies().by_id("320000-2015")
+    >>> r = CategoryRecord(Category.MINIMUM_LIVING, date(2014, 1, 1), date(2016, 3, 10),
+    ...                    decided_on=date(2016, 5, 20))
+    >>> effective_interval(jiangsu, r, date(2016, 4, 1)).until
+    datetime.date(2016, 5, 31)
+    """
+    rules = policy.categories
+    retro = rules.retroactive_within_year.at(on) if rules.retroactive_within_year else None
+    grace = rules.end_of_month_grace.at(on) if rules.end_of_month_grace else None
+    end = record.valid_to
+    graced = False
+    if end is not None and grace is not None and record.category in grace.value:
+        decided = record.decided_on if record.decided_on is not None else end
+        end = end_of_month(max(end, decided))
+        graced = end != record.valid_to
+    assistance_from = record.valid_from
+    if retro is not None and retro.value:
+        assistance_from = date(record.valid_from.year, 1, 1)
+    return Interval(record.valid_from, assistance_from, end, graced)
+
+
+def counts(
+    policy: Policy, record: CategoryRecord, admission: date, discharge: date
+) -> tuple[bool, bool]:
+    """Whether the record counts for (insurance stages, assistance stages) of the stay."""
+    if record.category not in policy.categories.priority.at(admission).value:
+        return False, False
+    span = effective_interval(policy, record, admission)
+    return (
+        _overlaps(span.insurance_from, span.until, admission, discharge),
+        _overlaps(span.assistance_from(admission), span.until, admission, discharge),
+    )
+
+
+def categories_held(
     policy: Policy, records: Sequence[CategoryRecord], admission: date, discharge: date
-) -> CategoryExplanation:
-    """The visit's category: among the records that count for the stay [admission, discharge],
-    the first in the policy's priority list (待遇就高); None when no record counts."""
+) -> Held:
+    """The categories held for the stay [admission, discharge], for each group of stages, with
+    the check of every record (for the explanation)."""
     rules = policy.categories
     priority_value = rules.priority.at(admission)
     priority = priority_value.value
@@ -61,6 +136,8 @@ def choose_category(
     stay = f"the stay {admission.isoformat()} … {discharge.isoformat()}"
 
     checks: list[RecordCheck] = []
+    insurance: set[Category] = set()
+    assistance: set[Category] = set()
     for record in records:
         if record.category not in priority:
             checks.append(
@@ -72,71 +149,70 @@ def choose_category(
                     counted=False,
                     rules=(),
                     reason=f"not a category of policy {policy.id}: ignored",
+                    decided_on=record.decided_on,
                 )
             )
             continue
-        start, end = record.valid_from, record.valid_to
-        graced_end = end
-        if grace is not None and grace.value and record.category in grace.value and end is not None:
-            graced_end = end_of_month(end)
-        retro_start = start
-        if retro is not None and retro.value and start.year == admission.year:
-            retro_start = date(admission.year, 1, 1)
-
-        rules_used: tuple[CountingRule, ...] = ()
-        if _overlaps(start, end, admission, discharge):
-            rules_used = (CountingRule.OVERLAP,)
-            reason = f"valid {record.validity()}, overlaps {stay}"
-        elif graced_end != end and _overlaps(start, graced_end, admission, discharge):
-            rules_used = (CountingRule.END_OF_MONTH_GRACE,)
+        span = effective_interval(policy, record, admission)
+        for_insurance, for_assistance = counts(policy, record, admission, discharge)
+        plain = _overlaps(record.valid_from, record.valid_to, admission, discharge)
+        used: list[CountingRule] = []
+        reasons: list[str] = []
+        if plain:
+            used.append(CountingRule.OVERLAP)
+            reasons.append(f"valid {record.validity()}, overlaps {stay}")
+        if not plain and span.graced and (for_insurance or for_assistance):
             assert grace is not None
-            assert end is not None
-            assert graced_end is not None
-            reason = (
-                f"ended {end.isoformat()}, kept to the end of that month "
-                f"{graced_end.isoformat()} (次月起不再享受, {grace.reference}), overlaps {stay}"
+            assert record.valid_to is not None
+            assert span.until is not None
+            used.append(CountingRule.END_OF_MONTH_GRACE)
+            decided = (
+                ""
+                if record.decided_on is None or record.decided_on <= record.valid_to
+                else f", decided {record.decided_on.isoformat()}"
             )
-        elif retro_start != start and _overlaps(retro_start, end, admission, discharge):
-            rules_used = (CountingRule.RETROACTIVE_WITHIN_YEAR,)
+            reasons.append(
+                f"ended {record.valid_to.isoformat()}{decided}, kept to the end of that month "
+                f"{span.until.isoformat()} (次月起不再享受, {grace.reference}), overlaps {stay}"
+            )
+        if for_assistance and not for_insurance:
             assert retro is not None
-            reason = (
-                f"recognised {start.isoformat()}, counts from {retro_start.isoformat()} for visits "
-                f"admitted in {admission.year} (追溯救助, {retro.reference})"
+            used.append(CountingRule.RETROACTIVE_WITHIN_YEAR)
+            reasons.append(
+                f"recognised {record.valid_from.isoformat()}, counts for assistance from "
+                f"{span.assistance_from(admission).isoformat()} for visits admitted in "
+                f"{admission.year} (追溯救助, {retro.reference}); insurance stages see it only "
+                f"from {record.valid_from.isoformat()}"
             )
-        elif _overlaps(retro_start, graced_end, admission, discharge):
-            rules_used = (CountingRule.RETROACTIVE_WITHIN_YEAR, CountingRule.END_OF_MONTH_GRACE)
-            reason = f"valid {record.validity()}, counts for {stay} by retroactivity and grace"
-        else:
+        if not (for_insurance or for_assistance):
             reason = f"valid {record.validity()}, does not overlap {stay}"
-            if retro is not None and retro.value and start > discharge:
+            if retro is not None and retro.value and record.valid_from > discharge:
                 reason += (
-                    f" (retroactivity only reaches back to 1 January {start.year}, "
+                    f" (retroactivity only reaches back to 1 January {record.valid_from.year}, "
                     f"{retro.reference})"
                 )
+            reasons.append(reason)
+        if for_insurance:
+            insurance.add(record.category)
+        if for_assistance:
+            assistance.add(record.category)
         checks.append(
             RecordCheck(
                 record.category,
                 record.valid_from,
                 record.valid_to,
                 listed=True,
-                counted=bool(rules_used),
-                rules=rules_used,
-                reason=reason,
+                counted=for_insurance or for_assistance,
+                rules=tuple(used),
+                reason="; ".join(reasons),
+                decided_on=record.decided_on,
+                insurance_stages=for_insurance,
             )
         )
-
-    counted = {check.category for check in checks if check.counted}
-    chosen = next((category for category in priority if category in counted), None)
-    order = " > ".join(category.value for category in priority)
-    if chosen is None:
-        why = "no category record" if not records else "no category record counts for this visit"
-        reason = f"{why}: treated as an ordinary person (basic, critical illness, commercial only)"
-    elif len(counted) == 1:
-        reason = f"{chosen.value} is the only category that counts for this visit"
-    else:
-        held = ", ".join(c.value for c in priority if c in counted)
-        reason = (
-            f"{held} count; {chosen.value} comes first in the priority order {order} "
-            f"(待遇就高, {priority_value.reference})"
-        )
-    return CategoryExplanation(chosen, reason, tuple(checks), priority, priority_value.reference)
+    return Held(
+        insurance=tuple(c for c in priority if c in insurance),
+        assistance=tuple(c for c in priority if c in assistance),
+        records=tuple(checks),
+        priority=priority,
+        priority_reference=priority_value.reference,
+    )

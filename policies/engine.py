@@ -27,10 +27,10 @@ from datetime import date
 from decimal import Decimal
 
 from policies.benefits import Policy, PolicySet
-from policies.categories import CategoryRecord, choose_category
+from policies.categories import CategoryRecord, Held, categories_held
 from policies.errors import InvalidInput
-from policies.explanation import Explanation
-from policies.ledger import Ledger
+from policies.explanation import Candidate, CategoryExplanation, Explanation
+from policies.ledger import Ledger, Stage
 from policies.payers import (
     INSURANCE_VISIT_TYPES,
     Context,
@@ -39,17 +39,21 @@ from policies.payers import (
     inclusive_commercial,
     medical_assistance,
     secondary_assistance,
+    tilted_categories,
 )
 from policies.schedule import CENT, ZERO, money
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
 
 __all__ = [
     "INSURANCE_VISIT_TYPES",
+    "REPORTABLE_PAYERS",
     "CategoryRecord",
     "Ledger",
     "Person",
+    "Reported",
     "Visit",
     "VisitSettlement",
+    "preferential_on",
     "settle_visit",
     "settle_visits",
     "tilt_applies",
@@ -76,6 +80,38 @@ class Person:
         return day.year - self.birth_date.year - (0 if birthday_passed else 1)
 
 
+REPORTABLE_PAYERS: tuple[Payer, ...] = (
+    Payer.BASIC_INSURANCE,
+    Payer.CRITICAL_ILLNESS,
+    Payer.INCLUSIVE_COMMERCIAL,
+)
+"""Insurance payers whose amount the core system or the insurer may report (§5), in order."""
+
+
+@dataclass(frozen=True)
+class Reported:
+    """Insurance payments determined upstream (来自核心系统的结算结果, §5): a prefix of
+    basic → critical illness → inclusive commercial; None = computed by the engine."""
+
+    basic_insurance: Decimal | None = None
+    critical_illness: Decimal | None = None
+    inclusive_commercial: Decimal | None = None
+
+    def amount(self, payer: Payer) -> Decimal | None:
+        return {
+            Payer.BASIC_INSURANCE: self.basic_insurance,
+            Payer.CRITICAL_ILLNESS: self.critical_illness,
+            Payer.INCLUSIVE_COMMERCIAL: self.inclusive_commercial,
+        }.get(payer)
+
+    @property
+    def payers(self) -> tuple[Payer, ...]:
+        return tuple(p for p in REPORTABLE_PAYERS if self.amount(p) is not None)
+
+    def to_dict(self) -> dict[str, str]:
+        return {p.value: money(a) for p in self.payers for a in [self.amount(p)] if a is not None}
+
+
 @dataclass(frozen=True)
 class Visit:
     id: str
@@ -89,11 +125,15 @@ class Visit:
     in_province: bool = True
     diagnosis: str | None = None
     special_treatment_hospital: bool = False
+    reported: Reported | None = None
 
     @property
     def settlement_year(self) -> int:
         """The calendar year of admission (§3)."""
         return self.admission_date.year
+
+    def reported_amount(self, payer: Payer) -> Decimal | None:
+        return None if self.reported is None else self.reported.amount(payer)
 
 
 @dataclass(frozen=True)
@@ -172,6 +212,65 @@ def validate_visit(visit: Visit, field: str = "visit", birth_date: date | None =
             visit.admission_date.isoformat(),
             f"is before the person's birthDate {birth_date.isoformat()}",
         )
+    if visit.reported is not None:
+        _validate_reported(visit, visit.reported, f"{field}.reported")
+
+
+def _validate_reported(visit: Visit, reported: Reported, field: str) -> None:
+    """§5: amounts ≥ 0 with two decimals, a prefix of the insurance payers, CI and commercial
+    only on visits they cover, together never above the policy-scope cost."""
+    total = ZERO
+    gap: Payer | None = None
+    for payer in REPORTABLE_PAYERS:
+        amount = reported.amount(payer)
+        if amount is None:
+            gap = gap or payer
+            continue
+        at = f"{field}.{payer.value}"
+        _check_amount(amount, at)
+        if gap is not None:
+            raise InvalidInput(
+                at,
+                money(amount),
+                f"reported payers must be a prefix of {', '.join(REPORTABLE_PAYERS)}: "
+                f"{gap.value} is not reported",
+            )
+        if payer is not Payer.BASIC_INSURANCE and visit.type not in INSURANCE_VISIT_TYPES:
+            raise InvalidInput(
+                at, money(amount), f"{payer.value} does not cover {visit.type.value} visits"
+            )
+        total += amount
+        if total > visit.policy_scope_cost:
+            raise InvalidInput(
+                at,
+                money(amount),
+                f"reported payments ({money(total)}) exceed policyScopeCost "
+                f"{money(visit.policy_scope_cost)}",
+            )
+
+
+def validate_reported_for(policy: Policy, person: Person, visit: Visit, field: str) -> None:
+    """The reported amounts against who the person is and what the region has (§5)."""
+    if visit.reported is None or not visit.reported.payers:
+        return
+    first = visit.reported.payers[0]
+    if not person.insured:
+        raise InvalidInput(
+            f"{field}.reported.{first.value}",
+            money(visit.reported.amount(first) or ZERO),
+            "an uninsured visit has no insurance payment to report",
+        )
+    commercial = visit.reported.inclusive_commercial
+    if commercial is not None:
+        at = f"{field}.reported.inclusiveCommercial"
+        if policy.inclusive_commercial is None:
+            raise InvalidInput(
+                at, money(commercial), f"policy {policy.id} has no inclusive commercial plan"
+            )
+        if not person.inclusive_commercial:
+            raise InvalidInput(
+                at, money(commercial), "the person is not enrolled in the inclusive commercial plan"
+            )
 
 
 # -- settlement --------------------------------------------------------------------------------
@@ -195,6 +294,12 @@ def tilt_applies(policy: Policy, category: Category | None, on: date | None = No
     return False
 
 
+def preferential_on(policy: Policy, records: Sequence[CategoryRecord], day: date) -> bool:
+    """Whether any category held on ``day`` for the insurance stages is tilted (§4.5)."""
+    held = categories_held(policy, records, day, day)
+    return any(tilt_applies(policy, category, day) for category in held.insurance)
+
+
 def settle_visits(
     policies: PolicySet, person: Person, visits: Sequence[Visit]
 ) -> list[VisitSettlement]:
@@ -206,17 +311,17 @@ def settle_visits(
         seen.add(visit.id)
     ledgers: dict[int, Ledger] = {}
     settlements: list[VisitSettlement] = []
-    for visit in visits:
+    for i, visit in enumerate(visits):
         year = visit.settlement_year
         settlement, ledgers[year] = settle_visit(
-            policies, person, visit, ledgers.get(year) or Ledger.empty(year)
+            policies, person, visit, ledgers.get(year) or Ledger.empty(year), field=f"visits[{i}]"
         )
         settlements.append(settlement)
     return settlements
 
 
 def settle_visit(
-    policies: PolicySet, person: Person, visit: Visit, ledger: Ledger
+    policies: PolicySet, person: Person, visit: Visit, ledger: Ledger, field: str = "visit"
 ) -> tuple[VisitSettlement, Ledger]:
     """Settle one visit against the person's ledger for the admission year; pure.
 
@@ -224,7 +329,7 @@ def settle_visit(
     NoPolicyInForce when no policy covers the region on the admission date.
     """
     validate_person(person)
-    validate_visit(visit, birth_date=person.birth_date)
+    validate_visit(visit, field, birth_date=person.birth_date)
     if ledger.year != visit.settlement_year:
         raise InvalidInput(
             "ledger.year",
@@ -232,8 +337,9 @@ def settle_visit(
             f"must be {visit.settlement_year}, the admission year of visit {visit.id}",
         )
     policy = policies.in_force(person.region_code, visit.admission_date)
-    choice = choose_category(policy, person.categories, visit.admission_date, visit.discharge_date)
-    ctx = Context(policy, person, visit, ledger, choice.chosen)
+    validate_reported_for(policy, person, visit, field)
+    held = categories_held(policy, person.categories, visit.admission_date, visit.discharge_date)
+    ctx = Context(policy, person, visit, ledger, held)
 
     scope = visit.policy_scope_cost
     basic = basic_insurance(ctx)
@@ -246,20 +352,30 @@ def settle_visit(
     outcomes = (basic, ci, commercial, assistance, secondary)
     payments = {outcome.line.payer: outcome.line.paid for outcome in outcomes}
     out_of_pocket = visit.total_cost - sum(payments.values(), ZERO)
-    increments = {o.stage: (o.base, o.line.paid) for o in outcomes if o.stage is not None}
+    increments: dict[Stage, tuple[Decimal, Decimal]] = {}
+    for o in outcomes:
+        if o.stage is not None:
+            base, paid = increments.get(o.stage, (ZERO, ZERO))
+            increments[o.stage] = (base + o.base, paid + o.line.paid)
     next_ledger = ledger.record(increments, out_of_pocket)
+    category = _category_explanation(held, assistance.category, assistance.candidates)
+    tilted = tilted_categories(ctx, policy.basic.inpatient_tilt) or tilted_categories(
+        ctx, policy.critical_illness.tilt
+    )
     explanation = Explanation(
         visit_id=visit.id,
         policy_id=policy.id,
         policy_title=policy.title,
         settlement_year=visit.settlement_year,
-        category=choice,
-        preferential_treatment=tilt_applies(policy, choice.chosen, visit.admission_date),
+        category=category,
+        preferential_treatment=bool(tilted),
         lines=tuple(outcome.line for outcome in outcomes),
         total_cost=visit.total_cost,
         policy_scope_cost=scope,
         out_of_pocket=out_of_pocket,
+        reported=visit.reported.payers if visit.reported else (),
     )
+    choice = category
     settlement = VisitSettlement(
         visit.id,
         policy.id,
@@ -270,3 +386,47 @@ def settle_visit(
         explanation,
     )
     return settlement, next_ledger
+
+
+def _category_explanation(
+    held: Held, used: Category | None, candidates: tuple[Candidate, ...]
+) -> CategoryExplanation:
+    """The reported category (§4.6): the one whose assistance schedule was used; else the first
+    category held for the assistance stages; None when none is held."""
+    order = " > ".join(category.value for category in held.priority)
+    if used is not None:
+        chosen: Category | None = used
+        if len(candidates) > 1:
+            shown = ", ".join(f"{c.category.value} {money(c.paid)}" for c in candidates)
+            reason = (
+                f"categories held for assistance: {', '.join(held.assistance)}; each schedule "
+                f"computed on the same ledger ({shown}): {used.value} pays most (待遇就高 item by "
+                f"item; ties go to the first in {order}, {held.priority_reference})"
+            )
+        else:
+            reason = f"{used.value}: its assistance schedule was used"
+    elif held.assistance:
+        chosen = held.assistance[0]
+        reason = (
+            f"no assistance schedule applied; {chosen.value} is the first category held in the "
+            f"priority order {order}"
+        )
+    else:
+        chosen = None
+        why = "no category record" if not held.records else "no category record counts"
+        reason = f"{why}: treated as an ordinary person (basic, critical illness, commercial only)"
+    if held.insurance and chosen is not None:
+        reason += (
+            f"; insurance tilts and waivers look at every category held "
+            f"({', '.join(held.insurance)})"
+        )
+    return CategoryExplanation(
+        chosen,
+        reason,
+        held.records,
+        held.priority,
+        held.priority_reference,
+        held_for_insurance=held.insurance,
+        held_for_assistance=held.assistance,
+        candidates=candidates,
+    )

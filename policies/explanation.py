@@ -36,19 +36,38 @@ class RecordCheck:
     listed: bool
     """Whether the policy lists the category at all (unlisted ones are ignored)."""
     counted: bool
+    """Whether it counts for the assistance stages or the insurance stages of the visit."""
     rules: tuple[CountingRule, ...]
     reason: str
+    decided_on: date | None = None
+    insurance_stages: bool = False
+    """Whether it counts for basic, critical-illness and commercial insurance too (§4.3)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
             "category": self.category.value,
             "validFrom": self.valid_from.isoformat(),
             "validTo": None if self.valid_to is None else self.valid_to.isoformat(),
+            "decidedOn": None if self.decided_on is None else self.decided_on.isoformat(),
             "listedByPolicy": self.listed,
             "counted": self.counted,
+            "countsForInsurance": self.insurance_stages,
             "rules": [rule.value for rule in self.rules],
             "reason": self.reason,
         }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A category held whose assistance schedule was computed for the visit (待遇就高 item by item,
+    §4.5): every candidate is computed on the same ledger and the largest payment wins."""
+
+    category: Category
+    paid: Decimal
+    chosen: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"category": self.category.value, "paid": money(self.paid), "chosen": self.chosen}
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,9 @@ class CategoryExplanation:
     records: tuple[RecordCheck, ...]
     priority: tuple[Category, ...]
     priority_reference: str
+    held_for_insurance: tuple[Category, ...] = ()
+    held_for_assistance: tuple[Category, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -67,6 +89,9 @@ class CategoryExplanation:
             "reason": self.reason,
             "priority": [c.value for c in self.priority],
             "priorityReference": self.priority_reference,
+            "heldForInsurance": [c.value for c in self.held_for_insurance],
+            "heldForAssistance": [c.value for c in self.held_for_assistance],
+            "candidates": [c.to_dict() for c in self.candidates],
             "records": [r.to_dict() for r in self.records],
         }
 
@@ -168,6 +193,8 @@ class Explanation:
     total_cost: Decimal
     policy_scope_cost: Decimal
     out_of_pocket: Decimal
+    reported: tuple[Payer, ...] = ()
+    """Insurance payers whose amounts were reported upstream and taken as given (§5)."""
 
     def line(self, payer: Payer) -> PayerLine:
         return next(line for line in self.lines if line.payer is payer)
@@ -183,6 +210,7 @@ class Explanation:
             "totalCost": money(self.total_cost),
             "policyScopeCost": money(self.policy_scope_cost),
             "outOfScope": money(self.total_cost - self.policy_scope_cost),
+            "reported": [payer.value for payer in self.reported],
             "lines": [line.to_dict() for line in self.lines],
             "outOfPocket": money(self.out_of_pocket),
             "text": self.render_text(),
@@ -198,6 +226,12 @@ class Explanation:
         ]
         chosen = self.category.chosen.value if self.category.chosen else "none"
         out.append(f"Category: {chosen}. {self.category.reason}")
+        if self.category.candidates:
+            shown = ", ".join(
+                f"{c.category.value} {money(c.paid)}{' (chosen)' if c.chosen else ''}"
+                for c in self.category.candidates
+            )
+            out.append(f"  assistance candidates: {shown}")
         for record in self.category.records:
             until = record.valid_to.isoformat() if record.valid_to else "open"
             mark = "counts" if record.counted else "does not count"
@@ -206,7 +240,10 @@ class Explanation:
                 f"{mark}; {record.reason}"
             )
         if self.preferential_treatment:
-            out.append("  preferential treatment (倾斜支付) applies to this category")
+            out.append("  preferential treatment (倾斜支付) applies to a category held")
+        if self.reported:
+            shown = ", ".join(payer.value for payer in self.reported)
+            out.append(f"  reported by the core system and taken as given: {shown}")
         for line in self.lines:
             out.extend(_render_line(line))
         out.append(f"Out of pocket: {money(self.out_of_pocket)}")
@@ -223,6 +260,9 @@ def _render_line(line: PayerLine) -> list[str]:
         if line.year_to_date_base_before is not None:
             text += f", year-to-date base before {money(line.year_to_date_base_before)}"
         out.append(text)
+    if line.method == "reported":
+        out.extend(f"    note: {note}" for note in line.notes)
+        return out
     if line.deductible is not None:
         out.append(f"    deductible {exact(line.deductible)}; {describe_segments(line.segments)}")
     for p in line.portions:

@@ -35,6 +35,8 @@ class Stage(StrEnum):
     ASSISTANCE = "assistance"
     """Main ledger: inpatient + chronic outpatient, shared by all categories of the year."""
     ASSISTANCE_GENERAL = "assistance.generalOutpatient"
+    ASSISTANCE_UNINSURED = "assistance.uninsured"
+    """Uninsured persons' assistance, where a policy gives it a ledger of its own (§5)."""
     SECONDARY_ASSISTANCE = "secondaryAssistance"
 
     @property
@@ -50,6 +52,7 @@ STAGE_PAYER: Mapping[Stage, Payer] = {
     Stage.INCLUSIVE_COMMERCIAL: Payer.INCLUSIVE_COMMERCIAL,
     Stage.ASSISTANCE: Payer.ASSISTANCE,
     Stage.ASSISTANCE_GENERAL: Payer.ASSISTANCE,
+    Stage.ASSISTANCE_UNINSURED: Payer.ASSISTANCE,
     Stage.SECONDARY_ASSISTANCE: Payer.SECONDARY_ASSISTANCE,
 }
 

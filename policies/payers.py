@@ -6,14 +6,16 @@ line plus the ledger stage it feeds (the engine adds (base, paid) to that stage)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
-from policies.benefits import Param, Policy, ScheduleRule, Tilt, Unit, Value
-from policies.explanation import ParameterUse, PayerLine
+from policies.benefits import Param, Policy, ScheduleRule, Tilt, UninsuredLedger, Unit, Value
+from policies.categories import Held
+from policies.explanation import Candidate, ParameterUse, PayerLine
 from policies.ledger import BASIC_SHARED_CAP_STAGES, Ledger, Stage
 from policies.schedule import (
     ZERO,
@@ -44,7 +46,7 @@ class Context:
     person: Person
     visit: Visit
     ledger: Ledger
-    category: Category | None
+    held: Held
 
     @property
     def on(self) -> date:
@@ -60,6 +62,9 @@ class Outcome:
     line: PayerLine
     stage: Stage | None = None
     base: Decimal = ZERO
+    category: Category | None = None
+    """The category whose schedule paid (assistance only)."""
+    candidates: tuple[Candidate, ...] = ()
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -110,6 +115,14 @@ def _resolve(
             deductible = round_money(value.value * pcdi.value)
             shown = f"{percent(value.value)} of PCDI {ctx.year - 1} = {money(deductible)}"
             uses += [_use(value, shown), _use(pcdi)]
+        elif value.unit is Unit.SHARE_OF_MONITORING_STANDARD:
+            standard = ctx.policy.monitoring_standard_for(ctx.year)
+            deductible = round_money(value.value * standard.value)
+            shown = (
+                f"{percent(value.value)} of the monitoring income standard {ctx.year} = "
+                f"{money(deductible)}"
+            )
+            uses += [_use(value, shown), _use(standard)]
         else:
             deductible = value.value
             uses.append(_use(value))
@@ -165,15 +178,22 @@ def _run(
     return Outcome(line, stage, base)
 
 
+def tilted_categories(ctx: Context, tilt: Tilt | None) -> tuple[Category, ...]:
+    """The categories held for the insurance stages that the tilt lists (§4.5: any one
+    qualifies)."""
+    if tilt is None:
+        return ()
+    listed = tilt.categories.at(ctx.on).value
+    return tuple(c for c in ctx.held.insurance if c in listed)
+
+
 def _tilt_for(
     ctx: Context, tilt: Tilt | None
 ) -> tuple[Value[Decimal] | None, Value[Decimal] | None, list[ParameterUse]]:
-    """(deductible factor, ratio bonus, parameters) when the visit's category is tilted."""
-    if tilt is None or ctx.category is None:
+    """(deductible factor, ratio bonus, parameters) when a category held is tilted."""
+    if tilt is None or not tilted_categories(ctx, tilt):
         return None, None, []
     listed = tilt.categories.at(ctx.on)
-    if ctx.category not in listed.value:
-        return None, None, []
     factor = None if tilt.deductible_factor is None else tilt.deductible_factor.at(ctx.on)
     bonus = None if tilt.ratio_bonus is None else tilt.ratio_bonus.at(ctx.on)
     uses = [_use(listed)]
@@ -187,23 +207,33 @@ def _tilt_for(
 # -- basic insurance ---------------------------------------------------------------------------
 
 
+def diagnosis_key(code: str) -> str:
+    """Diagnosis codes compare upper-case and without dots (§5), by prefix.
+
+    >>> diagnosis_key(" n18.5 "), diagnosis_key("N185")
+    ('N185', 'N185')
+    """
+    return code.strip().upper().replace(".", "")
+
+
 def _special_disease(ctx: Context) -> tuple[bool, list[ParameterUse], str | None]:
     """Hunan 大病专项救治: (deductible waived?, parameters, note)."""
     special = ctx.policy.basic.special_diseases
     diagnosis = ctx.visit.diagnosis
-    if special is None or ctx.category is None or not diagnosis:
+    if special is None or not diagnosis:
         return False, [], None
     categories = special.categories.at(ctx.on)
-    if ctx.category not in categories.value:
+    if not any(c in categories.value for c in ctx.held.insurance):
         return False, [], None
+    key = diagnosis_key(diagnosis)
     code = diagnosis.strip().upper()
     listed = special.diagnoses.at(ctx.on)
     child = None if special.child_diagnoses is None else special.child_diagnoses.at(ctx.on)
-    match = next((p for p in listed.value if code.startswith(p)), None)
+    match = next((p for p in listed.value if key.startswith(diagnosis_key(p))), None)
     uses = [_use(categories), _use(listed)]
     reference, child_text = listed.reference, ""
     if match is None and child is not None and special.child_max_age is not None:
-        match = next((p for p in child.value if code.startswith(p)), None)
+        match = next((p for p in child.value if key.startswith(diagnosis_key(p))), None)
         if match is not None:
             max_age = special.child_max_age.at(ctx.on)
             age = ctx.person.age_on(ctx.visit.admission_date)
@@ -230,6 +260,53 @@ def _special_disease(ctx: Context) -> tuple[bool, list[ParameterUse], str | None
     return True, uses, note
 
 
+def _reported(
+    ctx: Context,
+    payer: Payer,
+    stage: Stage,
+    base: Decimal,
+    amount: Decimal,
+    *,
+    cap: Decimal | None,
+    cap_stages: tuple[Stage, ...] | None = None,
+    per_stay: bool = False,
+) -> Outcome:
+    """A payment reported by the core insurance system or the insurer (§5, 来自核心系统的结算结果):
+    taken as given; the stage's ledger accrues the visit's base and the reported payment."""
+    cap_over = cap_stages if cap_stages is not None else (stage,)
+    room = None if cap is None else max(cap - ctx.ledger.paid(*cap_over), ZERO)
+    notes = []
+    if room is not None and amount > room:
+        notes.append(
+            f"reported {money(amount)} is above the {money(room)} the policy's yearly cap "
+            f"{money(cap or ZERO)} leaves: accepted, the core system is authoritative"
+        )
+    line = PayerLine(
+        payer=payer,
+        applied=True,
+        reason="reported by the core insurance system or the insurer: taken as given, not computed",
+        paid=amount,
+        stage=stage.value,
+        method="reported",
+        base=base,
+        year_to_date_base_before=None if per_stay else ctx.ledger.totals(stage).base,
+        cap=cap,
+        cap_shared_with=tuple(s.value for s in cap_over if s is not stage),
+        cap_room_before=room,
+        amount_before_rounding=amount,
+        notes=tuple(notes),
+    )
+    return Outcome(line, stage, base)
+
+
+def _basic_stage(visit: Visit) -> Stage:
+    if visit.type is VisitType.INPATIENT:
+        return Stage.BASIC_INPATIENT
+    if visit.type is VisitType.OUTPATIENT_CHRONIC:
+        return Stage.BASIC_CHRONIC
+    return Stage.BASIC_GENERAL
+
+
 def basic_insurance(ctx: Context) -> Outcome:
     payer = Payer.BASIC_INSURANCE
     if not ctx.person.insured:
@@ -237,6 +314,18 @@ def basic_insurance(ctx: Context) -> Outcome:
     rules = ctx.policy.basic
     visit = ctx.visit
     scope = visit.policy_scope_cost
+    reported = visit.reported_amount(payer)
+    if reported is not None:
+        stage = _basic_stage(visit)
+        if stage is Stage.BASIC_GENERAL:
+            general_cap = rules.general_outpatient.yearly_cap
+            room = None if general_cap is None else general_cap.at(ctx.on).value
+            return _reported(ctx, payer, stage, scope, reported, cap=room)
+        return _reported(
+            ctx, payer, stage, scope, reported,
+            cap=rules.yearly_cap.at(ctx.on).value, cap_stages=BASIC_SHARED_CAP_STAGES,
+            per_stay=stage is Stage.BASIC_INPATIENT,
+        )  # fmt: skip
     if visit.type is VisitType.INPATIENT:
         assert visit.hospital_level is not None  # validate_visit guarantees it
         level = visit.hospital_level
@@ -250,18 +339,32 @@ def basic_insurance(ctx: Context) -> Outcome:
         ]
         notes: list[str] = []
         used_ratio = ratio.value
-        _, bonus, tilt_uses = _tilt_for(ctx, rules.inpatient_tilt)
-        if bonus is not None:
-            used_ratio = min(Decimal(1), ratio.value + bonus.value)
-            uses += tilt_uses
-            notes.append(
-                f"tilt for {ctx.category}: inpatient ratio {percent(ratio.value)} + "
-                f"{_points(bonus.value)} points = {percent(used_ratio)} ({bonus.reference})"
-            )
         waived, special_uses, note = _special_disease(ctx)
         uses += special_uses
         if note is not None:
             notes.append(note)
+        tilt = rules.inpatient_tilt
+        _, bonus, tilt_uses = _tilt_for(ctx, tilt)
+        fee_only = (
+            None
+            if tilt is None or tilt.fee_for_service_only is None
+            else (tilt.fee_for_service_only.at(ctx.on))
+        )
+        qualifying = ", ".join(tilted_categories(ctx, tilt))
+        if bonus is not None and waived and fee_only is not None and fee_only.value:
+            uses.append(_use(fee_only))
+            notes.append(
+                f"no tilt bonus for {qualifying}: the + {_points(bonus.value)} points are for "
+                f"fee-for-service stays only, and this stay is settled as a special disease "
+                f"({fee_only.reference})"
+            )
+        elif bonus is not None:
+            used_ratio = min(Decimal(1), ratio.value + bonus.value)
+            uses += tilt_uses
+            notes.append(
+                f"tilt for {qualifying}: inpatient ratio {percent(ratio.value)} + "
+                f"{_points(bonus.value)} points = {percent(used_ratio)} ({bonus.reference})"
+            )
         schedule = Schedule(
             ZERO if waived else deductible.value, (Segment(None, used_ratio),), cap.value
         )
@@ -298,6 +401,13 @@ def critical_illness(ctx: Context, base: Decimal) -> Outcome:
     if ctx.visit.type not in INSURANCE_VISIT_TYPES:
         return _skip(payer, "covers inpatient and chronic outpatient visits only")
     rules = ctx.policy.critical_illness
+    reported = ctx.visit.reported_amount(payer)
+    if reported is not None:
+        cap = rules.schedule.yearly_cap
+        return _reported(
+            ctx, payer, Stage.CRITICAL_ILLNESS, base, reported,
+            cap=None if cap is None else cap.at(ctx.on).value,
+        )  # fmt: skip
     schedule, uses = _resolve(ctx, rules.schedule)
     notes: list[str] = []
     factor, bonus, tilt_uses = _tilt_for(ctx, rules.tilt)
@@ -318,7 +428,8 @@ def critical_illness(ctx: Context, base: Decimal) -> Outcome:
                 f"ratios + {_points(bonus.value)} points: {describe_segments(schedule.segments)}"
             )
         reference = (factor or bonus or tilt_uses[0]).reference
-        notes.append(f"tilt for {ctx.category} (倾斜支付, {reference}): {'; '.join(changes)}")
+        qualifying = ", ".join(tilted_categories(ctx, rules.tilt))
+        notes.append(f"tilt for {qualifying} (倾斜支付, {reference}): {'; '.join(changes)}")
     reason = (
         "annual stage on the cost left after basic insurance, cumulated over the year "
         "(民发〔2017〕12号 (六))"
@@ -337,6 +448,13 @@ def inclusive_commercial(ctx: Context, base: Decimal) -> Outcome:
         return _skip(payer, "not enrolled in the inclusive commercial plan")
     if ctx.visit.type not in INSURANCE_VISIT_TYPES:
         return _skip(payer, "covers inpatient and chronic outpatient visits only")
+    reported = ctx.visit.reported_amount(payer)
+    if reported is not None:
+        cap = plan.yearly_cap
+        return _reported(
+            ctx, payer, Stage.INCLUSIVE_COMMERCIAL, base, reported,
+            cap=None if cap is None else cap.at(ctx.on).value,
+        )  # fmt: skip
     schedule, uses = _resolve(ctx, plan)
     reason = "annual stage on the cost left after basic and critical-illness insurance"
     return _run(ctx, payer, Stage.INCLUSIVE_COMMERCIAL, schedule, base, reason, uses)
@@ -345,10 +463,25 @@ def inclusive_commercial(ctx: Context, base: Decimal) -> Outcome:
 # -- assistance --------------------------------------------------------------------------------
 
 
-def _uninsured_note(ctx: Context) -> list[str]:
-    if ctx.person.insured:
-        return []
-    return ["not insured: assistance takes the whole policy-scope cost as its base (§5)"]
+def _best(ctx: Context, options: Sequence[tuple[Category, Outcome]]) -> Outcome:
+    """待遇就高 item by item (§4.5): every candidate schedule is computed on the same ledger; the
+    largest rounded payment wins, ties to the category listed first in the priority order."""
+    order = {c: i for i, c in enumerate(ctx.held.priority)}
+    ranked = sorted(options, key=lambda o: (-o[1].line.paid, order[o[0]]))
+    category, winner = ranked[0]
+    candidates = tuple(Candidate(c, o.line.paid, c is category) for c, o in options)
+    line = winner.line
+    if len(options) > 1:
+        shown = ", ".join(f"{c} {money(o.line.paid)}" for c, o in options)
+        line = dataclasses.replace(
+            line,
+            notes=(
+                *line.notes,
+                f"candidates on this ledger: {shown}; {category} pays most (待遇就高, "
+                f"{ctx.held.priority_reference})",
+            ),
+        )
+    return dataclasses.replace(winner, line=line, category=category, candidates=candidates)
 
 
 def medical_assistance(ctx: Context, main_base: Decimal, general_base: Decimal) -> Outcome:
@@ -356,44 +489,101 @@ def medical_assistance(ctx: Context, main_base: Decimal, general_base: Decimal) 
     rules = ctx.policy.assistance
     if rules is None:
         return _skip(payer, f"policy {ctx.policy.id} defines no medical assistance")
-    category = ctx.category
-    if category is None:
+    held = ctx.held.assistance
+    if not held:
         return _skip(payer, "no assistance category on this visit")
     referral = rules.requires_compliant_referral.at(ctx.on)
     refused = referral.value and not ctx.visit.referral_compliant
+    if not ctx.person.insured:
+        return _uninsured_assistance(ctx, ctx.visit.policy_scope_cost, referral, refused)
     if ctx.visit.type is VisitType.OUTPATIENT_GENERAL:
-        rule = rules.general_outpatient.get(category)
-        if rule is None:
-            return _skip(payer, f"category {category} not listed for general outpatient assistance")
+        general = [(c, rules.general_outpatient[c]) for c in held if c in rules.general_outpatient]
+        if not general:
+            shown = ", ".join(held)
+            return _skip(
+                payer, f"categories held ({shown}) not listed for general outpatient assistance"
+            )
         if refused:
             return _skip(payer, f"referral not compliant (未按规定转诊, {referral.reference})")
-        schedule, uses = _resolve(ctx, rule)
-        reason = (
-            f"general outpatient, {category} schedule: annual stage on its own ledger, base = "
-            "policy-scope cost − basic insurance"
-        )
-        return _run(
-            ctx, payer, Stage.ASSISTANCE_GENERAL, schedule, general_base, reason,
-            [_use(referral), *uses], notes=_uninsured_note(ctx),
-        )  # fmt: skip
+        options = []
+        for category, rule in general:
+            schedule, uses = _resolve(ctx, rule)
+            reason = (
+                f"general outpatient, {category} schedule: annual stage on its own ledger, base = "
+                "policy-scope cost − basic insurance"
+            )
+            options.append((category, _run(
+                ctx, payer, Stage.ASSISTANCE_GENERAL, schedule, general_base, reason,
+                [_use(referral), *uses],
+            )))  # fmt: skip
+        return _best(ctx, options)
     visit_types = rules.visit_types.at(ctx.on)
     if ctx.visit.type not in visit_types.value:
         reason = f"visit type {ctx.visit.type} not covered by assistance ({visit_types.reference})"
         return _skip(payer, reason)
-    rule = rules.schedules.get(category)
-    if rule is None:
-        return _skip(payer, f"category {category} has no assistance schedule in {ctx.policy.id}")
+    main = [(c, rules.schedules[c]) for c in held if c in rules.schedules]
+    if not main:
+        shown = ", ".join(held)
+        return _skip(
+            payer, f"categories held ({shown}) have no assistance schedule in {ctx.policy.id}"
+        )
     if refused:
         return _skip(payer, f"referral not compliant (未按规定转诊, {referral.reference})")
-    schedule, uses = _resolve(ctx, rule)
+    options = []
+    for category, rule in main:
+        schedule, uses = _resolve(ctx, rule)
+        reason = (
+            f"{category} schedule, annual stage on the cost left after insurance; one ledger for "
+            "the year's inpatient and chronic visits, shared by all categories"
+        )
+        options.append((category, _run(
+            ctx, payer, Stage.ASSISTANCE, schedule, main_base, reason,
+            [_use(visit_types), _use(referral), *uses],
+        )))  # fmt: skip
+    return _best(ctx, options)
+
+
+def _uninsured_assistance(
+    ctx: Context, base: Decimal, referral: Value[bool], refused: bool
+) -> Outcome:
+    """Assistance for a person not enrolled in basic insurance: only where the policy defines it
+    (苏政办发 二(三) leaves the standard to local government), on the whole policy-scope cost."""
+    payer = Payer.ASSISTANCE
+    rules = ctx.policy.uninsured
+    if rules is None:
+        return _skip(
+            payer,
+            f"not insured, and policy {ctx.policy.id} defines no assistance for uninsured "
+            "persons: nothing is paid",
+        )
+    listed = rules.categories.at(ctx.on)
+    held = [c for c in ctx.held.assistance if c in listed.value]
+    if not held:
+        shown = ", ".join(ctx.held.assistance)
+        return _skip(
+            payer,
+            f"not insured: no category held ({shown}) is assisted uninsured ({listed.reference})",
+        )
+    visit_types = rules.visit_types.at(ctx.on)
+    if ctx.visit.type not in visit_types.value:
+        return _skip(
+            payer,
+            f"not insured: visit type {ctx.visit.type} not assisted ({visit_types.reference})",
+        )
+    if refused:
+        return _skip(payer, f"referral not compliant (未按规定转诊, {referral.reference})")
+    ledger = rules.ledger.at(ctx.on)
+    stage = Stage.ASSISTANCE if ledger.value is UninsuredLedger.MAIN else Stage.ASSISTANCE_UNINSURED
+    schedule, uses = _resolve(ctx, rules.schedule)
     reason = (
-        f"{category} schedule, annual stage on the cost left after insurance; one ledger for the "
-        "year's inpatient and chronic visits, shared by all categories"
+        f"not insured, {held[0]} assisted as the policy's uninsured section says: annual stage on "
+        f"the whole policy-scope cost, ledger {stage.value}"
     )
-    return _run(
-        ctx, payer, Stage.ASSISTANCE, schedule, main_base, reason,
-        [_use(visit_types), _use(referral), *uses], notes=_uninsured_note(ctx),
+    outcome = _run(
+        ctx, payer, stage, schedule, base, reason,
+        [_use(listed), _use(visit_types), _use(ledger), _use(referral), *uses],
     )  # fmt: skip
+    return dataclasses.replace(outcome, category=held[0])
 
 
 def secondary_assistance(ctx: Context, base: Decimal) -> Outcome:
@@ -401,8 +591,13 @@ def secondary_assistance(ctx: Context, base: Decimal) -> Outcome:
     rules = ctx.policy.secondary_assistance
     if rules is None:
         return _skip(payer, f"policy {ctx.policy.id} defines no secondary assistance")
-    if ctx.category is None:
+    if not ctx.held.assistance:
         return _skip(payer, "no assistance category on this visit")
+    if not ctx.person.insured and ctx.policy.uninsured is None:
+        return _skip(
+            payer,
+            f"not insured, and policy {ctx.policy.id} defines no assistance for uninsured persons",
+        )
     visit_types = rules.visit_types.at(ctx.on)
     if ctx.visit.type not in visit_types.value:
         reason = f"visit type {ctx.visit.type} not covered ({visit_types.reference})"

@@ -78,6 +78,7 @@ class PolicyReader:
         self.start = date.min
         self.end: date | None = None
         self.uses_pcdi: list[str] = []
+        self.uses_monitoring_standard: list[str] = []
 
     def fail(self, key: str, reason: str) -> NoReturn:
         raise PolicyFileError(self.file, key or "<file>", reason)
@@ -243,6 +244,8 @@ class PolicyReader:
         note = None if entry.get("note") is None else self.text(entry["note"], f"{k}.note")
         if unit is Unit.SHARE_OF_PCDI:
             self.uses_pcdi.append(k)
+        if unit is Unit.SHARE_OF_MONITORING_STANDARD:
+            self.uses_monitoring_standard.append(k)
         return Value(self.policy_id, key, value, since, clause, unit, note)
 
     def source(self, entry: Mapping[str, object], k: str) -> str | None:

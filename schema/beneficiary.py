@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Self
 import strawberry
 
 from gateway import models
-from policies.categories import CategoryRecord, choose_category
-from policies.engine import tilt_applies
+from policies.categories import CategoryRecord
+from policies.engine import preferential_on
 from policies.errors import NoPolicyInForce
 from policies.vocabulary import Payer
 from resolvers.loaders import ClaimPage
@@ -178,8 +178,7 @@ class Beneficiary:
             policy = info.context.policies.in_force(self.region_code, day)
         except NoPolicyInForce:
             return False
-        choice = choose_category(policy, records, day, day)
-        return tilt_applies(policy, choice.chosen, day)
+        return preferential_on(policy, records, day)
 
     @strawberry.field(description="Totals of a settlement year (zeros when nothing settled).")
     async def yearly_summary(

@@ -478,7 +478,8 @@ def test_hunan_special_disease_waives_the_basic_deductible() -> None:
         special=True,
     )
     [s] = settle(who, stay)
-    assert amounts(s) == ["52000.00", "10250.00", "0.00", "0.00", "0.00", "27750.00"]
+    # v2: no +10 points on a special-disease stay (湘人社发 二 "（指按项目付费）").
+    assert amounts(s) == ["44000.00", "14250.00", "0.00", "0.00", "0.00", "31750.00"]
     basic = line(s, Payer.BASIC_INSURANCE)
     assert basic.deductible == Decimal("0")
     assert any("C16.2" in note and "湘人社发〔2017〕51号 三" in note for note in basic.notes)
@@ -599,7 +600,7 @@ def test_highest_benefit_category_wins() -> None:
 
 
 def test_categories_a_policy_does_not_list_are_ignored() -> None:
-    who = person("370811", rec(Category.MONITORED, date(2020, 1, 1)))
+    who = person("370811", rec(Category.DISTRESSED_WORKER, date(2020, 1, 1)))
     [s] = settle(who, visit(admitted=date(2021, 4, 1)))
     assert s.category is None
     [record] = s.explanation.category.records
@@ -720,7 +721,7 @@ def test_malformed_visits_are_refused_naming_field_and_value(
 def test_admission_before_birth_is_refused() -> None:
     with pytest.raises(InvalidInput) as caught:
         settle(person("510402", born=date(2024, 1, 1)), visit())
-    assert caught.value.field == "visit.admissionDate"
+    assert caught.value.field == "visits[0].admissionDate"
 
 
 def test_category_record_ending_before_it_starts_is_refused() -> None:
