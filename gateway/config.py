@@ -7,11 +7,13 @@ True
 from __future__ import annotations
 
 import secrets
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +55,29 @@ class Settings(BaseSettings):
         default=5_000, ge=100, validation_alias="MEDGW_STATEMENT_TIMEOUT_MS"
     )
     pool_size: int = Field(default=10, ge=1, validation_alias="MEDGW_POOL_SIZE")
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        validation_alias=AliasChoices("MEDGW_TIMEZONE", "timezone"),
+        description="Where 'today' is (SETTLEMENT.md §3): on: defaults, the current year, "
+        "decidedOn and the future-date checks; never the host's local date.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+        return value
+
+    def today(self) -> date:
+        """Today's date in the configured time zone (China by default), whatever the host's.
+
+        >>> Settings().today() == datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        True
+        """
+        return datetime.now(ZoneInfo(self.timezone)).date()
 
     @property
     def is_production(self) -> bool:

@@ -187,7 +187,8 @@ async def load(
     """Insert ``persons`` synthetic persons; with ``if_empty`` only into an empty database."""
     db = Database.connect(url, settings)
     try:
-        return await _load(db, persons, seed, if_empty, today or date.today(), show_progress)
+        day = today or settings.today()
+        return await _load(db, persons, seed, if_empty, day, show_progress)
     finally:
         await db.dispose()
 

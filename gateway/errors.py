@@ -21,6 +21,7 @@ log = logging.getLogger("medgw.errors")
 BAD_INPUT = "BAD_INPUT"
 NOT_FOUND = "NOT_FOUND"
 CONFLICT = "CONFLICT"
+PRECONDITION_FAILED = "PRECONDITION_FAILED"
 FORBIDDEN = "FORBIDDEN"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 INTERNAL = "INTERNAL"
@@ -52,6 +53,13 @@ class Conflict(GatewayError):
 
 class Forbidden(GatewayError):
     code = FORBIDDEN
+
+
+class PreconditionFailed(GatewayError):
+    """The request is well formed but something it depends on is not recorded yet (e.g. the
+    enrollment of the settlement year, SETTLEMENT.md §9.1)."""
+
+    code = PRECONDITION_FAILED
 
 
 def _jsonable(value: object) -> object:

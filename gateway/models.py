@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -104,6 +105,8 @@ class _CategoryRecord:
     valid_from: Mapped[date] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date)
     reference: Mapped[str] = mapped_column(String(120))
+    decided_on: Mapped[date | None] = mapped_column(Date)
+    """When the record's latest change (its end, once ended) was decided (SETTLEMENT.md §4.2)."""
     department: Mapped[str] = mapped_column(String(40))
     org: Mapped[str] = mapped_column(String(120))
     recorded_at: Mapped[datetime] = _now()
@@ -141,6 +144,8 @@ class Enrollment(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
     year: Mapped[int] = mapped_column(SmallInteger)
+    scheme: Mapped[str] = mapped_column(String(12), default="RESIDENT", server_default="RESIDENT")
+    """RESIDENT (城乡居民医保, computed from the policy files) or EMPLOYEE (职工医保, reported)."""
     contribution: Mapped[Decimal] = mapped_column(Money)
     inclusive_commercial: Mapped[bool] = mapped_column(Boolean)
     enrolled_on: Mapped[date] = mapped_column(Date)
@@ -156,6 +161,7 @@ class Enrollment(Base):
     __table_args__ = (
         UniqueConstraint("beneficiary_id", "year"),
         CheckConstraint("contribution >= 0", name="contribution"),
+        CheckConstraint("scheme IN ('RESIDENT', 'EMPLOYEE')", name="scheme"),
     )
 
 
@@ -180,6 +186,16 @@ class Claim(Base):
     diagnosis: Mapped[str | None] = mapped_column(String(20))
     special_treatment_hospital: Mapped[bool] = mapped_column(Boolean)
     carrier: Mapped[str | None] = mapped_column(String(120))
+    insured: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    """Settled as insured (an enrollment of the year) or explicitly uninsured (§9.1)."""
+    inclusive_commercial: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false"
+    )
+    """Whether the enrollment of the year included the inclusive commercial plan."""
+    reported: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    """Insurance amounts reported by the core system (§5), as given; null when computed."""
+    policy: Mapped[str | None] = mapped_column(String(40))
+    """The benefit policy the claim was settled under (its region closes years, §9.5)."""
     # Hash of the settled content: the same claim number with other content is a conflict.
     content_hash: Mapped[str] = mapped_column(String(64))
     reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -224,7 +240,7 @@ class Settlement(Base):
     created_at: Mapped[datetime] = _now()
 
     __table_args__ = (
-        CheckConstraint("kind IN ('ORIGINAL', 'ADJUSTMENT', 'REVERSAL')", name="kind"),
+        CheckConstraint("kind IN ('ORIGINAL', 'ADJUSTMENT', 'REVERSAL', 'RECOVERY')", name="kind"),
         Index("ix_settlements_beneficiary_id_year", "beneficiary_id", "year"),
     )
 
@@ -262,6 +278,78 @@ class Ledger(Base):
     out_of_pocket: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     visits: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = _now()
+
+
+class Recovery(Base):
+    """追回 of assistance paid above what a re-run gives (SETTLEMENT.md §9.4): pending until
+    medical insurance decides it (RECOVER: a RECOVERY event and a receivable from the person;
+    WAIVE: the payment stands). At most one pending recovery per claim."""
+
+    __tablename__ = "recoveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
+    year: Mapped[int] = mapped_column(SmallInteger)
+    policy: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(12), default="PENDING")
+    amount: Mapped[Decimal] = mapped_column(Money)
+    assistance: Mapped[Decimal] = mapped_column(Money)
+    secondary_assistance: Mapped[Decimal] = mapped_column(Money)
+    cause: Mapped[str] = mapped_column(String(500))
+    """The late news that set the current amount."""
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+    settlement_id: Mapped[int | None] = mapped_column(ForeignKey("settlements.id"))
+    """The RECOVERY event, once recovered."""
+
+    __table_args__ = (
+        CheckConstraint("status IN ('PENDING', 'RECOVERED', 'WAIVED', 'WITHDRAWN')", name="status"),
+        CheckConstraint("amount >= 0", name="amount"),
+        Index(
+            "uq_recoveries_claim_id_pending",
+            "claim_id",
+            unique=True,
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+        Index("ix_recoveries_status_year", "status", "year"),
+    )
+
+
+class SettlementYearClosing(Base):
+    """A settlement year closed for a policy's region (§9.5): never re-run, nothing settled."""
+
+    __tablename__ = "settlement_year_closings"
+
+    region_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    policy: Mapped[str] = mapped_column(String(40))
+    department: Mapped[str] = mapped_column(String(40))
+    org: Mapped[str] = mapped_column(String(120))
+    closed_at: Mapped[datetime] = _now()
+
+
+class LateNews(Base):
+    """Late news touching a closed year (§9.5): recorded with what a re-run would have changed,
+    moving no money."""
+
+    __tablename__ = "late_news"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
+    year: Mapped[int] = mapped_column(SmallInteger)
+    region_code: Mapped[str] = mapped_column(String(6))
+    operation: Mapped[str] = mapped_column(String(40))
+    changes: Mapped[list[dict[str, str]]] = mapped_column(JSONB)
+    """[{claimNumber, payer, amount}]: what the re-run would have changed."""
+    department: Mapped[str] = mapped_column(String(40))
+    org: Mapped[str] = mapped_column(String(120))
+    recorded_at: Mapped[datetime] = _now()
+
+    __table_args__ = (Index("ix_late_news_region_code_year", "region_code", "year"),)
 
 
 class HighCostAlert(Base):

@@ -69,7 +69,7 @@ async def page(
             models.Beneficiary.region_code.like(f"{check_region_prefix(region_prefix)}%")
         )
     if category is not None:
-        stmt = stmt.where(holds_category(category, date.today()))
+        stmt = stmt.where(holds_category(category, ctx.settings.today()))
     return await ctx.all(keyset(stmt, models.Beneficiary.id, after, first))
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import audit, models, resident_id
 from gateway.context import Context
 from gateway.errors import Conflict, Forbidden, NotFound
+from policies.categories import CategoryRecord
 from policies.errors import InvalidInput
 from policies.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
@@ -25,6 +26,8 @@ from resolvers.beneficiaries import lock_person
 from resolvers.inputs import check_money, check_region, check_text
 
 CategoryModel = type[models.Identity] | type[models.MonitoringFlag]
+SCHEMES = ("RESIDENT", "EMPLOYEE")
+"""城乡居民医保 (the policy files' schedule) and 职工医保 (basic payments reported, §9.1)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class CategoryInput:
     valid_from: date
     valid_to: date | None
     reference: str
+    decided_on: date | None = None
+    """When the recognition (or, for a closed record, its end) was decided; default today."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class EndCategoryInput:
     id_number: str
     category: Category
     valid_to: date
+    decided_on: date | None = None
+    """When the loss was decided (SETTLEMENT.md §4.2); default today (China time)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,21 @@ class EnrollmentInput:
     contribution: Decimal
     inclusive_commercial: bool
     enrolled_on: date
+    scheme: str = "RESIDENT"
+
+
+def check_decided_on(decided_on: date | None, today: date) -> date:
+    """``decidedOn`` defaults to today (the day the change is recorded) and is never in the
+    future (§9.2)."""
+    if decided_on is None:
+        return today
+    if decided_on > today:
+        raise InvalidInput(
+            "decidedOn",
+            decided_on.isoformat(),
+            f"is after today ({today.isoformat()}, China time): nothing is decided ahead of time",
+        )
+    return decided_on
 
 
 def check_person(data: PersonInput) -> PersonInput:
@@ -145,10 +167,18 @@ async def record_category(
 ) -> models.Identity | models.MonitoringFlag:
     """Record an identity (``flags=False``) or a monitoring flag (``flags=True``)."""
     model = _category_model(ctx, data.category, flags)
+    today = ctx.settings.today()
+    if data.valid_from > today:
+        raise InvalidInput(
+            "validFrom",
+            data.valid_from.isoformat(),
+            f"is after today ({today.isoformat()}, China time): a record starts at most today",
+        )
     if data.valid_to is not None and data.valid_to < data.valid_from:
         raise InvalidInput(
             "validTo", data.valid_to.isoformat(), f"before validFrom {data.valid_from.isoformat()}"
         )
+    decided_on = check_decided_on(data.decided_on, today)
     reference = check_text(data.reference, "reference", 120, required=True) or ""
     async with ctx.db.transaction() as session:
         person = await lock_person(session, ctx.rows, data.id_number)
@@ -173,13 +203,16 @@ async def record_category(
             valid_from=data.valid_from,
             valid_to=data.valid_to,
             reference=reference,
+            decided_on=decided_on,
             department=ctx.principal.department,
             org=ctx.principal.org,
         )
         session.add(row)
         await session.flush()
         operation = "recordMonitoringFlag" if flags else "recordIdentity"
-        await _after_change(session, ctx, operation, person, _category_detail(row))
+        await _after_change(
+            session, ctx, operation, person, _category_detail(row), None, settlement.record_of(row)
+        )
         return row
 
 
@@ -188,6 +221,7 @@ async def end_category(
 ) -> models.Identity | models.MonitoringFlag:
     """Close the open record of a category on ``validTo`` (idempotent)."""
     model = _category_model(ctx, data.category, flags)
+    decided_on = check_decided_on(data.decided_on, ctx.settings.today())
     async with ctx.db.transaction() as session:
         person = await lock_person(session, ctx.rows, data.id_number)
         records = await _records(session, model, person, data.category)
@@ -207,10 +241,15 @@ async def end_category(
                 data.valid_to.isoformat(),
                 f"before the record's validFrom {record.valid_from.isoformat()}",
             )
+        before = settlement.record_of(record)
         record.valid_to = data.valid_to
+        record.decided_on = decided_on
         await session.flush()
         operation = "endMonitoringFlag" if flags else "endIdentity"
-        await _after_change(session, ctx, operation, person, _category_detail(record))
+        await _after_change(
+            session, ctx, operation, person, _category_detail(record), before,
+            settlement.record_of(record),
+        )  # fmt: skip
         return record
 
 
@@ -234,6 +273,7 @@ def _category_detail(row: models.Identity | models.MonitoringFlag) -> dict[str, 
         "category": row.category,
         "validFrom": row.valid_from.isoformat(),
         "validTo": row.valid_to.isoformat() if row.valid_to else None,
+        "decidedOn": row.decided_on.isoformat() if row.decided_on else None,
         "reference": row.reference,
     }
 
@@ -244,25 +284,26 @@ async def _after_change(
     operation: str,
     person: models.Beneficiary,
     detail: dict[str, Any],
-    years: list[int] | None = None,
+    before: CategoryRecord | None,
+    after: CategoryRecord | None,
 ) -> None:
-    """Late news about a person (追溯): re-settle the years already settled, then audit."""
+    """Late news about a person (§9.4): re-run assistance in the open years the change reaches,
+    record what it would change in closed ones, then audit."""
     writer = settlement.Writer(session, ctx.principal, ctx.policies)
-    settled = await settlement.years_with_claims(session, person)
-    if years is not None:
-        settled = [y for y in settled if y in years]
-    adjustments = await settlement.resettle(
-        writer, person, settled, f"re-settled after {operation}"
+    claims = await settlement.claims_of(session, person)
+    years = settlement.touched_years(ctx.policies, person, claims, before, after)
+    outcome = await settlement.late_news(
+        writer, person, years, operation, f"re-run after {operation}"
     )
-    if adjustments:
-        detail = {**detail, "adjustments": len(adjustments)}
-    await _audit(session, ctx, operation, person, detail)
+    await _audit(session, ctx, operation, person, {**detail, **outcome})
 
 
 async def record_enrollment(ctx: Context, data: EnrollmentInput) -> models.Enrollment:
     """Enroll a person for a year and split the contribution by the subsidy rules (§7)."""
     if not 1990 <= data.year <= 2100:
         raise InvalidInput("year", data.year, "expected a year between 1990 and 2100")
+    if data.scheme not in SCHEMES:
+        raise InvalidInput("scheme", data.scheme, f"one of {', '.join(SCHEMES)}")
     contribution = check_money("contribution", data.contribution)
     async with ctx.db.transaction() as session:
         person = await lock_person(session, ctx.rows, data.id_number)
@@ -275,12 +316,31 @@ async def record_enrollment(ctx: Context, data: EnrollmentInput) -> models.Enrol
             )
         ).one_or_none()
         if existing is not None:
-            stored = (existing.contribution, existing.inclusive_commercial, existing.enrolled_on)
-            if stored == (contribution, data.inclusive_commercial, data.enrolled_on):
+            stored = (
+                existing.contribution,
+                existing.inclusive_commercial,
+                existing.enrolled_on,
+                existing.scheme,
+            )
+            if stored == (contribution, data.inclusive_commercial, data.enrolled_on, data.scheme):
                 return existing
             raise Conflict(
                 f"year = {data.year}: {person.id_number} is already enrolled for {data.year} "
                 "with other terms",
+                field="year",
+            )
+        uninsured = await session.scalar(
+            select(models.Claim.claim_number).where(
+                models.Claim.beneficiary_id == person.id,
+                models.Claim.year == data.year,
+                models.Claim.insured.is_(False),
+                models.Claim.reversed_at.is_(None),
+            )
+        )
+        if uninsured is not None:
+            raise Conflict(
+                f"year = {data.year}: claim {uninsured} of {data.year} was settled with "
+                "insured: false; correct it by reversal and resubmission first",
                 field="year",
             )
         subject = await settlement.engine_person(session, person, data.year)
@@ -295,6 +355,7 @@ async def record_enrollment(ctx: Context, data: EnrollmentInput) -> models.Enrol
         row = models.Enrollment(
             beneficiary_id=person.id,
             year=data.year,
+            scheme=data.scheme,
             contribution=contribution,
             inclusive_commercial=data.inclusive_commercial,
             enrolled_on=data.enrolled_on,
@@ -310,10 +371,13 @@ async def record_enrollment(ctx: Context, data: EnrollmentInput) -> models.Enrol
         await session.flush()
         detail = {
             "year": data.year,
+            "scheme": data.scheme,
             "contribution": str(contribution),
             "inclusiveCommercial": data.inclusive_commercial,
         }
-        await _after_change(session, ctx, "recordEnrollment", person, detail, years=[data.year])
+        # No re-run: an insured claim needs the enrollment first (§9.1), and an uninsured one
+        # is refused above.
+        await _audit(session, ctx, "recordEnrollment", person, detail)
         return row
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,12 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import audit, models, resident_id
 from gateway.auth import Principal
 from gateway.context import Context
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, NotFound, PreconditionFailed
 from policies.benefits import PolicySet
+from policies.categories import counts
 from policies.engine import (
+    INSURANCE_VISIT_TYPES,
     CategoryRecord,
     Ledger,
     Person,
+    Reported,
     Visit,
     VisitSettlement,
     settle_visit,
@@ -50,21 +53,30 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class ClaimInput:
-    """A claim as billed: the visit (its id is the claim number) and who and where."""
+    """A claim as billed: the visit (its id is the claim number, its ``reported`` the amounts of
+    the core system), who and where, and ``insured=False`` for an explicitly uninsured claim."""
 
     id_number: str
     visit: Visit
     carrier: str | None = None
     hospital_code: str | None = None
+    insured: bool | None = None
 
     def content_hash(self) -> str:
         """Identifies the billed content: the same claim number must always carry it."""
+        fields = dataclasses.asdict(self.visit)
+        reported = fields.pop("reported")
         body = {
-            **{k: _jsonable(v) for k, v in dataclasses.asdict(self.visit).items()},
+            **{k: _jsonable(v) for k, v in fields.items()},
             "idNumber": self.id_number,
             "carrier": self.carrier,
             "hospitalCode": self.hospital_code,
         }
+        # Only present when given, so that claims stored before v2 keep their hash.
+        if self.visit.reported is not None and reported is not None:
+            body["reported"] = self.visit.reported.to_dict()
+        if self.insured is not None:
+            body["insured"] = self.insured
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -75,9 +87,26 @@ def _jsonable(value: object) -> object:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
-def check_claim(data: ClaimInput) -> ClaimInput:
-    """Normalise and validate a claim; InvalidInput names the input field and its value."""
+def _input_field(error: InvalidInput) -> InvalidInput:
+    """The engine names "input.<field>"; the API names the input field itself."""
+    return InvalidInput(error.field.removeprefix("input."), error.value, error.reason)
+
+
+def check_claim(data: ClaimInput, today: date) -> ClaimInput:
+    """Normalise and validate a claim; InvalidInput names the input field and its value.
+
+    A discharge after ``today`` (China time) is refused: nothing is settled ahead of time (§9.2).
+    """
     visit = data.visit
+    reported = visit.reported
+    if reported is not None:
+        reported = Reported(
+            **{
+                key: None if amount is None else check_money(f"reported.{payer}", amount)
+                for key, payer in REPORTED_FIELDS.items()
+                for amount in [getattr(reported, key)]
+            }
+        )
     checked = ClaimInput(
         id_number=resident_id.parse(data.id_number).number,
         visit=dataclasses.replace(
@@ -86,16 +115,31 @@ def check_claim(data: ClaimInput) -> ClaimInput:
             total_cost=check_money("totalCost", visit.total_cost),
             policy_scope_cost=check_money("policyScopeCost", visit.policy_scope_cost),
             diagnosis=(check_text(visit.diagnosis, "diagnosis", 20) or "").upper() or None,
+            reported=reported if reported is not None and reported.payers else None,
         ),
         carrier=check_text(data.carrier, "carrier", 120),
         hospital_code=check_text(data.hospital_code, "hospitalCode", 40),
+        insured=data.insured,
     )
     try:
         validate_visit(checked.visit, field="input")
     except InvalidInput as exc:
-        # The engine names "input.<field>"; the API names the input field itself.
-        raise InvalidInput(exc.field.removeprefix("input."), exc.value, exc.reason) from None
+        raise _input_field(exc) from None
+    if checked.visit.discharge_date > today:
+        raise InvalidInput(
+            "dischargeDate",
+            checked.visit.discharge_date.isoformat(),
+            f"is after today ({today.isoformat()}, China time): a claim is settled after "
+            "discharge, never ahead of time",
+        )
     return checked
+
+
+REPORTED_FIELDS = {
+    "basic_insurance": Payer.BASIC_INSURANCE.value,
+    "critical_illness": Payer.CRITICAL_ILLNESS.value,
+    "inclusive_commercial": Payer.INCLUSIVE_COMMERCIAL.value,
+}
 
 
 def stored_explanation(result: VisitSettlement) -> dict[str, Any]:
@@ -140,8 +184,10 @@ class ClaimState:
 # -- reading what the database knows about a person ------------------------------------------
 
 
-async def engine_person(session: AsyncSession, person: models.Beneficiary, year: int) -> Person:
-    """The person as the engine sees them for a settlement year: categories, flags, enrollment."""
+async def category_records(
+    session: AsyncSession, person: models.Beneficiary
+) -> list[CategoryRecord]:
+    """Every identity and monitoring flag of the person, as the engine reads them."""
     identities = await session.scalars(
         select(models.Identity)
         .where(models.Identity.beneficiary_id == person.id)
@@ -153,20 +199,34 @@ async def engine_person(session: AsyncSession, person: models.Beneficiary, year:
         .order_by(models.MonitoringFlag.id)
     )
     rows: list[models.Identity | models.MonitoringFlag] = [*identities.all(), *flags.all()]
-    records = [CategoryRecord(Category(r.category), r.valid_from, r.valid_to) for r in rows]
-    enrollment = (
+    return [record_of(r) for r in rows]
+
+
+def record_of(row: models.Identity | models.MonitoringFlag) -> CategoryRecord:
+    return CategoryRecord(Category(row.category), row.valid_from, row.valid_to, row.decided_on)
+
+
+async def enrollment_of(
+    session: AsyncSession, person: models.Beneficiary, year: int
+) -> models.Enrollment | None:
+    return (
         await session.scalars(
             select(models.Enrollment).where(
                 models.Enrollment.beneficiary_id == person.id, models.Enrollment.year == year
             )
         )
     ).one_or_none()
+
+
+async def engine_person(session: AsyncSession, person: models.Beneficiary, year: int) -> Person:
+    """The person as the engine sees them for a settlement year: categories, flags, enrollment."""
+    enrollment = await enrollment_of(session, person, year)
     return Person(
         region_code=person.region_code,
         birth_date=person.birth_date,
         insured=enrollment is not None,
         inclusive_commercial=bool(enrollment and enrollment.inclusive_commercial),
-        categories=tuple(records),
+        categories=tuple(await category_records(session, person)),
     )
 
 
@@ -214,6 +274,25 @@ async def claim_states(session: AsyncSession, claims: Sequence[models.Claim]) ->
     return [ClaimState(c, by_claim.get(c.id, []), by_event) for c in claims]
 
 
+async def closed_region(
+    session: AsyncSession, policies: PolicySet, policy_id: str | None, year: int
+) -> str | None:
+    """The policy region code when ``year`` is closed for it (§9.5), else None."""
+    if policy_id is None:
+        return None
+    try:
+        region = policies.by_id(policy_id).region_code
+    except KeyError:
+        return None
+    closed = await session.scalar(
+        select(models.SettlementYearClosing.region_code).where(
+            models.SettlementYearClosing.region_code == region,
+            models.SettlementYearClosing.year == year,
+        )
+    )
+    return None if closed is None else region
+
+
 # -- writing ----------------------------------------------------------------------------------
 
 
@@ -226,12 +305,14 @@ class Writer:
     policies: PolicySet
     events: list[models.Settlement] = field(default_factory=list)
     lines: dict[int, list[models.SettlementLine]] = field(default_factory=dict)
+    recoveries: list[dict[str, Any]] = field(default_factory=list)
+    """Each recovery created, changed or withdrawn, for the audit record of the news."""
 
     async def event(
         self,
         claim: models.Claim,
         kind: str,
-        payments: dict[Payer, Decimal],
+        payments: Mapping[Payer, Decimal],
         out_of_pocket: Decimal,
         *,
         policy: str,
@@ -255,7 +336,9 @@ class Writer:
         self.session.add(event)
         await self.session.flush()
         lines = [
-            models.SettlementLine(settlement_id=event.id, payer=p.value, amount=payments[p])
+            models.SettlementLine(
+                settlement_id=event.id, payer=p.value, amount=payments.get(p, ZERO)
+            )
             for p in PAYERS
         ]
         self.session.add_all(lines)
@@ -263,10 +346,36 @@ class Writer:
         self.events.append(event)
         return event
 
-    async def store_ledger(
-        self, row: models.Ledger, ledger: Ledger, total_cost: Decimal, visits: int
-    ) -> None:
-        paid = ledger.paid_by_payer
+    async def store_ledger(self, row: models.Ledger, ledger: Ledger) -> None:
+        """The engine's running state, and the year's money columns as actually paid (the sum of
+        every settlement line of the person-year: recoveries pending are still paid)."""
+        await self.session.flush()
+        sums = dict(
+            (
+                await self.session.execute(
+                    select(models.SettlementLine.payer, func.sum(models.SettlementLine.amount))
+                    .join(
+                        models.Settlement,
+                        models.Settlement.id == models.SettlementLine.settlement_id,
+                    )
+                    .where(
+                        models.Settlement.beneficiary_id == row.beneficiary_id,
+                        models.Settlement.year == row.year,
+                    )
+                    .group_by(models.SettlementLine.payer)
+                )
+            ).all()
+        )
+        claims = (
+            await self.session.execute(
+                select(func.count(), func.coalesce(func.sum(models.Claim.total_cost), ZERO)).where(
+                    models.Claim.beneficiary_id == row.beneficiary_id,
+                    models.Claim.year == row.year,
+                    models.Claim.reversed_at.is_(None),
+                )
+            )
+        ).one()
+        paid = {payer: Decimal(sums.get(payer.value) or ZERO) for payer in PAYERS}
         row.state = ledger.to_dict()
         row.basic_insurance = paid[Payer.BASIC_INSURANCE]
         row.critical_illness = paid[Payer.CRITICAL_ILLNESS]
@@ -274,8 +383,8 @@ class Writer:
         row.assistance = paid[Payer.ASSISTANCE]
         row.secondary_assistance = paid[Payer.SECONDARY_ASSISTANCE]
         row.out_of_pocket = ledger.out_of_pocket
-        row.total_cost = total_cost
-        row.visits = visits
+        row.visits = int(claims[0])
+        row.total_cost = Decimal(claims[1])
         row.updated_at = datetime.now(UTC)
         await self.session.flush()
 
@@ -313,7 +422,7 @@ def _payments(result: VisitSettlement) -> dict[Payer, Decimal]:
 
 async def settle(ctx: Context, data: ClaimInput) -> ClaimState:
     """Settle one claim (idempotent on the claim number)."""
-    claim_input = check_claim(data)
+    claim_input = check_claim(data, ctx.settings.today())
     digest = claim_input.content_hash()
     try:
         async with ctx.db.transaction() as session:
@@ -330,6 +439,12 @@ async def _existing(session: AsyncSession, data: ClaimInput, digest: str) -> Cla
             select(models.Claim).where(models.Claim.claim_number == data.visit.id)
         )
     ).one()
+    if claim.reversed_at is not None:
+        raise Conflict(
+            f"claimNumber = {data.visit.id}: {_reversed(claim)}; a corrected claim gets a new "
+            "claim number",
+            field="claimNumber",
+        )
     if claim.content_hash != digest:
         raise Conflict(
             f"claimNumber = {data.visit.id}: already settled with other content",
@@ -337,6 +452,46 @@ async def _existing(session: AsyncSession, data: ClaimInput, digest: str) -> Cla
         )
     [state] = await claim_states(session, [claim])
     return state
+
+
+def _reversed(claim: models.Claim) -> str:
+    assert claim.reversed_at is not None
+    when = claim.reversed_at.isoformat(timespec="seconds")
+    return f"reversed at {when} ({claim.reversal_reason})"
+
+
+async def _insured(
+    session: AsyncSession, person: models.Beneficiary, data: ClaimInput, year: int
+) -> models.Enrollment | None:
+    """§9.1: insured when an enrollment of the year is recorded; uninsured only when the claim
+    says ``insured: false``; neither is PRECONDITION_FAILED."""
+    enrollment = await enrollment_of(session, person, year)
+    if enrollment is not None:
+        if data.insured is False:
+            raise Conflict(
+                f"insured = false: {person.id_number} is enrolled for {year} "
+                f"({enrollment.scheme.lower()} scheme)",
+                field="insured",
+            )
+        if (
+            enrollment.scheme == "EMPLOYEE"
+            and data.visit.reported_amount(Payer.BASIC_INSURANCE) is None
+        ):
+            raise InvalidInput(
+                "reported.basicInsurance",
+                None,
+                f"is required: the {year} enrollment is in the employee scheme (职工医保), whose "
+                "basic payment the core system computes",
+            )
+        return enrollment
+    if data.insured is False:
+        return None
+    raise PreconditionFailed(
+        f"idNumber = {person.id_number}: no enrollment recorded for {year}: record it, or "
+        "settle with insured: false",
+        field="idNumber",
+        year=year,
+    )
 
 
 async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest: str) -> ClaimState:
@@ -348,9 +503,28 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         return await _existing(session, data, digest)
     visit = data.visit
     year = visit.settlement_year
-    subject = await engine_person(session, person, year)
+    policy = ctx.policies.in_force(person.region_code, visit.admission_date)
+    if await closed_region(session, ctx.policies, policy.id, year):
+        raise Conflict(
+            f"admissionDate = {visit.admission_date.isoformat()}: settlement year {year} is "
+            f"closed for {policy.region_code}",
+            field="admissionDate",
+        )
+    enrollment = await _insured(session, person, data, year)
+    subject = Person(
+        region_code=person.region_code,
+        birth_date=person.birth_date,
+        insured=enrollment is not None,
+        inclusive_commercial=bool(enrollment and enrollment.inclusive_commercial),
+        categories=tuple(await category_records(session, person)),
+    )
     row = await lock_ledger(session, person.id, year)
-    result, ledger = settle_visit(ctx.policies, subject, visit, Ledger.from_dict(row.state))
+    try:
+        result, ledger = settle_visit(
+            ctx.policies, subject, visit, Ledger.from_dict(row.state), field="input"
+        )
+    except InvalidInput as exc:
+        raise _input_field(exc) from None
     claim = models.Claim(
         claim_number=visit.id,
         beneficiary_id=person.id,
@@ -367,6 +541,10 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         diagnosis=visit.diagnosis,
         special_treatment_hospital=visit.special_treatment_hospital,
         carrier=data.carrier,
+        insured=subject.insured,
+        inclusive_commercial=subject.inclusive_commercial,
+        reported=None if visit.reported is None else visit.reported.to_dict(),
+        policy=result.policy_id,
         content_hash=digest,
     )
     session.add(claim)
@@ -381,7 +559,7 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         category=result.category.value if result.category else None,
         explanation=stored_explanation(result),
     )
-    await writer.store_ledger(row, ledger, row.total_cost + visit.total_cost, row.visits + 1)
+    await writer.store_ledger(row, ledger)
     await writer.discover(person, row, subject.insured)
     await audit.append(
         session,
@@ -398,53 +576,295 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
     return ClaimState(claim, [event], {event.id: writer.lines[event.id]})
 
 
-async def resettle(
-    writer: Writer, person: models.Beneficiary, years: Iterable[int], reason: str
-) -> list[models.Settlement]:
-    """Re-run each year with full knowledge; store an adjustment for every claim whose amounts
-    (or category) differ from the sum of its events. Returns the adjustments made."""
-    session = writer.session
-    made: list[models.Settlement] = []
-    for year in sorted(set(years)):
-        row = await lock_ledger(session, person.id, year)
-        claims = (
-            await session.scalars(
-                select(models.Claim)
-                .where(
-                    models.Claim.beneficiary_id == person.id,
-                    models.Claim.year == year,
-                    models.Claim.reversed_at.is_(None),
-                )
-                .order_by(models.Claim.id)
+# -- late news: re-running assistance (§9.4) ---------------------------------------------------
+
+ASSISTANCE_PAYERS = (Payer.ASSISTANCE, Payer.SECONDARY_ASSISTANCE)
+INSURANCE_PAYERS = tuple(p for p in PAYERS if p not in ASSISTANCE_PAYERS)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a re-run changes (or would change, in a closed year) on one claim and payer."""
+
+    claim_number: str
+    payer: Payer
+    amount: Decimal
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "claimNumber": self.claim_number,
+            "payer": self.payer.value,
+            "amount": str(self.amount),
+        }
+
+
+def visit_as_settled(claim: models.Claim, paid: Mapping[Payer, Decimal]) -> Visit:
+    """The claim's visit with its insurance payments reported as what was paid (§9.3: insurance
+    payments are final at settlement; a re-run only moves assistance)."""
+    reported = None
+    if claim.insured:
+        covered = VisitType(claim.type) in INSURANCE_VISIT_TYPES
+        reported = Reported(
+            basic_insurance=paid[Payer.BASIC_INSURANCE],
+            critical_illness=paid[Payer.CRITICAL_ILLNESS] if covered else None,
+            inclusive_commercial=paid[Payer.INCLUSIVE_COMMERCIAL]
+            if covered and claim.inclusive_commercial
+            else None,
+        )
+    return dataclasses.replace(_visit_of(claim), reported=reported)
+
+
+async def pending_and_waived(
+    session: AsyncSession, claims: Sequence[models.Claim]
+) -> tuple[dict[int, models.Recovery], dict[int, Decimal]]:
+    """Each claim's pending recovery (if any) and the total ever waived on it (W of §9.4)."""
+    rows = (
+        await session.scalars(
+            select(models.Recovery)
+            .where(
+                models.Recovery.claim_id.in_([c.id for c in claims]),
+                models.Recovery.status.in_(("PENDING", "WAIVED")),
             )
-        ).all()
-        subject = await engine_person(session, person, year)
-        ledger = Ledger.empty(year)
-        states = await claim_states(session, claims)
-        for state in states:
-            result, ledger = settle_visit(writer.policies, subject, _visit_of(state.claim), ledger)
-            target = _payments(result)
-            delta = {p: target[p] - state.payments[p] for p in PAYERS}
-            category = result.category.value if result.category else None
-            latest = state.latest
-            same_category = latest is not None and latest.category == category
+            .with_for_update()
+        )
+    ).all()
+    pending = {r.claim_id: r for r in rows if r.status == "PENDING"}
+    waived: dict[int, Decimal] = {}
+    for r in rows:
+        if r.status == "WAIVED":
+            waived[r.claim_id] = waived.get(r.claim_id, ZERO) + r.amount
+    return pending, waived
+
+
+def recovery_split(
+    paid: Mapping[Payer, Decimal], target: Mapping[Payer, Decimal], amount: Decimal | int
+) -> dict[Payer, Decimal]:
+    """How a recovery of ``amount`` falls on the two assistance payers: each payer's excess
+    (paid − target; one may be negative); what is not asked back (waived before) is taken off
+    the payers in payment order.
+
+    >>> A, S = Payer.ASSISTANCE, Payer.SECONDARY_ASSISTANCE
+    >>> def shown(split): return [str(split[A]), str(split[S])]
+    >>> shown(recovery_split({A: Decimal(100), S: Decimal(50)}, {A: Decimal(80), S: ZERO}, 70))
+    ['20.00', '50.00']
+    >>> shown(recovery_split({A: Decimal(100), S: Decimal(50)}, {A: Decimal(80), S: ZERO}, 30))
+    ['0.00', '30.00']
+    """
+    split = {p: paid[p] - target[p] for p in ASSISTANCE_PAYERS}
+    excess = sum(split.values(), ZERO) - amount
+    for payer in ASSISTANCE_PAYERS:
+        cut = min(excess, max(split[payer], ZERO))
+        split[payer] -= cut
+        excess -= cut
+    return {payer: amount.quantize(CENT) for payer, amount in split.items()}
+
+
+async def rerun_year(
+    writer: Writer,
+    person: models.Beneficiary,
+    year: int,
+    cause: str,
+    *,
+    apply: bool = True,
+) -> list[Change]:
+    """Re-run the year's assistance (§9.4) with full knowledge and insurance as paid; with
+    ``apply`` store adjustments (E ≥ P) and pending recoveries (E < P), else only say what would
+    change (a closed year, §9.5)."""
+    session = writer.session
+    row = await lock_ledger(session, person.id, year) if apply else None
+    claims = (
+        await session.scalars(
+            select(models.Claim)
+            .where(
+                models.Claim.beneficiary_id == person.id,
+                models.Claim.year == year,
+                models.Claim.reversed_at.is_(None),
+            )
+            .order_by(models.Claim.id)
+        )
+    ).all()
+    records = tuple(await category_records(session, person))
+    states = await claim_states(session, claims)
+    pending, waived = await pending_and_waived(session, claims)
+    ledger = Ledger.empty(year)
+    changes: list[Change] = []
+    any_insured = False
+    for state in states:
+        claim = state.claim
+        paid = state.payments
+        subject = Person(
+            person.region_code,
+            person.birth_date,
+            insured=claim.insured,
+            inclusive_commercial=claim.inclusive_commercial,
+            categories=records,
+        )
+        any_insured = any_insured or claim.insured
+        result, ledger = settle_visit(
+            writer.policies, subject, visit_as_settled(claim, paid), ledger
+        )
+        target = _payments(result)
+        expected = sum((target[p] for p in ASSISTANCE_PAYERS), ZERO)
+        so_far = sum((paid[p] for p in ASSISTANCE_PAYERS), ZERO)
+        delta = {p: target[p] - paid[p] for p in ASSISTANCE_PAYERS}
+        changes += [Change(claim.claim_number, p, a) for p, a in delta.items() if a]
+        if not apply:
+            continue
+        category = result.category.value if result.category else None
+        latest = state.latest
+        same_category = latest is not None and latest.category == category
+        recovery = pending.get(claim.id)
+        if expected >= so_far:
             if any(delta.values()) or not same_category:
-                made.append(
-                    await writer.event(
-                        state.claim,
-                        "ADJUSTMENT",
-                        delta,
-                        result.out_of_pocket - state.out_of_pocket,
-                        policy=result.policy_id,
-                        category=category,
-                        explanation=stored_explanation(result),
-                        reason=reason,
-                    )
+                await writer.event(
+                    claim,
+                    "ADJUSTMENT",
+                    delta,
+                    -sum(delta.values(), ZERO),
+                    policy=result.policy_id,
+                    category=category,
+                    explanation=stored_explanation(result),
+                    reason=cause,
                 )
-        total = sum((c.total_cost for c in claims), ZERO)
-        await writer.store_ledger(row, ledger, total, len(claims))
-        await writer.discover(person, row, subject.insured)
-    return made
+            if recovery is not None:
+                await _set_recovery(writer, claim, recovery, None, cause)
+        else:
+            amount = max(ZERO, so_far - expected - waived.get(claim.id, ZERO))
+            split = recovery_split(paid, target, amount)
+            await _set_recovery(
+                writer, claim, recovery, (amount, split) if amount else None, cause,
+                policy=result.policy_id,
+            )  # fmt: skip
+    if apply and row is not None:
+        await writer.store_ledger(row, ledger)
+        await writer.discover(person, row, any_insured)
+    return changes
+
+
+async def _set_recovery(
+    writer: Writer,
+    claim: models.Claim,
+    current: models.Recovery | None,
+    wanted: tuple[Decimal, Mapping[Payer, Decimal]] | None,
+    cause: str,
+    *,
+    policy: str | None = None,
+) -> None:
+    """Create, change or withdraw the claim's one pending recovery; note it for the audit."""
+    now = datetime.now(UTC)
+    before = None if current is None else str(current.amount)
+    if wanted is None:
+        if current is None:
+            return
+        current.status = "WITHDRAWN"
+        current.updated_at = now
+        current.cause = cause[:500]
+        after = None
+    else:
+        amount, split = wanted
+        if current is None:
+            current = models.Recovery(
+                claim_id=claim.id,
+                beneficiary_id=claim.beneficiary_id,
+                year=claim.year,
+                policy=policy or claim.policy or "",
+                status="PENDING",
+                amount=amount,
+                assistance=split[Payer.ASSISTANCE],
+                secondary_assistance=split[Payer.SECONDARY_ASSISTANCE],
+                cause=cause[:500],
+            )
+            writer.session.add(current)
+        elif current.amount == amount and current.assistance == split[Payer.ASSISTANCE]:
+            return
+        else:
+            current.amount = amount
+            current.assistance = split[Payer.ASSISTANCE]
+            current.secondary_assistance = split[Payer.SECONDARY_ASSISTANCE]
+            current.updated_at = now
+            current.cause = cause[:500]
+        after = str(amount)
+    await writer.session.flush()
+    writer.recoveries.append({"claimNumber": claim.claim_number, "before": before, "after": after})
+
+
+def touched_years(
+    policies: PolicySet,
+    person: models.Beneficiary,
+    claims: Sequence[models.Claim],
+    before: CategoryRecord | None,
+    after: CategoryRecord | None,
+) -> list[int]:
+    """The settlement years in which the changed record's effect (after §4.2 and §4.3) reaches a
+    claim's stay: for some claim it counts differently before and after the change."""
+    years: set[int] = set()
+    for claim in claims:
+        try:
+            policy = policies.in_force(person.region_code, claim.admission_date)
+        except LookupError:
+            continue
+        stay = (claim.admission_date, claim.discharge_date)
+        old = (False, False) if before is None else counts(policy, before, *stay)
+        new = (False, False) if after is None else counts(policy, after, *stay)
+        if old != new:
+            years.add(claim.year)
+    return sorted(years)
+
+
+async def late_news(
+    writer: Writer,
+    person: models.Beneficiary,
+    years: Iterable[int],
+    operation: str,
+    cause: str,
+) -> dict[str, Any]:
+    """Re-run every open year of ``years``; for a closed one record what would have changed
+    (§9.5). Returns what to say in the audit record."""
+    session = writer.session
+    adjustments_before = len(writer.events)
+    closed_years: list[int] = []
+    for year in sorted(set(years)):
+        policy_id = await session.scalar(
+            select(models.Claim.policy)
+            .where(models.Claim.beneficiary_id == person.id, models.Claim.year == year)
+            .limit(1)
+        )
+        region = await closed_region(session, writer.policies, policy_id, year)
+        if region is None:
+            await rerun_year(writer, person, year, cause)
+            continue
+        changes = await rerun_year(writer, person, year, cause, apply=False)
+        session.add(
+            models.LateNews(
+                beneficiary_id=person.id,
+                year=year,
+                region_code=region,
+                operation=operation,
+                changes=[c.to_dict() for c in changes],
+                department=writer.principal.department,
+                org=writer.principal.org,
+            )
+        )
+        closed_years.append(year)
+    await session.flush()
+    detail: dict[str, Any] = {}
+    if len(writer.events) > adjustments_before:
+        detail["adjustments"] = len(writer.events) - adjustments_before
+    if writer.recoveries:
+        detail["recoveries"] = list(writer.recoveries)
+    if closed_years:
+        detail["closedYears"] = closed_years
+    return detail
+
+
+async def claims_of(session: AsyncSession, person: models.Beneficiary) -> list[models.Claim]:
+    """The person's claims that are not reversed."""
+    rows = await session.scalars(
+        select(models.Claim).where(
+            models.Claim.beneficiary_id == person.id, models.Claim.reversed_at.is_(None)
+        )
+    )
+    return list(rows.all())
 
 
 def _visit_of(claim: models.Claim) -> Visit:
@@ -463,15 +883,8 @@ def _visit_of(claim: models.Claim) -> Visit:
     )
 
 
-async def years_with_claims(session: AsyncSession, person: models.Beneficiary) -> list[int]:
-    rows = await session.scalars(
-        select(models.Claim.year).where(models.Claim.beneficiary_id == person.id).distinct()
-    )
-    return sorted(rows.all())
-
-
 async def reverse(ctx: Context, claim_number: str, reason: str) -> ClaimState:
-    """Cancel a claim's settlement (refund, 追回) and re-settle the rest of its year."""
+    """Cancel a claim's settlement (refund, 追回) and re-run the rest of its year (§9.6)."""
     reason_text = check_text(reason, "reason", 500, required=True) or ""
     number = check_text(claim_number, "claimNumber", 64, required=True) or ""
     async with ctx.db.transaction() as session:
@@ -484,7 +897,7 @@ async def reverse(ctx: Context, claim_number: str, reason: str) -> ClaimState:
         ).one_or_none()
         if found is None:
             raise NotFound(f"claimNumber = {number}: no such claim", field="claimNumber")
-        person = await lock_person(session, ctx.rows, await _id_number(session, found))
+        person = await lock_person(session, ctx.rows, await id_number_of(session, found))
         claim = (
             await session.scalars(
                 select(models.Claim)
@@ -493,10 +906,19 @@ async def reverse(ctx: Context, claim_number: str, reason: str) -> ClaimState:
             )
         ).one()
         if claim.reversed_at is not None:
-            [state] = await claim_states(session, [claim])
-            return state
+            raise Conflict(
+                f"claimNumber = {number}: already {_reversed(claim)}", field="claimNumber"
+            )
+        if await closed_region(session, ctx.policies, claim.policy, claim.year):
+            raise Conflict(
+                f"claimNumber = {number}: settlement year {claim.year} is closed",
+                field="claimNumber",
+            )
         [state] = await claim_states(session, [claim])
         writer = Writer(session, ctx.principal, ctx.policies)
+        pending, _ = await pending_and_waived(session, [claim])
+        if claim.id in pending:
+            await _set_recovery(writer, claim, pending[claim.id], None, f"reversal of {number}")
         latest = state.latest
         await writer.event(
             claim,
@@ -511,8 +933,8 @@ async def reverse(ctx: Context, claim_number: str, reason: str) -> ClaimState:
         claim.reversed_at = datetime.now(UTC)
         claim.reversal_reason = reason_text
         await session.flush()
-        adjustments = await resettle(
-            writer, person, [claim.year], f"re-settled after reversal of {claim.claim_number}"
+        detail = await late_news(
+            writer, person, [claim.year], "reverseSettlement", f"reversal of {claim.claim_number}"
         )
         await audit.append(
             session,
@@ -520,17 +942,13 @@ async def reverse(ctx: Context, claim_number: str, reason: str) -> ClaimState:
             action="WRITE",
             operation="reverseSettlement",
             beneficiary_ids=[person.id],
-            detail={
-                "claimNumber": claim.claim_number,
-                "reason": reason_text,
-                "adjustedClaims": len(adjustments),
-            },
+            detail={"claimNumber": claim.claim_number, "reason": reason_text, **detail},
         )
         [state] = await claim_states(session, [claim])
         return state
 
 
-async def _id_number(session: AsyncSession, claim: models.Claim) -> str:
+async def id_number_of(session: AsyncSession, claim: models.Claim) -> str:
     number = await session.scalar(
         select(models.Beneficiary.id_number).where(models.Beneficiary.id == claim.beneficiary_id)
     )

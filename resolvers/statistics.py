@@ -41,7 +41,7 @@ async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures
     people = [*ctx.rows.persons()]
     if region_prefix:
         people.append(models.Beneficiary.region_code.like(f"{region_prefix}%"))
-    on = min(date(year, 12, 31), date.today())
+    on = min(date(year, 12, 31), ctx.settings.today())
     persons_q = select(func.count()).select_from(models.Beneficiary).where(*people)
 
     def holding(model: type[models.Identity] | type[models.MonitoringFlag]) -> Any:

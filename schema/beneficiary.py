@@ -16,7 +16,7 @@ from policies.errors import NoPolicyInForce
 from policies.vocabulary import Payer
 from resolvers.loaders import ClaimPage
 from schema.amounts import ZERO, Amounts, amounts
-from schema.enums import Category, Gender
+from schema.enums import BasicScheme, Category, Gender
 from schema.pagination import Connection, check_first, connection, decode_cursor
 
 if TYPE_CHECKING:
@@ -31,6 +31,9 @@ class Identity:
     valid_from: date
     valid_to: date | None = strawberry.field(description="Null while still valid.")
     reference: str = strawberry.field(description="Number of the recognition decision.")
+    decided_on: date | None = strawberry.field(
+        description="When the latest change (the end, once ended) was decided (China time)."
+    )
     department: str = strawberry.field(description="The recognising department.")
     org: str
     recorded_at: datetime
@@ -43,6 +46,7 @@ class Identity:
             valid_from=m.valid_from,
             valid_to=m.valid_to,
             reference=m.reference,
+            decided_on=m.decided_on,
             department=m.department,
             org=m.org,
             recorded_at=m.recorded_at,
@@ -69,6 +73,9 @@ class SubsidySplit:
 @strawberry.type(description="Enrollment in the resident basic medical insurance for one year.")
 class Enrollment:
     year: int
+    scheme: BasicScheme = strawberry.field(
+        description="RESIDENT (城乡居民医保) or EMPLOYEE (职工医保)."
+    )
     contribution: Decimal
     inclusive_commercial: bool = strawberry.field(
         description="Also enrolled in the region's inclusive commercial plan (惠民保)."
@@ -81,6 +88,7 @@ class Enrollment:
     def from_model(cls, m: models.Enrollment) -> Enrollment:
         return cls(
             year=m.year,
+            scheme=BasicScheme(m.scheme),
             contribution=m.contribution,
             inclusive_commercial=m.inclusive_commercial,
             enrolled_on=m.enrolled_on,
@@ -167,7 +175,7 @@ class Beneficiary:
     async def preferential_treatment(
         self, info: strawberry.Info[Context, None], on: date | None = None
     ) -> bool:
-        day = on or date.today()
+        day = on or info.context.settings.today()
         identities = await info.context.loaders.identities.load(self.beneficiary_id)
         flags = await info.context.loaders.monitoring_flags.load(self.beneficiary_id)
         records = [

@@ -25,4 +25,12 @@ class Gender(StrEnum):
     FEMALE = "FEMALE"
 
 
-__all__ = ["Category", "Gender", "HospitalLevel", "VisitType"]
+@strawberry.enum(description="The basic medical insurance scheme of an enrollment.")
+class BasicScheme(StrEnum):
+    RESIDENT = "RESIDENT"
+    """城乡居民基本医疗保险: basic payments computed from the policy files."""
+    EMPLOYEE = "EMPLOYEE"
+    """职工基本医疗保险: basic payments reported by the core system (reported.basicInsurance)."""
+
+
+__all__ = ["BasicScheme", "Category", "Gender", "HospitalLevel", "VisitType"]

@@ -10,11 +10,12 @@ import strawberry
 
 from policies.cases import parse_case
 from policies.engine import Visit, settle_visits
-from resolvers import alerts, claims, ingestion, settlement
+from resolvers import alerts, claims, closings, ingestion, recoveries, settlement
 from schema.alert import HighCostAlert
 from schema.beneficiary import Beneficiary, Enrollment, Identity, MonitoringFlag
 from schema.claim import Claim
-from schema.enums import Category, Gender
+from schema.enums import BasicScheme, Category, Gender
+from schema.recovery import Recovery, RecoveryDecision, SettlementYearClosing
 from schema.settlement import (
     SettleClaimInput,
     Settlement,
@@ -36,13 +37,21 @@ class RegisterBeneficiaryInput:
     birth_date: date | None = None
 
 
+DECIDED_ON = (
+    "When the change was decided (China time; default today, never in the future). In Jiangsu "
+    "an end counts until the end of the month of the later of validTo and decidedOn "
+    "(SETTLEMENT.md §4.2); a caller replaying history passes it explicitly."
+)
+
+
 @strawberry.input
 class RecordCategoryInput:
     id_number: str
     category: Category
-    valid_from: date
+    valid_from: date = strawberry.field(description="At most today (China time).")
     valid_to: date | None = None
     reference: str
+    decided_on: date | None = strawberry.field(default=None, description=DECIDED_ON)
 
 
 @strawberry.input
@@ -50,6 +59,7 @@ class EndCategoryInput:
     id_number: str
     category: Category
     valid_to: date
+    decided_on: date | None = strawberry.field(default=None, description=DECIDED_ON)
 
 
 @strawberry.input
@@ -59,6 +69,11 @@ class RecordEnrollmentInput:
     contribution: Decimal = strawberry.field(description="Individual contribution, yuan.")
     inclusive_commercial: bool = False
     enrolled_on: date
+    scheme: BasicScheme = strawberry.field(
+        default=BasicScheme.RESIDENT,
+        description="RESIDENT (城乡居民医保) or EMPLOYEE (职工医保: its claims must carry "
+        "reported.basicInsurance).",
+    )
 
 
 def _settlement(state: settlement.ClaimState) -> Settlement:
@@ -72,11 +87,12 @@ def _record(data: RecordCategoryInput) -> ingestion.CategoryInput:
         valid_from=data.valid_from,
         valid_to=data.valid_to,
         reference=data.reference,
+        decided_on=data.decided_on,
     )
 
 
 def _end(data: EndCategoryInput) -> ingestion.EndCategoryInput:
-    return ingestion.EndCategoryInput(data.id_number, data.category, data.valid_to)
+    return ingestion.EndCategoryInput(data.id_number, data.category, data.valid_to, data.decided_on)
 
 
 @strawberry.type
@@ -139,13 +155,17 @@ class Mutation:
                 contribution=input.contribution,
                 inclusive_commercial=input.inclusive_commercial,
                 enrolled_on=input.enrolled_on,
+                scheme=input.scheme.value,
             ),
         )
         return Enrollment.from_model(row)
 
     @strawberry.mutation(
-        description="Settle a discharged claim through all five payers in one step. The claim "
-        "number is the idempotency key: the same claim again returns the stored result."
+        description="Settle a discharged claim through all five payers in one step "
+        "(SETTLEMENT.md §5, §9). The claim number is the idempotency key: the same claim again "
+        "returns the stored result. Insured when an enrollment of the year is recorded; "
+        "uninsured only with insured: false; neither is PRECONDITION_FAILED. A discharge after "
+        "today (China time) is BAD_INPUT; a closed year or a reversed claim number is CONFLICT."
     )
     async def settle_claim(
         self, info: strawberry.Info[Context, None], input: SettleClaimInput
@@ -166,9 +186,11 @@ class Mutation:
                     in_province=input.in_province,
                     diagnosis=input.diagnosis,
                     special_treatment_hospital=input.special_treatment_hospital,
+                    reported=None if input.reported is None else input.reported.engine(),
                 ),
                 carrier=input.carrier,
                 hospital_code=input.hospital_code,
+                insured=input.insured,
             ),
         )
         return _settlement(state)
@@ -192,6 +214,33 @@ class Mutation:
         person, visits = parse_case(input.case())
         results = settle_visits(info.context.policies, person, visits)
         return Simulation(visits=[SimulatedVisit.of(r) for r in results])
+
+    @strawberry.mutation(
+        description="Medical insurance decides a pending recovery (SETTLEMENT.md §9.4): RECOVER "
+        "stores a RECOVERY event of negative lines and a receivable from the person; WAIVE (a "
+        "reason is required) lets the payment stand. CONFLICT when no longer pending."
+    )
+    async def decide_recovery(
+        self,
+        info: strawberry.Info[Context, None],
+        id: strawberry.ID,
+        decision: RecoveryDecision,
+        reason: str | None = None,
+    ) -> Recovery:
+        row = await recoveries.decide(info.context, id, decision.value, reason)
+        numbers = await recoveries.claim_numbers(info.context, [row])
+        return Recovery.from_model(row, numbers[row.claim_id])
+
+    @strawberry.mutation(
+        description="Close a settlement year for a policy's region, e.g. 510400 and 2025 "
+        "(SETTLEMENT.md §9.5): refused while a recovery of that year is pending; afterwards its "
+        "claims are never re-run, settled or reversed, and late news is only listed (lateNews)."
+    )
+    async def close_settlement_year(
+        self, info: strawberry.Info[Context, None], region_code: str, year: int
+    ) -> SettlementYearClosing:
+        row = await closings.close_year(info.context, region_code, year)
+        return SettlementYearClosing.from_model(row)
 
     @strawberry.mutation(description="The carrier acknowledges receipt of a claim it carries.")
     async def acknowledge_claim(

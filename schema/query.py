@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import strawberry
 
-from resolvers import alerts, audit_log, beneficiaries, claims, statistics
+from resolvers import alerts, audit_log, beneficiaries, claims, closings, recoveries, statistics
 from schema.alert import AlertStatus, HighCostAlert
 from schema.audit import AccessReport, AuditRecord
 from schema.beneficiary import Beneficiary
@@ -15,6 +15,7 @@ from schema.claim import Claim
 from schema.enums import Category
 from schema.pagination import Connection, check_first, connection, decode_cursor
 from schema.policy import BenefitPolicy
+from schema.recovery import LateNews, Recovery, RecoveryStatus, SettlementYearClosing
 from schema.statistics import Statistics
 
 if TYPE_CHECKING:
@@ -101,6 +102,72 @@ class Query:
             after=_after("alert", after),
         )
         return connection(rows, size, "alert", HighCostAlert.from_model, lambda r: r.id)
+
+    @strawberry.field(
+        description="Recoveries (追回) of assistance after late news, of the caller's regions, "
+        "oldest first (SETTLEMENT.md §9.4)."
+    )
+    async def recoveries(
+        self,
+        info: strawberry.Info[Context, None],
+        status: RecoveryStatus | None = None,
+        year: int | None = None,
+        claim_number: str | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[Recovery]:
+        size = _page_size(info, first)
+        rows = await recoveries.page(
+            info.context,
+            status=status.value if status else None,
+            year=year,
+            claim_number=claim_number,
+            first=size,
+            after=_after("recovery", after),
+        )
+        numbers = await recoveries.claim_numbers(info.context, rows)
+        return connection(
+            rows,
+            size,
+            "recovery",
+            lambda r: Recovery.from_model(r, numbers[r.claim_id]),
+            lambda r: r.id,
+        )
+
+    @strawberry.field(
+        description="Late news recorded for closed settlement years, with what a re-run would "
+        "have changed (SETTLEMENT.md §9.5)."
+    )
+    async def late_news(
+        self,
+        info: strawberry.Info[Context, None],
+        region_code: str | None = None,
+        year: int | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[LateNews]:
+        size = _page_size(info, first)
+        rows = await closings.late_news_page(
+            info.context,
+            region_code=region_code,
+            year=year,
+            first=size,
+            after=_after("lateNews", after),
+        )
+        return connection(rows, size, "lateNews", LateNews.from_model, lambda r: r.id)
+
+    @strawberry.field(
+        description="Settlement years closed for a policy's region (SETTLEMENT.md §9.5), newest "
+        "first."
+    )
+    async def settlement_year_closings(
+        self,
+        info: strawberry.Info[Context, None],
+        region_code: str | None = None,
+        year: int | None = None,
+    ) -> list[SettlementYearClosing]:
+        rows = await closings.closed_years(info.context, region_code, year)
+        return [SettlementYearClosing.from_model(r) for r in rows]
 
     @strawberry.field(description="Aggregates of a year over the caller's regions.")
     async def statistics(

@@ -12,7 +12,7 @@ from typing import Any
 import strawberry
 
 from gateway import models
-from policies.engine import VisitSettlement
+from policies.engine import Reported, VisitSettlement
 from policies.vocabulary import Payer
 from resolvers.settlement import stored_explanation, totals
 from schema.amounts import Amounts, amounts
@@ -162,11 +162,15 @@ class Settlement(Amounts):
         )
 
 
-@strawberry.enum(description="Original settlement, later adjustment, or reversal.")
+@strawberry.enum(
+    description="Original settlement, later adjustment, reversal, or recovery (追回) decided by "
+    "medical insurance."
+)
 class SettlementKind(StrEnum):
     ORIGINAL = "ORIGINAL"
     ADJUSTMENT = "ADJUSTMENT"
     REVERSAL = "REVERSAL"
+    RECOVERY = "RECOVERY"
 
 
 @strawberry.type(description="One settlement event of a claim (amounts are this event's part).")
@@ -217,6 +221,28 @@ class Simulation:
     visits: list[SimulatedVisit]
 
 
+@strawberry.input(
+    description="Insurance payments determined by the core insurance system or the insurer "
+    "(来自核心系统的结算结果, SETTLEMENT.md §5), yuan: a prefix of basicInsurance → "
+    "criticalIllness → inclusiveCommercial, taken as given."
+)
+class ReportedPaymentsInput:
+    basic_insurance: Decimal | None = None
+    critical_illness: Decimal | None = None
+    inclusive_commercial: Decimal | None = None
+
+    def engine(self) -> Reported:
+        return Reported(self.basic_insurance, self.critical_illness, self.inclusive_commercial)
+
+    def case(self) -> dict[str, str]:
+        entries = {
+            "basicInsurance": self.basic_insurance,
+            "criticalIllness": self.critical_illness,
+            "inclusiveCommercial": self.inclusive_commercial,
+        }
+        return {key: str(value) for key, value in entries.items() if value is not None}
+
+
 @strawberry.input(description="The claim of a discharged patient (SETTLEMENT.md §8).")
 class SettleClaimInput:
     claim_number: str = strawberry.field(description="Idempotency key of the claim.")
@@ -237,6 +263,12 @@ class SettleClaimInput:
         default=None, description="The insurer carrying the critical-illness claim."
     )
     hospital_code: str | None = None
+    insured: bool | None = strawberry.field(
+        default=None,
+        description="false settles the claim as uninsured (no enrollment of the year may "
+        "exist); by default the enrollment of the settlement year decides (SETTLEMENT.md §9.1).",
+    )
+    reported: ReportedPaymentsInput | None = None
 
 
 @strawberry.input
@@ -244,6 +276,9 @@ class CategoryRecordInput:
     category: Category
     valid_from: date
     valid_to: date | None = None
+    decided_on: date | None = strawberry.field(
+        default=None, description="When the end was decided (§4.2); absent: on validTo."
+    )
 
 
 @strawberry.input(description="A hypothetical person (nothing is read from the database).")
@@ -268,6 +303,7 @@ class SimulatedVisitInput:
     in_province: bool = True
     diagnosis: str | None = None
     special_treatment_hospital: bool = False
+    reported: ReportedPaymentsInput | None = None
 
 
 @strawberry.input(description="A case in the format of SETTLEMENT.md §8.")
@@ -295,6 +331,8 @@ class SimulateSettlementInput:
                 entry["dischargeDate"] = v.discharge_date.isoformat()
             if v.diagnosis is not None:
                 entry["diagnosis"] = v.diagnosis
+            if v.reported is not None:
+                entry["reported"] = v.reported.case()
             return entry
 
         p = self.person
@@ -309,6 +347,7 @@ class SimulateSettlementInput:
                         "category": c.category.value,
                         "validFrom": c.valid_from.isoformat(),
                         "validTo": c.valid_to.isoformat() if c.valid_to else None,
+                        "decidedOn": c.decided_on.isoformat() if c.decided_on else None,
                     }
                     for c in p.categories
                 ],

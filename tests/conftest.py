@@ -34,7 +34,8 @@ from policies.benefits import PolicySet, load_policies
 
 SECRET = "test-secret-" + "x" * 40
 TABLES = (
-    "settlement_lines, settlements, ledgers, high_cost_alerts, claims, enrollments, "
+    "recoveries, late_news, settlement_year_closings, settlement_lines, settlements, ledgers, "
+    "high_cost_alerts, claims, enrollments, "
     "identities, monitoring_flags, beneficiaries, audit_log"
 )
 

@@ -34,6 +34,9 @@ CATALOG = catalog_of(FULL)
 DEPARTMENTS = sorted(ACCESS.departments)
 
 ID = "510402197001010013"  # 攀枝花东区, born 1970-01-01, male
+# 南京, whose late news (a back-dated end of 低保) leaves a pending recovery in 2017 and is only
+# listed for 2016, a closed year (SETTLEMENT.md §9.4, §9.5).
+JIANGSU = "320102196502020010"
 NAME = "张三丰"
 CLAIM = "C-0001"
 INSURER = "insurer-a"
@@ -54,6 +57,9 @@ TABLES = (
     "settlement_lines",
     "ledgers",
     "high_cost_alerts",
+    "recoveries",
+    "settlement_year_closings",
+    "late_news",
     "audit_log",
 )
 
@@ -265,6 +271,7 @@ async def seed(gql: GraphQLClient) -> dict[Step, Any]:
         "settleClaim"
     ]
     await gql.data(f'{{ beneficiary(idNumber: "{ID}") {{ name }} }}', **mi)
+    await seed_late_news(gql, mi)
 
     paid = {payer: settled[payer] for payer in PAYERS}
     totals = {**paid, "totalCost": "100000.00", "outOfPocket": settled["outOfPocket"]}
@@ -321,6 +328,17 @@ async def seed(gql: GraphQLClient) -> dict[Step, Any]:
         ("AccessReport", "beneficiaryId"): person,
         # Every category record of the person (and of the simulated one) is still open.
         ("CategoryCandidate", "validTo"): None,
+        # The seeded recovery is pending: nobody has decided it yet.
+        ("Recovery", "status"): "PENDING",
+        ("Recovery", "decidedBy"): None,
+        ("Recovery", "decidedAt"): None,
+        ("Recovery", "decisionReason"): None,
+        ("Recovery", "claimNumber"): "C-J2017",
+        ("LateNews", "year"): 2016,
+        ("LateNews", "regionCode"): "320000",
+        ("LateNews", "operation"): "endIdentity",
+        ("SettlementYearClosing", "regionCode"): "320000",
+        ("SettlementYearClosing", "year"): 2016,
     }
     for kind, category, valid_from, by in (
         ("Identity", "MINIMUM_LIVING", "2021-06-01", identity_by),
@@ -334,6 +352,31 @@ async def seed(gql: GraphQLClient) -> dict[Step, Any]:
         expected[(kind, "org")] = token(by)["org"]
     assert settled["category"] == "MINIMUM_LIVING"
     return expected
+
+
+async def seed_late_news(gql: GraphQLClient, mi: dict[str, Any]) -> None:
+    """A Jiangsu person with claims in 2016 and 2017, 2016 closed, then 低保 ended back-dated:
+    a pending recovery for the 2017 claim, late news listed for 2016."""
+    await gql.data(
+        REGISTER, {"i": {"idNumber": JIANGSU, "name": "王五", "regionCode": "320102"}}, **mi
+    )
+    by = token(recorder("MINIMUM_LIVING"))
+    await gql.data(IDENTITY, category_input(JIANGSU, "MINIMUM_LIVING", "2015-01-01"), **by)
+    for year in (2016, 2017):
+        enrollment = {"idNumber": JIANGSU, "year": year, "contribution": "300.00"}
+        await gql.data(ENROLL, {"i": {**enrollment, "enrolledOn": f"{year - 1}-12-01"}}, **mi)
+        claim = claim_input(f"C-J{year}", "20000.00", "18000.00", person=JIANGSU)["i"]
+        claim.update(admissionDate=f"{year}-03-01", dischargeDate=f"{year}-03-05", carrier=None)
+        await gql.data(SETTLE, {"i": claim}, **mi)
+    await gql.data(
+        'mutation { closeSettlementYear(regionCode: "320000", year: 2016) { year } }', **mi
+    )
+    end = {"idNumber": JIANGSU, "category": "MINIMUM_LIVING", "validTo": "2015-12-31"}
+    await gql.data(
+        "mutation($i: EndCategoryInput!) { endIdentity(input: $i) { validTo } }",
+        {"i": {**end, "decidedOn": "2015-12-31"}},
+        **by,
+    )
 
 
 async def snapshot(db: Database) -> dict[str, str]:
@@ -540,7 +583,9 @@ def _own(policy: DepartmentPolicy, flags: bool) -> str:
     )[0]
 
 
-def mutation_request(name: str, policy: DepartmentPolicy, alert: int) -> tuple[str, dict[str, Any]]:
+def mutation_request(
+    name: str, policy: DepartmentPolicy, alert: int, recovery: int = 1
+) -> tuple[str, dict[str, Any]]:
     """A request of mutation ``name`` that would succeed for a department that may run it."""
     records = policy.can_use("Mutation", "recordIdentity")
     identity = _own(policy, flags=False) if records else "MINIMUM_LIVING"
@@ -583,6 +628,8 @@ def mutation_request(name: str, policy: DepartmentPolicy, alert: int) -> tuple[s
         "simulateSettlement": ("SimulateSettlementInput!", "input: $v", SIMULATED),
         "acknowledgeClaim": ("String!", "claimNumber: $v", CLAIM),
         "resolveAlert": ("ID!", 'id: $v, resolution: "assistance granted"', str(alert)),
+        "decideRecovery": ("ID!", 'id: $v, decision: WAIVE, reason: "hardship"', str(recovery)),
+        "closeSettlementYear": ("Int!", 'regionCode: "320000", year: $v', 2017),
     }
     variable_type, arguments, value = requests[name]
     document = f"mutation($v: {variable_type}) {{ {name}({arguments}) {{ __typename }} }}"
@@ -606,13 +653,14 @@ async def test_granted_mutations_run_and_refused_ones_execute_nothing_and_store_
     await seed(gql)
     async with db.engine.connect() as conn:
         alert = int(await conn.scalar(text("SELECT id FROM high_cost_alerts")) or 0)
+        recovery = int(await conn.scalar(text("SELECT id FROM recoveries")) or 0)
     policy = ACCESS.departments[department]
     statements = count_statements()
     mutation_type = FULL.mutation_type
     assert mutation_type is not None
     problems: list[str] = []
     for name in CATALOG["Mutation"]:
-        document, variables = mutation_request(name, policy, alert)
+        document, variables = mutation_request(name, policy, alert, recovery)
         before = await snapshot(db)
         ran = len(statements)
         body = await gql.post(document, variables, **token(department))
@@ -877,7 +925,8 @@ async def test_a_trade_union_records_its_own_category_and_no_other(
         }
     }
     after = await snapshot(db)
-    assert after["identities"].split(":")[0] == "2"
+    # The seeded person's 低保 and now DISTRESSED_WORKER; the Jiangsu person's 低保.
+    assert after["identities"].split(":")[0] == "3"
     assert int(after["audit_log"].split(":")[0]) > int(before["audit_log"].split(":")[0])
 
 
@@ -905,6 +954,8 @@ async def test_an_insurer_may_not_filter_persons_by_a_category_it_may_not_read(
     await gql.data(
         REGISTER, {"i": {"idNumber": NEWCOMER, "name": "李四", "regionCode": "510402"}}, **mi
     )
+    newcomer = {"idNumber": NEWCOMER, "year": 2023, "contribution": "380.00"}
+    await gql.data(ENROLL, {"i": {**newcomer, "enrolledOn": "2022-12-01"}}, **mi)
     await gql.data(SETTLE, claim_input("C-0003", "800.00", "700.00", person=NEWCOMER), **mi)
     everyone = await gql.data("{ beneficiaries { edges { node { id } } } }", **token("insurer"))
     assert len(everyone["beneficiaries"]["edges"]) == 2  # the insurer carries both

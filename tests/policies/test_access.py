@@ -139,6 +139,8 @@ PERSONS = union(NAME, PERSON)  # the auditor sees beneficiary ids only inside au
 CONNECTED = (PERSONS, union(CLAIMS, SETTLEMENTS), union(ALERTS), union("audit log"))
 PAGING = {d: "R" if any(c[d] == "R" for c in CONNECTED) else "–" for d in ALL_DEPARTMENTS}
 
+MEDICAL_INSURANCE_ONLY = {d: "R" if d == "medical_insurance" else "–" for d in ALL_DEPARTMENTS}
+
 # The schema's fields by matrix row, with the cell each department should have. A field may sit
 # in two rows if they agree (settleClaim writes claims and settlements).
 # fmt: off
@@ -190,6 +192,13 @@ ROWS: list[tuple[str, Cells]] = [
     # "insurer … writes acknowledgement of its claims" (ACCESS.md, departments)
     ("Mutation: acknowledgeClaim", {d: "W" if d == "insurer" else "–" for d in ALL_DEPARTMENTS}),
     ("PageInfo: *", PAGING),
+    # SETTLEMENT.md §9.4-§9.5: recoveries, closed years and their late news are medical
+    # insurance's to read and decide (part of "settlement breakdown", write side).
+    ("Query: recoveries lateNews settlementYearClosings | Recovery: * | RecoveryConnection: *"
+     " | RecoveryEdge: * | LateNews: * | LateNewsChange: * | LateNewsConnection: *"
+     " | LateNewsEdge: * | SettlementYearClosing: *", MEDICAL_INSURANCE_ONLY),
+    ("Mutation: decideRecovery closeSettlementYear",
+     {d: "W" if d == "medical_insurance" else "–" for d in ALL_DEPARTMENTS}),
 ]
 # fmt: on
 

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 
 from gateway import models
 from gateway.database import Database
+from policies.ledger import Ledger
+from policies.vocabulary import Payer
 from tests.conftest import GraphQLClient
 from tests.factories import recorder
 
@@ -190,24 +192,56 @@ async def test_late_recognition_adds_adjustments_without_rewriting_history(
     assert c1_events[0]["category"] is None
     assert c1_events[1]["assistance"] == "3864.00"
     assert c1_events[1]["outOfPocket"] == "-3864.00"
-    assert c1_events[1]["reason"] == "re-settled after recordIdentity"
+    assert c1_events[1]["reason"] == "re-run after recordIdentity"
     assert await rows(db, models.Settlement) == 4
 
 
-async def test_a_retroactive_end_recovers_money_as_a_negative_adjustment(
+RECOVERIES = """{ recoveries { edges { node {
+  id claimNumber status amount assistance secondaryAssistance cause } } } }"""
+
+
+async def pending_recoveries(gql: GraphQLClient) -> list[dict[str, Any]]:
+    data = await gql.data(RECOVERIES)
+    return [e["node"] for e in data["recoveries"]["edges"] if e["node"]["status"] == "PENDING"]
+
+
+async def test_a_retroactive_end_moves_no_money_until_medical_insurance_recovers_it(
     gql: GraphQLClient,
 ) -> None:
+    """SETTLEMENT.md §9.4: a decrease is never taken back automatically."""
     await person(gql, ("MINIMUM_LIVING", "2021-06-01", None))
     await settle(gql, stay("C1", "2023-03-01", "30000.00", "26000.00"))
     await gql.data(
         "mutation($i: EndCategoryInput!) { endIdentity(input: $i) { validTo } }",
-        {"i": {"idNumber": ID, "category": "MINIMUM_LIVING", "validTo": "2022-12-31"}},
+        {
+            "i": {
+                "idNumber": ID,
+                "category": "MINIMUM_LIVING",
+                "validTo": "2022-12-31",
+                "decidedOn": "2023-06-01",
+            }
+        },
         department="civil_affairs",
     )
     [claim] = await claims(gql)
+    assert claim["settlement"]["assistance"] == "3864.00"
+    assert [e["assistance"] for e in claim["settlements"]] == ["3864.00"]
+    [recovery] = await pending_recoveries(gql)
+    assert (recovery["claimNumber"], recovery["amount"], recovery["assistance"]) == (
+        "C1",
+        "3864.00",
+        "3864.00",
+    )
+    assert recovery["cause"] == "re-run after endIdentity"
+    decided = await gql.data(
+        f'mutation {{ decideRecovery(id: "{recovery["id"]}", decision: RECOVER) {{ status }} }}'
+    )
+    assert decided["decideRecovery"]["status"] == "RECOVERED"
+    [claim] = await claims(gql)
     assert claim["settlement"]["assistance"] == "0.00"
-    assert claim["settlement"]["category"] is None
+    assert [e["kind"] for e in claim["settlements"]] == ["ORIGINAL", "RECOVERY"]
     assert [e["assistance"] for e in claim["settlements"]] == ["3864.00", "-3864.00"]
+    assert await pending_recoveries(gql) == []
 
 
 async def test_reversal_cancels_a_claim_and_resettles_the_later_ones(
@@ -232,15 +266,24 @@ async def test_reversal_cancels_a_claim_and_resettles_the_later_ones(
     c1, c2 = await claims(gql)
     assert c1["reversed"] is True
     assert [e["kind"] for e in c1["settlements"]] == ["ORIGINAL", "REVERSAL"]
-    # Alone, the second stay's base 3,920 pays 65% above 2,100: 1,183.00.
-    assert c2["settlement"]["assistance"] == "1183.00"
-    assert [e["assistance"] for e in c2["settlements"]] == ["1534.00", "-351.00"]
-    # Reversing again changes nothing.
-    await gql.data('mutation { reverseSettlement(claimNumber: "C1", reason: "x") { assistance } }')
-    assert await rows(db, models.Settlement) == 4
+    # Alone, the second stay's base 3,920 pays 65% above 2,100: 1,183.00. The 351.00 paid above
+    # that is not taken back automatically: it is a pending recovery (§9.4, §9.6).
+    assert c2["settlement"]["assistance"] == "1534.00"
+    assert [e["assistance"] for e in c2["settlements"]] == ["1534.00"]
+    [recovery] = await pending_recoveries(gql)
+    assert (recovery["claimNumber"], recovery["amount"]) == ("C2", "351.00")
+    # Reversing again is a conflict that says when and why.
+    error = await gql.error(
+        'mutation { reverseSettlement(claimNumber: "C1", reason: "x") { assistance } }'
+    )
+    assert error["extensions"]["code"] == "CONFLICT"
+    assert "reversed at" in error["message"]
+    assert "退费" in error["message"]
+    assert await rows(db, models.Settlement) == 3
     async with db.sessions() as session:
         ledger = (await session.scalars(select(models.Ledger))).one()
-    assert (ledger.assistance, ledger.visits) == (Decimal("1183.00"), 1)
+    assert (ledger.assistance, ledger.visits) == (Decimal("1534.00"), 1)
+    assert Ledger.from_dict(ledger.state).paid_by_payer[Payer.ASSISTANCE] == Decimal("1183.00")
 
 
 async def test_reversal_of_an_unknown_claim_is_not_found(gql: GraphQLClient) -> None:
@@ -250,21 +293,26 @@ async def test_reversal_of_an_unknown_claim_is_not_found(gql: GraphQLClient) -> 
     assert error["extensions"]["code"] == "NOT_FOUND"
 
 
-async def test_an_enrollment_recorded_late_makes_the_stay_insured(gql: GraphQLClient) -> None:
+async def test_a_claim_waits_for_its_enrollment_and_an_uninsured_one_must_say_so(
+    gql: GraphQLClient, db: Database
+) -> None:
+    """SETTLEMENT.md §9.1: insured or not is never guessed."""
     await gql.data(
         "mutation($i: RegisterBeneficiaryInput!) { registerBeneficiary(input: $i) { id } }",
         {"i": {"idNumber": ID, "name": "王五", "regionCode": "510402"}},
     )
     await record(gql, "EXTREME_POVERTY", "2020-01-01", None)
-    uninsured = await settle(gql, stay("C1", "2023-03-01", "10000.00", "9000.00"))
-    assert (uninsured["basicInsurance"], uninsured["assistance"]) == ("0.00", "9000.00")
+    error = await gql.error(SETTLE, {"i": stay("C1", "2023-03-01", "10000.00", "9000.00")})
+    assert error["extensions"]["code"] == "PRECONDITION_FAILED"
+    assert ID in error["message"]
+    assert "2023" in error["message"]
+    assert await rows(db, models.Claim) == 0
     await gql.data(
         "mutation($i: RecordEnrollmentInput!) { recordEnrollment(input: $i) { year } }",
         {"i": {"idNumber": ID, "year": 2023, "contribution": "380.00", "enrolledOn": "2022-12-01"}},
     )
-    [claim] = await claims(gql)
-    assert claim["settlement"]["basicInsurance"] == "6880.00"
-    assert claim["settlement"]["assistance"] == "2120.00"
+    insured = await settle(gql, stay("C1", "2023-03-01", "10000.00", "9000.00"))
+    assert (insured["basicInsurance"], insured["assistance"]) == ("6880.00", "2120.00")
 
 
 async def test_enrollment_returns_the_subsidy_split(gql: GraphQLClient) -> None:

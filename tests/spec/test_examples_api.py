@@ -57,6 +57,11 @@ async def load_person(gql: GraphQLClient, person: dict[str, Any], years: set[int
                     "validFrom": record["validFrom"],
                     "validTo": record.get("validTo"),
                     "reference": f"R{i}",
+                    # Replaying history: a case file's absent decidedOn means "on validTo"
+                    # (§8), the API's default is today (§9.2).
+                    "decidedOn": record.get("decidedOn")
+                    or record.get("validTo")
+                    or record["validFrom"],
                 }
             },
             department=recorder(record["category"]),
@@ -79,12 +84,16 @@ async def load_person(gql: GraphQLClient, person: dict[str, Any], years: set[int
     return number
 
 
-def claim_input(number: str, stem: str, visit: dict[str, Any]) -> dict[str, Any]:
+def claim_input(
+    number: str, stem: str, visit: dict[str, Any], insured: bool = True
+) -> dict[str, Any]:
     data = {
         "claimNumber": f"{stem}-{visit['id']}",
         "idNumber": number,
         **{k: v for k, v in visit.items() if k != "id"},
     }
+    if not insured:
+        data["insured"] = False
     return data
 
 
@@ -97,9 +106,9 @@ async def test_example_settled_one_by_one_through_the_api(
     number = await load_person(gql, case["person"], years)
     got = []
     for visit in case["visits"]:
-        settled = (await gql.data(SETTLE, {"i": claim_input(number, stem, visit)}, **MI))[
-            "settleClaim"
-        ]
+        insured = case["person"].get("insured", True)
+        claim = claim_input(number, stem, visit, insured)
+        settled = (await gql.data(SETTLE, {"i": claim}, **MI))["settleClaim"]
         got.append({"id": visit["id"], **{k: settled[k] for k in KEYS[1:]}})
     want = [{k: v.get(k) for k in KEYS} for v in example["expected"]["visits"]]
     assert got == want

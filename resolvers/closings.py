@@ -1,0 +1,127 @@
+"""Closing a settlement year (SETTLEMENT.md §9.5) and the late news recorded for closed years.
+
+Once medical insurance closes a year for a policy's region, that year's claims are never re-run,
+no claim of that year can be settled or reversed, and late news that touches it is recorded here
+with what a re-run would have changed, moving no money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import ColumnElement, exists, func, select
+
+from gateway import audit, models
+from gateway.context import Context
+from gateway.errors import Conflict, Forbidden
+from policies.benefits import Policy
+from policies.errors import InvalidInput
+from resolvers.inputs import check_region
+from resolvers.pages import keyset
+
+
+def _policies_of(ctx: Context, region_code: str, year: int) -> list[Policy]:
+    """The policies of that region code in force at some time in ``year``."""
+    found = [
+        p
+        for p in ctx.policies
+        if p.region_code == region_code and p.overlaps(date(year, 1, 1), date(year, 12, 31))
+    ]
+    if not found:
+        raise InvalidInput(
+            "regionCode",
+            region_code,
+            f"is not the region code of a benefit policy in force in {year} "
+            f"(e.g. {', '.join(sorted({p.region_code for p in ctx.policies}))})",
+        )
+    return found
+
+
+async def close_year(ctx: Context, region_code: str, year: int) -> models.SettlementYearClosing:
+    """Close ``year`` for the policy region (idempotent). Refused while a recovery of that year
+    is pending (CONFLICT naming how many), for a year not yet over (BAD_INPUT), and outside the
+    caller's regions (FORBIDDEN)."""
+    check_region(region_code)
+    today = ctx.settings.today()
+    if not 1990 <= year < today.year:
+        raise InvalidInput(
+            "year", year, f"only a past settlement year can be closed (today is {today})"
+        )
+    policies = _policies_of(ctx, region_code, year)
+    if not ctx.principal.serves_region(region_code):
+        raise Forbidden(
+            f"regionCode = {region_code}: outside the regions of this token", field="regionCode"
+        )
+    async with ctx.db.transaction() as session:
+        existing = await session.get(models.SettlementYearClosing, (region_code, year))
+        if existing is not None:
+            return existing
+        pending = await session.scalar(
+            select(func.count()).where(
+                models.Recovery.status == "PENDING",
+                models.Recovery.year == year,
+                models.Recovery.policy.in_([p.id for p in policies]),
+            )
+        )
+        if pending:
+            raise Conflict(
+                f"year = {year}: {pending} recoveries of {region_code} are still pending; "
+                "decide them (decideRecovery) before closing",
+                field="year",
+            )
+        closing = models.SettlementYearClosing(
+            region_code=region_code,
+            year=year,
+            policy=policies[-1].id,
+            department=ctx.principal.department,
+            org=ctx.principal.org,
+        )
+        session.add(closing)
+        await session.flush()
+        await audit.append(
+            session,
+            ctx.principal,
+            action="WRITE",
+            operation="closeSettlementYear",
+            beneficiary_ids=[],
+            detail={"regionCode": region_code, "year": year},
+        )
+        await session.refresh(closing)
+        return closing
+
+
+def _visible(ctx: Context) -> ColumnElement[bool]:
+    return exists().where(
+        models.Beneficiary.id == models.LateNews.beneficiary_id, *ctx.rows.persons()
+    )
+
+
+async def late_news_page(
+    ctx: Context, *, region_code: str | None, year: int | None, first: int, after: int | None
+) -> Sequence[models.LateNews]:
+    """Late news recorded for closed years, of the caller's rows, oldest first."""
+    stmt = select(models.LateNews).where(_visible(ctx))
+    if region_code is not None:
+        stmt = stmt.where(models.LateNews.region_code == check_region(region_code))
+    if year is not None:
+        stmt = stmt.where(models.LateNews.year == year)
+    return await ctx.all(keyset(stmt, models.LateNews.id, after, first))
+
+
+async def closed_years(
+    ctx: Context, region_code: str | None, year: int | None
+) -> Sequence[models.SettlementYearClosing]:
+    """Closed settlement years of the caller's regions, newest first."""
+    stmt = select(models.SettlementYearClosing)
+    if region_code is not None:
+        stmt = stmt.where(models.SettlementYearClosing.region_code == check_region(region_code))
+    if year is not None:
+        stmt = stmt.where(models.SettlementYearClosing.year == year)
+    rows = await ctx.all(
+        stmt.order_by(
+            models.SettlementYearClosing.year.desc(), models.SettlementYearClosing.region_code
+        )
+    )
+    # A token for 5104 sees the closings of 510400; one for 51 sees every 51xxxx policy.
+    return [r for r in rows if ctx.principal.serves_region(r.region_code)]
