@@ -153,29 +153,105 @@ def token(
     )
 
 
+def _case_files(paths: list[Path]) -> list[Path]:
+    """The files named on the command line, a directory standing for its ``*.json`` files."""
+    files: list[Path] = []
+    for path in paths:
+        if str(path) != "-" and path.is_dir():
+            found = sorted(path.glob("*.json"))
+            if not found:
+                _fail(f"{path}: no *.json files in this directory")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"{path}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+
+
 @app.command()
 def simulate(
-    case: Annotated[Path, typer.Argument(help="A case file (SETTLEMENT.md §8); - for stdin.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Case files (SETTLEMENT.md §8) or example files (description, case, expected), "
+            "or directories of *.json files; - for stdin.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ],
     explain: Annotated[bool, typer.Option(help="Explain every payer line.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            help="Compare with each example's expected output; exit 1 if any differs.",
+        ),
+    ] = False,
 ) -> None:
-    """Settle the visits of a case file and print the result as JSON (nothing is stored)."""
+    """Settle the visits of a case file and print the result as JSON (nothing is stored).
+
+    An example file is settled by its case; --check compares it with its expected output.
+    """
     from policies.benefits import load_policies
+    from policies.cases import case_of, differences
     from policies.cases import simulate as run_case
     from policies.errors import InvalidInput, NoPolicyInForce, PolicyFileError
 
+    paths = _case_files(files)
+    if len(paths) > 1 and not check:
+        _fail(f"{len(paths)} files given: settle one at a time, or compare them all with --check")
+    several = len(paths) > 1
+    # Everything is read, validated and settled before anything is printed: bad input anywhere
+    # prints nothing but the error.
+    settled: list[tuple[Path, dict[str, Any], list[str]]] = []
     try:
-        text = sys.stdin.read() if str(case) == "-" else case.read_text(encoding="utf-8")
-    except OSError as exc:
-        _fail(f"cannot read {case}: {exc.strerror}")
-    try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        _fail(f"{case}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
-    try:
-        result = run_case(data, load_policies(), explain=explain)
-    except (InvalidInput, NoPolicyInForce, PolicyFileError) as exc:
+        policies = load_policies()
+        for path in paths:
+            where = f"{path}: " if several else ""
+            try:
+                case, expected = case_of(_read_json(path))
+                if check and expected is None:
+                    _fail(
+                        f'{path}: --check needs an example file with "expected" '
+                        "(description, case, expected), not a bare case"
+                    )
+                result = run_case(case, policies, explain=explain)
+                found = differences(expected, result) if check else []
+            except (InvalidInput, NoPolicyInForce) as exc:
+                _fail(f"{where}{exc}")
+            settled.append((path, result, found))
+    except PolicyFileError as exc:
         _fail(str(exc))
-    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    if not check:
+        [(_, result, _)] = settled
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    for path, result, found in settled:
+        for line in found:
+            typer.echo(f"{path}: {line}")
+        if found and explain:
+            for visit in result["visits"]:
+                typer.echo(_indent(visit["explanation"]["text"]))
+    matching = sum(not found for _, _, found in settled)
+    if several:
+        typer.echo(f"{matching} of {len(settled)} examples match")
+    elif matching:
+        typer.echo(f"OK: {paths[0]} matches its expected output")
+    if matching < len(settled):
+        raise typer.Exit(1)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.splitlines())
 
 
 @audit_app.command("verify")

@@ -217,7 +217,10 @@ def _reported(data: object, field: str) -> Reported | None:
 
 
 def parse_case(data: object) -> tuple[Person, list[Visit]]:
-    """The person and visits of a §8 case, with its defaults; InvalidInput on any bad input."""
+    """The person and visits of a §8 case, with its defaults; InvalidInput on any bad input
+    that needs no policy. What depends on the region's policy and the person (reported amounts
+    on an uninsured visit, a commercial amount where no plan or no enrollment) is refused by
+    :func:`~policies.engine.settle_visits`, before anything is computed."""
     case = _object(data, "", ("person", "visits"), ("person", "visits"))
     person = parse_person(case["person"])
     raw_visits = case["visits"]

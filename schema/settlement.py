@@ -46,6 +46,14 @@ class PayerLine:
     room_before: Decimal | None = strawberry.field(description="Cap room before this visit.")
     amount: Decimal = strawberry.field(description="Paid, rounded half up to the fen.")
     references: list[ParameterReference]
+    method: str | None = strawberry.field(
+        default=None,
+        description="perStay (basic inpatient), annual (cumulative over the year) or reported "
+        "(taken as given from the core system, SETTLEMENT.md §5).",
+    )
+    notes: list[str] = strawberry.field(
+        default_factory=list, description="Tilts, waivers, candidates, caps passed by reports."
+    )
 
 
 @strawberry.type(description="A category record of the person and whether it counted.")
@@ -56,6 +64,24 @@ class CategoryCandidate:
     counted: bool
     rules: list[str]
     reason: str
+    decided_on: date | None = strawberry.field(
+        default=None, description="When its end was decided (SETTLEMENT.md §4.2)."
+    )
+    counts_for_insurance: bool = strawberry.field(
+        default=False,
+        description="Whether it counts for basic, critical-illness and commercial insurance too "
+        "(retroactivity reaches assistance only, §4.3).",
+    )
+
+
+@strawberry.type(
+    description="A category held whose assistance schedule was computed for the visit "
+    "(待遇就高 item by item, SETTLEMENT.md §4.5); the largest payment wins."
+)
+class AssistanceCandidate:
+    category: Category
+    amount: Decimal = strawberry.field(description="What its schedule pays, yuan.")
+    chosen: bool
 
 
 @strawberry.type(description="The visit's category and why (SETTLEMENT.md §4).")
@@ -63,6 +89,13 @@ class CategoryChoice:
     category: Category | None
     reason: str
     candidates: list[CategoryCandidate]
+    held_for_insurance: list[Category] = strawberry.field(
+        default_factory=list, description="Categories the insurance stages see (tilts, waivers)."
+    )
+    held_for_assistance: list[Category] = strawberry.field(
+        default_factory=list, description="Categories the assistance stages see (§4.3, §4.4)."
+    )
+    assistance_candidates: list[AssistanceCandidate] = strawberry.field(default_factory=list)
 
 
 @strawberry.type(description="Why a visit was settled the way it was.")
@@ -70,6 +103,10 @@ class Explanation:
     category: CategoryChoice
     payers: list[PayerLine]
     text: str
+    reported: list[str] = strawberry.field(
+        default_factory=list,
+        description="Insurance payers whose amounts were reported upstream and taken as given.",
+    )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Explanation:
@@ -87,12 +124,28 @@ class Explanation:
                         counted=r["counted"],
                         rules=list(r["rules"]),
                         reason=r["reason"],
+                        decided_on=date.fromisoformat(r["decidedOn"])
+                        if r.get("decidedOn")
+                        else None,
+                        # Explanations stored before v2 had one category for every stage.
+                        counts_for_insurance=r.get("countsForInsurance", r["counted"]),
                     )
                     for r in choice["records"]
+                ],
+                held_for_insurance=[Category(c) for c in choice.get("heldForInsurance", [])],
+                held_for_assistance=[Category(c) for c in choice.get("heldForAssistance", [])],
+                assistance_candidates=[
+                    AssistanceCandidate(
+                        category=Category(c["category"]),
+                        amount=Decimal(c["paid"]),
+                        chosen=c["chosen"],
+                    )
+                    for c in choice.get("candidates", [])
                 ],
             ),
             payers=[_line(line) for line in data["lines"]],
             text=data.get("text", ""),
+            reported=list(data.get("reported", [])),
         )
 
 
@@ -123,6 +176,8 @@ def _line(line: Mapping[str, Any]) -> PayerLine:
             )
             for p in line["parameters"]
         ],
+        method=line.get("method"),
+        notes=list(line.get("notes", [])),
     )
 
 

@@ -65,15 +65,18 @@ TABLES = (
 
 SIMULATION = (
     '(input: {person: {regionCode: "510402", birthDate: "1970-01-01", '
-    'categories: [{category: MINIMUM_LIVING, validFrom: "2021-06-01"}]}, '
+    'categories: [{category: MINIMUM_LIVING, validFrom: "2021-06-01", decidedOn: "2021-05-20"}]}, '
     'visits: [{id: "v1", type: INPATIENT, hospitalLevel: SECONDARY, '
-    'admissionDate: "2023-03-01", totalCost: "100000.00", policyScopeCost: "40000.00"}]})'
+    'admissionDate: "2023-03-01", totalCost: "100000.00", policyScopeCost: "40000.00", '
+    'reported: {basicInsurance: "30000.00"}}]})'
 )
 SIMULATED = {
     "person": {
         "regionCode": "510402",
         "birthDate": "1970-01-01",
-        "categories": [{"category": "MINIMUM_LIVING", "validFrom": "2021-06-01"}],
+        "categories": [
+            {"category": "MINIMUM_LIVING", "validFrom": "2021-06-01", "decidedOn": "2021-05-20"}
+        ],
     },
     "visits": [
         {
@@ -83,6 +86,7 @@ SIMULATED = {
             "admissionDate": "2023-03-01",
             "totalCost": "100000.00",
             "policyScopeCost": "40000.00",
+            "reported": {"basicInsurance": "30000.00"},
         }
     ],
 }
@@ -267,9 +271,10 @@ async def seed(gql: GraphQLClient) -> dict[Step, Any]:
     enrollment = {"idNumber": ID, "year": 2023, "contribution": "380.00"}
     await gql.data(ENROLL, {"i": {**enrollment, "enrolledOn": "2022-12-01"}}, **mi)
     await gql.data(FLAG, category_input(ID, "MONITORED", "2021-01-01"), **token(flag_by))
-    settled = (await gql.data(SETTLE, claim_input(CLAIM, "100000.00", "40000.00"), **mi))[
-        "settleClaim"
-    ]
+    # Basic insurance as the core system reported it (the amount the policy file computes too).
+    claim = claim_input(CLAIM, "100000.00", "40000.00")
+    claim["i"]["reported"] = {"basicInsurance": "31680.00"}
+    settled = (await gql.data(SETTLE, claim, **mi))["settleClaim"]
     await gql.data(f'{{ beneficiary(idNumber: "{ID}") {{ name }} }}', **mi)
     await seed_late_news(gql, mi)
 

@@ -188,7 +188,8 @@ ROWS: list[tuple[str, Cells]] = [
     # policies", a mutation for every reader of them, the explanation types readable through it
     ("Mutation: simulateSettlement", {d: c.replace("R", "W") for d, c in union(POLICIES).items()}),
     ("Simulation: * | SimulatedVisit: * | Explanation: * | CategoryChoice: * | PayerLine: *"
-     " | CategoryCandidate: * | Segment: * | ParameterReference: *", union(POLICIES)),
+     " | CategoryCandidate: * | AssistanceCandidate: * | Segment: * | ParameterReference: *",
+     union(POLICIES)),
     # "insurer … writes acknowledgement of its claims" (ACCESS.md, departments)
     ("Mutation: acknowledgeClaim", {d: "W" if d == "insurer" else "–" for d in ALL_DEPARTMENTS}),
     ("PageInfo: *", PAGING),
