@@ -74,7 +74,7 @@ from gateway.config import Settings
 from gateway.database import resolve_url
 from gateway.resident_id import check_character
 from policies.benefits import load_policies
-from policies.engine import CategoryRecord, Ledger, Person, Visit, settle_visit
+from policies.settlement.engine import CategoryRecord, Ledger, Person, Visit, settle_visit
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
 from resolvers.settlement import stored_explanation
 

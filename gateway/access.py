@@ -1,7 +1,7 @@
 """Access control at request time: refuse forbidden fields before anything runs, mask masked
 fields, require the purpose, and collect what personal data a response carried for the audit.
 
-The rules themselves are data (policies/access/*.yaml, read by :mod:`policies.access`); this
+The rules themselves are data (policies/access/*.yaml, read by :mod:`policies.access.policy`); this
 module applies them to GraphQL requests.
 """
 
@@ -18,8 +18,8 @@ from strawberry.extensions import SchemaExtension
 
 from gateway.audit import ReadTrail
 from gateway.errors import FORBIDDEN
-from policies.access import AccessPolicies, DepartmentPolicy
-from policies.access_walk import forbidden_paths
+from policies.access.policy import AccessPolicies, DepartmentPolicy
+from policies.access.walker import forbidden_paths
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from gateway.config import Settings
 from gateway.context import Context
 from gateway.database import Database, resolve_url
 from gateway.errors import INTERNAL, UNAUTHENTICATED, ErrorCodes, production_errors
-from policies.access import (
+from policies.access.policy import (
     AccessPolicies,
     DepartmentPolicy,
     arguments_of,

@@ -202,9 +202,9 @@ def simulate(
     An example file is settled by its case; --check compares it with its expected output.
     """
     from policies.benefits import load_policies
-    from policies.cases import case_of, differences
-    from policies.cases import simulate as run_case
     from policies.errors import InvalidInput, NoPolicyInForce, PolicyFileError
+    from policies.settlement.cases import case_of, differences
+    from policies.settlement.cases import simulate as run_case
 
     paths = _case_files(files)
     if len(paths) > 1 and not check:

@@ -19,7 +19,7 @@ from resolvers.loaders import Loaders
 from resolvers.rows import RowRules
 
 if TYPE_CHECKING:
-    from policies.access import AccessPolicies, DepartmentPolicy
+    from policies.access.policy import AccessPolicies, DepartmentPolicy
     from policies.benefits import PolicySet
 
 T = TypeVar("T")

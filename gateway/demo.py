@@ -23,9 +23,9 @@ from gateway.config import Settings
 from gateway.database import Database
 from gateway.resident_id import check_character
 from policies.benefits import PolicySet, load_policies
-from policies.engine import CategoryRecord
 from policies.errors import NoPolicyInForce
-from policies.subsidy import enrollment_subsidy
+from policies.settlement.engine import CategoryRecord
+from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
 
 SURNAMES = (

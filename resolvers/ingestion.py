@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway import audit, models, resident_id
 from gateway.context import Context
 from gateway.errors import Conflict, Forbidden, NotFound
-from policies.categories import CategoryRecord
 from policies.errors import InvalidInput
-from policies.subsidy import enrollment_subsidy
+from policies.settlement.categories import CategoryRecord
+from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
 from resolvers import settlement
 from resolvers.beneficiaries import lock_person

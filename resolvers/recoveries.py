@@ -17,7 +17,7 @@ from gateway import audit, models
 from gateway.context import Context
 from gateway.errors import Conflict, NotFound
 from policies.errors import InvalidInput
-from policies.ledger import Ledger
+from policies.settlement.ledger import Ledger
 from policies.vocabulary import Payer
 from resolvers import settlement
 from resolvers.beneficiaries import lock_person

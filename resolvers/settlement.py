@@ -30,8 +30,9 @@ from gateway.auth import Principal
 from gateway.context import Context
 from gateway.errors import Conflict, NotFound, PreconditionFailed
 from policies.benefits import PolicySet
-from policies.categories import counts
-from policies.engine import (
+from policies.errors import InvalidInput
+from policies.settlement.categories import counts
+from policies.settlement.engine import (
     INSURANCE_VISIT_TYPES,
     CategoryRecord,
     Ledger,
@@ -42,7 +43,6 @@ from policies.engine import (
     settle_visit,
     validate_visit,
 )
-from policies.errors import InvalidInput
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
 from resolvers.beneficiaries import lock_person
 from resolvers.inputs import check_money, check_text

@@ -21,7 +21,7 @@ from schema.mutation import Mutation
 from schema.query import Query
 
 if TYPE_CHECKING:
-    from policies.access import DepartmentPolicy
+    from policies.access.policy import DepartmentPolicy
 
 Extension = type[SchemaExtension] | Callable[[], SchemaExtension]
 

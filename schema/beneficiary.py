@@ -1,28 +1,32 @@
-"""Beneficiaries and what the departments record about them."""
+"""Beneficiaries and what the departments record about them: identities, flags, enrollments,
+claims (the visits billed by hospitals, SETTLEMENT.md §8) and high-cost alerts (主动发现).
+
+One module because the types link both ways (a person's claims, a claim's person): the
+policies of the graph stay in one place and no module imports another that imports it back."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
 
 from gateway import models
-from policies.categories import CategoryRecord
-from policies.engine import preferential_on
 from policies.errors import NoPolicyInForce
+from policies.settlement.categories import CategoryRecord
+from policies.settlement.engine import preferential_on
 from policies.vocabulary import Payer
 from resolvers.loaders import ClaimPage
 from schema.amounts import ZERO, Amounts, amounts
-from schema.enums import BasicScheme, Category, Gender
+from schema.enums import BasicScheme, Category, Gender, HospitalLevel, VisitType
 from schema.pagination import Connection, check_first, connection, decode_cursor
 
 if TYPE_CHECKING:
     from gateway.context import Context
-    from schema.alert import HighCostAlert
-    from schema.claim import Claim
+    from schema.settlement import Settlement, SettlementEvent
 
 
 @strawberry.type(description="A recognised category (身份) of a person, with its validity.")
@@ -196,11 +200,7 @@ class Beneficiary:
         return YearlySummary.of(year, row)
 
     @strawberry.field(description="High-cost alerts about this person (主动发现).")
-    async def high_cost_alerts(
-        self, info: strawberry.Info[Context, None]
-    ) -> list[Annotated[HighCostAlert, strawberry.lazy("schema.alert")]]:
-        from schema.alert import HighCostAlert
-
+    async def high_cost_alerts(self, info: strawberry.Info[Context, None]) -> list[HighCostAlert]:
         rows = await info.context.loaders.alerts.load(self.beneficiary_id)
         return [HighCostAlert.from_model(r) for r in rows]
 
@@ -216,9 +216,7 @@ class Beneficiary:
         year: int | None = None,
         first: int = 20,
         after: str | None = None,
-    ) -> Connection[Annotated[Claim, strawberry.lazy("schema.claim")]]:
-        from schema.claim import Claim
-
+    ) -> Connection[Claim]:
         page = ClaimPage(
             beneficiary_id=self.beneficiary_id,
             year=year,
@@ -227,3 +225,113 @@ class Beneficiary:
         )
         rows = await info.context.loaders.claim_pages.load(page)
         return connection(rows, first, "claim", Claim.from_model, lambda r: r.id)
+
+
+@strawberry.type(description="One visit (a stay or an outpatient visit) as billed.")
+class Claim:
+    claim_number: str
+    year: int
+    type: VisitType
+    hospital_level: HospitalLevel | None
+    hospital_code: str | None
+    admission_date: date
+    discharge_date: date
+    total_cost: Decimal
+    policy_scope_cost: Decimal = strawberry.field(description="政策范围内费用.")
+    referral_compliant: bool
+    in_province: bool
+    diagnosis: str | None = strawberry.field(description="ICD-10 code.")
+    special_treatment_hospital: bool
+    carrier: str | None = strawberry.field(description="The insurer carrying the claim.")
+    reversed: bool
+    acknowledged: bool = strawberry.field(description="Acknowledged by its carrier.")
+    claim_id: strawberry.Private[int]
+    beneficiary_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="What the claim has been paid (null before settlement).")
+    async def settlement(
+        self, info: strawberry.Info[Context, None]
+    ) -> Annotated[Settlement, strawberry.lazy("schema.settlement")] | None:
+        from schema.settlement import Settlement
+
+        events = await info.context.loaders.settlements.load(self.claim_id)
+        if not events:
+            return None
+        lines = await info.context.loaders.lines.load_many([e.id for e in events])
+        return Settlement.of(
+            self.claim_number, events, {e.id: ls for e, ls in zip(events, lines, strict=True)}
+        )
+
+    @strawberry.field(description="The settlement events of the claim, oldest first.")
+    async def settlements(
+        self, info: strawberry.Info[Context, None]
+    ) -> list[Annotated[SettlementEvent, strawberry.lazy("schema.settlement")]]:
+        from schema.settlement import SettlementEvent
+
+        events = await info.context.loaders.settlements.load(self.claim_id)
+        lines = await info.context.loaders.lines.load_many([e.id for e in events])
+        return [SettlementEvent.of(e, ls) for e, ls in zip(events, lines, strict=True)]
+
+    @strawberry.field(description="The person of the claim.")
+    async def beneficiary(self, info: strawberry.Info[Context, None]) -> Beneficiary | None:
+        return await person_of(info, self.beneficiary_id)
+
+    @classmethod
+    def from_model(cls, m: models.Claim) -> Claim:
+        return cls(
+            claim_number=m.claim_number,
+            year=m.year,
+            type=VisitType(m.type),
+            hospital_level=HospitalLevel(m.hospital_level) if m.hospital_level else None,
+            hospital_code=m.hospital_code,
+            admission_date=m.admission_date,
+            discharge_date=m.discharge_date,
+            total_cost=m.total_cost,
+            policy_scope_cost=m.policy_scope_cost,
+            referral_compliant=m.referral_compliant,
+            in_province=m.in_province,
+            diagnosis=m.diagnosis,
+            special_treatment_hospital=m.special_treatment_hospital,
+            carrier=m.carrier,
+            reversed=m.reversed_at is not None,
+            acknowledged=m.acknowledged_at is not None,
+            claim_id=m.id,
+            beneficiary_id=m.beneficiary_id,
+        )
+
+
+@strawberry.enum
+class AlertStatus(StrEnum):
+    OPEN = "OPEN"
+    RESOLVED = "RESOLVED"
+
+
+@strawberry.type(
+    description="An insured person whose yearly out-of-pocket passed the policy's threshold."
+)
+class HighCostAlert:
+    id: strawberry.ID
+    year: int
+    out_of_pocket: Decimal
+    threshold: Decimal
+    status: AlertStatus
+    resolution: str | None
+    resolved_at: datetime | None
+    beneficiary_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_model(cls, m: models.HighCostAlert) -> HighCostAlert:
+        return cls(
+            id=strawberry.ID(str(m.id)),
+            year=m.year,
+            out_of_pocket=m.out_of_pocket,
+            threshold=m.threshold,
+            status=AlertStatus(m.status),
+            resolution=m.resolution,
+            resolved_at=m.resolved_at,
+            beneficiary_id=m.beneficiary_id,
+        )
+
+    @strawberry.field(description="The person the alert is about.")
+    async def beneficiary(self, info: strawberry.Info[Context, None]) -> Beneficiary | None:
+        return await person_of(info, self.beneficiary_id)

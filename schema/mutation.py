@@ -8,12 +8,17 @@ from typing import TYPE_CHECKING
 
 import strawberry
 
-from policies.cases import parse_case
-from policies.engine import Visit, settle_visits
+from policies.settlement.cases import parse_case
+from policies.settlement.engine import Visit, settle_visits
 from resolvers import alerts, claims, closings, ingestion, recoveries, settlement
-from schema.alert import HighCostAlert
-from schema.beneficiary import Beneficiary, Enrollment, Identity, MonitoringFlag
-from schema.claim import Claim
+from schema.beneficiary import (
+    Beneficiary,
+    Claim,
+    Enrollment,
+    HighCostAlert,
+    Identity,
+    MonitoringFlag,
+)
 from schema.enums import BasicScheme, Category, Gender
 from schema.recovery import Recovery, RecoveryDecision, SettlementYearClosing
 from schema.settlement import (

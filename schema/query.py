@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING
 import strawberry
 
 from resolvers import alerts, audit_log, beneficiaries, claims, closings, recoveries, statistics
-from schema.alert import AlertStatus, HighCostAlert
 from schema.audit import AccessReport, AuditRecord
-from schema.beneficiary import Beneficiary
-from schema.claim import Claim
+from schema.beneficiary import AlertStatus, Beneficiary, Claim, HighCostAlert
 from schema.enums import Category
 from schema.pagination import Connection, check_first, connection, decode_cursor
 from schema.policy import BenefitPolicy

@@ -12,7 +12,7 @@ from typing import Any
 import strawberry
 
 from gateway import models
-from policies.engine import Reported, VisitSettlement
+from policies.settlement.engine import Reported, VisitSettlement
 from policies.vocabulary import Payer
 from resolvers.settlement import stored_explanation, totals
 from schema.amounts import Amounts, amounts
@@ -367,7 +367,7 @@ class SimulateSettlementInput:
     visits: list[SimulatedVisitInput]
 
     def case(self) -> dict[str, Any]:
-        """The same case as JSON for ``policies.cases`` (one validation for API and CLI)."""
+        """The same case as JSON for ``policies.settlement.cases`` (one validation for API, CLI)."""
 
         def visit(v: SimulatedVisitInput) -> dict[str, Any]:
             entry: dict[str, Any] = {

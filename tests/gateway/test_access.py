@@ -24,7 +24,7 @@ import gateway.app
 from gateway.app import create_app, load_access_for_schema
 from gateway.config import Settings
 from gateway.database import Database
-from policies.access import DepartmentPolicy, Mode, catalog_of
+from policies.access.policy import DepartmentPolicy, Mode, catalog_of
 from policies.benefits import PolicySet
 from tests.conftest import GraphQLClient, StatementCounter, make_token
 from tests.factories import id_number, recorder

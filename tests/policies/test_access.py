@@ -15,7 +15,7 @@ from pathlib import Path
 import graphql
 import pytest
 
-from policies.access import (
+from policies.access.policy import (
     ACCESS_DIRECTORY,
     AccessPolicies,
     Mode,
@@ -542,7 +542,7 @@ def test_an_insurer_may_not_filter_persons_by_what_it_may_not_read(
 
 
 def test_filters_name_existing_arguments_and_fields(tmp_path: Path) -> None:
-    from policies.access import arguments_of
+    from policies.access.policy import arguments_of
 
     copy_bundled(tmp_path)
     line = break_file(

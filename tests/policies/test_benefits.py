@@ -18,8 +18,8 @@ from policies.benefits import (
     Value,
     load_policies,
 )
+from policies.benefits.model import Segment
 from policies.errors import InvalidInput, NoPolicyInForce, PolicyFileError
-from policies.schedule import Segment
 from policies.vocabulary import Category, HospitalLevel, VisitType
 
 PANZHIHUA = "510400-2023.yaml"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from policies.benefits import PolicySet, load_policies
-from policies.cases import parse_case, simulate
 from policies.errors import InvalidInput, NoPolicyInForce
+from policies.settlement.cases import parse_case, simulate
 from policies.vocabulary import Category, HospitalLevel, VisitType
 
 POLICIES: PolicySet = load_policies()

@@ -11,15 +11,17 @@ from types import ModuleType
 import pytest
 
 import policies.benefits
-import policies.cases
-import policies.categories
-import policies.engine
-import policies.ledger
-import policies.payers
-import policies.schedule
-import policies.subsidy
+import policies.money
+import policies.settlement.cases
+import policies.settlement.categories
+import policies.settlement.engine
+import policies.settlement.ledger
+import policies.settlement.payers
+import policies.settlement.schedule
+import policies.settlement.subsidy
 from policies.benefits import PolicySet, load_policies
-from policies.engine import (
+from policies.errors import InvalidInput, NoPolicyInForce
+from policies.settlement.engine import (
     CategoryRecord,
     Ledger,
     Person,
@@ -29,9 +31,8 @@ from policies.engine import (
     settle_visits,
     tilt_applies,
 )
-from policies.errors import InvalidInput, NoPolicyInForce
-from policies.explanation import CountingRule, PayerLine
-from policies.ledger import Stage
+from policies.settlement.explanation import CountingRule, PayerLine
+from policies.settlement.ledger import Stage
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
 
 POLICIES: PolicySet = load_policies()
@@ -803,13 +804,14 @@ def test_tilt_applies_to_the_categories_a_policy_tilts() -> None:
 
 MODULES: list[ModuleType] = [
     policies.benefits,
-    policies.cases,
-    policies.categories,
-    policies.engine,
-    policies.ledger,
-    policies.payers,
-    policies.schedule,
-    policies.subsidy,
+    policies.settlement.cases,
+    policies.settlement.categories,
+    policies.settlement.engine,
+    policies.settlement.ledger,
+    policies.settlement.payers,
+    policies.money,
+    policies.settlement.schedule,
+    policies.settlement.subsidy,
 ]
 
 

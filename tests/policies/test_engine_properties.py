@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policies.benefits import PolicySet, load_policies
-from policies.engine import (
+from policies.settlement.engine import (
     CategoryRecord,
     Ledger,
     Person,
@@ -19,7 +19,7 @@ from policies.engine import (
     settle_visit,
     settle_visits,
 )
-from policies.ledger import STAGE_PAYER, Stage
+from policies.settlement.ledger import STAGE_PAYER, Stage
 from policies.vocabulary import PAYERS, Category, HospitalLevel, VisitType
 
 POLICIES: PolicySet = load_policies()

@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from policies.benefits import BENEFITS_DIR, PolicySet, load_policies
-from policies.cases import parse_case, simulate
-from policies.engine import (
+from policies.errors import InvalidInput, PolicyFileError
+from policies.settlement.cases import parse_case, simulate
+from policies.settlement.engine import (
     INSURANCE_VISIT_TYPES,
     CategoryRecord,
     Ledger,
@@ -33,9 +34,8 @@ from policies.engine import (
     settle_visit,
     settle_visits,
 )
-from policies.errors import InvalidInput, PolicyFileError
-from policies.explanation import CountingRule, PayerLine
-from policies.ledger import Stage, StageTotals
+from policies.settlement.explanation import CountingRule, PayerLine
+from policies.settlement.ledger import Stage, StageTotals
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
 
 POLICIES: PolicySet = load_policies()

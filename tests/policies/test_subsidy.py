@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from policies.benefits import PolicySet, load_policies
-from policies.categories import CategoryRecord
 from policies.errors import InvalidInput, NoPolicyInForce
-from policies.subsidy import SubsidySplit, enrollment_subsidy
+from policies.settlement.categories import CategoryRecord
+from policies.settlement.subsidy import SubsidySplit, enrollment_subsidy
 from policies.vocabulary import Category
 
 POLICIES: PolicySet = load_policies()

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from gateway import models
 from gateway.database import Database
-from policies.ledger import Ledger
+from policies.settlement.ledger import Ledger
 from policies.vocabulary import Payer
 from tests.conftest import GraphQLClient
 from tests.factories import recorder

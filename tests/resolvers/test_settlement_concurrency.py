@@ -22,7 +22,7 @@ from gateway import models
 from gateway.config import Settings
 from gateway.database import Database
 from policies.benefits import PolicySet
-from policies.engine import CategoryRecord, Person, Visit, settle_visits
+from policies.settlement.engine import CategoryRecord, Person, Visit, settle_visits
 from policies.vocabulary import PAYERS, Category, HospitalLevel, VisitType
 from tests.conftest import SECRET, GraphQLClient, bearer
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policies.benefits import PolicySet
-from policies.engine import CategoryRecord, Person, Visit, settle_visits
+from policies.settlement.engine import CategoryRecord, Person, Visit, settle_visits
 from policies.vocabulary import PAYERS, Category, HospitalLevel, VisitType
 from tests.conftest import GraphQLClient
 from tests.factories import id_number, recorder

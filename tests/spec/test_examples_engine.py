@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from policies.benefits import PolicySet, load_policies
-from policies.cases import simulate
+from policies.settlement.cases import simulate
 from tests.spec.examples import examples_dir, load_examples
 
 EXAMPLES = load_examples()

@@ -10,88 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-CENT = Decimal("0.01")
-ZERO = Decimal("0.00")
-ONE = Decimal("1")
-
-
-def round_money(amount: Decimal) -> Decimal:
-    """Round half up to the fen (0.01 yuan), as every payer's payment is (§2).
-
-    >>> round_money(Decimal("5.005")), round_money(Decimal("130.0065")), round_money(Decimal("7"))
-    (Decimal('5.01'), Decimal('130.01'), Decimal('7.00'))
-    """
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def money(amount: Decimal) -> str:
-    """The two-decimal string used for amounts in JSON.
-
-    >>> money(Decimal("20480")), money(Decimal("10444.8"))
-    ('20480.00', '10444.80')
-    """
-    return format(round_money(amount), "f")
-
-
-def exact(amount: Decimal) -> str:
-    """An unrounded amount: two decimals when that is exact, otherwise every digit.
-
-    >>> exact(Decimal("142480.0000")), exact(Decimal("130.0065")), exact(Decimal("10000.0"))
-    ('142480.00', '130.0065', '10000.00')
-    """
-    if amount == round_money(amount):
-        return money(amount)
-    return format(amount.normalize(), "f")
-
-
-def percent(ratio: Decimal) -> str:
-    """A ratio shown as a percentage.
-
-    >>> percent(Decimal("0.65")), percent(Decimal("1")), percent(Decimal("0.055"))
-    ('65%', '100%', '5.5%')
-    """
-    shown = (ratio * 100).normalize()
-    return f"{format(shown, 'f')}%"
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One band of a schedule: ``ratio`` applies to the cumulative base up to ``up_to``.
-
-    ``up_to`` is an absolute bound (not a width); ``None`` means no upper bound.
-    """
-
-    up_to: Decimal | None
-    ratio: Decimal
-
-    def describe(self, lower: Decimal) -> str:
-        """The band as text, given the previous band's bound.
-
-        >>> Segment(Decimal("100000"), Decimal("0.6")).describe(Decimal("0"))
-        '0 < base ≤ 100000: 60%'
-        """
-        upper = "∞" if self.up_to is None else format(self.up_to, "f")
-        if self.up_to is None:
-            return f"base > {format(lower, 'f')}: {percent(self.ratio)}"
-        return f"{format(lower, 'f')} < base ≤ {upper}: {percent(self.ratio)}"
-
-
-def describe_segments(segments: Iterable[Segment]) -> str:
-    """Segments as a short phrase.
-
-    >>> describe_segments([Segment(Decimal("100000"), Decimal("0.65")),
-    ...                    Segment(None, Decimal("0.75"))])
-    '65% up to 100000, 75% above'
-    """
-    parts: list[str] = []
-    for segment in segments:
-        if segment.up_to is None:
-            parts.append(f"{percent(segment.ratio)} above" if parts else percent(segment.ratio))
-        else:
-            parts.append(f"{percent(segment.ratio)} up to {format(segment.up_to, 'f')}")
-    return ", ".join(parts)
+from policies.benefits.model import Segment
+from policies.money import ONE, round_money
 
 
 @dataclass(frozen=True)

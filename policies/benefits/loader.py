@@ -12,7 +12,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from policies.benefits import (
+from policies.benefits.model import (
+    BENEFITS_DIR,
     AssistanceRules,
     BasicRules,
     CategoryRules,
@@ -20,8 +21,10 @@ from policies.benefits import (
     DiscoveryRules,
     Param,
     Policy,
+    PolicySet,
     ScheduleRule,
     SecondaryRules,
+    Segment,
     SpecialDiseases,
     SubsidyPart,
     Tilt,
@@ -30,9 +33,8 @@ from policies.benefits import (
     Unit,
     Value,
 )
+from policies.benefits.reader import Converter, PolicyReader, join_key, load_yaml
 from policies.errors import PolicyFileError
-from policies.policy_yaml import Converter, PolicyReader, join_key, load_yaml
-from policies.schedule import Segment
 from policies.vocabulary import Category, HospitalLevel, VisitType
 
 
@@ -495,3 +497,15 @@ def check_no_overlap(policies: Sequence[Policy]) -> None:
                     "effective",
                     f"overlaps {other.id} ({other.file}) for region prefix {policy.region_prefix}",
                 )
+
+
+def load_policies(directory: Path | None = None) -> PolicySet:
+    """Read and validate every ``*.yaml`` of ``directory`` (default: the bundled ``benefits/``).
+
+    Raises :class:`~policies.errors.PolicyFileError` naming the file and the key of the first
+    problem found.
+    """
+    folder = BENEFITS_DIR if directory is None else directory
+    policies = [read_policy_file(path) for path in sorted(folder.glob("*.yaml"))]
+    check_no_overlap(policies)
+    return PolicySet(tuple(policies))

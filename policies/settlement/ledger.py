@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from policies.errors import InvalidInput
-from policies.schedule import ZERO, money
+from policies.money import ZERO, money
 from policies.vocabulary import PAYERS, Payer
 
 

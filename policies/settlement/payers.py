@@ -13,24 +13,26 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
-from policies.benefits import Param, Policy, ScheduleRule, Tilt, UninsuredLedger, Unit, Value
-from policies.categories import Held
-from policies.explanation import Candidate, ParameterUse, PayerLine
-from policies.ledger import BASIC_SHARED_CAP_STAGES, Ledger, Stage
-from policies.schedule import (
-    ZERO,
-    Schedule,
+from policies.benefits.model import (
+    Param,
+    Policy,
+    ScheduleRule,
     Segment,
+    Tilt,
+    UninsuredLedger,
+    Unit,
+    Value,
     describe_segments,
-    exact,
-    money,
-    percent,
-    round_money,
 )
+from policies.money import ZERO, exact, money, percent, round_money
+from policies.settlement.categories import Held
+from policies.settlement.explanation import Candidate, ParameterUse, PayerLine
+from policies.settlement.ledger import BASIC_SHARED_CAP_STAGES, Ledger, Stage
+from policies.settlement.schedule import Schedule
 from policies.vocabulary import Category, Payer, VisitType
 
 if TYPE_CHECKING:
-    from policies.engine import Person, Visit
+    from policies.settlement.visit import Person, Visit
 
 T = TypeVar("T")
 

@@ -23,9 +23,10 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from policies.benefits import PolicySet
-from policies.categories import CategoryRecord
-from policies.engine import (
+from policies.benefits.model import PolicySet
+from policies.errors import InvalidInput
+from policies.settlement.categories import CategoryRecord
+from policies.settlement.engine import (
     REPORTABLE_PAYERS,
     Person,
     Reported,
@@ -34,7 +35,6 @@ from policies.engine import (
     validate_person,
     validate_visit,
 )
-from policies.errors import InvalidInput
 from policies.vocabulary import Category, HospitalLevel, VisitType
 
 E = TypeVar("E", bound=StrEnum)
@@ -220,7 +220,7 @@ def parse_case(data: object) -> tuple[Person, list[Visit]]:
     """The person and visits of a §8 case, with its defaults; InvalidInput on any bad input
     that needs no policy. What depends on the region's policy and the person (reported amounts
     on an uninsured visit, a commercial amount where no plan or no enrollment) is refused by
-    :func:`~policies.engine.settle_visits`, before anything is computed."""
+    :func:`~policies.settlement.engine.settle_visits`, before anything is computed."""
     case = _object(data, "", ("person", "visits"), ("person", "visits"))
     person = parse_person(case["person"])
     raw_visits = case["visits"]

@@ -1,6 +1,6 @@
 """The YAML side of policy files: a strict loader and a typed reader that names every key.
 
-Used by :mod:`policies.benefit_files`; every problem raises :class:`PolicyFileError` with the file
+Used by :mod:`policies.benefits.loader`; every problem raises :class:`PolicyFileError` with the file
 and the dotted key (``assistance.schedules.MONITORED.ratio.value``).
 """
 
@@ -15,9 +15,8 @@ from typing import Any, NoReturn, TypeVar
 
 import yaml
 
-from policies.benefits import Fund, Param, Unit, Value
+from policies.benefits.model import Fund, Param, Segment, Unit, Value
 from policies.errors import PolicyFileError
-from policies.schedule import Segment
 from policies.vocabulary import Category, VisitType
 
 T = TypeVar("T")

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from policies.benefits import Fund, Policy, PolicySet, SubsidyPart, Unit
-from policies.categories import CategoryRecord, end_of_month
+from policies.benefits.model import Fund, Policy, PolicySet, SubsidyPart, Unit
 from policies.errors import InvalidInput, NoPolicyInForce
-from policies.schedule import ZERO, percent, round_money
+from policies.money import ZERO, percent, round_money
+from policies.settlement.categories import CategoryRecord, end_of_month
 from policies.vocabulary import Category
 
 __all__ = ["SubsidySplit", "enrollment_subsidy", "subsidy_policy"]

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from policies.benefits import Policy
-from policies.explanation import CountingRule, RecordCheck
+from policies.benefits.model import Policy
+from policies.settlement.explanation import CountingRule, RecordCheck
 from policies.vocabulary import Category
 
 

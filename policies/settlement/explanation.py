@@ -11,7 +11,9 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
-from policies.schedule import Portion, Segment, describe_segments, exact, money, percent
+from policies.benefits.model import Segment, describe_segments
+from policies.money import exact, money, percent
+from policies.settlement.schedule import Portion
 from policies.vocabulary import Category, Payer
 
 

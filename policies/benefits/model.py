@@ -3,18 +3,11 @@
 Every parameter is a :class:`Param`: a history of :class:`Value` (value, the date it takes effect,
 and either the clause of the policy document that sets it or ``assumed``). Asking for a value
 that is not in force raises :class:`ParameterNotInForce`; nothing silently becomes 0.
-
->>> policies = load_policies()
->>> policy = policies.in_force("510402", date(2023, 3, 1))
->>> policy.id, policy.pcdi_for(2022).value, policy.pcdi_for(2022).reference
-('510400-2023', Decimal('42000'), 'assumed')
->>> policy.discovery_threshold(2023)
-Decimal('21000.00')
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -23,12 +16,52 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from policies.errors import InvalidInput, NoPolicyInForce
-from policies.schedule import Segment, round_money
+from policies.money import percent, round_money
 from policies.vocabulary import Category, HospitalLevel, VisitType
 
 T = TypeVar("T")
 
-BENEFITS_DIR = Path(__file__).resolve().parent / "benefits"
+
+@dataclass(frozen=True)
+class Segment:
+    """One band of a schedule: ``ratio`` applies to the cumulative base up to ``up_to``.
+
+    ``up_to`` is an absolute bound (not a width); ``None`` means no upper bound.
+    """
+
+    up_to: Decimal | None
+    ratio: Decimal
+
+    def describe(self, lower: Decimal) -> str:
+        """The band as text, given the previous band's bound.
+
+        >>> Segment(Decimal("100000"), Decimal("0.6")).describe(Decimal("0"))
+        '0 < base ≤ 100000: 60%'
+        """
+        upper = "∞" if self.up_to is None else format(self.up_to, "f")
+        if self.up_to is None:
+            return f"base > {format(lower, 'f')}: {percent(self.ratio)}"
+        return f"{format(lower, 'f')} < base ≤ {upper}: {percent(self.ratio)}"
+
+
+def describe_segments(segments: Iterable[Segment]) -> str:
+    """Segments as a short phrase.
+
+    >>> describe_segments([Segment(Decimal("100000"), Decimal("0.65")),
+    ...                    Segment(None, Decimal("0.75"))])
+    '65% up to 100000, 75% above'
+    """
+    parts: list[str] = []
+    for segment in segments:
+        if segment.up_to is None:
+            parts.append(f"{percent(segment.ratio)} above" if parts else percent(segment.ratio))
+        else:
+            parts.append(f"{percent(segment.ratio)} up to {format(segment.up_to, 'f')}")
+    return ", ".join(parts)
+
+
+BENEFITS_DIR = Path(__file__).resolve().parent
+"""The bundled policy files, one per regional policy (``<id>.yaml``)."""
 
 
 class Unit(StrEnum):
@@ -255,6 +288,7 @@ class Policy:
     def covers(self, region_code: str) -> bool:
         """Whether the region code starts with the policy's prefix.
 
+        >>> from policies.benefits import load_policies
         >>> load_policies().by_id("320000-2015").covers("320102")
         True
         """
@@ -324,6 +358,7 @@ class PolicySet:
     def in_force(self, region_code: str, on: date) -> Policy:
         """The most specific policy in force for the region on the date.
 
+        >>> from policies.benefits import load_policies
         >>> load_policies().in_force("370811", date(2021, 4, 1)).id
         '370800-2021'
         """
@@ -336,18 +371,3 @@ class PolicySet:
 def _check_region_code(region_code: str) -> None:
     if not (isinstance(region_code, str) and len(region_code) == 6 and region_code.isdigit()):
         raise InvalidInput("regionCode", region_code, "must be a 6-digit region code")
-
-
-def load_policies(directory: Path | None = None) -> PolicySet:
-    """Read and validate every ``*.yaml`` of ``directory`` (default: the bundled ``benefits/``).
-
-    Raises :class:`~policies.errors.PolicyFileError` naming the file and the key of the first
-    problem found.
-    """
-    # The reader imports the types above, so it is imported here rather than at the top.
-    from policies.benefit_files import check_no_overlap, read_policy_file
-
-    folder = BENEFITS_DIR if directory is None else directory
-    policies = [read_policy_file(path) for path in sorted(folder.glob("*.yaml"))]
-    check_no_overlap(policies)
-    return PolicySet(tuple(policies))

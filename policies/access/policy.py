@@ -5,7 +5,7 @@ department (default deny) and names its row rules, required purpose and introspe
 ``policies/access/_fields.yaml`` says which fields are personal data and which mask a maskable
 field uses. :func:`load_access` reads and validates them against the schema's :data:`Catalog`
 and refuses to start on any problem, naming the file, the key and the line.
-:func:`forbidden_paths` (from :mod:`policies.access_walk`) checks a query document against one
+:func:`forbidden_paths` (from :mod:`policies.access.walker`) checks a query document against one
 department's grants before anything executes.
 
 Everything here is pure: no database, no request, no GraphQL execution.
@@ -23,11 +23,11 @@ from types import MappingProxyType
 
 import yaml
 
-from policies.access_catalog import Arguments, Catalog, arguments_of, catalog_of
-from policies.access_walk import forbidden_paths
-from policies.access_yaml import Entry, NodeReader, is_word, join_key
+from policies.access.catalog import Arguments, Catalog, arguments_of, catalog_of
+from policies.access.masks import MASK_KINDS, mask_id_number, mask_name
+from policies.access.reader import Entry, NodeReader, is_word, join_key
+from policies.access.walker import forbidden_paths
 from policies.errors import PolicyFileError
-from policies.masks import MASK_KINDS, mask_id_number, mask_name
 from policies.vocabulary import Category
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
     "mask_name",
 ]
 
-ACCESS_DIRECTORY = Path(__file__).parent / "access"
+ACCESS_DIRECTORY = Path(__file__).parent
 FIELDS_FILE = "_fields.yaml"
 MUTATION = "Mutation"
 
