@@ -68,11 +68,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from gateway import audit, embedded, migrate, models
+from gateway import migrate
 from gateway.auth import issue_token
 from gateway.config import Settings
-from gateway.database import resolve_url
 from gateway.resident_id import check_character
+from gateway.storage import audit, embedded, models
+from gateway.storage.database import resolve_url
 from policies.benefits import load_policies
 from policies.settlement.engine import CategoryRecord, Ledger, Person, Visit, settle_visit
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
@@ -94,7 +95,7 @@ SETTLE = """mutation($i: SettleClaimInput!) { settleClaim(input: $i) {
 REGISTER = "mutation($i: RegisterBeneficiaryInput!) { registerBeneficiary(input: $i) { id } }"
 ENROL = "mutation($i: RecordEnrollmentInput!) { recordEnrollment(input: $i) { year } }"
 IDENTITY = "mutation($i: RecordCategoryInput!) { recordIdentity(input: $i) { category } }"
-# The same session settings as gateway.database.Database.connect.
+# The same session settings as gateway.storage.database.Database.connect.
 SERVER_SETTINGS = {
     "statement_timeout": "5000",
     "application_name": "medgw-bench",
@@ -504,7 +505,7 @@ async def settle_plain(conn: Any, claim: ClaimSpec, fixed: Fixed) -> None:
             ledger["visits"] + 1,
             datetime.now(UTC),
         )
-        # gateway.audit.append: chain lock, last hash, insert the linked record.
+        # gateway.storage.audit.append: chain lock, last hash, insert the linked record.
         await conn.execute("SELECT pg_advisory_xact_lock($1)", audit._CHAIN_LOCK)
         prev: str = await conn.fetchval(LAST_HASH) or audit.GENESIS
         detail = {

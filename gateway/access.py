@@ -16,8 +16,8 @@ from typing import Any
 import graphql
 from strawberry.extensions import SchemaExtension
 
-from gateway.audit import ReadTrail
 from gateway.errors import FORBIDDEN
+from gateway.storage.audit import ReadTrail
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from policies.access.walker import forbidden_paths
 

@@ -34,14 +34,13 @@ from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
 
-from gateway import audit
 from gateway.access import CURRENT_TRAIL, FieldAccess, refusal
-from gateway.audit import ReadTrail
 from gateway.auth import Principal, Unauthenticated, authenticate
 from gateway.config import Settings
-from gateway.context import Context
-from gateway.database import Database, resolve_url
 from gateway.errors import INTERNAL, UNAUTHENTICATED, ErrorCodes, production_errors
+from gateway.storage import audit
+from gateway.storage.audit import ReadTrail
+from gateway.storage.database import Database, resolve_url
 from policies.access.policy import (
     AccessPolicies,
     DepartmentPolicy,
@@ -50,6 +49,7 @@ from policies.access.policy import (
     load_access,
 )
 from policies.benefits import PolicySet, load_policies
+from resolvers.context import Context
 from schema import Extension, build_schema
 
 log = logging.getLogger("medgw.http")

@@ -34,7 +34,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _database_url(settings: Settings) -> str:
-    from gateway.database import resolve_url
+    from gateway.storage.database import resolve_url
 
     url = resolve_url(settings)
     if not settings.database_url:
@@ -257,8 +257,8 @@ def _indent(text: str) -> str:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the hash chain of the audit log; report the first broken link."""
-    from gateway import audit
-    from gateway.database import Database
+    from gateway.storage import audit
+    from gateway.storage.database import Database
 
     settings = _settings()
     url = _database_url(settings)

@@ -17,11 +17,11 @@ from typing import Any
 from rich.progress import Progress
 from sqlalchemy import func, insert, select
 
-from gateway import audit, models
 from gateway.auth import Principal
 from gateway.config import Settings
-from gateway.database import Database
 from gateway.resident_id import check_character
+from gateway.storage import audit, models
+from gateway.storage.database import Database
 from policies.benefits import PolicySet, load_policies
 from policies.errors import NoPolicyInForce
 from policies.settlement.engine import CategoryRecord

@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.models import Base
+from gateway.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

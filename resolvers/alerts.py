@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, exists, select
 
-from gateway import audit, models
-from gateway.context import Context
 from gateway.errors import Conflict, NotFound
+from gateway.storage import audit, models
 from policies.errors import InvalidInput
+from resolvers.context import Context
 from resolvers.inputs import check_text
 from resolvers.pages import keyset
 

@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import models, resident_id
-from gateway.context import Context
+from gateway import resident_id
+from gateway.storage import models
+from resolvers.context import Context
 from resolvers.pages import keyset
 
 

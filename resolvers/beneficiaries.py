@@ -9,11 +9,12 @@ from datetime import date
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import models, resident_id
-from gateway.context import Context
+from gateway import resident_id
 from gateway.errors import BadInput, NotFound
+from gateway.storage import models
 from policies.errors import InvalidInput
 from policies.vocabulary import Category
+from resolvers.context import Context
 from resolvers.inputs import check_region_prefix
 from resolvers.pages import keyset
 from resolvers.rows import RowRules

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from gateway import audit, models
-from gateway.context import Context
 from gateway.errors import NotFound
+from gateway.storage import audit, models
+from resolvers.context import Context
 from resolvers.inputs import check_text
 from resolvers.pages import keyset
 

@@ -12,11 +12,11 @@ from datetime import date
 
 from sqlalchemy import ColumnElement, exists, func, select
 
-from gateway import audit, models
-from gateway.context import Context
 from gateway.errors import Conflict, Forbidden
+from gateway.storage import audit, models
 from policies.benefits import Policy
 from policies.errors import InvalidInput
+from resolvers.context import Context
 from resolvers.inputs import check_region
 from resolvers.pages import keyset
 

@@ -14,15 +14,16 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import audit, models, resident_id
-from gateway.context import Context
+from gateway import resident_id
 from gateway.errors import Conflict, Forbidden, NotFound
+from gateway.storage import audit, models
 from policies.errors import InvalidInput
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
 from resolvers import settlement
 from resolvers.beneficiaries import lock_person
+from resolvers.context import Context
 from resolvers.inputs import check_money, check_region, check_text
 
 CategoryModel = type[models.Identity] | type[models.MonitoringFlag]

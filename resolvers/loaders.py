@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from strawberry.dataloader import DataLoader
 
-from gateway import models
+from gateway.storage import models
 from resolvers.rows import RowRules
 
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from sqlalchemy import Select
 def keyset(stmt: Select[Any], key: Any, after: object | None, first: int) -> Select[Any]:
     """Example:
 
-    >>> from gateway.models import Claim
+    >>> from gateway.storage.models import Claim
     >>> from sqlalchemy import select
     >>> print(keyset(select(Claim.id), Claim.id, 7, 20))  # doctest: +NORMALIZE_WHITESPACE
     SELECT claims.id FROM claims WHERE claims.id > :id_1 ORDER BY claims.id LIMIT :param_1

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, exists, false, or_
 
-from gateway import models
 from gateway.auth import Principal
+from gateway.storage import models
 
 KNOWN = frozenset({"region", "carrier", "carried_persons"})
 

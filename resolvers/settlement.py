@@ -25,10 +25,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import audit, models, resident_id
+from gateway import resident_id
 from gateway.auth import Principal
-from gateway.context import Context
 from gateway.errors import Conflict, NotFound, PreconditionFailed
+from gateway.storage import audit, models
 from policies.benefits import PolicySet
 from policies.errors import InvalidInput
 from policies.settlement.categories import counts
@@ -45,6 +45,7 @@ from policies.settlement.engine import (
 )
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
 from resolvers.beneficiaries import lock_person
+from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
 
 ZERO = Decimal("0.00")

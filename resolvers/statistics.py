@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import models
-from gateway.context import Context
+from gateway.storage import models
 from policies.errors import InvalidInput
 from policies.vocabulary import PAYERS, Payer
+from resolvers.context import Context
 from resolvers.inputs import check_region_prefix
 
 ZERO = Decimal("0.00")

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import strawberry
 
-from gateway import models
+from gateway.storage import models
 
 
 @strawberry.type(description="One audited response or write.")

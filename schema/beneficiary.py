@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
 
-from gateway import models
+from gateway.storage import models
 from policies.errors import NoPolicyInForce
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.engine import preferential_on
@@ -25,7 +25,7 @@ from schema.enums import BasicScheme, Category, Gender, HospitalLevel, VisitType
 from schema.pagination import Connection, check_first, connection, decode_cursor
 
 if TYPE_CHECKING:
-    from gateway.context import Context
+    from resolvers.context import Context
     from schema.settlement import Settlement, SettlementEvent
 
 

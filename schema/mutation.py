@@ -30,7 +30,7 @@ from schema.settlement import (
 )
 
 if TYPE_CHECKING:
-    from gateway.context import Context
+    from resolvers.context import Context
 
 
 @strawberry.input

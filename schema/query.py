@@ -17,7 +17,7 @@ from schema.recovery import LateNews, Recovery, RecoveryStatus, SettlementYearCl
 from schema.statistics import Statistics
 
 if TYPE_CHECKING:
-    from gateway.context import Context
+    from resolvers.context import Context
 
 
 def _after(kind: str, after: str | None) -> int | None:

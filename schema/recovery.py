@@ -9,7 +9,7 @@ from enum import StrEnum
 
 import strawberry
 
-from gateway import models
+from gateway.storage import models
 
 
 @strawberry.enum(description="Where a recovery stands.")

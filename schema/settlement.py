@@ -11,7 +11,7 @@ from typing import Any
 
 import strawberry
 
-from gateway import models
+from gateway.storage import models
 from policies.settlement.engine import Reported, VisitSettlement
 from policies.vocabulary import Payer
 from resolvers.settlement import stored_explanation, totals

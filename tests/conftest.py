@@ -25,11 +25,12 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway import embedded, migrate
+from gateway import migrate
 from gateway.app import create_app
 from gateway.auth import issue_token
 from gateway.config import Settings
-from gateway.database import Database, resolve_url
+from gateway.storage import embedded
+from gateway.storage.database import Database, resolve_url
 from policies.benefits import PolicySet, load_policies
 
 SECRET = "test-secret-" + "x" * 40

@@ -8,9 +8,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from gateway import models
-from gateway.database import Database
 from gateway.resident_id import check_character
+from gateway.storage import models
+from gateway.storage.database import Database
 
 
 def id_number(region: str, born: date, sequence: int) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy import text
 import gateway.app
 from gateway.app import create_app, load_access_for_schema
 from gateway.config import Settings
-from gateway.database import Database
+from gateway.storage.database import Database
 from policies.access.policy import DepartmentPolicy, Mode, catalog_of
 from policies.benefits import PolicySet
 from tests.conftest import GraphQLClient, StatementCounter, make_token

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from gateway.config import Settings
-from gateway.database import Database
+from gateway.storage.database import Database
 from policies.benefits import PolicySet
 from tests.conftest import bearer, in_process
 

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from gateway import audit, models
 from gateway.cli import app as cli
 from gateway.config import Settings
-from gateway.database import Database
+from gateway.storage import audit, models
+from gateway.storage.database import Database
 from tests.conftest import GraphQLClient
 from tests.factories import add_people
 

@@ -9,9 +9,9 @@ import jwt
 import pytest
 from sqlalchemy import func, select
 
-from gateway import models
 from gateway.auth import Principal, Unauthenticated, authenticate, issue_token, parse_duration
-from gateway.database import Database
+from gateway.storage import models
+from gateway.storage.database import Database
 from tests.conftest import SECRET, bearer, make_token
 
 DEPARTMENTS = {"civil_affairs", "medical_insurance"}

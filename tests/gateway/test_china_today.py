@@ -21,7 +21,7 @@ import time_machine
 from pydantic import ValidationError
 
 from gateway.config import Settings
-from gateway.database import Database
+from gateway.storage.database import Database
 from tests.conftest import GraphQLClient
 from tests.factories import id_number, recorder
 

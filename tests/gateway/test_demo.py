@@ -8,9 +8,10 @@ from datetime import date
 
 from sqlalchemy import select
 
-from gateway import demo, models, resident_id
+from gateway import demo, resident_id
 from gateway.config import Settings
-from gateway.database import Database
+from gateway.storage import models
+from gateway.storage.database import Database
 from policies.benefits import PolicySet
 
 TODAY = date(2026, 11, 24)

@@ -21,10 +21,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 import resolvers.beneficiaries
-from gateway import models
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.database import Database
+from gateway.storage import models
+from gateway.storage.database import Database
 from policies.benefits import PolicySet
 from tests.conftest import GraphQLClient, StatementCounter, bearer, in_process, serving
 from tests.factories import add_people

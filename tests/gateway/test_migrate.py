@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway import migrate
-from gateway.models import Base
+from gateway.storage.models import Base
 
 
 @pytest.fixture

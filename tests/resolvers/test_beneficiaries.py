@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.database import Database
+from gateway.storage.database import Database
 from tests.conftest import GraphQLClient
 from tests.factories import add_people
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway import models
-from gateway.database import Database
+from gateway.storage import models
+from gateway.storage.database import Database
 from tests.conftest import GraphQLClient
 
 ID = "510402197001010013"  # male, born 1970-01-01, 攀枝花东区

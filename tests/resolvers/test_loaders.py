@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway.database import Database
+from gateway.storage.database import Database
 from tests.conftest import GraphQLClient, StatementCounter
 from tests.factories import add_people
 

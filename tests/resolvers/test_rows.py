@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from gateway import models
-from gateway.database import Database
+from gateway.storage import models
+from gateway.storage.database import Database
 from tests.conftest import GraphQLClient
 from tests.factories import add_people
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway import models
-from gateway.database import Database
+from gateway.storage import models
+from gateway.storage.database import Database
 from policies.settlement.ledger import Ledger
 from policies.vocabulary import Payer
 from tests.conftest import GraphQLClient

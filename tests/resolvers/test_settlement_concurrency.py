@@ -18,9 +18,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from gateway import models
 from gateway.config import Settings
-from gateway.database import Database
+from gateway.storage import models
+from gateway.storage.database import Database
 from policies.benefits import PolicySet
 from policies.settlement.engine import CategoryRecord, Person, Visit, settle_visits
 from policies.vocabulary import PAYERS, Category, HospitalLevel, VisitType

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from gateway import embedded
 from gateway.config import Settings
+from gateway.storage import embedded
 
 
 def resolve_url(settings: Settings) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import Principal
-from gateway.models import AuditRecord
+from gateway.storage.models import AuditRecord
 
 GENESIS = "0" * 64
 # Arbitrary constant naming "the audit chain" among advisory locks.

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from gateway.auth import Principal
 from gateway.config import Settings
-from gateway.database import Database
+from gateway.storage.database import Database
 from resolvers.loaders import Loaders
 from resolvers.rows import RowRules
 
