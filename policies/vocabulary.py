@@ -64,5 +64,15 @@ class Payer(StrEnum):
     ASSISTANCE = "assistance"
     SECONDARY_ASSISTANCE = "secondaryAssistance"
 
+    @property
+    def field_name(self) -> str:
+        """The snake_case name of the payer's Python fields and table columns: the one
+        payer → column mapping.
+
+        >>> Payer.SECONDARY_ASSISTANCE.field_name, Payer.ASSISTANCE.field_name
+        ('secondary_assistance', 'assistance')
+        """
+        return "".join(f"_{c.lower()}" if c.isupper() else c for c in self.value)
+
 
 PAYERS: tuple[Payer, ...] = tuple(Payer)

@@ -34,6 +34,7 @@ from policies.errors import InvalidInput
 from policies.settlement.categories import counts
 from policies.settlement.engine import (
     INSURANCE_VISIT_TYPES,
+    REPORTABLE_PAYERS,
     CategoryRecord,
     Ledger,
     Person,
@@ -103,9 +104,11 @@ def check_claim(data: ClaimInput, today: date) -> ClaimInput:
     if reported is not None:
         reported = Reported(
             **{
-                key: None if amount is None else check_money(f"reported.{payer}", amount)
-                for key, payer in REPORTED_FIELDS.items()
-                for amount in [getattr(reported, key)]
+                payer.field_name: None
+                if amount is None
+                else check_money(f"reported.{payer}", amount)
+                for payer in REPORTABLE_PAYERS
+                for amount in [reported.amount(payer)]
             }
         )
     checked = ClaimInput(
@@ -134,13 +137,6 @@ def check_claim(data: ClaimInput, today: date) -> ClaimInput:
             "discharge, never ahead of time",
         )
     return checked
-
-
-REPORTED_FIELDS = {
-    "basic_insurance": Payer.BASIC_INSURANCE.value,
-    "critical_illness": Payer.CRITICAL_ILLNESS.value,
-    "inclusive_commercial": Payer.INCLUSIVE_COMMERCIAL.value,
-}
 
 
 def stored_explanation(result: VisitSettlement) -> dict[str, Any]:
@@ -378,11 +374,7 @@ class Writer:
         ).one()
         paid = {payer: Decimal(sums.get(payer.value) or ZERO) for payer in PAYERS}
         row.state = ledger.to_dict()
-        row.basic_insurance = paid[Payer.BASIC_INSURANCE]
-        row.critical_illness = paid[Payer.CRITICAL_ILLNESS]
-        row.inclusive_commercial = paid[Payer.INCLUSIVE_COMMERCIAL]
-        row.assistance = paid[Payer.ASSISTANCE]
-        row.secondary_assistance = paid[Payer.SECONDARY_ASSISTANCE]
+        row.set_paid(paid)
         row.out_of_pocket = ledger.out_of_pocket
         row.visits = int(claims[0])
         row.total_cost = Decimal(claims[1])

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage import models
 from policies.errors import InvalidInput
-from policies.vocabulary import PAYERS, Payer
+from policies.vocabulary import Payer
 from resolvers.context import Context
 from resolvers.inputs import check_region_prefix
 
@@ -66,12 +66,11 @@ async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures
         select(
             func.coalesce(func.sum(ledger.visits), 0),
             func.coalesce(func.sum(ledger.total_cost), ZERO),
-            func.coalesce(func.sum(ledger.basic_insurance), ZERO),
-            func.coalesce(func.sum(ledger.critical_illness), ZERO),
-            func.coalesce(func.sum(ledger.inclusive_commercial), ZERO),
-            func.coalesce(func.sum(ledger.assistance), ZERO),
-            func.coalesce(func.sum(ledger.secondary_assistance), ZERO),
             func.coalesce(func.sum(ledger.out_of_pocket), ZERO),
+            *(
+                func.coalesce(func.sum(getattr(ledger, payer.field_name)), ZERO).label(payer.value)
+                for payer in Payer
+            ),
         )
         .join(models.Beneficiary, models.Beneficiary.id == ledger.beneficiary_id)
         .where(and_(*people), ledger.year == year)
@@ -88,8 +87,8 @@ async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures
             by_category=by_category,
             claims=int(sums[0]),
             total_cost=Decimal(sums[1]),
-            paid={payer: Decimal(total) for payer, total in zip(PAYERS, sums[2:7], strict=True)},
-            out_of_pocket=Decimal(sums[7]),
+            paid={payer: Decimal(sums._mapping[payer.value]) for payer in Payer},
+            out_of_pocket=Decimal(sums[2]),
         )
 
     return await ctx.read(run)

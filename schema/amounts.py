@@ -30,14 +30,7 @@ def amounts(payments: Mapping[Payer, Decimal], out_of_pocket: Decimal) -> dict[s
     >>> amounts({Payer.ASSISTANCE: Decimal("3864.00")}, Decimal("5656.00"))["assistance"]
     Decimal('3864.00')
     """
-    fields = {
-        Payer.BASIC_INSURANCE: "basic_insurance",
-        Payer.CRITICAL_ILLNESS: "critical_illness",
-        Payer.INCLUSIVE_COMMERCIAL: "inclusive_commercial",
-        Payer.ASSISTANCE: "assistance",
-        Payer.SECONDARY_ASSISTANCE: "secondary_assistance",
-    }
     return {
-        **{fields[p]: payments.get(p, ZERO) for p in PAYERS},
+        **{p.field_name: payments.get(p, ZERO) for p in PAYERS},
         "out_of_pocket": out_of_pocket,
     }

@@ -18,7 +18,6 @@ from gateway.storage import models
 from policies.errors import NoPolicyInForce
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.engine import preferential_on
-from policies.vocabulary import Payer
 from resolvers.loaders import ClaimPage
 from schema.amounts import ZERO, Amounts, amounts
 from schema.enums import BasicScheme, Category, Gender, HospitalLevel, VisitType
@@ -117,18 +116,11 @@ class YearlySummary(Amounts):
     def of(cls, year: int, m: models.Ledger | None) -> YearlySummary:
         if m is None:
             return cls(year=year, visits=0, total_cost=ZERO, **amounts({}, ZERO))
-        paid = {
-            Payer.BASIC_INSURANCE: m.basic_insurance,
-            Payer.CRITICAL_ILLNESS: m.critical_illness,
-            Payer.INCLUSIVE_COMMERCIAL: m.inclusive_commercial,
-            Payer.ASSISTANCE: m.assistance,
-            Payer.SECONDARY_ASSISTANCE: m.secondary_assistance,
-        }
         return cls(
             year=year,
             visits=m.visits,
             total_cost=m.total_cost,
-            **amounts(paid, m.out_of_pocket),
+            **amounts(m.paid(), m.out_of_pocket),
         )
 
 

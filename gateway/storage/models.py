@@ -9,6 +9,7 @@ and the year so that they can be partitioned by year and distributed by benefici
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -278,6 +279,14 @@ class Ledger(Base):
     out_of_pocket: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     visits: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = _now()
+
+    def paid(self) -> dict[Payer, Decimal]:
+        """What each of the five payers paid this person this year (the money columns)."""
+        return {payer: getattr(self, payer.field_name) for payer in Payer}
+
+    def set_paid(self, paid: Mapping[Payer, Decimal]) -> None:
+        for payer in Payer:
+            setattr(self, payer.field_name, paid.get(payer, Decimal("0.00")))
 
 
 class Recovery(Base):

@@ -58,11 +58,10 @@ class Reported:
     inclusive_commercial: Decimal | None = None
 
     def amount(self, payer: Payer) -> Decimal | None:
-        return {
-            Payer.BASIC_INSURANCE: self.basic_insurance,
-            Payer.CRITICAL_ILLNESS: self.critical_illness,
-            Payer.INCLUSIVE_COMMERCIAL: self.inclusive_commercial,
-        }.get(payer)
+        if payer not in REPORTABLE_PAYERS:
+            return None
+        amount: Decimal | None = getattr(self, payer.field_name)
+        return amount
 
     @property
     def payers(self) -> tuple[Payer, ...]:
