@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -172,7 +172,7 @@ def load_access(
     if not fields_path.is_file():
         raise PolicyFileError(FIELDS_FILE, "<file>", f"missing from {folder}")
     personal, masks, filters = _read_fields(fields_path, catalog, arguments)
-    departments: dict[str, DepartmentPolicy] = {}
+    paths: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.suffix == ".yml":
             raise PolicyFileError(path.name, "<file>", "access policy files end in .yaml")
@@ -181,7 +181,18 @@ def load_access(
         if path.name.startswith("_"):
             reason = f"unknown shared file; the only shared file is {FIELDS_FILE}"
             raise PolicyFileError(path.name, "<file>", reason)
-        policy = _read_department(path, catalog, masks)
+        paths[path.stem] = path
+    read: dict[str, _Department] = {}
+
+    def department_of(name: str, chain: tuple[str, ...]) -> _Department:
+        """A department file, with the department it ``extends`` read first (no cycles)."""
+        if name not in read:
+            read[name] = _read_department(paths[name], catalog, masks, paths, chain, department_of)
+        return read[name]
+
+    departments: dict[str, DepartmentPolicy] = {}
+    for name in paths:
+        policy = department_of(name, ()).policy
         departments[policy.department] = replace(policy, filters=filters)
     if not departments:
         raise PolicyFileError(str(folder), "<directory>", "holds no department policy file")
@@ -270,31 +281,98 @@ def _read_filters(
     return MappingProxyType(filters)
 
 
+@dataclass(frozen=True)
+class _Department:
+    """A department as read, with the nodes of its grants (for line numbers in later checks)."""
+
+    policy: DepartmentPolicy
+    grant_nodes: Mapping[tuple[str, str], yaml.Node]
+    categories: Mapping[Category, yaml.Node]
+
+
+REVOKED = "forbidden"
+"""In a file that ``extends`` another: a grant of the other department taken away."""
+
+
 def _read_department(
-    path: Path, catalog: Catalog, masks: Mapping[tuple[str, str], str]
-) -> DepartmentPolicy:
+    path: Path,
+    catalog: Catalog,
+    masks: Mapping[tuple[str, str], str],
+    paths: Mapping[str, Path],
+    chain: tuple[str, ...],
+    department_of: Callable[[str, tuple[str, ...]], _Department],
+) -> _Department:
+    """One department file. With ``extends: <department>`` it starts from that department's
+    rows, purpose, introspection, write_categories and grants, and says only what differs: any
+    top-level key replaces the other's, and its ``grants`` add to or change the other's
+    (``forbidden`` takes a grant away)."""
     reader = NodeReader(path.name)
     root = reader.load(path)
-    top = reader.mapping(
-        root,
-        "",
-        required=("department", "title", "rows", "introspection", "grants"),
-        optional=("description", "purpose", "write_categories"),
-    )
+    keys = ("description", "purpose", "write_categories", "rows", "introspection", "grants")
+    probe = reader.mapping(root, "", required=("department", "title"), optional=(*keys, "extends"))
+    base: _Department | None = None
+    if "extends" in probe:
+        parent = reader.text(probe["extends"].value, "extends")
+        if parent not in paths:
+            known = ", ".join(sorted(paths))
+            reader.fail("extends", probe["extends"].value, f"no department {parent!r} ({known})")
+        if parent in (*chain, path.stem):
+            cycle = " -> ".join((*chain, path.stem, parent))
+            reader.fail("extends", probe["extends"].value, f"extends itself: {cycle}")
+        base = department_of(parent, (*chain, path.stem))
+        top = probe
+    else:
+        top = reader.mapping(
+            root,
+            "",
+            required=("department", "title", "rows", "introspection", "grants"),
+            optional=("description", "purpose", "write_categories"),
+        )
     department = reader.text(top["department"].value, "department")
     if department != path.stem:
         reason = f"must equal the file name {path.stem!r}, got {department!r}"
         reader.fail("department", top["department"].value, reason)
     title = reader.text(top["title"].value, "title")
+    inherited = None if base is None else base.policy
     description = top.get("description")
-    rows = _read_rows(reader, top["rows"].value)
-    purposes = _read_purposes(reader, top.get("purpose"))
-    introspection = reader.boolean(top["introspection"].value, "introspection")
-    categories = _read_categories(reader, top.get("write_categories"))
-    grants, grant_nodes = _read_grants(reader, top["grants"].value, catalog, masks)
+    rows = _read_rows(reader, top["rows"].value) if "rows" in top else _given(inherited).rows
+    purposes = (
+        _read_purposes(reader, top.get("purpose"))
+        if "purpose" in top or inherited is None
+        else inherited.purposes_for_personal
+    )
+    introspection = (
+        reader.boolean(top["introspection"].value, "introspection")
+        if "introspection" in top
+        else _given(inherited).introspection
+    )
+    categories = (
+        _read_categories(reader, top.get("write_categories"))
+        if "write_categories" in top or base is None
+        else dict(base.categories)
+    )
+    grants: dict[tuple[str, str], Mode] = {} if inherited is None else dict(inherited.grants)
+    # An inherited grant is pointed at by this file's `extends` line, not the other file's.
+    grant_nodes: dict[tuple[str, str], yaml.Node] = (
+        {} if base is None else dict.fromkeys(base.grant_nodes, probe["extends"].value)
+    )
+    if "grants" in top:
+        own, own_nodes, revoked = _read_grants(
+            reader, top["grants"].value, catalog, masks, may_revoke=base is not None
+        )
+        grants.update(own)
+        grant_nodes.update(own_nodes)
+        for cell, node in revoked.items():
+            if cell not in grants:
+                key = f"grants.{cell[0]}.{cell[1]}"
+                reader.fail(
+                    key, node, f"`{REVOKED}`, but {probe['extends'].value.value} does not grant it"
+                )
+            del grants[cell]
+            del grant_nodes[cell]
     _check_categories_match_grants(reader, categories, grants, grant_nodes)
     _check_no_dead_ends(reader, department, catalog, grants, grant_nodes)
-    return DepartmentPolicy(
+    policy = DepartmentPolicy(
         department=department,
         title=title,
         grants=MappingProxyType(grants),
@@ -304,6 +382,12 @@ def _read_department(
         introspection=introspection,
         description="" if description is None else reader.text(description.value, "description"),
     )
+    return _Department(policy, grant_nodes, categories)
+
+
+def _given(policy: DepartmentPolicy | None) -> DepartmentPolicy:
+    assert policy is not None, "required keys are checked when nothing is extended"
+    return policy
 
 
 def _read_rows(reader: NodeReader, node: yaml.Node) -> frozenset[str]:
@@ -355,9 +439,15 @@ def _read_grants(
     node: yaml.Node,
     catalog: Catalog,
     masks: Mapping[tuple[str, str], str],
-) -> tuple[dict[tuple[str, str], Mode], dict[tuple[str, str], yaml.Node]]:
+    *,
+    may_revoke: bool = False,
+) -> tuple[
+    dict[tuple[str, str], Mode], dict[tuple[str, str], yaml.Node], dict[tuple[str, str], yaml.Node]
+]:
+    """The grants of a file (and, where it extends another, the grants it takes away)."""
     grants: dict[tuple[str, str], Mode] = {}
     nodes: dict[tuple[str, str], yaml.Node] = {}
+    revoked: dict[tuple[str, str], yaml.Node] = {}
     modes = ", ".join(mode.value for mode in Mode)
     for type_entry in reader.entries(node, "grants"):
         type_name = type_entry.name
@@ -371,6 +461,9 @@ def _read_grants(
             key = join_key(type_key, name)
             _known_field(reader, type_name, fields, name, field_entry, key)
             text = reader.text(field_entry.value, key)
+            if may_revoke and text == REVOKED:
+                revoked[(type_name, name)] = field_entry.value
+                continue
             if text not in {mode.value for mode in Mode}:
                 reader.fail(key, field_entry.value, f"unknown mode {text!r}; one of {modes}")
             mode = Mode(text)
@@ -383,7 +476,7 @@ def _read_grants(
                 reader.fail(key, field_entry.value, reason)
             grants[(type_name, name)] = mode
             nodes[(type_name, name)] = field_entry.key_node
-    return grants, nodes
+    return grants, nodes, revoked
 
 
 def _check_categories_match_grants(

@@ -410,14 +410,24 @@ BROKEN = [
      "grants.Beneficiary.gender", "mask kind", 0),
     ("unknown category", "civil_affairs.yaml", "  - ORPHAN\n", "  - ORPHANS\n",
      "write_categories[1]", "unknown category", 0),
-    ("category without its mutation", "trade_union.yaml", "    recordIdentity: write",
-     "    acknowledgeClaim: write", "write_categories[0]", "needs Mutation.recordIdentity",
-     "write_categories:"),
+    ("category without its mutation", "trade_union.yaml", "    resolveAlert: forbidden",
+     "    resolveAlert: forbidden\n    recordIdentity: forbidden", "write_categories[0]",
+     "needs Mutation.recordIdentity", "write_categories:"),
     ("monitoring flag written by civil affairs", "civil_affairs.yaml", "  - ORPHAN\n",
      "  - MONITORED\n", "write_categories[1]", "needs Mutation.recordMonitoringFlag", 0),
+    # recordIdentity is granted by civil_affairs, which trade_union extends: the error points
+    # at the extends line.
     ("mutation without a category", "trade_union.yaml", "write_categories: [DISTRESSED_WORKER]",
      "write_categories: []", "grants.Mutation.recordIdentity", "no identity category",
-     "recordIdentity:"),
+     "extends:"),
+    ("revoking what the extended file does not grant", "trade_union.yaml",
+     "    resolveAlert: forbidden", "    resolveAlert: forbidden\n    acknowledgeClaim: forbidden",
+     "grants.Mutation.acknowledgeClaim", "civil_affairs does not grant it", 1),
+    ("extending an unknown department", "trade_union.yaml", "extends: civil_affairs",
+     "extends: civil_affair", "extends", "no department 'civil_affair'", 0),
+    ("extending itself", "trade_union.yaml", "extends: civil_affairs", "extends: trade_union",
+     "extends", "extends itself", 0),
+
     ("unknown row rule", "finance.yaml", "rows: [region]", "rows: [region, postcode]",
      "rows[1]", "unknown row rule", 0),
     ("region missing from rows", "insurer.yaml", "rows: [region, carrier, carried_persons]",
@@ -472,6 +482,27 @@ def test_a_broken_file_is_refused_naming_the_file_the_key_and_the_line(
         assert error.key == f"{key} (line {line_with(tmp_path, name, where)})"
     assert reason in error.reason
     assert str(error).startswith(f"{name}: {key} (line ")
+
+
+def test_departments_extending_each_other_in_a_circle_are_refused(tmp_path: Path) -> None:
+    break_file(copy_bundled(tmp_path), "civil_affairs.yaml", "rows: [region]",
+               "extends: veterans_affairs\nrows: [region]")  # fmt: skip
+    with pytest.raises(PolicyFileError) as caught:
+        load_access(CATALOG, tmp_path)
+    assert caught.value.key.startswith("extends (line ")
+    assert "civil_affairs -> veterans_affairs -> civil_affairs" in caught.value.reason
+
+
+def test_a_recognising_body_is_civil_affairs_but_for_its_category_and_alerts(
+    policies: AccessPolicies,
+) -> None:
+    civil = policies.departments["civil_affairs"]
+    for body, own in RECOGNISING_BODIES.items():
+        policy = policies.departments[body]
+        assert policy.write_categories == own
+        assert set(civil.grants) - set(policy.grants) == {("Mutation", "resolveAlert")}
+        assert set(policy.grants) <= set(civil.grants)
+        assert (policy.rows, policy.introspection) == (civil.rows, civil.introspection)
 
 
 @pytest.mark.parametrize(
