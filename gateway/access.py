@@ -7,19 +7,26 @@ module applies them to GraphQL requests.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
-from collections.abc import Awaitable, Callable
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import graphql
+from cachetools import LRUCache
 from strawberry.extensions import SchemaExtension
 
-from gateway.errors import FORBIDDEN
+from gateway.errors import FORBIDDEN, INTERNAL
+from gateway.storage import audit
 from gateway.storage.audit import ReadTrail
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from policies.access.walker import forbidden_paths
+
+log = logging.getLogger("medgw.access")
 
 
 @dataclass(frozen=True)
@@ -117,3 +124,144 @@ async def _mask_later(
 ) -> str | None:
     value = await result
     return None if value is None else access.mask(*key, str(value))
+
+
+RefusalKey = tuple[bytes, str | None, str | None]
+
+
+def _entry_size(value: graphql.GraphQLError | None) -> int:
+    """Bytes an entry holds: the key (a 32-byte digest and two short names) and the error."""
+    return 200 + (0 if value is None else sys.getsizeof(value.message) * 2)
+
+
+class RefusalCache:
+    """Whether a query may run for one department, remembered by the SHA-256 of its text (not
+    the text itself), least recently used first out, bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._cache: LRUCache[RefusalKey, graphql.GraphQLError | None] = LRUCache(
+            maxsize=max_bytes, getsizeof=_entry_size
+        )
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    @property
+    def size(self) -> int:
+        """Bytes held, as :func:`_entry_size` counts them."""
+        return int(self._cache.currsize)
+
+    def get(
+        self,
+        query: str,
+        operation_name: str | None,
+        purpose: str | None,
+        compute: Callable[[], graphql.GraphQLError | None],
+    ) -> graphql.GraphQLError | None:
+        key = (hashlib.sha256(query.encode()).digest(), operation_name, purpose)
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = compute()
+            self._cache[key] = value
+            return value
+
+
+class Refusal(SchemaExtension):
+    """Refuses a request that selects what the department may not use, before validation and
+    before anything runs, listing every forbidden path (ACCESS.md).
+
+    The department schema has no forbidden field at all; the check runs on the full schema so
+    that the answer is FORBIDDEN with the paths, not "Cannot query field".
+    """
+
+    def __init__(
+        self,
+        *,
+        full_schema: graphql.GraphQLSchema,
+        access: AccessPolicies,
+        policy: DepartmentPolicy,
+        cache: RefusalCache,
+    ) -> None:
+        self.full_schema = full_schema
+        self.access = access
+        self.policy = policy
+        self.cache = cache
+
+    def on_validate(self) -> Any:
+        context = self.execution_context
+        query = context.query
+        if query:
+            purpose = context.context.principal.purpose
+            denied = self.cache.get(
+                query,
+                context.operation_name,
+                purpose,
+                lambda: refusal(
+                    query,
+                    context.operation_name,
+                    self.full_schema,
+                    self.access,
+                    self.policy,
+                    purpose,
+                ),
+            )
+            if denied is not None:
+                # Strawberry skips its own validation when an extension has already failed it.
+                context.pre_execution_errors = [denied]
+        yield
+
+
+class ReadAudit(SchemaExtension):
+    """Writes the read audit record of the personal data an operation returned, before the
+    response leaves: no record, no data (ACCESS.md).
+
+    Each operation (of a batch too) has its own trail, a context variable that
+    :class:`FieldAccess` fills while the resolvers run.
+    """
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        trail = ReadTrail()
+        token = CURRENT_TRAIL.set(trail)
+        try:
+            yield
+        finally:
+            CURRENT_TRAIL.reset(token)
+        result = self.execution_context.result
+        if not trail or result is None or result.data is None:
+            return
+        context = self.execution_context.context
+        # Give the read connection back first: a request does not hold two connections, so a
+        # burst of requests cannot exhaust the pool waiting for their audit writes.
+        await context.close()
+        try:
+            async with context.db.transaction() as session:
+                await audit.append(
+                    session,
+                    context.principal,
+                    action="READ",
+                    operation=self.execution_context.operation_name
+                    or _operation_of(self.execution_context.graphql_document),
+                    query=self.execution_context.query,
+                    beneficiary_ids=trail.beneficiary_ids,
+                    field_paths=trail.field_paths,
+                )
+        except Exception:
+            log.exception("request %s: audit record not written", context.request_id)
+            message = f"audit unavailable (request id {context.request_id})"
+            result.data = None
+            result.errors = [graphql.GraphQLError(message, extensions={"code": INTERNAL})]
+
+
+def _operation_of(document: graphql.DocumentNode | None) -> str | None:
+    """The name of the (first) operation, or of its first top-level field when anonymous."""
+    if document is None:
+        return None
+    for definition in document.definitions:
+        if isinstance(definition, graphql.OperationDefinitionNode):
+            if definition.name is not None:
+                return definition.name.value
+            for selection in definition.selection_set.selections:
+                if isinstance(selection, graphql.FieldNode):
+                    return selection.name.value
+    return None

@@ -1,28 +1,30 @@
 """The HTTP service: ``POST /graphql``, ``GET /healthz``, ``GET /readyz``.
 
-Every ``/graphql`` request passes, in order: method and content-type checks (JSON only, which
-also stops cross-site form posts), the body-size limit, the bearer token (401 otherwise), and is
-then executed by the schema of the caller's department.
+Every request gets a request id (:class:`~gateway.middleware.RequestId`). A ``/graphql``
+request then passes, in order: GraphiQL, method and content-type checks (JSON only, which also
+stops cross-site form posts), the body-size limit, the bearer token (401 otherwise), and is
+executed by the schema of the caller's department, whose extensions refuse what it may not use,
+mask, and write the read audit record (:mod:`gateway.access`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import graphql
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.extensions import (
     DisableIntrospection,
@@ -32,14 +34,18 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionResult
 
-from gateway.access import CURRENT_TRAIL, FieldAccess, refusal
-from gateway.auth import Principal, Unauthenticated, authenticate
+from gateway.access import FieldAccess, ReadAudit, Refusal, RefusalCache
 from gateway.config import Settings
-from gateway.errors import INTERNAL, UNAUTHENTICATED, ErrorCodes, production_errors
-from gateway.storage import audit
-from gateway.storage.audit import ReadTrail
+from gateway.errors import ErrorCodes, production_errors
+from gateway.middleware import (
+    REQUEST_ID,
+    BearerTokens,
+    BodyLimit,
+    RequestId,
+    json_error,
+    unauthenticated,
+)
 from gateway.storage.database import Database, resolve_url
 from policies.access.policy import (
     AccessPolicies,
@@ -74,23 +80,11 @@ def load_access_for_schema() -> tuple[graphql.GraphQLSchema, AccessPolicies]:
 
 
 class GraphQLView(GraphQL[Context, None]):
-    """The GraphQL endpoint of one department."""
+    """The GraphQL endpoint of one department (its schema carries the access extensions)."""
 
-    def __init__(self, gateway: Gateway, policy: DepartmentPolicy, **kwargs: Any) -> None:
+    def __init__(self, gateway: Gateway, **kwargs: Any) -> None:
         self.gateway = gateway
-        self.policy = policy
-        # Whether a query text may run for this department depends on nothing else (and the
-        # token's purpose): remember the answer for the queries clients send again and again.
-        self.refusal = functools.lru_cache(maxsize=512)(self._refusal)
         super().__init__(**kwargs)
-
-    def _refusal(
-        self, query: str | None, operation_name: str | None, purpose: str | None
-    ) -> graphql.GraphQLError | None:
-        gateway = self.gateway
-        return refusal(
-            query, operation_name, gateway.full_schema, gateway.access, self.policy, purpose
-        )
 
     def encode_json(self, data: object) -> str:
         # Names and references are Chinese: send UTF-8, not \uXXXX escapes.
@@ -101,8 +95,8 @@ class GraphQLView(GraphQL[Context, None]):
         context = Context(
             request=request,
             response=response,
-            request_id=request.scope["medgw.request_id"],
-            principal=request.scope["medgw.principal"],
+            request_id=request.scope[REQUEST_ID],
+            principal=request.scope["user"].principal,
             settings=gw.settings,
             db=gw.db,
             policies=gw.policies,
@@ -111,183 +105,51 @@ class GraphQLView(GraphQL[Context, None]):
         request.scope["medgw.context"] = context
         return context
 
-    async def execute_single(
-        self,
-        request: Any,
-        request_adapter: Any,
-        sub_response: Any,
-        context: Context,
-        root_value: None,
-        request_data: Any,
-    ) -> ExecutionResult:
-        """One operation: refused if it selects what the department may not use (before
-        anything executes); otherwise run on the department's schema, then write the read audit
-        record of the personal data it returned. No record, no data.
 
-        Each operation of a batch has its own trail (a context variable: the operations run as
-        concurrent tasks on one request context) and its own audit record.
-        """
-        query, name = request_data.query, request_data.operation_name
-        denied = self.refusal(query, name, context.principal.purpose)
-        if denied is not None:
-            return ExecutionResult(data=None, errors=[denied])
-        trail = ReadTrail()
-        token = CURRENT_TRAIL.set(trail)
-        try:
-            result = await super().execute_single(
-                request, request_adapter, sub_response, context, root_value, request_data
-            )
-        finally:
-            CURRENT_TRAIL.reset(token)
-        if not trail or result.data is None:
-            return result
-        # Give the read connection back first: a request does not hold two connections, so a
-        # burst of requests cannot exhaust the pool waiting for their audit writes.
-        await context.close()
-        try:
-            async with context.db.transaction() as session:
-                await audit.append(
-                    session,
-                    context.principal,
-                    action="READ",
-                    operation=name or _operation_of(query),
-                    query=query,
-                    beneficiary_ids=trail.beneficiary_ids,
-                    field_paths=trail.field_paths,
-                )
-        except Exception:
-            log.exception("request %s: audit record not written", context.request_id)
-            message = f"audit unavailable (request id {context.request_id})"
-            return ExecutionResult(
-                data=None,
-                errors=[graphql.GraphQLError(message, extensions={"code": INTERNAL})],
-            )
-        return result
+GatewayOf = Callable[[Scope], Gateway]
 
 
-def _operation_of(query: str | None) -> str | None:
-    """The name of the (first) operation, or of its first top-level field when anonymous."""
-    if not query:
-        return None
-    try:
-        document = graphql.parse(query)
-    except graphql.GraphQLError:
-        return None
-    for definition in document.definitions:
-        if isinstance(definition, graphql.OperationDefinitionNode):
-            if definition.name is not None:
-                return definition.name.value
-            for selection in definition.selection_set.selections:
-                if isinstance(selection, graphql.FieldNode):
-                    return selection.name.value
-    return None
+class GraphQLRequests:
+    """``/graphql``: GraphiQL on a GET without a query (development only), then GET or POST
+    with ``application/json`` (no form posts, so no CSRF) on to ``app``."""
 
-
-def _error(status: int, code: str, message: str, request_id: str) -> JSONResponse:
-    return JSONResponse(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]},
-        status_code=status,
-        headers={"X-Request-Id": request_id},
-    )
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-class GraphQLEndpoint:
-    """Gatekeeper in front of the per-department GraphQL views."""
-
-    def __init__(self, gateway_of: Any) -> None:
-        self._gateway_of = gateway_of
+    def __init__(self, gateway_of: GatewayOf, app: ASGIApp) -> None:
+        self.gateway_of = gateway_of
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gateway: Gateway = self._gateway_of(scope)
-        settings = gateway.settings
+        gateway = self.gateway_of(scope)
         request = Request(scope, receive)
-        request_id = uuid.uuid4().hex
-        scope["medgw.request_id"] = request_id
         method = request.method
+        response: Response | None = None
         if method == "GET" and "query" not in request.query_params:
-            if settings.is_production:
-                response: Response = _error(
-                    404, "NOT_FOUND", "no GraphiQL in production", request_id
-                )
+            if gateway.settings.is_production:
+                response = json_error(404, "NOT_FOUND", "no GraphiQL in production", scope)
             else:
                 response = await next(iter(gateway.views.values())).render_graphql_ide(request)
-            await response(scope, receive, send)
-            return
-        if method not in ("GET", "POST"):
-            await _error(405, "BAD_INPUT", f"method {method} not allowed", request_id)(
-                scope, receive, send
-            )
-            return
-        if method == "POST":
+        elif method not in ("GET", "POST"):
+            response = json_error(405, "BAD_INPUT", f"method {method} not allowed", scope)
+        elif method == "POST":
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
-                await _error(
-                    415,
-                    "BAD_INPUT",
-                    f"content-type = {content_type or '(none)'}: send application/json",
-                    request_id,
-                )(scope, receive, send)
-                return
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            await _error(
-                413, "BAD_INPUT", f"body over {settings.max_body_bytes} bytes", request_id
-            )(scope, receive, send)
+                message = f"content-type = {content_type or '(none)'}: send application/json"
+                response = json_error(415, "BAD_INPUT", message, scope)
+        if response is not None:
+            await response(scope, receive, send)
             return
+        await self.app(scope, receive, send)
+
+
+class DepartmentDispatch:
+    """Runs an authenticated request on the schema of the caller's department."""
+
+    def __init__(self, gateway_of: GatewayOf) -> None:
+        self.gateway_of = gateway_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal = scope["user"].principal
         try:
-            body = await _read_body(receive, settings.max_body_bytes)
-        except BodyTooLarge:
-            await _error(
-                413, "BAD_INPUT", f"body over {settings.max_body_bytes} bytes", request_id
-            )(scope, receive, send)
-            return
-        try:
-            principal: Principal = authenticate(
-                request.headers.get("authorization"), settings.jwt_secret, gateway.views.keys()
-            )
-        except Unauthenticated as exc:
-            await _error(401, UNAUTHENTICATED, str(exc), request_id)(scope, receive, send)
-            return
-        scope["medgw.principal"] = principal
-
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        try:
-            await gateway.views[principal.department](scope, replay, send_with_id)
+            await self.gateway_of(scope).views[principal.department](scope, receive, send)
         finally:
             context: Context | None = scope.get("medgw.context")
             if context is not None:
@@ -309,11 +171,24 @@ def _introspection(context: IgnoreContext) -> bool:
     return context.field_name.startswith("__")
 
 
-def department_extensions(settings: Settings, policy: DepartmentPolicy) -> list[Extension]:
-    """Hardening of the OWASP GraphQL cheat sheet, and the access extension."""
-    extensions: list[Extension] = [
-        production_errors() if settings.is_production else ErrorCodes,
+def department_extensions(
+    settings: Settings,
+    policy: DepartmentPolicy,
+    full_schema: graphql.GraphQLSchema | None = None,
+    access: AccessPolicies | None = None,
+) -> list[Extension]:
+    """The request pipeline of a department's schema, in order: error codes, refusal of what the
+    department may not use (with the full schema and access policies), masks and the read
+    trail, the read audit record, and the hardening of the OWASP GraphQL cheat sheet."""
+    extensions: list[Extension] = [production_errors() if settings.is_production else ErrorCodes]
+    if full_schema is not None and access is not None:
+        cache = RefusalCache(settings.refusal_cache_bytes)
+        extensions.append(
+            lambda: Refusal(full_schema=full_schema, access=access, policy=policy, cache=cache)
+        )
+    extensions += [
         FieldAccess,
+        ReadAudit,
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth, should_ignore=_introspection),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
@@ -332,13 +207,12 @@ def build_views(gateway: Gateway) -> dict[str, GraphQLView]:
     views: dict[str, GraphQLView] = {}
     for name, policy in gateway.access.departments.items():
         schema = build_schema(
-            extensions=department_extensions(settings, policy),
+            extensions=department_extensions(settings, policy, gateway.full_schema, gateway.access),
             policy=policy,
             config=StrawberryConfig(**config_args),
         )
         views[name] = GraphQLView(
             gateway,
-            policy,
             schema=schema,
             graphql_ide=None if settings.is_production else "graphiql",
             allow_queries_via_get=True,
@@ -375,11 +249,22 @@ def create_app(
     def gateway_of(scope: Scope) -> Gateway:
         return scope["app"].state.gateway  # type: ignore[no-any-return]
 
+    tokens = BearerTokens(lambda: settings.jwt_secret, lambda: access.departments.keys())
+    graphql_app = GraphQLRequests(
+        gateway_of,
+        BodyLimit(
+            AuthenticationMiddleware(
+                DepartmentDispatch(gateway_of), backend=tokens, on_error=unauthenticated
+            ),
+            max_bytes=lambda scope: gateway_of(scope).settings.max_body_bytes,
+        ),
+    )
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/graphql", GraphQLEndpoint(gateway_of), methods=["GET", "POST"]),
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
         ],
+        middleware=[Middleware(RequestId)],
         lifespan=lifespan,
     )

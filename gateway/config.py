@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         default=5_000, ge=100, validation_alias="MEDGW_STATEMENT_TIMEOUT_MS"
     )
     pool_size: int = Field(default=10, ge=1, validation_alias="MEDGW_POOL_SIZE")
+    refusal_cache_bytes: int = Field(
+        default=4_000_000,
+        ge=0,
+        validation_alias="MEDGW_REFUSAL_CACHE_BYTES",
+        description="Per department: the answers of the access check, by query hash.",
+    )
     timezone: str = Field(
         default="Asia/Shanghai",
         validation_alias=AliasChoices("MEDGW_TIMEZONE", "timezone"),
