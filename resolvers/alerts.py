@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import select
 
 from gateway.errors import Conflict, NotFound
 from gateway.storage import audit, models
@@ -15,16 +15,12 @@ from resolvers.inputs import check_text
 from resolvers.pages import keyset
 
 
-def _visible(ctx: Context) -> ColumnElement[bool]:
-    return exists().where(
-        models.Beneficiary.id == models.HighCostAlert.beneficiary_id, *ctx.rows.persons()
-    )
-
-
 async def page(
     ctx: Context, *, status: str | None, year: int | None, first: int, after: int | None
 ) -> Sequence[models.HighCostAlert]:
-    stmt = select(models.HighCostAlert).where(_visible(ctx))
+    stmt = select(models.HighCostAlert).where(
+        ctx.rows.person_of(models.HighCostAlert.beneficiary_id)
+    )
     if status is not None:
         stmt = stmt.where(models.HighCostAlert.status == status)
     if year is not None:
@@ -43,7 +39,10 @@ async def resolve(ctx: Context, alert_id: str, resolution: str) -> models.HighCo
         alert = (
             await session.scalars(
                 select(models.HighCostAlert)
-                .where(models.HighCostAlert.id == key, _visible(ctx))
+                .where(
+                    models.HighCostAlert.id == key,
+                    ctx.rows.person_of(models.HighCostAlert.beneficiary_id),
+                )
                 .with_for_update()
             )
         ).one_or_none()

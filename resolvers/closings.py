@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import func, select
 
 from gateway.errors import Conflict, Forbidden
 from gateway.storage import audit, models
@@ -91,17 +91,11 @@ async def close_year(ctx: Context, region_code: str, year: int) -> models.Settle
         return closing
 
 
-def _visible(ctx: Context) -> ColumnElement[bool]:
-    return exists().where(
-        models.Beneficiary.id == models.LateNews.beneficiary_id, *ctx.rows.persons()
-    )
-
-
 async def late_news_page(
     ctx: Context, *, region_code: str | None, year: int | None, first: int, after: int | None
 ) -> Sequence[models.LateNews]:
     """Late news recorded for closed years, of the caller's rows, oldest first."""
-    stmt = select(models.LateNews).where(_visible(ctx))
+    stmt = select(models.LateNews).where(ctx.rows.person_of(models.LateNews.beneficiary_id))
     if region_code is not None:
         stmt = stmt.where(models.LateNews.region_code == check_region(region_code))
     if year is not None:

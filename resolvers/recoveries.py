@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import select
 
 from gateway.errors import Conflict, NotFound
 from gateway.storage import audit, models
@@ -28,12 +28,6 @@ STATUSES = ("PENDING", "RECOVERED", "WAIVED", "WITHDRAWN")
 DECISIONS = ("RECOVER", "WAIVE")
 
 
-def _visible(ctx: Context) -> ColumnElement[bool]:
-    return exists().where(
-        models.Beneficiary.id == models.Recovery.beneficiary_id, *ctx.rows.persons()
-    )
-
-
 async def page(
     ctx: Context,
     *,
@@ -44,7 +38,7 @@ async def page(
     after: int | None,
 ) -> Sequence[models.Recovery]:
     """Recoveries of the caller's rows, oldest first, filtered by status, year and claim."""
-    stmt = select(models.Recovery).where(_visible(ctx))
+    stmt = select(models.Recovery).where(ctx.rows.person_of(models.Recovery.beneficiary_id))
     if status is not None:
         stmt = stmt.where(models.Recovery.status == status)
     if year is not None:
@@ -83,7 +77,9 @@ async def decide(
     async with ctx.db.transaction() as session:
         found = (
             await session.scalars(
-                select(models.Recovery).where(models.Recovery.id == key, _visible(ctx))
+                select(models.Recovery).where(
+                    models.Recovery.id == key, ctx.rows.person_of(models.Recovery.beneficiary_id)
+                )
             )
         ).one_or_none()
         if found is None:

@@ -53,6 +53,11 @@ class RowRules:
             )
         return conditions
 
+    def person_of(self, beneficiary_id: Any) -> ColumnElement[bool]:
+        """Rows about one person (alerts, recoveries, late news) that the caller may see: the
+        person of ``beneficiary_id`` is in the caller's rows."""
+        return exists().where(models.Beneficiary.id == beneficiary_id, *self.persons())
+
     def claims(self) -> list[ColumnElement[bool]]:
         """Conditions on ``claims`` (the person's own rules apply through :meth:`persons`)."""
         if "carrier" in self.rules:
@@ -61,10 +66,7 @@ class RowRules:
 
     def claims_with_persons(self) -> list[ColumnElement[bool]]:
         """Conditions on ``claims`` including their persons' rules (needs no join)."""
-        visible_person = exists().where(
-            models.Beneficiary.id == models.Claim.beneficiary_id, *self.persons()
-        )
-        return [visible_person, *self.claims()]
+        return [self.person_of(models.Claim.beneficiary_id), *self.claims()]
 
     def nothing(self) -> ColumnElement[bool]:
         return false()

@@ -499,49 +499,36 @@ def medical_assistance(ctx: Context, main_base: Decimal, general_base: Decimal) 
     if not ctx.person.insured:
         return _uninsured_assistance(ctx, ctx.visit.policy_scope_cost, referral, refused)
     if ctx.visit.type is VisitType.OUTPATIENT_GENERAL:
-        general = [(c, rules.general_outpatient[c]) for c in held if c in rules.general_outpatient]
-        if not general:
-            shown = ", ".join(held)
-            return _skip(
-                payer, f"categories held ({shown}) not listed for general outpatient assistance"
-            )
-        if refused:
-            return _skip(payer, f"referral not compliant (未按规定转诊, {referral.reference})")
-        options = []
-        for category, rule in general:
-            schedule, uses = _resolve(ctx, rule)
+        table, stage, base = rules.general_outpatient, Stage.ASSISTANCE_GENERAL, general_base
+        listed = "listed for general outpatient assistance"
+        ledger = "its own ledger, base = policy-scope cost − basic insurance"
+        uses: list[ParameterUse] = [_use(referral)]
+    else:
+        visit_types = rules.visit_types.at(ctx.on)
+        if ctx.visit.type not in visit_types.value:
             reason = (
-                f"general outpatient, {category} schedule: annual stage on its own ledger, base = "
-                "policy-scope cost − basic insurance"
+                f"visit type {ctx.visit.type} not covered by assistance ({visit_types.reference})"
             )
-            options.append((category, _run(
-                ctx, payer, Stage.ASSISTANCE_GENERAL, schedule, general_base, reason,
-                [_use(referral), *uses],
-            )))  # fmt: skip
-        return _best(ctx, options)
-    visit_types = rules.visit_types.at(ctx.on)
-    if ctx.visit.type not in visit_types.value:
-        reason = f"visit type {ctx.visit.type} not covered by assistance ({visit_types.reference})"
-        return _skip(payer, reason)
-    main = [(c, rules.schedules[c]) for c in held if c in rules.schedules]
-    if not main:
-        shown = ", ".join(held)
-        return _skip(
-            payer, f"categories held ({shown}) have no assistance schedule in {ctx.policy.id}"
+            return _skip(payer, reason)
+        table, stage, base = rules.schedules, Stage.ASSISTANCE, main_base
+        listed = f"given an assistance schedule in {ctx.policy.id}"
+        ledger = (
+            "the cost left after insurance; one ledger for the year's inpatient and chronic "
+            "visits, shared by all categories"
         )
+        uses = [_use(visit_types), _use(referral)]
+    candidates = [(c, table[c]) for c in held if c in table]
+    if not candidates:
+        return _skip(payer, f"categories held ({', '.join(held)}) not {listed}")
     if refused:
         return _skip(payer, f"referral not compliant (未按规定转诊, {referral.reference})")
     options = []
-    for category, rule in main:
-        schedule, uses = _resolve(ctx, rule)
-        reason = (
-            f"{category} schedule, annual stage on the cost left after insurance; one ledger for "
-            "the year's inpatient and chronic visits, shared by all categories"
+    for category, rule in candidates:
+        schedule, parameters = _resolve(ctx, rule)
+        reason = f"{category} schedule, annual stage on {ledger}"
+        options.append(
+            (category, _run(ctx, payer, stage, schedule, base, reason, [*uses, *parameters]))
         )
-        options.append((category, _run(
-            ctx, payer, Stage.ASSISTANCE, schedule, main_base, reason,
-            [_use(visit_types), _use(referral), *uses],
-        )))  # fmt: skip
     return _best(ctx, options)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, timedelta
 from decimal import Decimal
+from random import Random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -158,15 +160,45 @@ def test_the_ledger_adds_up_what_was_paid(case: tuple[Person, list[Visit]]) -> N
         assert set(STAGE_PAYER) == set(Stage)
 
 
+@st.composite
+def two_year_cases(draw: st.DrawFn) -> tuple[Person, list[Visit]]:
+    """A person with visits in two different settlement years of one policy."""
+    region = draw(st.sampled_from([r for r, (first, last) in REGIONS.items() if last > first]))
+    first, last = REGIONS[region]
+    year = draw(st.integers(first, last - 1))
+    person = Person(
+        region_code=region,
+        birth_date=date(1950, 5, 5),
+        insured=draw(st.booleans()),
+        inclusive_commercial=draw(st.booleans()),
+        categories=draw(records(year)),
+    )
+    later = [dataclasses.replace(v, id=f"{v.id}-next") for v in draw(visits(year + 1))]
+    return person, [*draw(visits(year)), *later]
+
+
 @PROPERTY_SETTINGS
-@given(cases())
-def test_settling_all_visits_at_once_equals_folding_them_one_by_one(
-    case: tuple[Person, list[Visit]],
+@given(two_year_cases(), st.randoms(use_true_random=False))
+def test_each_year_is_settled_on_its_own_ledger(
+    case: tuple[Person, list[Visit]], random: Random
 ) -> None:
+    """Interleaving the visits of different years differently (each year's own order kept)
+    changes nothing: one year's payments never move another's."""
     person, visits = case
-    at_once = settle_visits(POLICIES, person, visits)
-    one_by_one = [settlement for settlement, _, _ in fold(person, visits)]
-    assert at_once == one_by_one
+    by_year: dict[int, list[Visit]] = {}
+    for visit in visits:
+        by_year.setdefault(visit.settlement_year, []).append(visit)
+    queues = {year: list(reversed(year_visits)) for year, year_visits in by_year.items()}
+    shuffled: list[Visit] = []
+    while queues:
+        year = random.choice(sorted(queues))
+        shuffled.append(queues[year].pop())
+        if not queues[year]:
+            del queues[year]
+    original = {s.visit_id: s for s in settle_visits(POLICIES, person, visits)}
+    interleaved = {s.visit_id: s for s in settle_visits(POLICIES, person, shuffled)}
+    assert interleaved == original
+    assert len(by_year) == 2
 
 
 @PROPERTY_SETTINGS
