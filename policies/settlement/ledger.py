@@ -15,9 +15,20 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
 
 from policies.errors import InvalidInput
 from policies.money import ZERO, money
@@ -60,30 +71,52 @@ BASIC_SHARED_CAP_STAGES: tuple[Stage, ...] = (Stage.BASIC_INPATIENT, Stage.BASIC
 """Basic inpatient and chronic outpatient share one yearly cap."""
 
 
-@dataclass(frozen=True)
-class StageTotals:
+Amount = Annotated[
+    Decimal, Field(ge=0, allow_inf_nan=False), PlainSerializer(money, return_type=str)
+]
+"""A non-negative amount of yuan, stored as a two-decimal string."""
+
+
+class StageTotals(BaseModel):
     """Year-to-date base (the sum of the stage's base over the visits it applied to) and paid."""
 
-    base: Decimal = ZERO
-    paid: Decimal = ZERO
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base: Amount = ZERO
+    paid: Amount = ZERO
+
+    def __init__(self, base: Decimal = ZERO, paid: Decimal = ZERO) -> None:
+        super().__init__(base=base, paid=paid)
 
 
 def _zeros() -> dict[Stage, StageTotals]:
     return {stage: StageTotals() for stage in Stage}
 
 
-@dataclass(frozen=True)
-class Ledger:
-    """Running totals of one person for one settlement year (the admission year)."""
+class Ledger(BaseModel):
+    """Running totals of one person for one settlement year (the admission year).
 
-    year: int
-    stages: Mapping[Stage, StageTotals] = field(default_factory=_zeros)
-    out_of_pocket: Decimal = ZERO
+    Its JSON form (:meth:`to_dict`) is the gateway's JSONB column: ``year``, ``stages``
+    (every stage, ``{base, paid}`` as decimal strings) and ``outOfPocket``.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+    year: StrictInt
+    stages: dict[Stage, StageTotals] = Field(default_factory=_zeros)
+    out_of_pocket: Amount = ZERO
     """Sum of the visits' out-of-pocket (for 主动发现, 攀枝花 第十八条)."""
+
+    @field_validator("stages", mode="after")
+    @classmethod
+    def _every_stage(cls, stages: dict[Stage, StageTotals]) -> dict[Stage, StageTotals]:
+        return {**_zeros(), **stages}
 
     @classmethod
     def empty(cls, year: int) -> Ledger:
-        return cls(year)
+        return cls(year=year)
 
     def totals(self, stage: Stage) -> StageTotals:
         return self.stages.get(stage, StageTotals())
@@ -107,63 +140,26 @@ class Ledger:
         self, increments: Mapping[Stage, tuple[Decimal, Decimal]], out_of_pocket: Decimal = ZERO
     ) -> Ledger:
         """A new ledger with (base, paid) added to the given stages."""
-        stages = dict(_zeros())
-        stages.update(self.stages)
+        stages = dict(self.stages)
         for stage, (base, paid) in increments.items():
-            before = stages[stage]
-            stages[stage] = StageTotals(before.base + base, before.paid + paid)
-        return Ledger(self.year, stages, self.out_of_pocket + out_of_pocket)
+            before = self.totals(stage)
+            stages[stage] = StageTotals(base=before.base + base, paid=before.paid + paid)
+        return Ledger(
+            year=self.year, stages=stages, out_of_pocket=self.out_of_pocket + out_of_pocket
+        )
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-able form (amounts as strings), for the gateway's JSONB column."""
-        return {
-            "year": self.year,
-            "stages": {
-                stage.value: {"base": money(t.base), "paid": money(t.paid)}
-                for stage in Stage
-                for t in [self.totals(stage)]
-            },
-            "outOfPocket": money(self.out_of_pocket),
-        }
+        return self.model_dump(mode="json", by_alias=True)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Ledger:
-        """Inverse of :meth:`to_dict`; refuses unknown stages and malformed amounts."""
-        if not isinstance(data, Mapping):
-            raise InvalidInput("ledger", data, "must be a mapping")
-        unknown = set(data) - {"year", "stages", "outOfPocket"}
-        if unknown:
-            key = sorted(map(str, unknown))[0]
-            raise InvalidInput(f"ledger.{key}", data[key], "unknown key")
-        year = data.get("year")
-        if isinstance(year, bool) or not isinstance(year, int):
-            raise InvalidInput("ledger.year", year, "must be a year")
-        raw_stages = data.get("stages", {})
-        if not isinstance(raw_stages, Mapping):
-            raise InvalidInput("ledger.stages", raw_stages, "must be a mapping")
-        stages = _zeros()
-        for name, raw in raw_stages.items():
-            try:
-                stage = Stage(name)
-            except ValueError:
-                raise InvalidInput(f"ledger.stages.{name}", raw, "unknown stage") from None
-            if not isinstance(raw, Mapping) or set(raw) != {"base", "paid"}:
-                raise InvalidInput(f"ledger.stages.{name}", raw, "must be {base, paid}")
-            stages[stage] = StageTotals(
-                _amount(raw["base"], f"ledger.stages.{name}.base"),
-                _amount(raw["paid"], f"ledger.stages.{name}.paid"),
-            )
-        out_of_pocket = _amount(data.get("outOfPocket", "0.00"), "ledger.outOfPocket")
-        return cls(year, stages, out_of_pocket)
-
-
-def _amount(raw: object, field_name: str) -> Decimal:
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
-        raise InvalidInput(field_name, raw, "must be a decimal string")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise InvalidInput(field_name, raw, "must be a decimal string") from None
-    if not value.is_finite() or value < 0:
-        raise InvalidInput(field_name, raw, "must be a non-negative amount")
-    return value
+    def from_dict(cls, data: object) -> Ledger:
+        """Inverse of :meth:`to_dict`; InvalidInput names ``ledger.<path>`` and the value of the
+        first problem (unknown keys or stages, malformed or negative amounts)."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            path = ".".join(str(part) for part in first["loc"] if part != "[key]")
+            where = "ledger" if not path else f"ledger.{path}"
+            raise InvalidInput(where, first.get("input"), first["msg"]) from None
