@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import strawberry
 
-from policies.settlement.cases import parse_case
 from policies.settlement.engine import Visit, settle_visits
 from resolvers import alerts, claims, closings, ingestion, recoveries, settlement
 from schema.beneficiary import (
@@ -216,7 +215,7 @@ class Mutation:
     def simulate_settlement(
         self, info: strawberry.Info[Context, None], input: SimulateSettlementInput
     ) -> Simulation:
-        person, visits = parse_case(input.case())
+        person, visits = input.engine()
         results = settle_visits(info.context.policies, person, visits)
         return Simulation(visits=[SimulatedVisit.of(r) for r in results])
 

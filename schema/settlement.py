@@ -12,7 +12,7 @@ from typing import Any
 import strawberry
 
 from gateway.storage import models
-from policies.settlement.engine import Reported, VisitSettlement
+from policies.settlement.engine import CategoryRecord, Person, Reported, Visit, VisitSettlement
 from policies.vocabulary import Payer
 from resolvers.settlement import stored_explanation, totals
 from schema.amounts import Amounts, amounts
@@ -289,14 +289,6 @@ class ReportedPaymentsInput:
     def engine(self) -> Reported:
         return Reported(self.basic_insurance, self.critical_illness, self.inclusive_commercial)
 
-    def case(self) -> dict[str, str]:
-        entries = {
-            "basicInsurance": self.basic_insurance,
-            "criticalIllness": self.critical_illness,
-            "inclusiveCommercial": self.inclusive_commercial,
-        }
-        return {key: str(value) for key, value in entries.items() if value is not None}
-
 
 @strawberry.input(description="The claim of a discharged patient (SETTLEMENT.md §8).")
 class SettleClaimInput:
@@ -366,46 +358,35 @@ class SimulateSettlementInput:
     person: SimulatedPersonInput
     visits: list[SimulatedVisitInput]
 
-    def case(self) -> dict[str, Any]:
-        """The same case as JSON for ``policies.settlement.cases`` (one validation for API, CLI)."""
-
-        def visit(v: SimulatedVisitInput) -> dict[str, Any]:
-            entry: dict[str, Any] = {
-                "id": v.id,
-                "type": v.type.value,
-                "admissionDate": v.admission_date.isoformat(),
-                "totalCost": str(v.total_cost),
-                "policyScopeCost": str(v.policy_scope_cost),
-                "referralCompliant": v.referral_compliant,
-                "inProvince": v.in_province,
-                "specialTreatmentHospital": v.special_treatment_hospital,
-            }
-            if v.hospital_level is not None:
-                entry["hospitalLevel"] = v.hospital_level.value
-            if v.discharge_date is not None:
-                entry["dischargeDate"] = v.discharge_date.isoformat()
-            if v.diagnosis is not None:
-                entry["diagnosis"] = v.diagnosis
-            if v.reported is not None:
-                entry["reported"] = v.reported.case()
-            return entry
-
+    def engine(self) -> tuple[Person, list[Visit]]:
+        """The person and visits as the engine takes them; the engine validates them and names
+        the field (``person.regionCode``, ``visits[0].policyScopeCost``)."""
         p = self.person
-        return {
-            "person": {
-                "regionCode": p.region_code,
-                "birthDate": p.birth_date.isoformat(),
-                "insured": p.insured,
-                "inclusiveCommercial": p.inclusive_commercial,
-                "categories": [
-                    {
-                        "category": c.category.value,
-                        "validFrom": c.valid_from.isoformat(),
-                        "validTo": c.valid_to.isoformat() if c.valid_to else None,
-                        "decidedOn": c.decided_on.isoformat() if c.decided_on else None,
-                    }
-                    for c in p.categories
-                ],
-            },
-            "visits": [visit(v) for v in self.visits],
-        }
+        person = Person(
+            region_code=p.region_code,
+            birth_date=p.birth_date,
+            insured=p.insured,
+            inclusive_commercial=p.inclusive_commercial,
+            categories=tuple(
+                CategoryRecord(c.category, c.valid_from, c.valid_to, c.decided_on)
+                for c in p.categories
+            ),
+        )
+        visits = [
+            Visit(
+                id=v.id,
+                type=v.type,
+                hospital_level=v.hospital_level,
+                admission_date=v.admission_date,
+                discharge_date=v.discharge_date or v.admission_date,
+                total_cost=v.total_cost,
+                policy_scope_cost=v.policy_scope_cost,
+                referral_compliant=v.referral_compliant,
+                in_province=v.in_province,
+                diagnosis=v.diagnosis.strip() if v.diagnosis else None,
+                special_treatment_hospital=v.special_treatment_hospital,
+                reported=None if v.reported is None else v.reported.engine(),
+            )
+            for v in self.visits
+        ]
+        return person, visits
