@@ -535,7 +535,9 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         special_treatment_hospital=visit.special_treatment_hospital,
         carrier=data.carrier,
         insured=subject.insured,
-        inclusive_commercial=subject.inclusive_commercial,
+        # Enrolled in the plan of the claim's region (one where there is none pays nothing).
+        inclusive_commercial=subject.inclusive_commercial
+        and policy.inclusive_commercial is not None,
         reported=None if visit.reported is None else visit.reported.to_dict(),
         policy=result.policy_id,
         content_hash=digest,
