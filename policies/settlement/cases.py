@@ -19,15 +19,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
-from decimal import Decimal, InvalidOperation
-from enum import StrEnum
-from typing import Any, TypeVar
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+)
+from pydantic.alias_generators import to_camel
 
 from policies.benefits.model import PolicySet
 from policies.errors import InvalidInput
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.engine import (
-    REPORTABLE_PAYERS,
     Person,
     Reported,
     Visit,
@@ -37,183 +45,139 @@ from policies.settlement.engine import (
 )
 from policies.vocabulary import Category, HospitalLevel, VisitType
 
-E = TypeVar("E", bound=StrEnum)
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
-
-PERSON_KEYS = ("regionCode", "birthDate", "insured", "inclusiveCommercial", "categories")
-RECORD_KEYS = ("category", "validFrom", "validTo", "decidedOn")
-VISIT_KEYS = (
-    "id",
-    "type",
-    "hospitalLevel",
-    "admissionDate",
-    "dischargeDate",
-    "totalCost",
-    "policyScopeCost",
-    "referralCompliant",
-    "inProvince",
-    "diagnosis",
-    "specialTreatmentHospital",
-    "reported",
-)
-REPORTED_KEYS = tuple(payer.value for payer in REPORTABLE_PAYERS)
+_DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
+_AMOUNT = re.compile(r"\A-?\d+(\.\d+)?\Z")
 
 
-def _object(
-    data: object, field: str, required: tuple[str, ...], known: tuple[str, ...]
-) -> Mapping[str, object]:
-    if not isinstance(data, Mapping):
-        raise InvalidInput(field or "case", data, "must be a JSON object")
-    for key in data:
-        if key not in known:
-            raise InvalidInput(_at(field, key), data[key], "unknown key")
-    for key in required:
-        if data.get(key) is None:
-            raise InvalidInput(_at(field, key), None, "is required")
-    return data
-
-
-def _at(field: str, key: object) -> str:
-    return f"{field}.{key}" if field else str(key)
-
-
-def _date(value: object, field: str) -> date:
+def _iso_date(value: object) -> object:
+    """Dates are ``YYYY-MM-DD`` text (not numbers, not other spellings)."""
     if not isinstance(value, str) or not _DATE.match(value):
-        raise InvalidInput(field, value, "must be a date YYYY-MM-DD")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(field, value, "is not a valid date") from None
+        raise ValueError("must be a date YYYY-MM-DD")
+    return value
 
 
-def _amount(value: object, field: str) -> Decimal:
+def _amount(value: object) -> Decimal:
     """A decimal string or a JSON number; non-negative, at most 2 decimals.
 
-    >>> _amount("30000.00", "x"), _amount(12.5, "x")
+    >>> _amount("30000.00"), _amount(12.5)
     (Decimal('30000.00'), Decimal('12.5'))
     """
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidInput(field, value, "must be a decimal amount (string or number)")
-    text = value if isinstance(value, str) else str(value)
-    if not _AMOUNT.match(text.strip()):
-        raise InvalidInput(field, value, 'must be a decimal amount such as "1234.50"')
-    try:
-        amount = Decimal(text.strip())
-    except InvalidOperation:
-        raise InvalidInput(field, value, "must be a decimal amount") from None
+        raise ValueError("must be a decimal amount (string or number)")
+    text = (value if isinstance(value, str) else str(value)).strip()
+    if not _AMOUNT.match(text):
+        raise ValueError('must be a decimal amount such as "1234.50"')
+    amount = Decimal(text)
     if amount < 0:
-        raise InvalidInput(field, value, "must not be negative")
+        raise ValueError("must not be negative")
     if amount != amount.quantize(Decimal("0.01")):
-        raise InvalidInput(field, value, "must have at most 2 decimals")
+        raise ValueError("must have at most 2 decimals")
     return amount
 
 
-def _flag(data: Mapping[str, object], key: str, field: str, default: bool) -> bool:
-    value = data.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise InvalidInput(_at(field, key), value, "must be true or false")
-    return value
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+Amount = Annotated[Decimal, BeforeValidator(_amount)]
 
 
-def _enum(kind: type[E], value: object, field: str, what: str) -> E:
-    allowed = ", ".join(member.value for member in kind)
-    if not isinstance(value, str) or value not in allowed.split(", "):
-        raise InvalidInput(field, value, f"unknown {what} (one of {allowed})")
-    return kind(value)
-
-
-def _text(value: object, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(field, value, "must be a non-empty string")
-    return value
-
-
-def parse_person(data: object, field: str = "person") -> Person:
-    person = _object(data, field, ("regionCode", "birthDate"), PERSON_KEYS)
-    region = person["regionCode"]
-    if not (isinstance(region, str) and len(region) == 6 and region.isdigit()):
-        raise InvalidInput(f"{field}.regionCode", region, "must be a 6-digit region code")
-    raw_records = person.get("categories")
-    if raw_records is None:
-        raw_records = []
-    if not isinstance(raw_records, list):
-        raise InvalidInput(f"{field}.categories", raw_records, "must be a list")
-    records: list[CategoryRecord] = []
-    for i, raw in enumerate(raw_records):
-        at = f"{field}.categories[{i}]"
-        record = _object(raw, at, ("category", "validFrom"), RECORD_KEYS)
-        valid_to = record.get("validTo")
-        decided_on = record.get("decidedOn")
-        records.append(
-            CategoryRecord(
-                _enum(Category, record["category"], f"{at}.category", "category"),
-                _date(record["validFrom"], f"{at}.validFrom"),
-                None if valid_to is None else _date(valid_to, f"{at}.validTo"),
-                None if decided_on is None else _date(decided_on, f"{at}.decidedOn"),
-            )
-        )
-    result = Person(
-        region_code=region,
-        birth_date=_date(person["birthDate"], f"{field}.birthDate"),
-        insured=_flag(person, "insured", field, True),
-        inclusive_commercial=_flag(person, "inclusiveCommercial", field, False),
-        categories=tuple(records),
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=False, frozen=True
     )
-    validate_person(result, field)
-    return result
 
 
-def parse_visit(data: object, field: str) -> Visit:
-    raw = _object(
-        data, field, ("id", "type", "admissionDate", "totalCost", "policyScopeCost"), VISIT_KEYS
-    )
-    admission = _date(raw["admissionDate"], f"{field}.admissionDate")
-    discharge_raw = raw.get("dischargeDate")
-    level_raw = raw.get("hospitalLevel")
-    diagnosis = raw.get("diagnosis")
-    if diagnosis is not None:
-        diagnosis = _text(diagnosis, f"{field}.diagnosis").strip()
-    visit = Visit(
-        id=_text(raw["id"], f"{field}.id"),
-        type=_enum(VisitType, raw["type"], f"{field}.type", "visit type"),
-        hospital_level=None
-        if level_raw is None
-        else _enum(HospitalLevel, level_raw, f"{field}.hospitalLevel", "hospital level"),
-        admission_date=admission,
-        discharge_date=admission
-        if discharge_raw is None
-        else _date(discharge_raw, f"{field}.dischargeDate"),
-        total_cost=_amount(raw["totalCost"], f"{field}.totalCost"),
-        policy_scope_cost=_amount(raw["policyScopeCost"], f"{field}.policyScopeCost"),
-        referral_compliant=_flag(raw, "referralCompliant", field, True),
-        in_province=_flag(raw, "inProvince", field, True),
-        diagnosis=diagnosis,
-        special_treatment_hospital=_flag(raw, "specialTreatmentHospital", field, False),
-        reported=_reported(raw.get("reported"), f"{field}.reported"),
-    )
-    validate_visit(visit, field)
-    return visit
+class CategoryRecordFile(_Strict):
+    category: Category
+    valid_from: IsoDate
+    valid_to: IsoDate | None = None
+    decided_on: IsoDate | None = None
 
 
-def _reported(data: object, field: str) -> Reported | None:
-    """The ``reported`` object of a visit (§5): amounts of a prefix of the insurance payers."""
-    if data is None:
-        return None
-    raw = _object(data, field, (), REPORTED_KEYS)
+class PersonFile(_Strict):
+    region_code: StrictStr
+    birth_date: IsoDate
+    insured: StrictBool | None = None
+    inclusive_commercial: StrictBool | None = None
+    categories: list[CategoryRecordFile] | None = None
 
-    def amount(key: str) -> Decimal | None:
-        value = raw.get(key)
-        return None if value is None else _amount(value, f"{field}.{key}")
 
-    return Reported(
-        basic_insurance=amount("basicInsurance"),
-        critical_illness=amount("criticalIllness"),
-        inclusive_commercial=amount("inclusiveCommercial"),
-    )
+class ReportedFile(_Strict):
+    basic_insurance: Amount | None = None
+    critical_illness: Amount | None = None
+    inclusive_commercial: Amount | None = None
+
+
+class VisitFile(_Strict):
+    id: StrictStr
+    type: VisitType
+    hospital_level: HospitalLevel | None = None
+    admission_date: IsoDate
+    discharge_date: IsoDate | None = None
+    total_cost: Amount
+    policy_scope_cost: Amount
+    referral_compliant: StrictBool | None = None
+    in_province: StrictBool | None = None
+    diagnosis: StrictStr | None = None
+    special_treatment_hospital: StrictBool | None = None
+    reported: ReportedFile | None = None
+
+
+class Expected(BaseModel):
+    """The ``expected`` output of an example: one entry per visit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visits: list[dict[str, Any]]
+
+
+class ExampleFile(BaseModel):
+    """An example of ``spec/examples``: a description, the case and its expected output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: StrictStr | None = None
+    case: Any
+    expected: Expected | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], data: object, prefix: str = "") -> M:
+    """``model`` from ``data``; the first problem as InvalidInput naming its path and value."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        reason = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            reason = "unknown key"
+        elif first["type"] == "missing":
+            reason = "is required"
+        loc = (prefix, *first["loc"]) if prefix else first["loc"]
+        raise InvalidInput(_field(loc), first.get("input"), reason) from None
+
+
+class CaseFile(_Strict):
+    """A case of SETTLEMENT.md §8; ``null`` means the default, as an absent key does."""
+
+    person: PersonFile
+    visits: list[VisitFile]
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    """A pydantic location as the case's path: ``("visits", 0, "totalCost")`` →
+    ``visits[0].totalCost``; the whole case is ``case``.
+
+    >>> _field(("visits", 0, "totalCost")), _field(())
+    ('visits[0].totalCost', 'case')
+    """
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not part.startswith(("function-", "[")):
+            path += f".{part}" if path else part
+    return path or "case"
 
 
 def parse_case(data: object) -> tuple[Person, list[Visit]]:
@@ -221,18 +185,52 @@ def parse_case(data: object) -> tuple[Person, list[Visit]]:
     that needs no policy. What depends on the region's policy and the person (reported amounts
     on an uninsured visit, a commercial amount where no plan or no enrollment) is refused by
     :func:`~policies.settlement.engine.settle_visits`, before anything is computed."""
-    case = _object(data, "", ("person", "visits"), ("person", "visits"))
-    person = parse_person(case["person"])
-    raw_visits = case["visits"]
-    if not isinstance(raw_visits, list):
-        raise InvalidInput("visits", raw_visits, "must be a list")
-    visits = [parse_visit(raw, f"visits[{i}]") for i, raw in enumerate(raw_visits)]
+    case = _validated(CaseFile, data)
+    p = case.person
+    person = Person(
+        region_code=p.region_code,
+        birth_date=p.birth_date,
+        insured=True if p.insured is None else p.insured,
+        inclusive_commercial=bool(p.inclusive_commercial),
+        categories=tuple(
+            CategoryRecord(r.category, r.valid_from, r.valid_to, r.decided_on)
+            for r in p.categories or ()
+        ),
+    )
+    validate_person(person)
+    visits: list[Visit] = []
     seen: set[str] = set()
-    for i, visit in enumerate(visits):
-        if visit.id in seen:
-            raise InvalidInput(f"visits[{i}].id", visit.id, "duplicate visit id")
-        seen.add(visit.id)
-        validate_visit(visit, f"visits[{i}]", birth_date=person.birth_date)
+    for i, v in enumerate(case.visits):
+        field = f"visits[{i}]"
+        if not v.id.strip():
+            raise InvalidInput(f"{field}.id", v.id, "must be a non-empty string")
+        if v.diagnosis is not None and not v.diagnosis.strip():
+            raise InvalidInput(f"{field}.diagnosis", v.diagnosis, "must be a non-empty string")
+        if v.id in seen:
+            raise InvalidInput(f"{field}.id", v.id, "duplicate visit id")
+        seen.add(v.id)
+        visit = Visit(
+            id=v.id,
+            type=v.type,
+            hospital_level=v.hospital_level,
+            admission_date=v.admission_date,
+            discharge_date=v.discharge_date or v.admission_date,
+            total_cost=v.total_cost,
+            policy_scope_cost=v.policy_scope_cost,
+            referral_compliant=v.referral_compliant is not False,
+            in_province=v.in_province is not False,
+            diagnosis=None if v.diagnosis is None else v.diagnosis.strip(),
+            special_treatment_hospital=bool(v.special_treatment_hospital),
+            reported=None
+            if v.reported is None
+            else Reported(
+                v.reported.basic_insurance,
+                v.reported.critical_illness,
+                v.reported.inclusive_commercial,
+            ),
+        )
+        validate_visit(visit, field, birth_date=person.birth_date)
+        visits.append(visit)
     return person, visits
 
 
@@ -246,8 +244,9 @@ def case_of(data: object) -> tuple[object, object | None]:
     ({'person': {}, 'visits': []}, None)
     """
     if isinstance(data, Mapping) and "case" in data:
-        example = _object(data, "", ("case",), ("description", "case", "expected"))
-        return example["case"], example.get("expected")
+        example = _validated(ExampleFile, data)
+        expected = None if example.expected is None else example.expected.model_dump()
+        return example.case, expected
     return data, None
 
 
@@ -258,16 +257,12 @@ def differences(expected: object, actual: Mapping[str, Any]) -> list[str]:
     ...             {"visits": [{"id": "v1", "assistance": "2.00"}]})
     ['visits[0].assistance: expected 1.00, got 2.00']
     """
-    wanted = _object(expected, "expected", ("visits",), ("visits",))["visits"]
+    wanted = _validated(Expected, expected, "expected").visits
     got = actual["visits"]
-    if not isinstance(wanted, list):
-        raise InvalidInput("expected.visits", wanted, "must be a list")
     lines: list[str] = []
     if len(wanted) != len(got):
         lines.append(f"visits: expected {len(wanted)} entries, got {len(got)}")
     for i, (want, have) in enumerate(zip(wanted, got, strict=False)):
-        if not isinstance(want, Mapping):
-            raise InvalidInput(f"expected.visits[{i}]", want, "must be a JSON object")
         for key in sorted(set(want) | set(have)):
             if key == "explanation":
                 continue
