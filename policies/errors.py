@@ -24,13 +24,20 @@ class InvalidInput(ValueError):
 
 
 class PolicyFileError(ValueError):
-    """A benefit or access policy file that does not validate; names the file and the key."""
+    """A benefit or access policy file that does not validate; names the file, the key and,
+    where known, the line.
 
-    def __init__(self, file: str, key: str, reason: str) -> None:
+    >>> str(PolicyFileError("510400-2023.yaml", "basic.yearly_cap", "missing", line=52))
+    '510400-2023.yaml: basic.yearly_cap (line 52): missing'
+    """
+
+    def __init__(self, file: str, key: str, reason: str, line: int | None = None) -> None:
         self.file = file
         self.key = key
         self.reason = reason
-        super().__init__(f"{file}: {key}: {reason}")
+        self.line = line
+        where = key if line is None else f"{key} (line {line})"
+        super().__init__(f"{file}: {where}: {reason}")
 
 
 class NoPolicyInForce(LookupError):

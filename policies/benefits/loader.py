@@ -33,7 +33,7 @@ from policies.benefits.model import (
     Unit,
     Value,
 )
-from policies.benefits.reader import Converter, PolicyReader, join_key, load_yaml
+from policies.benefits.reader import Converter, PolicyReader, join_key, line_of, load_yaml
 from policies.errors import PolicyFileError
 from policies.vocabulary import Category, HospitalLevel, VisitType
 
@@ -144,7 +144,18 @@ class _Reader(PolicyReader):
 
 
 def read_policy_file(path: Path) -> Policy:
-    """Read and validate one policy file."""
+    """Read and validate one policy file; a :class:`PolicyFileError` carries the line of the
+    key it names."""
+    try:
+        return _read_policy_file(path)
+    except PolicyFileError as error:
+        if error.line is not None or error.key.startswith("<"):
+            raise
+        line = line_of(path.read_text(encoding="utf-8"), error.key)
+        raise PolicyFileError(error.file, error.key, error.reason, line) from None
+
+
+def _read_policy_file(path: Path) -> Policy:
     file = path.name
     reader = _Reader(file)
     data = load_yaml(path, reader)

@@ -277,6 +277,41 @@ class PolicyReader:
         return self.param(node, key, {None: self.visit_types})
 
 
+_KEY_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def line_of(text: str, key: str) -> int | None:
+    r"""The 1-based line of the dotted ``key`` (``a.b.value[1].ratio``) in a YAML text: of the
+    deepest part of it that exists (a missing key: the mapping that lacks it).
+
+    >>> line_of("a:\n  b:\n    - x: 1\n    - y: 2\n", "a.b[1].y")
+    4
+    >>> line_of("a:\n  b: 1\n", "a.c")
+    1
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for name, index in _KEY_PART.findall(key):
+        found: yaml.Node | None = None
+        if name and isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if str(k.value) == name), None)
+            key_node = next((k for k, v in node.value if str(k.value) == name), None)
+            if key_node is not None:
+                line = key_node.start_mark.line + 1
+        elif index and isinstance(node, yaml.SequenceNode) and int(index) < len(node.value):
+            found = node.value[int(index)]
+            line = found.start_mark.line + 1
+        if found is None:
+            break
+        node = found
+    return line
+
+
 def load_yaml(path: Path, reader: PolicyReader) -> object:
     """Parse a policy file strictly (no implicit dates, exact decimals, no duplicate keys)."""
     try:

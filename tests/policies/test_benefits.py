@@ -313,6 +313,21 @@ def test_ratio_above_one_is_refused(tmp_path: Path) -> None:
     assert "[0, 1]" in error.reason
 
 
+def test_errors_name_the_line_of_the_key(tmp_path: Path) -> None:
+    text = edited(PANZHIHUA, "SECONDARY: {value: 0.80,", "SECONDARY: {value: 1.20,")
+    error = refused(tmp_path, text)
+    wanted = next(i for i, line in enumerate(text.splitlines(), 1) if "{value: 1.20," in line)
+    assert error.line == wanted
+    assert f"(line {wanted})" in str(error)
+    # An unknown key: its own line.
+    text = edited(PANZHIHUA, "  yearly_cap: {value: 400000,", "  cap: {value: 400000,")
+    error = refused(tmp_path, text)
+    assert error.key == "critical_illness.cap"
+    assert error.line == next(
+        i for i, line in enumerate(text.splitlines(), 1) if line.startswith("  cap: {value")
+    )
+
+
 def test_negative_ratio_in_a_segment_is_refused(tmp_path: Path) -> None:
     text = edited(PANZHIHUA, "{up_to: null, ratio: 0.70}", "{up_to: null, ratio: -0.70}")
     assert refused(tmp_path, text).key == "critical_illness.segments.value[1].ratio"
