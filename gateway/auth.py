@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 ALGORITHM = "HS256"
-_REGION_PREFIX = re.compile(r"^[0-9]{1,6}$")
-_DURATION = re.compile(r"^(\d+)([smhd])$")
+_REGION_PREFIX = re.compile(r"\A[0-9]{1,6}\Z")
+_DURATION = re.compile(r"\A([0-9]+)([smhd])\Z")
 
 
 class Unauthenticated(Exception):

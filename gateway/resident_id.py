@@ -14,7 +14,7 @@ from policies.errors import InvalidInput
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-_SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
+_SHAPE = re.compile(r"\A[0-9]{17}[0-9X]\Z")
 
 
 @dataclass(frozen=True)

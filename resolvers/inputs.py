@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from policies.errors import InvalidInput
 
-_REGION = re.compile(r"^[0-9]{6}$")
+_REGION = re.compile(r"\A[0-9]{6}\Z")
 CENT = Decimal("0.01")
 
 
@@ -34,7 +34,7 @@ def check_region(code: str, field: str = "regionCode") -> str:
 
 def check_region_prefix(prefix: str, field: str = "regionPrefix") -> str:
     """1 to 6 digits: a province (32), a city (5104) or a county (510402)."""
-    if not prefix.isdigit() or not 1 <= len(prefix) <= 6:
+    if not (prefix.isascii() and prefix.isdigit()) or not 1 <= len(prefix) <= 6:
         raise InvalidInput(field, prefix, "expected 1 to 6 digits")
     return prefix
 

@@ -61,7 +61,7 @@ _CATEGORY_MUTATIONS: Mapping[bool, tuple[str, str]] = {
     False: ("recordIdentity", "endIdentity"),
     True: ("recordMonitoringFlag", "endMonitoringFlag"),
 }
-_PURPOSE = re.compile(r"^[a-z][a-z0-9_]*$")
+_PURPOSE = re.compile(r"\A[a-z][a-z0-9_]*\Z")
 
 
 class Mode(StrEnum):

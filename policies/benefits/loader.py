@@ -182,9 +182,11 @@ def _read_policy_file(path: Path) -> Policy:
     region = reader.mapping(top["region"], "region", ("code", "prefix", "name"))
     code = reader.text(region["code"], "region.code")
     prefix = reader.text(region["prefix"], "region.prefix")
-    if not (len(code) == 6 and code.isdigit()):
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):
         reader.fail("region.code", f"must be a 6-digit region code, got {code!r}")
-    if not (prefix.isdigit() and 2 <= len(prefix) <= 6 and code.startswith(prefix)):
+    if not (prefix.isascii() and prefix.isdigit() and 2 <= len(prefix) <= 6):
+        reader.fail("region.prefix", f"must be 2-6 leading digits of region.code, got {prefix!r}")
+    if not code.startswith(prefix):
         reader.fail("region.prefix", f"must be 2-6 leading digits of region.code, got {prefix!r}")
 
     effective = reader.mapping(

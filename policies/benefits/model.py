@@ -369,5 +369,10 @@ class PolicySet:
 
 
 def _check_region_code(region_code: str) -> None:
-    if not (isinstance(region_code, str) and len(region_code) == 6 and region_code.isdigit()):
+    if not (
+        isinstance(region_code, str)
+        and len(region_code) == 6
+        and region_code.isascii()
+        and region_code.isdigit()
+    ):
         raise InvalidInput("regionCode", region_code, "must be a 6-digit region code")

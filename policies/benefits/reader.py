@@ -22,7 +22,7 @@ from policies.vocabulary import Category, VisitType
 T = TypeVar("T")
 Converter = Callable[[object, str], T]
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 class DuplicateKey(Exception):

@@ -45,8 +45,8 @@ from policies.settlement.engine import (
 )
 from policies.vocabulary import Category, HospitalLevel, VisitType
 
-_DATE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
-_AMOUNT = re.compile(r"\A-?\d+(\.\d+)?\Z")
+_DATE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_AMOUNT = re.compile(r"\A-?[0-9]+(\.[0-9]+)?\Z")
 
 
 def _iso_date(value: object) -> object:

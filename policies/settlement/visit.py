@@ -138,7 +138,7 @@ def _check_amount(value: object, field: str) -> Decimal:
 def validate_person(person: Person, field: str = "person") -> None:
     """Refuse a malformed person (InvalidInput names ``field.<key>`` and the value)."""
     code = person.region_code
-    if not (isinstance(code, str) and len(code) == 6 and code.isdigit()):
+    if not (isinstance(code, str) and len(code) == 6 and code.isascii() and code.isdigit()):
         raise InvalidInput(f"{field}.regionCode", code, "must be a 6-digit region code")
     for i, record in enumerate(person.categories):
         if record.valid_to is not None and record.valid_to < record.valid_from:
