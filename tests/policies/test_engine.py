@@ -19,7 +19,6 @@ import policies.settlement.ledger
 import policies.settlement.payers
 import policies.settlement.schedule
 import policies.settlement.subsidy
-from policies.benefits import PolicySet, load_policies
 from policies.errors import InvalidInput, NoPolicyInForce
 from policies.settlement.engine import (
     CategoryRecord,
@@ -34,16 +33,14 @@ from policies.settlement.engine import (
 from policies.settlement.explanation import CountingRule, PayerLine
 from policies.settlement.ledger import Stage
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
-
-POLICIES: PolicySet = load_policies()
-
-INPATIENT = VisitType.INPATIENT
-CHRONIC = VisitType.OUTPATIENT_CHRONIC
-GENERAL = VisitType.OUTPATIENT_GENERAL
-PRIMARY, SECONDARY, TERTIARY = (
-    HospitalLevel.PRIMARY,
-    HospitalLevel.SECONDARY,
-    HospitalLevel.TERTIARY,
+from tests.policies.shorthand import (
+    CHRONIC,
+    GENERAL,
+    INPATIENT,
+    POLICIES,
+    PRIMARY,
+    SECONDARY,
+    TERTIARY,
 )
 
 

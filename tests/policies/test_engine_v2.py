@@ -37,17 +37,16 @@ from policies.settlement.engine import (
 from policies.settlement.explanation import CountingRule, PayerLine
 from policies.settlement.ledger import Stage, StageTotals
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
-
-POLICIES: PolicySet = load_policies()
-
-INPATIENT = VisitType.INPATIENT
-CHRONIC = VisitType.OUTPATIENT_CHRONIC
-GENERAL = VisitType.OUTPATIENT_GENERAL
-PRIMARY, SECONDARY, TERTIARY = (
-    HospitalLevel.PRIMARY,
-    HospitalLevel.SECONDARY,
-    HospitalLevel.TERTIARY,
+from tests.policies.shorthand import (
+    CHRONIC,
+    GENERAL,
+    INPATIENT,
+    POLICIES,
+    PRIMARY,
+    SECONDARY,
+    TERTIARY,
 )
+
 BASIC = Payer.BASIC_INSURANCE
 CI = Payer.CRITICAL_ILLNESS
 COMMERCIAL = Payer.INCLUSIVE_COMMERCIAL
