@@ -344,13 +344,13 @@ async def record_enrollment(ctx: Context, data: EnrollmentInput) -> models.Enrol
                 "insured: false; correct it by reversal and resubmission first",
                 field="year",
             )
-        subject = await settlement.engine_person(session, person, data.year)
+        records = tuple(await settlement.category_records(session, person))
         split = enrollment_subsidy(
             ctx.policies,
             person.region_code,
             data.year,
             data.enrolled_on,
-            subject.categories,
+            records,
             contribution,
         )
         row = models.Enrollment(

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from gateway.errors import Conflict, NotFound
 from gateway.storage import audit, models
 from policies.errors import InvalidInput
+from policies.money import ZERO
 from policies.settlement.ledger import Ledger
 from policies.vocabulary import Payer
 from resolvers import settlement
@@ -125,7 +126,14 @@ async def decide(
             recovery.status = "RECOVERED"
             recovery.settlement_id = event.id
             row = await settlement.lock_ledger(session, person.id, claim.year)
-            await writer.store_ledger(row, Ledger.from_dict(row.state))
+            before = row.paid()
+            await writer.store_ledger(
+                row,
+                Ledger.from_dict(row.state),
+                {payer: before[payer] + lines.get(payer, ZERO) for payer in before},
+                visits=row.visits,
+                total_cost=row.total_cost,
+            )
         await session.flush()
         await audit.append(
             session,

@@ -215,9 +215,11 @@ async def enrollment_of(
     ).one_or_none()
 
 
-async def engine_person(session: AsyncSession, person: models.Beneficiary, year: int) -> Person:
-    """The person as the engine sees them for a settlement year: categories, flags, enrollment."""
-    enrollment = await enrollment_of(session, person, year)
+async def engine_person(
+    session: AsyncSession, person: models.Beneficiary, enrollment: models.Enrollment | None
+) -> Person:
+    """The person as the engine sees them in a settlement year: categories and flags, insured
+    when the year has an enrollment (§9.1)."""
     return Person(
         region_code=person.region_code,
         birth_date=person.birth_date,
@@ -343,9 +345,28 @@ class Writer:
         self.events.append(event)
         return event
 
-    async def store_ledger(self, row: models.Ledger, ledger: Ledger) -> None:
-        """The engine's running state, and the year's money columns as actually paid (the sum of
-        every settlement line of the person-year: recoveries pending are still paid)."""
+    async def store_ledger(
+        self,
+        row: models.Ledger,
+        ledger: Ledger,
+        paid: Mapping[Payer, Decimal],
+        *,
+        visits: int,
+        total_cost: Decimal,
+    ) -> None:
+        """The engine's running state, and the year's money columns as actually paid (pending
+        recoveries are still paid, so these may exceed the engine's figures)."""
+        row.state = ledger.to_dict()
+        row.set_paid(paid)
+        row.out_of_pocket = ledger.out_of_pocket
+        row.visits = visits
+        row.total_cost = total_cost
+        row.updated_at = datetime.now(UTC)
+        await self.session.flush()
+
+    async def recount_ledger(self, row: models.Ledger, ledger: Ledger) -> None:
+        """:meth:`store_ledger` with the money columns summed again from every settlement line
+        of the person-year (after a re-run, whose events touch many claims)."""
         await self.session.flush()
         sums = dict(
             (
@@ -363,7 +384,7 @@ class Writer:
                 )
             ).all()
         )
-        claims = (
+        visits, total_cost = (
             await self.session.execute(
                 select(func.count(), func.coalesce(func.sum(models.Claim.total_cost), ZERO)).where(
                     models.Claim.beneficiary_id == row.beneficiary_id,
@@ -373,13 +394,9 @@ class Writer:
             )
         ).one()
         paid = {payer: Decimal(sums.get(payer.value) or ZERO) for payer in PAYERS}
-        row.state = ledger.to_dict()
-        row.set_paid(paid)
-        row.out_of_pocket = ledger.out_of_pocket
-        row.visits = int(claims[0])
-        row.total_cost = Decimal(claims[1])
-        row.updated_at = datetime.now(UTC)
-        await self.session.flush()
+        await self.store_ledger(
+            row, ledger, paid, visits=int(visits), total_cost=Decimal(total_cost)
+        )
 
     async def discover(self, person: models.Beneficiary, row: models.Ledger, insured: bool) -> None:
         """主动发现: open an alert when an insured person's yearly out-of-pocket passes the
@@ -503,14 +520,7 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
             f"closed for {policy.region_code}",
             field="admissionDate",
         )
-    enrollment = await _insured(session, person, data, year)
-    subject = Person(
-        region_code=person.region_code,
-        birth_date=person.birth_date,
-        insured=enrollment is not None,
-        inclusive_commercial=bool(enrollment and enrollment.inclusive_commercial),
-        categories=tuple(await category_records(session, person)),
-    )
+    subject = await engine_person(session, person, await _insured(session, person, data, year))
     row = await lock_ledger(session, person.id, year)
     try:
         result, ledger = settle_visit(
@@ -554,7 +564,15 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         category=result.category.value if result.category else None,
         explanation=stored_explanation(result),
     )
-    await writer.store_ledger(row, ledger)
+    # One claim more: its payments add to what the year has paid (no re-summing on this path).
+    before = row.paid()
+    await writer.store_ledger(
+        row,
+        ledger,
+        {p: before[p] + result.payments[p] for p in PAYERS},
+        visits=row.visits + 1,
+        total_cost=row.total_cost + visit.total_cost,
+    )
     await writer.discover(person, row, subject.insured)
     await audit.append(
         session,
@@ -731,7 +749,7 @@ async def rerun_year(
                 policy=result.policy_id,
             )  # fmt: skip
     if apply and row is not None:
-        await writer.store_ledger(row, ledger)
+        await writer.recount_ledger(row, ledger)
         await writer.discover(person, row, any_insured)
     return changes
 
