@@ -26,7 +26,7 @@ async def page(
     after: int | None,
 ) -> Sequence[models.AuditRecord]:
     record = models.AuditRecord
-    stmt = select(record)
+    stmt = select(record).where(ctx.rows.audit_records())
     if department is not None:
         stmt = stmt.where(record.department == department)
     if beneficiary_id is not None:

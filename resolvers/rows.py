@@ -8,6 +8,9 @@ forbidden row is never loaded, and is indistinguishable from a missing one.
   hanging off them: claims, alerts, ledgers, aggregates);
 - ``carrier``: only claims whose carrier is the token's organisation;
 - ``carried_persons``: only persons with at least one such claim.
+
+Audit records follow their persons: a record is visible when one of its beneficiaries is in the
+caller's rows (ACCESS.md, rows: "the auditor included").
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, or_
+from sqlalchemy import ColumnElement, exists, false, func, or_
 
 from gateway.auth import Principal
 from gateway.storage import models
@@ -67,6 +70,14 @@ class RowRules:
     def claims_with_persons(self) -> list[ColumnElement[bool]]:
         """Conditions on ``claims`` including their persons' rules (needs no join)."""
         return [self.person_of(models.Claim.beneficiary_id), *self.claims()]
+
+    def audit_records(self) -> ColumnElement[bool]:
+        """Conditions on ``audit_log``: one of the record's beneficiaries is in the caller's
+        rows; a record about nobody (a policy read, an aggregate) is nobody's row."""
+        return exists().where(
+            models.Beneficiary.id == func.any(models.AuditRecord.beneficiary_ids),
+            *self.persons(),
+        )
 
     def nothing(self) -> ColumnElement[bool]:
         return false()

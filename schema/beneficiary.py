@@ -154,6 +154,12 @@ class Beneficiary:
             beneficiary_id=m.id,
         )
 
+    @strawberry.field(
+        description="Year of birth (出生年份): what an insurer may know of the birth date."
+    )
+    def birth_year(self) -> int:
+        return self.birth_date.year
+
     @strawberry.field(description="Categories recognised by civil affairs and similar bodies.")
     async def identities(self, info: strawberry.Info[Context, None]) -> list[Identity]:
         rows = await info.context.loaders.identities.load(self.beneficiary_id)
@@ -263,6 +269,14 @@ class Claim:
         events = await info.context.loaders.settlements.load(self.claim_id)
         lines = await info.context.loaders.lines.load_many([e.id for e in events])
         return [SettlementEvent.of(e, ls) for e, ls in zip(events, lines, strict=True)]
+
+    @strawberry.field(
+        description="Whether the claim's current settlement applied a preferential tilt "
+        "(倾斜支付), without saying which category; null before settlement."
+    )
+    async def preferential_treatment(self, info: strawberry.Info[Context, None]) -> bool | None:
+        settlement = await self.settlement(info)
+        return None if settlement is None else settlement.preferential_treatment
 
     @strawberry.field(description="The person of the claim.")
     async def beneficiary(self, info: strawberry.Info[Context, None]) -> Beneficiary | None:

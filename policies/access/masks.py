@@ -1,4 +1,4 @@
-"""Masks for fields a department may read only masked (ACCESS.md: 张**, 510402********1234)."""
+"""Masks for fields a department may read only masked (ACCESS.md: 张**, 5104**********1234)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,19 @@ def mask_name(value: str) -> str:
 
 
 def mask_id_number(value: str) -> str:
-    """Keep the region code (first 6) and the last 4, hide the birth date and sequence between.
-    A value too short to hide anything that way (10 characters or fewer) is hidden entirely.
+    """Keep the first 4 (province and city) and the last 4 (ACCESS.md), hiding the birth-date
+    digits between: a masked reader sees the birth year at most, so the mask must not leave the
+    rest of the birth date to read.
+    A value too short to hide anything that way (12 characters or fewer) is hidden entirely.
 
     >>> mask_id_number("510402197001011234")
-    '510402********1234'
+    '5104**********1234'
     >>> mask_id_number("510402700101123"), mask_id_number("51040219"), mask_id_number("")
-    ('510402*****1123', '********', '')
+    ('5104*******1123', '********', '')
     """
-    if len(value) <= 10:
+    if len(value) <= 12:
         return "*" * len(value)
-    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+    return value[:4] + "*" * (len(value) - 8) + value[-4:]
 
 
 MASK_KINDS: Mapping[str, Callable[[str], str]] = MappingProxyType(

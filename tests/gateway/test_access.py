@@ -287,6 +287,7 @@ async def seed(gql: GraphQLClient) -> dict[Step, Any]:
         ("Beneficiary", "name"): NAME,
         ("Beneficiary", "gender"): "MALE",
         ("Beneficiary", "birthDate"): "1970-01-01",
+        ("Beneficiary", "birthYear"): 1970,
         ("Beneficiary", "regionCode"): "510402",
         ("Beneficiary", "preferentialTreatment"): True,
         ("Enrollment", "year"): 2023,
@@ -309,6 +310,7 @@ async def seed(gql: GraphQLClient) -> dict[Step, Any]:
         ("Claim", "carrier"): INSURER,
         ("Claim", "reversed"): False,
         ("Claim", "acknowledged"): False,
+        ("Claim", "preferentialTreatment"): True,
         **{("Settlement", key): value for key, value in settled.items()},
         ("SettlementEvent", "kind"): "ORIGINAL",
         ("SettlementEvent", "reason"): None,
@@ -755,9 +757,8 @@ async def test_the_insurer_sees_its_beneficiary_fields_and_finance_no_beneficiar
             "idNumber",
             "name",
             "gender",
-            "birthDate",
+            "birthYear",
             "regionCode",
-            "preferentialTreatment",
             "claims",
         }
     )

@@ -53,7 +53,9 @@ MATRIX: Mapping[str, str] = {
     "beneficiary id": "R  R  R  –  –  R  –  R",
     "name": "R  R  R  –  –  M  –  –",
     "ID number": "R  R  R  –  –  M  –  –",
-    "birth date, gender, region": "R  R  R  –  –  R  –  –",
+    "birth date": "R  R  R  –  –  –  –  –",
+    "birth year": "R  R  R  –  –  R  –  –",
+    "gender, region": "R  R  R  –  –  R  –  –",
     "categories (identities)": "R  RW R  –  –  –  –  –",
     "monitoring flags": "R  R  RW –  –  –  –  –",
     "preferential treatment": "R  R  R  –  –  R  –  –",
@@ -61,6 +63,12 @@ MATRIX: Mapping[str, str] = {
     "claims: dates, hospital, costs": "RW –  –  –  R  R  –  –",
     "claims: diagnosis": "R  –  –  –  R  R  –  –",
     "settlement breakdown": "RW R  –  –  –  R  –  –",
+    "assistance lines": "RW R  –  –  –  –  –  –",
+    "settlement explanation": "R  –  –  –  –  –  –  –",
+    # The matrix gives insurers the out-of-pocket; with the claim's total cost and the lines it
+    # reads, that gives the assistance lines back, which "data minimisation for insurers" forbids
+    # (and the reasons of adjustments, written by other departments). The rule wins.
+    "out-of-pocket, reasons": "RW R  –  –  –  –  –  –",
     "yearly summary": "R  R  R  –  –  –  –  –",
     "high-cost alerts": "R  RW RW –  –  –  –  –",
     "aggregates": "R  R  R  R  R  –  R  R",
@@ -109,7 +117,7 @@ def writers(row: str) -> Cells:
 
 REGISTER = "register a beneficiary"
 NAME = "name"
-PERSON = "birth date, gender, region"
+PERSON = "gender, region"
 CATEGORIES = "categories (identities)"
 FLAGS = "monitoring flags"
 TILT = "preferential treatment"
@@ -150,17 +158,21 @@ ROWS: list[tuple[str, Cells]] = [
     ("Beneficiary: id", cells("beneficiary id")),
     ("Beneficiary: name", cells(NAME)),
     ("Beneficiary: idNumber", cells("ID number")),
-    ("Beneficiary: birthDate gender regionCode", cells(PERSON)),
+    ("Beneficiary: gender regionCode", cells(PERSON)),
+    ("Beneficiary: birthDate", cells("birth date")),
+    ("Beneficiary: birthYear", cells("birth year")),
     ("Beneficiary: identities | Identity: *", union(CATEGORIES)),
     ("Mutation: recordIdentity endIdentity", writers(CATEGORIES)),
     # a category shown inside a subsidy or a settlement: for who reads both
     ("SubsidySplit: category", both(CATEGORIES, ENROLLMENTS)),
-    ("Settlement: category explanation | SettlementEvent: category",
-     both(CATEGORIES, SETTLEMENTS)),
+    ("Settlement: category | SettlementEvent: category", both(CATEGORIES, SETTLEMENTS)),
+    ("Settlement: explanation", cells("settlement explanation")),
     ("Beneficiary: monitoringFlags | MonitoringFlag: *", union(FLAGS)),
     ("Mutation: recordMonitoringFlag endMonitoringFlag", writers(FLAGS)),
-    ("Beneficiary: preferentialTreatment", cells(TILT)),
+    # an insurer learns the tilt per claim, never by probing dates (ACCESS.md, minimisation)
+    ("Beneficiary: preferentialTreatment", {**cells(TILT), "insurer": "–"}),
     ("Settlement: preferentialTreatment", both(TILT, SETTLEMENTS)),
+    ("Claim: preferentialTreatment", both(TILT, CLAIMS)),
     ("Beneficiary: enrollments | Enrollment: * | SubsidySplit: * -category", union(ENROLLMENTS)),
     ("Mutation: recordEnrollment", writers(ENROLLMENTS)),
     ("Query: claim claims | Claim: type hospitalLevel hospitalCode admissionDate dischargeDate"
@@ -174,7 +186,13 @@ ROWS: list[tuple[str, Cells]] = [
     # "health sees claims without names or ID numbers": a claim's person is for who reads both
     ("Claim: beneficiary", both(CLAIMS, PERSON)),
     ("Claim: settlement settlements | Settlement: * -category -explanation -preferentialTreatment"
-     " | SettlementEvent: * -category", union(SETTLEMENTS)),
+     " -assistance -secondaryAssistance -outOfPocket"
+     " | SettlementEvent: * -category -assistance -secondaryAssistance -outOfPocket -reason",
+     union(SETTLEMENTS)),
+    ("Settlement: assistance secondaryAssistance | SettlementEvent: assistance"
+     " secondaryAssistance", cells("assistance lines")),
+    ("Settlement: outOfPocket | SettlementEvent: outOfPocket reason",
+     cells("out-of-pocket, reasons")),
     ("Mutation: settleClaim reverseSettlement", writers(SETTLEMENTS)),
     ("Beneficiary: yearlySummary | YearlySummary: *", union("yearly summary")),
     ("Query: highCostAlerts | Beneficiary: highCostAlerts | HighCostAlert: *"
@@ -343,9 +361,9 @@ def test_masks_keep_the_family_name_and_the_ends_of_an_id_number(
     policies: AccessPolicies,
 ) -> None:
     assert mask_name("张三丰") == "张**"
-    assert mask_id_number("510402197001011234") == "510402********1234"
+    assert mask_id_number("510402197001011234") == "5104**********1234"
     assert policies.mask("Beneficiary", "name", "张三丰") == "张**"
-    assert policies.mask("Beneficiary", "idNumber", "510402197001011234") == "510402********1234"
+    assert policies.mask("Beneficiary", "idNumber", "510402197001011234") == "5104**********1234"
 
 
 @pytest.mark.parametrize("value", ["", "张", "12", "5104021970"])
@@ -637,7 +655,7 @@ def test_inline_fragments_are_walked(policies: AccessPolicies) -> None:
 def test_named_fragments_are_walked_wherever_they_are_spread(policies: AccessPolicies) -> None:
     query = """
     query { claims { edges { node { ...C } } } beneficiary(id: "1") { ...P } }
-    fragment C on Claim { diagnosis settlement { category assistance } beneficiary { ...P } }
+    fragment C on Claim { diagnosis settlement { category basicInsurance } beneficiary { ...P } }
     fragment P on Beneficiary { name identities { category } }
     """
     assert forbidden(policies, "insurer", query) == [
