@@ -29,17 +29,29 @@ from policies.access.walker import forbidden_paths
 log = logging.getLogger("medgw.access")
 
 
+def looks_up_personal(
+    policy: DepartmentPolicy, access: AccessPolicies, type_name: str, field: str, argument: str
+) -> bool:
+    """Does ``argument`` of ``type_name.field`` find persons by personal data
+    (``beneficiary(idNumber:)``)? Such a lookup is a personal read: it needs the purpose and
+    is audited even when it returns only an id, or nothing (ACCESS.md, behaviour)."""
+    targets = policy.filters.get((type_name, field, argument), ())
+    return any(access.is_personal(*target) for target in targets)
+
+
 @dataclass(frozen=True)
 class _Personal:
-    """Grants everything but personal fields: the walk then lists the personal paths."""
+    """Grants everything but personal fields and personal lookups: the walk then lists the
+    personal paths."""
 
     access: AccessPolicies
+    policy: DepartmentPolicy
 
     def can_use(self, type_name: str, field: str) -> bool:
         return not self.access.is_personal(type_name, field)
 
     def can_use_argument(self, type_name: str, field: str, argument: str) -> bool:
-        return True
+        return not looks_up_personal(self.policy, self.access, type_name, field, argument)
 
 
 def refusal(
@@ -67,7 +79,7 @@ def refusal(
             extensions={"code": FORBIDDEN, "forbidden": forbidden},
         )
     if policy.needs_purpose(purpose):
-        personal = forbidden_paths(document, schema, _Personal(access), operation_name)
+        personal = forbidden_paths(document, schema, _Personal(access, policy), operation_name)
         if personal:
             wanted = " or ".join(sorted(policy.purposes_for_personal))
             return graphql.GraphQLError(
@@ -107,9 +119,17 @@ class FieldAccess(SchemaExtension):
         masked = context.policy.mode(*key) == "masked"
         personal = access.is_personal(*key)
         result = _next(root, info, *args, **kwargs)
+        trail = CURRENT_TRAIL.get()
+        if kwargs and trail is not None:
+            lookups = [
+                f"{_response_path(info)}({name})"
+                for name, value in kwargs.items()
+                if value is not None and looks_up_personal(context.policy, access, *key, name)
+            ]
+            if lookups:
+                result = _note_found(result, trail, lookups)
         if not (masked or personal):
             return result
-        trail = CURRENT_TRAIL.get()
         if personal and trail is not None:
             trail.note(getattr(root, "beneficiary_id", None), _response_path(info))
         if not masked:
@@ -117,6 +137,14 @@ class FieldAccess(SchemaExtension):
         if inspect.isawaitable(result):
             return _mask_later(result, access, key)
         return None if result is None else access.mask(*key, str(result))
+
+
+async def _note_found(result: Any, trail: ReadTrail, paths: list[str]) -> Any:
+    """Notes a lookup by personal data with the person it found (if any) once it resolves."""
+    value = await result if inspect.isawaitable(result) else result
+    for path in paths:
+        trail.note(getattr(value, "beneficiary_id", None), path)
+    return value
 
 
 async def _mask_later(

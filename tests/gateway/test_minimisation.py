@@ -10,12 +10,15 @@ in the response text.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from gateway.storage.database import Database
 from tests.conftest import GraphQLClient
 from tests.gateway.test_access import ACCESS, ARGUMENTS, CATALOG, ID, seed, token
 
@@ -109,3 +112,49 @@ async def test_a_recognising_body_learns_no_claim_detail_through_the_explanation
         **token(department),
     )
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+LOOKUP = '{ beneficiary(idNumber: "%s") { id } }'
+NOBODY = "510402197001010021"  # a valid ID number nobody registered
+
+
+async def read_records(db: Database) -> list[tuple[Any, ...]]:
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT department, action, beneficiary_ids, field_paths FROM audit_log "
+                "WHERE action = 'READ' ORDER BY id"
+            )
+        )
+        return [tuple(row) for row in rows]
+
+
+async def test_a_lookup_by_id_number_needs_the_purpose_and_is_audited_even_for_an_id_or_nothing(
+    gql: GraphQLClient, db: Database, seeded: dict[Any, Any]
+) -> None:
+    before = await read_records(db)
+    no_purpose = {**token("insurer"), "purpose": None}
+    for query in (
+        LOOKUP % ID,
+        LOOKUP % NOBODY,
+        "query($n: String) { beneficiary(idNumber: $n) { id } }",
+    ):
+        body = await gql.post(query, {"n": ID}, **no_purpose)
+        assert body["data"] is None, query
+        assert body["errors"][0]["extensions"] == {
+            "code": "FORBIDDEN",
+            "forbidden": ["beneficiary(idNumber)"],
+        }, query
+    assert await read_records(db) == before, "a refused lookup is not a read"
+
+    person = seeded[("Beneficiary", "id")]
+    for department in ("insurer", "civil_affairs"):
+        assert await gql.data(LOOKUP % ID, **token(department)) == {"beneficiary": {"id": person}}
+        assert await gql.data(LOOKUP % NOBODY, **token(department)) == {"beneficiary": None}
+    found, missed = ["beneficiary(idNumber)"], ["beneficiary(idNumber)"]
+    assert (await read_records(db))[len(before) :] == [
+        ("insurer", "READ", [uuid.UUID(person)], found),
+        ("insurer", "READ", [], missed),
+        ("civil_affairs", "READ", [uuid.UUID(person)], found),
+        ("civil_affairs", "READ", [], missed),
+    ]
