@@ -53,12 +53,11 @@ class PayerLine:
     paid: Decimal = strawberry.field(name="amount", description="Paid, rounded half up to the fen.")
     parameters: list[ParameterReference] = strawberry.field(name="references")
     method: str | None = strawberry.field(
-        default=None,
         description="perStay (basic inpatient), annual (cumulative over the year) or reported "
         "(taken as given from the core system, SETTLEMENT.md §5).",
     )
     notes: list[str] = strawberry.field(
-        default_factory=list, description="Tilts, waivers, candidates, caps passed by reports."
+        description="Tilts, waivers, candidates, caps passed by reports."
     )
 
 
@@ -71,11 +70,10 @@ class CategoryCandidate:
     rules: list[str]
     reason: str
     decided_on: date | None = strawberry.field(
-        default=None, description="When its end was decided (SETTLEMENT.md §4.2)."
+        description="When its end was decided (SETTLEMENT.md §4.2)."
     )
     insurance_stages: bool = strawberry.field(
         name="countsForInsurance",
-        default=False,
         description="Whether it counts for basic, critical-illness and commercial insurance too "
         "(retroactivity reaches assistance only, §4.3).",
     )
@@ -97,14 +95,12 @@ class CategoryChoice:
     reason: str
     records: list[CategoryCandidate] = strawberry.field(name="candidates")
     held_for_insurance: list[Category] = strawberry.field(
-        default_factory=list, description="Categories the insurance stages see (tilts, waivers)."
+        description="Categories the insurance stages see (tilts, waivers)."
     )
     held_for_assistance: list[Category] = strawberry.field(
-        default_factory=list, description="Categories the assistance stages see (§4.3, §4.4)."
+        description="Categories the assistance stages see (§4.3, §4.4)."
     )
-    candidates: list[AssistanceCandidate] = strawberry.field(
-        default_factory=list, name="assistanceCandidates"
-    )
+    candidates: list[AssistanceCandidate] = strawberry.field(name="assistanceCandidates")
 
 
 @strawberry.type(description="Why a visit was settled the way it was.")
@@ -117,7 +113,6 @@ class Explanation:
     lines: list[PayerLine] = strawberry.field(name="payers")
     text: str
     reported: list[str] = strawberry.field(
-        default_factory=list,
         description="Insurance payers whose amounts were reported upstream and taken as given.",
     )
 
