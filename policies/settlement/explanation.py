@@ -175,7 +175,8 @@ class Explanation(_Stored):
     """Everything that decided one visit's settlement.
 
     Stored JSON from before settlement v2 (no ``decidedOn``, ``countsForInsurance``, held
-    categories, candidates or ``reported``) reads with the defaults.
+    categories, candidates or ``reported``) reads with the defaults; where ``text`` is missing
+    too (the first explanations stored), it is rendered from the rest.
     """
 
     visit_id: str
