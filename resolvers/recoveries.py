@@ -120,7 +120,6 @@ async def decide(
                 recovery.amount,
                 policy=recovery.policy,
                 category=latest.category if latest else None,
-                explanation={},
                 reason=text or recovery.cause,
             )
             recovery.status = "RECOVERED"

@@ -44,6 +44,7 @@ from policies.settlement.engine import (
     settle_visit,
     validate_visit,
 )
+from policies.settlement.explanation import Explanation
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
@@ -137,11 +138,6 @@ def check_claim(data: ClaimInput, today: date) -> ClaimInput:
             "discharge, never ahead of time",
         )
     return checked
-
-
-def stored_explanation(result: VisitSettlement) -> dict[str, Any]:
-    """The explanation kept with a settlement event (JSON, with the rendered text)."""
-    return result.explanation.to_dict()
 
 
 def totals(
@@ -316,7 +312,7 @@ class Writer:
         *,
         policy: str,
         category: str | None,
-        explanation: dict[str, Any],
+        explanation: Explanation | None = None,
         reason: str | None = None,
     ) -> models.Settlement:
         event = models.Settlement(
@@ -328,7 +324,7 @@ class Writer:
             category=category,
             out_of_pocket=out_of_pocket,
             reason=reason,
-            explanation=explanation,
+            explanation={} if explanation is None else explanation.model_dump(mode="json"),
             department=self.principal.department,
             org=self.principal.org,
         )
@@ -562,7 +558,7 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         result.out_of_pocket,
         policy=result.policy_id,
         category=result.category.value if result.category else None,
-        explanation=stored_explanation(result),
+        explanation=result.explanation,
     )
     # One claim more: its payments add to what the year has paid (no re-summing on this path).
     before = row.paid()
@@ -736,7 +732,7 @@ async def rerun_year(
                     -sum(delta.values(), ZERO),
                     policy=result.policy_id,
                     category=category,
-                    explanation=stored_explanation(result),
+                    explanation=result.explanation,
                     reason=cause,
                 )
             if recovery is not None:
@@ -940,7 +936,6 @@ async def reverse(ctx: Context, claim_number: str, reason: str) -> ClaimState:
             -state.out_of_pocket,
             policy=latest.policy if latest else "",
             category=latest.category if latest else None,
-            explanation={},
             reason=reason_text,
         )
         claim.reversed_at = datetime.now(UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -12,9 +13,10 @@ from typing import Any
 import strawberry
 
 from gateway.storage import models
+from policies.settlement import explanation as explained
 from policies.settlement.engine import CategoryRecord, Person, Reported, Visit, VisitSettlement
 from policies.vocabulary import Payer
-from resolvers.settlement import stored_explanation, totals
+from resolvers.settlement import totals
 from schema.amounts import Amounts, amounts
 from schema.enums import Category, HospitalLevel, VisitType
 
@@ -27,7 +29,7 @@ class Segment:
 
 @strawberry.type(description="A policy parameter used, with its clause or 'assumed'.")
 class ParameterReference:
-    parameter: str
+    name: str = strawberry.field(name="parameter")
     value: str
     clause: str | None = strawberry.field(description="Clause of the policy document.")
     assumed: bool = strawberry.field(description="Illustrative default, not from a document.")
@@ -39,20 +41,23 @@ class PayerLine:
     applied: bool
     reason: str
     base: Decimal | None = strawberry.field(description="This visit's base for the payer.")
-    base_before: Decimal | None = strawberry.field(description="Year-to-date base before.")
+    year_to_date_base_before: Decimal | None = strawberry.field(
+        name="baseBefore", description="Year-to-date base before."
+    )
     deductible: Decimal | None
     segments: list[Segment]
     cap: Decimal | None = strawberry.field(description="Yearly cap (null: none).")
-    room_before: Decimal | None = strawberry.field(description="Cap room before this visit.")
-    amount: Decimal = strawberry.field(description="Paid, rounded half up to the fen.")
-    references: list[ParameterReference]
+    cap_room_before: Decimal | None = strawberry.field(
+        name="roomBefore", description="Cap room before this visit."
+    )
+    paid: Decimal = strawberry.field(name="amount", description="Paid, rounded half up to the fen.")
+    parameters: list[ParameterReference] = strawberry.field(name="references")
     method: str | None = strawberry.field(
-        default=None,
         description="perStay (basic inpatient), annual (cumulative over the year) or reported "
         "(taken as given from the core system, SETTLEMENT.md §5).",
     )
     notes: list[str] = strawberry.field(
-        default_factory=list, description="Tilts, waivers, candidates, caps passed by reports."
+        description="Tilts, waivers, candidates, caps passed by reports."
     )
 
 
@@ -65,10 +70,10 @@ class CategoryCandidate:
     rules: list[str]
     reason: str
     decided_on: date | None = strawberry.field(
-        default=None, description="When its end was decided (SETTLEMENT.md §4.2)."
+        description="When its end was decided (SETTLEMENT.md §4.2)."
     )
-    counts_for_insurance: bool = strawberry.field(
-        default=False,
+    insurance_stages: bool = strawberry.field(
+        name="countsForInsurance",
         description="Whether it counts for basic, critical-illness and commercial insurance too "
         "(retroactivity reaches assistance only, §4.3).",
     )
@@ -80,104 +85,35 @@ class CategoryCandidate:
 )
 class AssistanceCandidate:
     category: Category
-    amount: Decimal = strawberry.field(description="What its schedule pays, yuan.")
+    paid: Decimal = strawberry.field(name="amount", description="What its schedule pays, yuan.")
     chosen: bool
 
 
 @strawberry.type(description="The visit's category and why (SETTLEMENT.md §4).")
 class CategoryChoice:
-    category: Category | None
+    chosen: Category | None = strawberry.field(name="category")
     reason: str
-    candidates: list[CategoryCandidate]
+    records: list[CategoryCandidate] = strawberry.field(name="candidates")
     held_for_insurance: list[Category] = strawberry.field(
-        default_factory=list, description="Categories the insurance stages see (tilts, waivers)."
+        description="Categories the insurance stages see (tilts, waivers)."
     )
     held_for_assistance: list[Category] = strawberry.field(
-        default_factory=list, description="Categories the assistance stages see (§4.3, §4.4)."
+        description="Categories the assistance stages see (§4.3, §4.4)."
     )
-    assistance_candidates: list[AssistanceCandidate] = strawberry.field(default_factory=list)
+    candidates: list[AssistanceCandidate] = strawberry.field(name="assistanceCandidates")
 
 
 @strawberry.type(description="Why a visit was settled the way it was.")
 class Explanation:
+    """The GraphQL view of ``policies.settlement.explanation.Explanation``: the resolvers return
+    that model, and each field here reads the attribute of its Python name (``name=`` gives the
+    GraphQL name where the two differ)."""
+
     category: CategoryChoice
-    payers: list[PayerLine]
+    lines: list[PayerLine] = strawberry.field(name="payers")
     text: str
     reported: list[str] = strawberry.field(
-        default_factory=list,
         description="Insurance payers whose amounts were reported upstream and taken as given.",
-    )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Explanation:
-        """From the engine's ``Explanation.to_dict()`` (plus ``text``), as stored in JSONB."""
-        choice = data["category"]
-        return cls(
-            category=CategoryChoice(
-                category=Category(choice["chosen"]) if choice["chosen"] else None,
-                reason=choice["reason"],
-                candidates=[
-                    CategoryCandidate(
-                        category=Category(r["category"]),
-                        valid_from=date.fromisoformat(r["validFrom"]),
-                        valid_to=date.fromisoformat(r["validTo"]) if r["validTo"] else None,
-                        counted=r["counted"],
-                        rules=list(r["rules"]),
-                        reason=r["reason"],
-                        decided_on=date.fromisoformat(r["decidedOn"])
-                        if r.get("decidedOn")
-                        else None,
-                        # Explanations stored before v2 had one category for every stage.
-                        counts_for_insurance=r.get("countsForInsurance", r["counted"]),
-                    )
-                    for r in choice["records"]
-                ],
-                held_for_insurance=[Category(c) for c in choice.get("heldForInsurance", [])],
-                held_for_assistance=[Category(c) for c in choice.get("heldForAssistance", [])],
-                assistance_candidates=[
-                    AssistanceCandidate(
-                        category=Category(c["category"]),
-                        amount=Decimal(c["paid"]),
-                        chosen=c["chosen"],
-                    )
-                    for c in choice.get("candidates", [])
-                ],
-            ),
-            payers=[_line(line) for line in data["lines"]],
-            text=data.get("text", ""),
-            reported=list(data.get("reported", [])),
-        )
-
-
-def _amount(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def _line(line: Mapping[str, Any]) -> PayerLine:
-    return PayerLine(
-        payer=line["payer"],
-        applied=line["applied"],
-        reason=line["reason"],
-        base=_amount(line["base"]),
-        base_before=_amount(line["yearToDateBaseBefore"]),
-        deductible=_amount(line["deductible"]),
-        segments=[
-            Segment(up_to=_amount(s["upTo"]), ratio=Decimal(s["ratio"])) for s in line["segments"]
-        ],
-        cap=_amount(line["cap"]),
-        room_before=_amount(line["capRoomBefore"]),
-        amount=Decimal(line["paid"]),
-        references=[
-            ParameterReference(
-                parameter=p["name"],
-                value=p["value"],
-                clause=None if p["reference"] == "assumed" else p["reference"],
-                assumed=p["reference"] == "assumed",
-            )
-            for p in line["parameters"]
-        ],
-        method=line.get("method"),
-        notes=list(line.get("notes", [])),
     )
 
 
@@ -189,11 +125,21 @@ class Settlement(Amounts):
     claim_number: str
     policy: str
     category: Category | None
-    preferential_treatment: bool = strawberry.field(
-        description="Whether a preferential tilt (倾斜支付) applied."
-    )
-    explanation: Explanation | None
+    stored: strawberry.Private[Mapping[str, Any]]
+    """The decisive event's explanation as stored (``{}``: none), read only when asked for."""
     beneficiary_id: strawberry.Private[uuid.UUID | None] = None
+
+    @strawberry.field(description="Whether a preferential tilt (倾斜支付) applied.")
+    def preferential_treatment(self) -> bool:
+        return self._explained is not None and self._explained.preferential_treatment
+
+    @strawberry.field(graphql_type=Explanation | None)
+    def explanation(self) -> explained.Explanation | None:
+        return self._explained
+
+    @functools.cached_property
+    def _explained(self) -> explained.Explanation | None:
+        return explained.Explanation.model_validate(self.stored) if self.stored else None
 
     @classmethod
     def of(
@@ -205,14 +151,12 @@ class Settlement(Amounts):
         payments, out_of_pocket = totals(events, lines)
         # The newest event that settled (not a reversal) says which policy, category and why.
         decisive = next((e for e in reversed(events) if e.kind != "REVERSAL"), None)
-        explanation = decisive.explanation if decisive else {}
         return cls(
             claim_number=claim_number,
             policy=decisive.policy if decisive else "",
             category=Category(decisive.category) if decisive and decisive.category else None,
-            preferential_treatment=bool(explanation.get("preferentialTreatment", False)),
             **amounts(payments, out_of_pocket),
-            explanation=Explanation.from_dict(explanation) if explanation else None,
+            stored=decisive.explanation if decisive else {},
             beneficiary_id=events[0].beneficiary_id if events else None,
         )
 
@@ -258,7 +202,13 @@ class SimulatedVisit(Amounts):
     id: str
     policy: str
     category: Category | None
-    explanation: Explanation
+    settled: strawberry.Private[explained.Explanation]
+
+    @strawberry.field(graphql_type=Explanation)
+    def explanation(self) -> explained.Explanation:
+        """As a settled claim answers it: stored as JSON and read back (amounts at the precision
+        they are stored with)."""
+        return explained.Explanation.model_validate(self.settled.model_dump(mode="json"))
 
     @classmethod
     def of(cls, result: VisitSettlement) -> SimulatedVisit:
@@ -267,7 +217,7 @@ class SimulatedVisit(Amounts):
             policy=result.policy_id,
             category=Category(result.category) if result.category else None,
             **amounts(result.payments, result.out_of_pocket),
-            explanation=Explanation.from_dict(stored_explanation(result)),
+            settled=result.explanation,
         )
 
 

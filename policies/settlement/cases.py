@@ -283,6 +283,6 @@ def simulate(
     for settlement in settle_visits(policies, person, visits):
         entry: dict[str, Any] = dict(settlement.to_dict())
         if explain:
-            entry["explanation"] = settlement.explanation.to_dict()
+            entry["explanation"] = settlement.explanation.model_dump(mode="json")
         entries.append(entry)
     return {"visits": entries}

@@ -142,9 +142,9 @@ def categories_held(
         if record.category not in priority:
             checks.append(
                 RecordCheck(
-                    record.category,
-                    record.valid_from,
-                    record.valid_to,
+                    category=record.category,
+                    valid_from=record.valid_from,
+                    valid_to=record.valid_to,
                     listed=False,
                     counted=False,
                     rules=(),
@@ -198,9 +198,9 @@ def categories_held(
             assistance.add(record.category)
         checks.append(
             RecordCheck(
-                record.category,
-                record.valid_from,
-                record.valid_to,
+                category=record.category,
+                valid_from=record.valid_from,
+                valid_to=record.valid_to,
                 listed=True,
                 counted=for_insurance or for_assistance,
                 rules=tuple(used),

@@ -220,11 +220,11 @@ def _category_explanation(
             f"({', '.join(held.insurance)})"
         )
     return CategoryExplanation(
-        chosen,
-        reason,
-        held.records,
-        held.priority,
-        held.priority_reference,
+        chosen=chosen,
+        reason=reason,
+        records=held.records,
+        priority=held.priority,
+        priority_reference=held.priority_reference,
         held_for_insurance=held.insurance,
         held_for_assistance=held.assistance,
         candidates=candidates,

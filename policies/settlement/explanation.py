@@ -1,20 +1,58 @@
 """Why a visit was settled the way it was: the category chosen and every payer line.
 
-Typed, frozen records built by the engine; ``to_dict()`` gives JSON-able output (amounts as
-strings) for the API and ``render_text()`` the human-readable form of ``medgw simulate --explain``.
+One frozen pydantic model, built by the engine, kept as JSON with each settlement event
+(``model_dump(mode="json")``: camelCase keys, amounts as strings) and read back with
+``Explanation.model_validate``; the GraphQL types of ``schema.settlement`` read its attributes.
+``text`` is the human-readable form of ``medgw simulate --explain``, rendered once when the
+engine builds the explanation and stored with it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
 
 from policies.benefits.model import Segment, describe_segments
 from policies.money import exact, money, percent
-from policies.settlement.schedule import Portion
 from policies.vocabulary import Category, Payer
+
+Money = Annotated[Decimal, PlainSerializer(money, when_used="json")]
+"""A payment or total, stored rounded half up to the fen (``"10444.80"``)."""
+Exact = Annotated[Decimal, PlainSerializer(exact, when_used="json")]
+"""An unrounded figure, stored with every digit it has (``"130.0065"``, ``"142480.00"``)."""
+Ratio = Annotated[Decimal, PlainSerializer(lambda ratio: format(ratio, "f"), when_used="json")]
+"""A ratio of a schedule, stored as a plain decimal (``"0.65"``)."""
+
+_STORED_AS = {
+    "visit_id": "visit",
+    "policy_id": "policy",
+    "listed": "listedByPolicy",
+    "insurance_stages": "countsForInsurance",
+    "lower": "from",
+    "upper": "to",
+}
+"""The stored keys that are not the camelCase of the attribute."""
+
+
+class _Stored(BaseModel):
+    """A part of an explanation: frozen, no unknown keys; stored under camelCase keys in the order
+    of the fields (``medgw simulate --explain`` prints them so), read from those keys or the
+    attribute names, and built from any object with the attributes too."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=lambda name: _STORED_AS.get(name) or to_camel(name),
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        from_attributes=True,
+    )
 
 
 class CountingRule(StrEnum):
@@ -28,78 +66,47 @@ class CountingRule(StrEnum):
     """Only once it counts from 1 January of its recognition year (攀枝花 第十九条)."""
 
 
-@dataclass(frozen=True)
-class RecordCheck:
+class RecordCheck(_Stored):
     """One category record of the person, and whether it counts for this visit."""
 
     category: Category
     valid_from: date
     valid_to: date | None
+    decided_on: date | None = None
     listed: bool
     """Whether the policy lists the category at all (unlisted ones are ignored)."""
     counted: bool
     """Whether it counts for the assistance stages or the insurance stages of the visit."""
+    insurance_stages: bool = Field(default_factory=lambda data: data["counted"])
+    """Whether it counts for basic, critical-illness and commercial insurance too (§4.3).
+    Explanations stored before v2 had one category for every stage: there it is ``counted``."""
     rules: tuple[CountingRule, ...]
     reason: str
-    decided_on: date | None = None
-    insurance_stages: bool = False
-    """Whether it counts for basic, critical-illness and commercial insurance too (§4.3)."""
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "category": self.category.value,
-            "validFrom": self.valid_from.isoformat(),
-            "validTo": None if self.valid_to is None else self.valid_to.isoformat(),
-            "decidedOn": None if self.decided_on is None else self.decided_on.isoformat(),
-            "listedByPolicy": self.listed,
-            "counted": self.counted,
-            "countsForInsurance": self.insurance_stages,
-            "rules": [rule.value for rule in self.rules],
-            "reason": self.reason,
-        }
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(_Stored):
     """A category held whose assistance schedule was computed for the visit (待遇就高 item by item,
     §4.5): every candidate is computed on the same ledger and the largest payment wins."""
 
     category: Category
-    paid: Decimal
+    paid: Money
     chosen: bool
 
-    def to_dict(self) -> dict[str, object]:
-        return {"category": self.category.value, "paid": money(self.paid), "chosen": self.chosen}
 
-
-@dataclass(frozen=True)
-class CategoryExplanation:
+class CategoryExplanation(_Stored):
     """The visit's category (or none), the records that were checked and the priority order."""
 
     chosen: Category | None
     reason: str
-    records: tuple[RecordCheck, ...]
     priority: tuple[Category, ...]
     priority_reference: str
     held_for_insurance: tuple[Category, ...] = ()
     held_for_assistance: tuple[Category, ...] = ()
     candidates: tuple[Candidate, ...] = ()
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "chosen": None if self.chosen is None else self.chosen.value,
-            "reason": self.reason,
-            "priority": [c.value for c in self.priority],
-            "priorityReference": self.priority_reference,
-            "heldForInsurance": [c.value for c in self.held_for_insurance],
-            "heldForAssistance": [c.value for c in self.held_for_assistance],
-            "candidates": [c.to_dict() for c in self.candidates],
-            "records": [r.to_dict() for r in self.records],
-        }
+    records: tuple[RecordCheck, ...]
 
 
-@dataclass(frozen=True)
-class ParameterUse:
+class ParameterUse(_Stored):
     """A policy parameter used by a line: its dotted key, the value used and its reference."""
 
     name: str
@@ -108,81 +115,69 @@ class ParameterUse:
     """The clause of the policy document, or ``"assumed"``."""
     note: str | None = None
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "value": self.value,
-            "reference": self.reference,
-            "note": self.note,
-        }
+    @property
+    def assumed(self) -> bool:
+        """Whether the value is an illustrative default, not from a document."""
+        return self.reference == "assumed"
+
+    @property
+    def clause(self) -> str | None:
+        """The clause of the policy document; None when assumed."""
+        return None if self.assumed else self.reference
 
 
-@dataclass(frozen=True)
-class PayerLine:
+class Band(_Stored):
+    """A segment of the schedule used: ``ratio`` up to the cumulative base ``up_to`` (yuan; None:
+    no bound). Built from a ``policies.benefits.model.Segment``."""
+
+    up_to: Exact | None
+    ratio: Ratio
+
+
+class Part(_Stored):
+    """The part of one segment that the visit's base falls into, (lower, upper] yuan, and what it
+    is worth unrounded. Built from a ``policies.settlement.schedule.Portion``."""
+
+    lower: Exact
+    upper: Exact
+    ratio: Ratio
+    amount: Exact
+
+
+class PayerLine(_Stored):
     """One payer's part of the visit: applied or not and why, and the figures behind the amount.
 
-    ``method`` is ``"perStay"`` (basic inpatient) or ``"annual"`` (cumulative over the year:
-    pay = min(amount(B0 + b) − amount(B0), cap − P0)).
+    ``method`` is ``"perStay"`` (basic inpatient), ``"annual"`` (cumulative over the year:
+    pay = min(amount(B0 + b) − amount(B0), cap − P0)) or ``"reported"`` (taken as given, §5).
     """
 
     payer: Payer
     applied: bool
     reason: str
-    paid: Decimal
     stage: str | None = None
     method: str | None = None
-    base: Decimal | None = None
-    year_to_date_base_before: Decimal | None = None
-    deductible: Decimal | None = None
-    segments: tuple[Segment, ...] = ()
-    portions: tuple[Portion, ...] = ()
-    cap: Decimal | None = None
+    base: Exact | None = None
+    year_to_date_base_before: Exact | None = None
+    deductible: Exact | None = None
+    segments: tuple[Band, ...] = ()
+    portions: tuple[Part, ...] = ()
+    cap: Exact | None = None
     cap_shared_with: tuple[str, ...] = ()
-    cap_room_before: Decimal | None = None
-    amount_before_cap: Decimal | None = None
-    amount_before_rounding: Decimal = Decimal("0")
+    cap_room_before: Exact | None = None
+    amount_before_cap: Exact | None = None
+    amount_before_rounding: Exact = Decimal("0")
+    paid: Money
     parameters: tuple[ParameterUse, ...] = ()
     notes: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, object]:
-        def opt(amount: Decimal | None) -> str | None:
-            return None if amount is None else exact(amount)
 
-        return {
-            "payer": self.payer.value,
-            "applied": self.applied,
-            "reason": self.reason,
-            "stage": self.stage,
-            "method": self.method,
-            "base": opt(self.base),
-            "yearToDateBaseBefore": opt(self.year_to_date_base_before),
-            "deductible": opt(self.deductible),
-            "segments": [
-                {"upTo": opt(s.up_to), "ratio": format(s.ratio, "f")} for s in self.segments
-            ],
-            "portions": [
-                {
-                    "from": exact(p.lower),
-                    "to": exact(p.upper),
-                    "ratio": format(p.ratio, "f"),
-                    "amount": exact(p.amount),
-                }
-                for p in self.portions
-            ],
-            "cap": opt(self.cap),
-            "capSharedWith": list(self.cap_shared_with),
-            "capRoomBefore": opt(self.cap_room_before),
-            "amountBeforeCap": opt(self.amount_before_cap),
-            "amountBeforeRounding": exact(self.amount_before_rounding),
-            "paid": money(self.paid),
-            "parameters": [p.to_dict() for p in self.parameters],
-            "notes": list(self.notes),
-        }
+class Explanation(_Stored):
+    """Everything that decided one visit's settlement.
 
-
-@dataclass(frozen=True)
-class Explanation:
-    """Everything that decided one visit's settlement."""
+    Stored JSON from before settlement v2 (no ``decidedOn``, ``countsForInsurance``, held
+    categories, candidates or ``reported``) reads with the defaults; where ``text`` is missing
+    too (the first explanations stored), it is rendered from the rest.
+    """
 
     visit_id: str
     policy_id: str
@@ -190,33 +185,22 @@ class Explanation:
     settlement_year: int
     category: CategoryExplanation
     preferential_treatment: bool
-    lines: tuple[PayerLine, ...]
-    """One per payer, in payment order."""
-    total_cost: Decimal
-    policy_scope_cost: Decimal
-    out_of_pocket: Decimal
+    total_cost: Money
+    policy_scope_cost: Money
+    out_of_scope: Money = Field(
+        default_factory=lambda data: data["total_cost"] - data["policy_scope_cost"]
+    )
+    """Paid by no payer: total cost − policy scope cost."""
     reported: tuple[Payer, ...] = ()
     """Insurance payers whose amounts were reported upstream and taken as given (§5)."""
+    lines: tuple[PayerLine, ...]
+    """One per payer, in payment order."""
+    out_of_pocket: Money
+    text: str = Field(default_factory=lambda data: _render(data))
+    """The human-readable account; rendered when the engine builds the explanation."""
 
     def line(self, payer: Payer) -> PayerLine:
         return next(line for line in self.lines if line.payer is payer)
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "visit": self.visit_id,
-            "policy": self.policy_id,
-            "policyTitle": self.policy_title,
-            "settlementYear": self.settlement_year,
-            "category": self.category.to_dict(),
-            "preferentialTreatment": self.preferential_treatment,
-            "totalCost": money(self.total_cost),
-            "policyScopeCost": money(self.policy_scope_cost),
-            "outOfScope": money(self.total_cost - self.policy_scope_cost),
-            "reported": [payer.value for payer in self.reported],
-            "lines": [line.to_dict() for line in self.lines],
-            "outOfPocket": money(self.out_of_pocket),
-            "text": self.render_text(),
-        }
 
     def render_text(self) -> str:
         """A multi-line, human-readable account (``medgw simulate --explain``)."""
@@ -224,7 +208,7 @@ class Explanation:
             f"Visit {self.visit_id}: policy {self.policy_id} ({self.policy_title}), "
             f"settlement year {self.settlement_year}",
             f"  total cost {money(self.total_cost)}, policy scope {money(self.policy_scope_cost)}, "
-            f"out of scope {money(self.total_cost - self.policy_scope_cost)} (paid by no payer)",
+            f"out of scope {money(self.out_of_scope)} (paid by no payer)",
         ]
         chosen = self.category.chosen.value if self.category.chosen else "none"
         out.append(f"Category: {chosen}. {self.category.reason}")
@@ -252,6 +236,11 @@ class Explanation:
         return "\n".join(out)
 
 
+def _render(fields: dict[str, Any]) -> str:
+    """The text of an explanation, from its other fields (validated, by attribute name)."""
+    return Explanation.model_construct(**fields, text="").render_text()
+
+
 def _render_line(line: PayerLine) -> list[str]:
     head = f"{line.payer.value}: {money(line.paid)}"
     if not line.applied:
@@ -266,7 +255,8 @@ def _render_line(line: PayerLine) -> list[str]:
         out.extend(f"    note: {note}" for note in line.notes)
         return out
     if line.deductible is not None:
-        out.append(f"    deductible {exact(line.deductible)}; {describe_segments(line.segments)}")
+        bands = (Segment(up_to=band.up_to, ratio=band.ratio) for band in line.segments)
+        out.append(f"    deductible {exact(line.deductible)}; {describe_segments(bands)}")
     for p in line.portions:
         out.append(
             f"    ({exact(p.lower)}, {exact(p.upper)}] × {percent(p.ratio)} = {exact(p.amount)}"

@@ -26,7 +26,7 @@ from policies.benefits.model import (
 )
 from policies.money import ZERO, exact, money, percent, round_money
 from policies.settlement.categories import Held
-from policies.settlement.explanation import Candidate, ParameterUse, PayerLine
+from policies.settlement.explanation import Band, Candidate, ParameterUse, Part, PayerLine
 from policies.settlement.ledger import BASIC_SHARED_CAP_STAGES, Ledger, Stage
 from policies.settlement.schedule import Schedule
 from policies.vocabulary import Category, Payer, VisitType
@@ -88,7 +88,7 @@ def _show(value: object) -> str:
 
 def _use(value: Value[T], shown: str | None = None) -> ParameterUse:
     text = shown if shown is not None else _show(value.value)
-    return ParameterUse(value.key, text, value.reference, value.note)
+    return ParameterUse(name=value.key, value=text, reference=value.reference, note=value.note)
 
 
 def _points(bonus: Decimal) -> str:
@@ -101,7 +101,7 @@ def _points(bonus: Decimal) -> str:
 
 
 def _skip(payer: Payer, reason: str) -> Outcome:
-    return Outcome(PayerLine(payer, False, reason, ZERO))
+    return Outcome(PayerLine(payer=payer, applied=False, reason=reason, paid=ZERO))
 
 
 def _resolve(
@@ -167,8 +167,8 @@ def _run(
         base=base,
         year_to_date_base_before=None if per_stay else before,
         deductible=schedule.deductible,
-        segments=schedule.segments,
-        portions=result.portions,
+        segments=tuple(map(Band.model_validate, schedule.segments)),
+        portions=tuple(map(Part.model_validate, result.portions)),
         cap=schedule.cap,
         cap_shared_with=tuple(s.value for s in cap_over if s is not stage),
         cap_room_before=result.cap_room,
@@ -471,18 +471,17 @@ def _best(ctx: Context, options: Sequence[tuple[Category, Outcome]]) -> Outcome:
     order = {c: i for i, c in enumerate(ctx.held.priority)}
     ranked = sorted(options, key=lambda o: (-o[1].line.paid, order[o[0]]))
     category, winner = ranked[0]
-    candidates = tuple(Candidate(c, o.line.paid, c is category) for c, o in options)
+    candidates = tuple(
+        Candidate(category=c, paid=o.line.paid, chosen=c is category) for c, o in options
+    )
     line = winner.line
     if len(options) > 1:
         shown = ", ".join(f"{c} {money(o.line.paid)}" for c, o in options)
-        line = dataclasses.replace(
-            line,
-            notes=(
-                *line.notes,
-                f"candidates on this ledger: {shown}; {category} pays most (待遇就高, "
-                f"{ctx.held.priority_reference})",
-            ),
+        note = (
+            f"candidates on this ledger: {shown}; {category} pays most (待遇就高, "
+            f"{ctx.held.priority_reference})"
         )
+        line = line.model_copy(update={"notes": (*line.notes, note)})
     return dataclasses.replace(winner, line=line, category=category, candidates=candidates)
 
 

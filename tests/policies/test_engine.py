@@ -741,7 +741,7 @@ def test_duplicate_visit_ids_are_refused() -> None:
 def test_explanation_is_json_and_names_every_payer_in_order() -> None:
     who = person("510402", rec(Category.ILLNESS_IMPOVERISHED, date(2022, 6, 1)))
     [s] = settle(who, visit(total="180000.00", scope="160000.00", level=TERTIARY))
-    data = json.loads(json.dumps(s.explanation.to_dict(), ensure_ascii=False))
+    data = json.loads(json.dumps(s.explanation.model_dump(mode="json"), ensure_ascii=False))
     assert [entry["payer"] for entry in data["lines"]] == [p.value for p in PAYERS]
     secondary = data["lines"][4]
     assert secondary == secondary | {

@@ -207,7 +207,7 @@ def test_ledger_and_explanation_survive_json(case: tuple[Person, list[Visit]]) -
     person, visits = case
     for settlement, _, after in fold(person, visits):
         assert Ledger.from_dict(json.loads(json.dumps(after.to_dict()))) == after
-        explained = json.loads(json.dumps(settlement.explanation.to_dict()))
+        explained = json.loads(json.dumps(settlement.explanation.model_dump(mode="json")))
         assert [line["paid"] for line in explained["lines"]] == [
             settlement.to_dict()[payer.value] for payer in PAYERS
         ]

@@ -183,7 +183,7 @@ def test_reported_basic_is_taken_as_given_and_ci_is_computed_on_the_rest() -> No
     ci = line(s, CI)
     assert (ci.method, ci.base, ci.deductible) == ("annual", Decimal("25000.00"), Decimal("20000"))
     assert s.explanation.reported == (BASIC,)
-    explained: dict[str, Any] = json.loads(json.dumps(s.explanation.to_dict()))
+    explained: dict[str, Any] = json.loads(json.dumps(s.explanation.model_dump(mode="json")))
     assert explained["reported"] == ["basicInsurance"]
     assert [entry["method"] for entry in explained["lines"]][:2] == ["reported", "annual"]
 
@@ -706,7 +706,7 @@ def test_assistance_candidates_are_computed_on_the_same_ledger_and_the_largest_w
         (ML, "3864.00", True),
         (MON, "2223.00", False),
     ]
-    explained: dict[str, Any] = json.loads(json.dumps(s.explanation.to_dict()))
+    explained: dict[str, Any] = json.loads(json.dumps(s.explanation.model_dump(mode="json")))
     assert explained["category"]["candidates"] == [
         {"category": "MINIMUM_LIVING", "paid": "3864.00", "chosen": True},
         {"category": "MONITORED", "paid": "2223.00", "chosen": False},
