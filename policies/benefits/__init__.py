@@ -1,4 +1,4 @@
-"""Benefit policies as data (SETTLEMENT.md §6): one YAML file per regional policy, its reader
+"""Benefit policies as data (SETTLEMENT.md §6): one YAML file per regional policy, its loader
 and the dated-parameter model. Imports nothing of the settlement engine or the access rules.
 
 >>> from datetime import date

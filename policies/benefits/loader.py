@@ -1,16 +1,33 @@
-"""Reading and validating one benefit policy file into a :class:`~policies.benefits.Policy`.
+"""Reading and validating benefit policy files into :class:`~policies.benefits.Policy`.
 
-The format is described at the top of every ``benefits/*.yaml``. Every problem raises
-:class:`PolicyFileError` naming the file and the dotted key, e.g.
-``assistance.schedules.MONITORED.ratio.value``.
+The format is described at the top of every ``benefits/*.yaml``; the pydantic models below are
+that format (unknown keys refused, ratios in [0, 1], amounts not negative, dates YYYY-MM-DD,
+codes from :mod:`policies.vocabulary`). Every problem raises :class:`PolicyFileError` naming the
+file, the dotted key (``assistance.schedules.MONITORED.ratio.value``) and its line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import re
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, Self, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    ValidationInfo,
+    model_validator,
+)
 
 from policies.benefits.model import (
     BENEFITS_DIR,
@@ -19,6 +36,7 @@ from policies.benefits.model import (
     CategoryRules,
     CriticalIllnessRules,
     DiscoveryRules,
+    Fund,
     Param,
     Policy,
     PolicySet,
@@ -33,464 +51,632 @@ from policies.benefits.model import (
     Unit,
     Value,
 )
-from policies.benefits.reader import Converter, PolicyReader, join_key, line_of, load_yaml
 from policies.errors import PolicyFileError
+from policies.sourcefile import Loc, SourceFile, refuse
 from policies.vocabulary import Category, HospitalLevel, VisitType
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-class _Reader(PolicyReader):
-    """The policy reader plus the shapes shared by several sections."""
+T = TypeVar("T")
+U = TypeVar("U")
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+D = TypeVar("D", bound="DataclassInstance")
+_DATE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
-    def schedule(
-        self, node: object, key: str, *, deductible: str = "deductible", cap: bool = True
-    ) -> ScheduleRule:
-        """A schedule: ``deductible`` (or ``threshold``), ``ratio`` or ``segments``, and
-        ``yearly_cap`` unless ``cap`` is False (the cap is defined elsewhere)."""
-        optional = [deductible, "ratio", "segments"]
-        entry = self.mapping(node, key, ["yearly_cap"] if cap else [], optional)
-        if "ratio" in entry and "segments" in entry:
-            self.fail(join_key(key, "segments"), "give either ratio or segments, not both")
-        if "segments" in entry:
-            segments = self.param(
-                entry["segments"], join_key(key, "segments"), {None: self.segments}
-            )
-        elif "ratio" in entry:
-            ratio = self.ratio_param(entry["ratio"], join_key(key, "ratio"))
-            segments = Param(
-                ratio.policy_id,
-                ratio.key,
-                tuple(
-                    Value(
-                        v.policy_id,
-                        v.key,
-                        (Segment(None, v.value),),
-                        v.since,
-                        v.clause,
-                        v.unit,
-                        v.note,
-                    )
-                    for v in ratio.versions
-                ),
-            )
-        else:
-            self.fail(join_key(key, "ratio"), "missing required key (ratio or segments)")
-        deductible_param = None
-        if deductible in entry:
-            deductible_param = self.param(
-                entry[deductible],
-                join_key(key, deductible),
-                {
-                    Unit.YUAN: self.amount,
-                    Unit.SHARE_OF_PCDI: self.ratio,
-                    Unit.SHARE_OF_MONITORING_STANDARD: self.ratio,
-                },
-            )
-        yearly_cap = (
-            self.cap_param(entry["yearly_cap"], join_key(key, "yearly_cap")) if cap else None
-        )
-        return ScheduleRule(key, deductible_param, segments, yearly_cap)
-
-    def tilt(self, node: object, key: str, listed: tuple[Category, ...]) -> Tilt:
-        entry = self.mapping(
-            node, key, ["categories"], ["deductible_factor", "ratio_bonus", "fee_for_service_only"]
-        )
-        if "deductible_factor" not in entry and "ratio_bonus" not in entry:
-            self.fail(join_key(key, "ratio_bonus"), "a tilt needs deductible_factor or ratio_bonus")
-        categories = self.categories_param(entry["categories"], join_key(key, "categories"))
-        self.check_listed(categories, listed)
-        factor = entry.get("deductible_factor")
-        bonus = entry.get("ratio_bonus")
-        fee_only = entry.get("fee_for_service_only")
-        if fee_only is not None and bonus is None:
-            self.fail(
-                join_key(key, "fee_for_service_only"), "restricts ratio_bonus, which is absent"
-            )
-        return Tilt(
-            categories,
-            None
-            if factor is None
-            else self.ratio_param(factor, join_key(key, "deductible_factor")),
-            None if bonus is None else self.ratio_param(bonus, join_key(key, "ratio_bonus")),
-            None
-            if fee_only is None
-            else self.flag_param(fee_only, join_key(key, "fee_for_service_only")),
-        )
-
-    def check_listed(
-        self, param: Param[tuple[Category, ...]], listed: tuple[Category, ...]
-    ) -> None:
-        for version in param.versions:
-            for i, category in enumerate(version.value):
-                if category not in listed:
-                    self.fail(
-                        f"{param.key}.value[{i}]", f"{category} is not in categories.priority"
-                    )
-
-    def category_key(self, node: object, key: str, listed: tuple[Category, ...]) -> Category:
-        category = self.category(node, key)
-        if category not in listed:
-            self.fail(key, f"{category} is not in categories.priority")
-        return category
-
-    def by_level(
-        self, node: object, key: str, convert: Converter[Decimal]
-    ) -> dict[HospitalLevel, Param[Decimal]]:
-        levels = [level.value for level in HospitalLevel]
-        entry = self.mapping(node, key, levels)
-        return {
-            HospitalLevel(level): self.param(entry[level], join_key(key, level), {None: convert})
-            for level in levels
-        }
+# -- constrained values ------------------------------------------------------------------------
 
 
-def read_policy_file(path: Path) -> Policy:
-    """Read and validate one policy file; a :class:`PolicyFileError` carries the line of the
-    key it names."""
+def _number(node: object) -> Decimal:
+    if isinstance(node, bool) or not isinstance(node, int | Decimal):
+        raise ValueError(f"must be a number, got {node!r}")
+    if not Decimal(node).is_finite():
+        raise ValueError(f"must be a finite number, got {node!r}")
+    return Decimal(node)
+
+
+def _amount(node: object) -> Decimal:
+    value = _number(node)
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+def _ratio(node: object) -> Decimal:
+    value = _number(node)
+    if not Decimal(0) <= value <= Decimal(1):
+        raise ValueError(f"ratio must be within [0, 1], got {value}")
+    return value
+
+
+def _day(node: object) -> date:
+    if not isinstance(node, str) or not _DATE.match(node):
+        raise ValueError(f"must be a date YYYY-MM-DD, got {node!r}")
     try:
-        return _read_policy_file(path)
-    except PolicyFileError as error:
-        if error.line is not None or error.key.startswith("<"):
-            raise
-        line = line_of(path.read_text(encoding="utf-8"), error.key)
-        raise PolicyFileError(error.file, error.key, error.reason, line) from None
+        return date.fromisoformat(node)
+    except ValueError:
+        raise ValueError(f"is not a valid date: {node!r}") from None
 
 
-def _read_policy_file(path: Path) -> Policy:
-    file = path.name
-    reader = _Reader(file)
-    data = load_yaml(path, reader)
-    top = reader.mapping(
-        data,
-        "",
-        ("id", "title", "source", "region", "effective", "categories", "basic", "critical_illness"),
-        (
-            "pcdi",
-            "monitoring_standard",
-            "inclusive_commercial",
-            "assistance",
-            "secondary_assistance",
-            "uninsured",
-            "enrollment_subsidy",
-            "discovery",
-        ),
-    )
-    policy_id = reader.text(top["id"], "id")
-    if policy_id != path.stem:
-        reader.fail("id", f"{policy_id!r} must equal the file name {path.stem!r}")
-    reader.policy_id = policy_id
+def _text(node: object) -> str:
+    if not isinstance(node, str) or not node.strip():
+        raise ValueError(f"must be a non-empty string, got {node!r}")
+    return node
 
-    region = reader.mapping(top["region"], "region", ("code", "prefix", "name"))
-    code = reader.text(region["code"], "region.code")
-    prefix = reader.text(region["prefix"], "region.prefix")
+
+def _age(node: object) -> int:
+    if isinstance(node, bool) or not isinstance(node, int) or node < 0:
+        raise ValueError(f"must be a whole number of years ≥ 0, got {node!r}")
+    return node
+
+
+def _region_code(node: object) -> str:
+    code = _text(node)
     if not (len(code) == 6 and code.isascii() and code.isdigit()):
-        reader.fail("region.code", f"must be a 6-digit region code, got {code!r}")
-    if not (prefix.isascii() and prefix.isdigit() and 2 <= len(prefix) <= 6):
-        reader.fail("region.prefix", f"must be 2-6 leading digits of region.code, got {prefix!r}")
-    if not code.startswith(prefix):
-        reader.fail("region.prefix", f"must be 2-6 leading digits of region.code, got {prefix!r}")
+        raise ValueError(f"must be a 6-digit region code, got {code!r}")
+    return code
 
-    effective = reader.mapping(
-        top["effective"], "effective", ("from",), ("to", "clause", "assumed", "note")
-    )
-    start = reader.day(effective["from"], "effective.from")
-    end = None if effective.get("to") is None else reader.day(effective["to"], "effective.to")
-    if end is not None and end < start:
-        reader.fail("effective.to", f"{end} is before effective.from {start}")
-    effective_clause = reader.source(effective, "effective")
-    reader.start, reader.end = start, end
 
-    # PCDI of year Y serves settlements of Y + 1; the monitoring standard serves its own year.
-    pcdi = _yearly(
-        reader, top.get("pcdi"), "pcdi", start.year - 1, None if end is None else end.year - 1
-    )
-    monitoring_standard = _yearly(
-        reader,
-        top.get("monitoring_standard"),
-        "monitoring_standard",
-        start.year,
-        None if end is None else end.year,
-    )
+def _distinct(items: tuple[T, ...]) -> tuple[T, ...]:
+    if len(set(items)) != len(items):
+        raise ValueError("lists an entry twice")
+    return items
 
-    categories = _categories(reader, top["categories"])
-    listed = categories.priority.latest.value
-    for version in categories.priority.versions[:-1]:
-        listed = tuple(dict.fromkeys((*version.value, *listed)))
-    basic = _basic(reader, top["basic"], listed)
 
-    ci = reader.mapping(
-        top["critical_illness"],
-        "critical_illness",
-        ("deductible", "yearly_cap"),
-        ("ratio", "segments", "tilt"),
-    )
-    ci_schedule = reader.schedule({k: v for k, v in ci.items() if k != "tilt"}, "critical_illness")
-    ci_tilt = (
-        None if ci.get("tilt") is None else reader.tilt(ci["tilt"], "critical_illness.tilt", listed)
-    )
+Number = Annotated[Decimal, PlainValidator(_number)]
+Amount = Annotated[Decimal, PlainValidator(_amount)]
+"""Yuan, not negative; an exact decimal (the YAML reader never makes binary floats)."""
+Ratio = Annotated[Decimal, PlainValidator(_ratio)]
+"""A fraction in [0, 1] (0.65 = 65%)."""
+Cap = Amount | None
+"""A yearly cap; null = no cap."""
+Day = Annotated[date, PlainValidator(_day)]
+Text = Annotated[str, PlainValidator(_text)]
+RegionCode = Annotated[str, PlainValidator(_region_code)]
+Year = Annotated[int, Field(strict=True, ge=1900, le=2200)]
+Code = Annotated[str, PlainValidator(lambda node: _text(node).strip().upper())]
+Categories = Annotated[tuple[Category, ...], Field(min_length=1), AfterValidator(_distinct)]
+VisitTypes = Annotated[tuple[VisitType, ...], Field(min_length=1), AfterValidator(_distinct)]
+Codes = Annotated[tuple[Code, ...], Field(min_length=1), AfterValidator(_distinct)]
 
-    commercial = None
-    if top.get("inclusive_commercial") is not None:
-        commercial = reader.schedule(top["inclusive_commercial"], "inclusive_commercial")
 
-    assistance = (
-        None if top.get("assistance") is None else _assistance(reader, top["assistance"], listed)
-    )
-    secondary = None
-    if top.get("secondary_assistance") is not None:
-        secondary = _secondary(reader, top["secondary_assistance"])
-    uninsured = None
-    if top.get("uninsured") is not None:
-        if assistance is None:
-            reader.fail("uninsured", "needs an assistance section (its referral rule applies)")
-        uninsured = _uninsured(reader, top["uninsured"], listed)
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    subsidy = _subsidy(reader, top.get("enrollment_subsidy") or {})
 
-    discovery = None
-    if top.get("discovery") is not None:
-        entry = reader.mapping(top["discovery"], "discovery", ("out_of_pocket_share_of_pcdi",))
-        key = "discovery.out_of_pocket_share_of_pcdi"
-        discovery = DiscoveryRules(reader.ratio_param(entry["out_of_pocket_share_of_pcdi"], key))
-        reader.uses_pcdi.append(key)
-    if reader.uses_pcdi and not pcdi:
-        reader.fail(reader.uses_pcdi[0], "depends on PCDI but the policy has no pcdi table")
-    if reader.uses_monitoring_standard and not monitoring_standard:
-        reader.fail(
-            reader.uses_monitoring_standard[0],
-            "depends on the monitoring income standard but the policy has no "
-            "monitoring_standard table",
+# -- parameters --------------------------------------------------------------------------------
+
+
+class _Sourced(_File):
+    """Where a value comes from: a clause of the document, or ``assumed: true``."""
+
+    clause: Text | None = None
+    assumed: StrictBool = False
+    note: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.clause is not None and self.assumed:
+            raise refuse("give either clause or assumed: true, not both")
+        if self.clause is None and not self.assumed:
+            raise refuse("needs a clause reference or assumed: true")
+        return self
+
+
+class Entry(_Sourced, Generic[T]):
+    """One value of a parameter: ``{value, since, clause | assumed, note?}``."""
+
+    value: T
+    since: Day
+
+    def unit_of(self) -> Unit | None:
+        return None
+
+
+class _Measured(Entry[Number]):
+    """An amount whose ``unit`` says whether it is yuan (not negative) or a share (a ratio)."""
+
+    unit: str
+
+    def unit_of(self) -> Unit:
+        return Unit(self.unit)
+
+    @model_validator(mode="after")
+    def _value_fits_unit(self) -> Self:
+        try:
+            (_amount if self.unit == Unit.YUAN else _ratio)(self.value)
+        except ValueError as error:
+            raise refuse(str(error), "value") from None
+        return self
+
+
+class DeductibleEntry(_Measured):
+    unit: Literal["yuan", "share_of_pcdi", "share_of_monitoring_standard"] = "yuan"
+
+
+class SubsidyAmountEntry(_Measured):
+    unit: Literal["share_of_contribution", "yuan"] = "share_of_contribution"
+
+
+def _versions(node: object) -> list[object]:
+    versions = node if isinstance(node, list) else [node]
+    if not versions or not all(isinstance(version, dict) for version in versions):
+        raise ValueError(
+            f"must be a parameter {{value, since, clause | assumed: true}} or a list of them, "
+            f"got {node!r}"
         )
+    return versions
 
-    return Policy(
-        id=policy_id,
-        title=reader.text(top["title"], "title"),
-        source=reader.text(top["source"], "source"),
-        file=file,
-        region_code=code,
-        region_prefix=prefix,
-        region_name=reader.text(region["name"], "region.name"),
-        effective_from=start,
-        effective_to=end,
-        effective_reference=effective_clause if effective_clause is not None else "assumed",
-        pcdi=pcdi,
-        monitoring_standard=monitoring_standard,
-        categories=categories,
-        basic=basic,
-        critical_illness=CriticalIllnessRules(ci_schedule, ci_tilt),
-        inclusive_commercial=commercial,
-        assistance=assistance,
-        secondary_assistance=secondary,
-        uninsured=uninsured,
-        enrollment_subsidy=subsidy,
-        discovery=discovery,
+
+def _in_order(versions: tuple[Entry[Any], ...]) -> tuple[Entry[Any], ...]:
+    for i in range(1, len(versions)):
+        if versions[i].since <= versions[i - 1].since:
+            raise refuse("versions must be in increasing order of since", i, "since")
+    return versions
+
+
+E = TypeVar("E", bound=Entry[Any])
+Versions = Annotated[tuple[E, ...], BeforeValidator(_versions), AfterValidator(_in_order)]
+"""A parameter: one entry, or a list of entries oldest first."""
+
+
+def _param(
+    versions: Sequence[Entry[T]],
+    policy_id: str,
+    key: str,
+    convert: Callable[[T], U] = lambda v: v,  # type: ignore[assignment,return-value]
+) -> Param[U]:
+    values = (
+        Value(policy_id, key, convert(e.value), e.since, e.clause, e.unit_of(), e.note)
+        for e in versions
     )
+    return Param(policy_id, key, tuple(values))
 
 
-def _yearly(
-    reader: _Reader, node: object, key: str, first: int, last: int | None
-) -> dict[int, Param[Decimal]]:
-    """A table of amounts keyed by calendar year, e.g. ``pcdi`` or ``monitoring_standard``.
+def _build(target: type[D], model: BaseModel, policy_id: str, at: str, **given: object) -> D:
+    """A ``target`` whose parameters are those of ``model`` with the same names (keyed
+    ``at.<name in the file>``; None where ``model`` has none), and ``given`` for the rest."""
+    fields = type(model).model_fields
+    params: dict[str, object] = {}
+    for name in (f.name for f in dataclasses.fields(target) if f.name not in given):
+        versions = getattr(model, name, None)
+        where = f"{at}.{fields[name].alias or name}" if name in fields else at
+        params[name] = None if versions is None else _param(versions, policy_id, where)
+    return target(**params, **given)
 
-    When present it must cover every year from ``first`` to ``last`` (the years the policy in
-    force needs; an open-ended policy: up to its last key) without a gap, so that no settlement
-    meets a missing year.
-    """
-    if node is None:
-        return {}
-    if not isinstance(node, dict) or not node:
-        reader.fail(key, "must be a mapping of year to parameter")
-    table: dict[int, Param[Decimal]] = {}
-    for year, raw in node.items():
-        if isinstance(year, bool) or not isinstance(year, int) or not 1900 <= year <= 2200:
-            reader.fail(f"{key}.{year}", "keys must be calendar years")
-        table[year] = reader.amount_param(raw, f"{key}.{year}")
+
+def _entries(node: object, loc: Loc = ()) -> Iterator[tuple[Loc, Entry[Any]]]:
+    """Every parameter entry below ``node`` with its position in the file."""
+    if isinstance(node, Entry):
+        yield loc, node
+    elif isinstance(node, BaseModel):
+        for name, field in type(node).model_fields.items():
+            yield from _entries(getattr(node, name), (*loc, field.alias or name))
+    elif isinstance(node, dict):
+        for key, item in node.items():
+            yield from _entries(item, (*loc, key))
+    elif isinstance(node, tuple):
+        for index, item in enumerate(node):
+            yield from _entries(item, (*loc, index))
+
+
+# -- schedules ---------------------------------------------------------------------------------
+
+
+class SegmentFile(_File):
+    up_to: Cap
+    ratio: Ratio
+
+
+def _bands(segments: tuple[SegmentFile, ...]) -> tuple[SegmentFile, ...]:
+    previous = Decimal(0)
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment.up_to is None and not last:
+            raise refuse("only the last segment may be open (null)", i, "up_to")
+        if segment.up_to is not None and last:
+            raise refuse("the last segment must be open (up_to: null)", i, "up_to")
+        if segment.up_to is not None and segment.up_to <= previous:
+            raise refuse("segment bounds must increase", i, "up_to")
+        previous = segment.up_to or previous
+    return segments
+
+
+Segments = Annotated[tuple[SegmentFile, ...], Field(min_length=1), AfterValidator(_bands)]
+
+
+class Rates(_File):
+    """A schedule without its own cap: ``deductible``, then ``ratio`` or ``segments``."""
+
+    deductible: Versions[DeductibleEntry] | None = None
+    ratio: Versions[Entry[Ratio]] | None = None
+    segments: Versions[Entry[Segments]] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_rates(cls, data: object) -> object:
+        """``deductible: null`` is not "no deductible": leave the key out."""
+        for name in ("deductible", "threshold", "ratio", "segments"):
+            if isinstance(data, dict) and name in data and data[name] is None:
+                raise refuse("must be a parameter {value, since, clause | assumed: true}", name)
+        return data
+
+    @model_validator(mode="after")
+    def _ratio_or_segments(self) -> Self:
+        if self.ratio is not None and self.segments is not None:
+            raise refuse("give either ratio or segments, not both", "segments")
+        if self.ratio is None and self.segments is None:
+            raise refuse("missing required key (ratio or segments)", "ratio")
+        return self
+
+    def rule(self, policy_id: str, key: str) -> ScheduleRule:
+        if self.segments is not None:
+            bands = lambda segments: tuple(Segment(s.up_to, s.ratio) for s in segments)  # noqa: E731
+            segments = _param(self.segments, policy_id, f"{key}.segments", bands)
+        else:
+            open_band = lambda ratio: (Segment(None, ratio),)  # noqa: E731
+            segments = _param(self.ratio or (), policy_id, f"{key}.ratio", open_band)
+        return _build(ScheduleRule, self, policy_id, key, key=key, segments=segments)
+
+
+class Schedule(Rates):
+    yearly_cap: Versions[Entry[Cap]]
+
+
+class TiltFile(_File):
+    categories: Versions[Entry[Categories]]
+    deductible_factor: Versions[Entry[Ratio]] | None = None
+    ratio_bonus: Versions[Entry[Ratio]] | None = None
+    fee_for_service_only: Versions[Entry[StrictBool]] | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.deductible_factor is None and self.ratio_bonus is None:
+            raise refuse("a tilt needs deductible_factor or ratio_bonus", "ratio_bonus")
+        if self.fee_for_service_only is not None and self.ratio_bonus is None:
+            raise refuse("restricts ratio_bonus, which is absent", "fee_for_service_only")
+        return self
+
+
+class BasicTiltFile(TiltFile):
+    @model_validator(mode="after")
+    def _ratio_only(self) -> Self:
+        if self.deductible_factor is not None:
+            raise refuse("unknown key (basic tilts change the ratio only)", "deductible_factor")
+        return self
+
+
+class CriticalIllnessFile(Schedule):
+    deductible: Versions[DeductibleEntry]
+    tilt: TiltFile | None = None
+
+
+# -- sections ----------------------------------------------------------------------------------
+
+
+def _every_level(levels: dict[HospitalLevel, U]) -> dict[HospitalLevel, U]:
+    for level in HospitalLevel:
+        if level not in levels:
+            raise refuse("missing required key", level)
+    return levels
+
+
+class SpecialDiseasesFile(_File):
+    categories: Versions[Entry[Categories]]
+    diagnoses: Versions[Entry[Codes]]
+    child_diagnoses: Versions[Entry[Codes]] | None = None
+    child_max_age: Versions[Entry[Annotated[int, PlainValidator(_age)]]] | None = None
+
+    @model_validator(mode="after")
+    def _child_rules_together(self) -> Self:
+        if (self.child_diagnoses is None) != (self.child_max_age is None):
+            missing = "child_max_age" if self.child_max_age is None else "child_diagnoses"
+            raise refuse("child_diagnoses and child_max_age go together", missing)
+        return self
+
+
+class InpatientFile(_File):
+    deductible: Annotated[
+        dict[HospitalLevel, Versions[Entry[Amount]]], AfterValidator(_every_level)
+    ]
+    ratio: Annotated[dict[HospitalLevel, Versions[Entry[Ratio]]], AfterValidator(_every_level)]
+    tilt: BasicTiltFile | None = None
+    special_diseases: SpecialDiseasesFile | None = None
+
+
+class BasicFile(_File):
+    yearly_cap: Versions[Entry[Cap]]
+    inpatient: InpatientFile
+    chronic: Rates
+    general_outpatient: Schedule
+
+
+class CategoriesFile(_File):
+    priority: Versions[Entry[Categories]]
+    retroactive_within_year: Versions[Entry[StrictBool]] | None = None
+    end_of_month_grace: Versions[Entry[Categories]] | None = None
+
+
+ScheduleTable = Annotated[dict[Category, Schedule], Field(min_length=1)]
+
+
+def _no_general_outpatient(versions: Sequence[Entry[tuple[VisitType, ...]]], reason: str) -> None:
+    if any(VisitType.OUTPATIENT_GENERAL in v.value for v in versions):
+        raise refuse(reason, "visit_types")
+
+
+class AssistanceFile(_File):
+    visit_types: Versions[Entry[VisitTypes]]
+    requires_compliant_referral: Versions[Entry[StrictBool]]
+    schedules: ScheduleTable
+    general_outpatient: ScheduleTable | None = None
+
+    @model_validator(mode="after")
+    def _general_outpatient_apart(self) -> Self:
+        reason = "general outpatient has its own section (general_outpatient)"
+        _no_general_outpatient(self.visit_types, reason)
+        return self
+
+
+class SecondaryFile(Schedule):
+    deductible: Versions[DeductibleEntry] = Field(alias="threshold")
+    visit_types: Versions[Entry[VisitTypes]]
+    requires_compliant_referral: Versions[Entry[StrictBool]]
+    requires_in_province: Versions[Entry[StrictBool]]
+
+
+class UninsuredFile(Schedule):
+    categories: Versions[Entry[Categories]]
+    visit_types: Versions[Entry[VisitTypes]]
+    ledger: Versions[Entry[UninsuredLedger]]
+
+    @model_validator(mode="after")
+    def _no_general_outpatient(self) -> Self:
+        reason = "general outpatient visits of uninsured persons get nothing"
+        _no_general_outpatient(self.visit_types, reason)
+        return self
+
+
+class SubsidyPartFile(_File):
+    amount: Versions[SubsidyAmountEntry]
+    fund: Versions[Entry[Fund]]
+
+
+class DiscoveryFile(_File):
+    out_of_pocket_share_of_pcdi: Versions[Entry[Ratio]]
+
+
+class RegionFile(_File):
+    code: RegionCode
+    prefix: Text
+    name: Text
+
+    @model_validator(mode="after")
+    def _prefix_of_code(self) -> Self:
+        prefix = self.prefix
+        if not (prefix.isascii() and prefix.isdigit() and 2 <= len(prefix) <= 6) or not (
+            self.code.startswith(prefix)
+        ):
+            raise refuse(f"must be 2-6 leading digits of region.code, got {prefix!r}", "prefix")
+        return self
+
+
+class EffectiveFile(_Sourced):
+    start: Day = Field(alias="from")
+    end: Day | None = Field(None, alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end is not None and self.end < self.start:
+            raise refuse(f"{self.end} is before effective.from {self.start}", "to")
+        return self
+
+
+YearTable = Annotated[dict[Year, Versions[Entry[Amount]]], Field(min_length=1)]
+
+
+class PolicyFile(_File):
+    """One benefit policy file (``<id>.yaml``), as written."""
+
+    id: Text
+    title: Text
+    source: Text
+    region: RegionFile
+    effective: EffectiveFile
+    pcdi: YearTable | None = None
+    """上年度居民人均可支配收入 by calendar year: a settlement in year Y uses Y - 1."""
+    monitoring_standard: YearTable | None = None
+    """防止返贫监测收入标准 by settlement year."""
+    categories: CategoriesFile
+    basic: BasicFile
+    critical_illness: CriticalIllnessFile
+    inclusive_commercial: Schedule | None = None
+    assistance: AssistanceFile | None = None
+    secondary_assistance: SecondaryFile | None = None
+    uninsured: UninsuredFile | None = None
+    enrollment_subsidy: (
+        dict[Category, Annotated[tuple[SubsidyPartFile, ...], Field(min_length=1)]] | None
+    ) = None
+    discovery: DiscoveryFile | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Self:
+        """The checks that need more than one section."""
+        name = (info.context or {}).get("name")
+        if name is not None and self.id != name:
+            raise refuse(f"{self.id!r} must equal the file name {name!r}", "id")
+        start, end = self.effective.start, self.effective.end
+        entries = list(_entries(self))
+        for loc, entry in entries:
+            if entry.since < start or (end is not None and entry.since > end):
+                raise refuse(
+                    f"{entry.since} is outside the policy's effective interval", *loc, "since"
+                )
+        # PCDI of year Y serves settlements of Y + 1; the monitoring standard serves its own year.
+        last = None if end is None else end.year
+        _no_gap(self.pcdi, "pcdi", start.year - 1, None if last is None else last - 1)
+        _no_gap(self.monitoring_standard, "monitoring_standard", start.year, last)
+        self._only_listed_categories()
+        uses_pcdi = [loc for loc, e in entries if e.unit_of() is Unit.SHARE_OF_PCDI]
+        if self.discovery is not None:
+            uses_pcdi.append(("discovery", "out_of_pocket_share_of_pcdi"))
+        if uses_pcdi and self.pcdi is None:
+            raise refuse("depends on PCDI but the policy has no pcdi table", *uses_pcdi[0])
+        for loc, entry in entries:
+            if (
+                entry.unit_of() is Unit.SHARE_OF_MONITORING_STANDARD
+                and not self.monitoring_standard
+            ):
+                raise refuse(
+                    "depends on the monitoring income standard but the policy has no "
+                    "monitoring_standard table",
+                    *loc,
+                )
+        if self.uninsured is not None and self.assistance is None:
+            raise refuse("needs an assistance section (its referral rule applies)", "uninsured")
+        return self
+
+    def _only_listed_categories(self) -> None:
+        """Tilts, special diseases, schedules and the uninsured name only categories of
+        ``categories.priority`` (any of its versions)."""
+        listed = {c for version in self.categories.priority for c in version.value}
+
+        def named(
+            section: TiltFile | SpecialDiseasesFile | UninsuredFile | None, *at: str
+        ) -> Iterator[tuple[Loc, Category]]:
+            for i, version in enumerate(section.categories if section else ()):
+                for j, category in enumerate(version.value):
+                    yield (*at, "categories", i, "value", j), category
+
+        inpatient, assistance = self.basic.inpatient, self.assistance
+        tables = (
+            {}
+            if assistance is None
+            else {
+                "schedules": assistance.schedules,
+                "general_outpatient": assistance.general_outpatient or {},
+            }
+        )
+        found = chain(
+            named(inpatient.tilt, "basic", "inpatient", "tilt"),
+            named(inpatient.special_diseases, "basic", "inpatient", "special_diseases"),
+            named(self.critical_illness.tilt, "critical_illness", "tilt"),
+            ((("assistance", name, c), c) for name, table in tables.items() for c in table),
+            named(self.uninsured, "uninsured"),
+        )
+        for loc, category in found:
+            if category not in listed:
+                raise refuse(f"{category} is not in categories.priority", *loc)
+
+
+def _no_gap(table: YearTable | None, key: str, first: int, last: int | None) -> None:
+    """A yearly table, when present, covers every year from ``first`` to ``last`` (the years the
+    policy in force needs; an open-ended policy: up to its last key), so that no settlement
+    meets a missing year."""
+    if table is None:
+        return
     until = max(table) if last is None else last
     missing = [year for year in range(first, until + 1) if year not in table]
     if missing:
-        reader.fail(
-            f"{key}.{missing[0]}",
-            f"missing: the policy is in force in years that need {first}…{until}",
-        )
-    return table
-
-
-def _categories(reader: _Reader, node: object) -> CategoryRules:
-    entry = reader.mapping(
-        node, "categories", ("priority",), ("retroactive_within_year", "end_of_month_grace")
-    )
-    priority = reader.categories_param(entry["priority"], "categories.priority")
-    retro = entry.get("retroactive_within_year")
-    grace = entry.get("end_of_month_grace")
-    return CategoryRules(
-        priority,
-        None if retro is None else reader.flag_param(retro, "categories.retroactive_within_year"),
-        None if grace is None else reader.categories_param(grace, "categories.end_of_month_grace"),
-    )
-
-
-def _basic(reader: _Reader, node: object, listed: tuple[Category, ...]) -> BasicRules:
-    entry = reader.mapping(
-        node, "basic", ("yearly_cap", "inpatient", "chronic", "general_outpatient")
-    )
-    inpatient = reader.mapping(
-        entry["inpatient"], "basic.inpatient", ("deductible", "ratio"), ("tilt", "special_diseases")
-    )
-    tilt = None
-    if inpatient.get("tilt") is not None:
-        tilt = reader.tilt(inpatient["tilt"], "basic.inpatient.tilt", listed)
-        if tilt.deductible_factor is not None:
-            reader.fail(
-                "basic.inpatient.tilt.deductible_factor",
-                "unknown key (basic tilts change the ratio only)",
-            )
-    special = None
-    if inpatient.get("special_diseases") is not None:
-        special = _special_diseases(reader, inpatient["special_diseases"], listed)
-    return BasicRules(
-        yearly_cap=reader.cap_param(entry["yearly_cap"], "basic.yearly_cap"),
-        inpatient_deductible=reader.by_level(
-            inpatient["deductible"], "basic.inpatient.deductible", reader.amount
-        ),
-        inpatient_ratio=reader.by_level(inpatient["ratio"], "basic.inpatient.ratio", reader.ratio),
-        inpatient_tilt=tilt,
-        special_diseases=special,
-        chronic=reader.schedule(entry["chronic"], "basic.chronic", cap=False),
-        general_outpatient=reader.schedule(entry["general_outpatient"], "basic.general_outpatient"),
-    )
-
-
-def _special_diseases(
-    reader: _Reader, node: object, listed: tuple[Category, ...]
-) -> SpecialDiseases:
-    key = "basic.inpatient.special_diseases"
-    entry = reader.mapping(
-        node, key, ("categories", "diagnoses"), ("child_diagnoses", "child_max_age")
-    )
-    categories = reader.categories_param(entry["categories"], f"{key}.categories")
-    reader.check_listed(categories, listed)
-    child = entry.get("child_diagnoses")
-    age = entry.get("child_max_age")
-    if (child is None) != (age is None):
-        missing = "child_max_age" if age is None else "child_diagnoses"
-        reader.fail(f"{key}.{missing}", "child_diagnoses and child_max_age go together")
-    return SpecialDiseases(
-        categories,
-        reader.param(entry["diagnoses"], f"{key}.diagnoses", {None: reader.codes}),
-        None
-        if child is None
-        else reader.param(child, f"{key}.child_diagnoses", {None: reader.codes}),
-        None if age is None else reader.param(age, f"{key}.child_max_age", {None: reader.age}),
-    )
-
-
-def _assistance(reader: _Reader, node: object, listed: tuple[Category, ...]) -> AssistanceRules:
-    entry = reader.mapping(
-        node,
-        "assistance",
-        ("visit_types", "requires_compliant_referral", "schedules"),
-        ("general_outpatient",),
-    )
-    visit_types = reader.visit_types_param(entry["visit_types"], "assistance.visit_types")
-    if any(VisitType.OUTPATIENT_GENERAL in v.value for v in visit_types.versions):
-        reader.fail(
-            "assistance.visit_types", "general outpatient has its own section (general_outpatient)"
+        raise refuse(
+            f"missing: the policy is in force in years that need {first}…{until}", key, missing[0]
         )
 
-    def table(raw: object, key: str) -> dict[Category, ScheduleRule]:
-        if not isinstance(raw, dict) or not raw:
-            reader.fail(key, "must be a mapping of category to schedule")
-        return {
-            reader.category_key(cat, join_key(key, cat), listed): reader.schedule(
-                rule, join_key(key, cat)
+
+# -- the engine's model ------------------------------------------------------------------------
+
+
+def _optional(make: Callable[[M], R], model: M | None) -> R | None:
+    return None if model is None else make(model)
+
+
+def _policy(f: PolicyFile, file: str) -> Policy:
+    """The validated file as the engine's :class:`Policy`; every parameter keyed as in the file."""
+    pid, basic, inpatient, ci = f.id, f.basic, f.basic.inpatient, f.critical_illness
+
+    def yearly(table: YearTable | None, key: str) -> dict[int, Param[Decimal]]:
+        return {year: _param(v, pid, f"{key}.{year}") for year, v in (table or {}).items()}
+
+    def schedules(table: dict[Category, Schedule] | None, key: str) -> dict[Category, ScheduleRule]:
+        return {c: s.rule(pid, f"{key}.{c}") for c, s in (table or {}).items()}
+
+    def tilt(at: str) -> Callable[[TiltFile], Tilt]:
+        return lambda t: _build(Tilt, t, pid, at)
+
+    def with_schedule(target: type[D], at: str) -> Callable[[Schedule], D]:
+        return lambda section: _build(target, section, pid, at, schedule=section.rule(pid, at))
+
+    return Policy(
+        id=pid,
+        title=f.title,
+        source=f.source,
+        file=file,
+        region_code=f.region.code,
+        region_prefix=f.region.prefix,
+        region_name=f.region.name,
+        effective_from=f.effective.start,
+        effective_to=f.effective.end,
+        effective_reference=f.effective.clause or "assumed",
+        pcdi=yearly(f.pcdi, "pcdi"),
+        monitoring_standard=yearly(f.monitoring_standard, "monitoring_standard"),
+        categories=_build(CategoryRules, f.categories, pid, "categories"),
+        basic=_build(
+            BasicRules,
+            basic,
+            pid,
+            "basic",
+            inpatient_deductible={
+                level: _param(v, pid, f"basic.inpatient.deductible.{level}")
+                for level, v in inpatient.deductible.items()
+            },
+            inpatient_ratio={
+                level: _param(v, pid, f"basic.inpatient.ratio.{level}")
+                for level, v in inpatient.ratio.items()
+            },
+            inpatient_tilt=_optional(tilt("basic.inpatient.tilt"), inpatient.tilt),
+            special_diseases=_optional(
+                lambda s: _build(SpecialDiseases, s, pid, "basic.inpatient.special_diseases"),
+                inpatient.special_diseases,
+            ),
+            chronic=basic.chronic.rule(pid, "basic.chronic"),
+            general_outpatient=basic.general_outpatient.rule(pid, "basic.general_outpatient"),
+        ),
+        critical_illness=CriticalIllnessRules(
+            ci.rule(pid, "critical_illness"), _optional(tilt("critical_illness.tilt"), ci.tilt)
+        ),
+        inclusive_commercial=_optional(
+            lambda s: s.rule(pid, "inclusive_commercial"), f.inclusive_commercial
+        ),
+        assistance=_optional(
+            lambda a: _build(
+                AssistanceRules,
+                a,
+                pid,
+                "assistance",
+                schedules=schedules(a.schedules, "assistance.schedules"),
+                general_outpatient=schedules(a.general_outpatient, "assistance.general_outpatient"),
+            ),
+            f.assistance,
+        ),
+        secondary_assistance=_optional(
+            with_schedule(SecondaryRules, "secondary_assistance"), f.secondary_assistance
+        ),
+        uninsured=_optional(with_schedule(UninsuredRules, "uninsured"), f.uninsured),
+        enrollment_subsidy={
+            c: tuple(
+                _build(SubsidyPart, part, pid, f"enrollment_subsidy.{c}[{i}]")
+                for i, part in enumerate(parts)
             )
-            for cat, rule in raw.items()
-        }
-
-    general = entry.get("general_outpatient")
-    return AssistanceRules(
-        visit_types=visit_types,
-        requires_compliant_referral=reader.flag_param(
-            entry["requires_compliant_referral"], "assistance.requires_compliant_referral"
-        ),
-        schedules=table(entry["schedules"], "assistance.schedules"),
-        general_outpatient={}
-        if general is None
-        else table(general, "assistance.general_outpatient"),
+            for c, parts in (f.enrollment_subsidy or {}).items()
+        },
+        discovery=_optional(lambda d: _build(DiscoveryRules, d, pid, "discovery"), f.discovery),
     )
 
 
-def _secondary(reader: _Reader, node: object) -> SecondaryRules:
-    key = "secondary_assistance"
-    flags = ("visit_types", "requires_compliant_referral", "requires_in_province")
-    entry = reader.mapping(node, key, (*flags, "threshold", "yearly_cap"), ("ratio", "segments"))
-    schedule_part = {k: v for k, v in entry.items() if k not in flags}
-    return SecondaryRules(
-        visit_types=reader.visit_types_param(entry["visit_types"], f"{key}.visit_types"),
-        requires_compliant_referral=reader.flag_param(
-            entry["requires_compliant_referral"], f"{key}.requires_compliant_referral"
-        ),
-        requires_in_province=reader.flag_param(
-            entry["requires_in_province"], f"{key}.requires_in_province"
-        ),
-        schedule=reader.schedule(schedule_part, key, deductible="threshold"),
-    )
-
-
-def _uninsured(reader: _Reader, node: object, listed: tuple[Category, ...]) -> UninsuredRules:
-    key = "uninsured"
-    entry = reader.mapping(
-        node,
-        key,
-        ("categories", "visit_types", "ledger", "yearly_cap"),
-        ("deductible", "ratio", "segments"),
-    )
-    categories = reader.categories_param(entry["categories"], f"{key}.categories")
-    reader.check_listed(categories, listed)
-    visit_types = reader.visit_types_param(entry["visit_types"], f"{key}.visit_types")
-    if any(VisitType.OUTPATIENT_GENERAL in v.value for v in visit_types.versions):
-        reader.fail(
-            f"{key}.visit_types", "general outpatient visits of uninsured persons get nothing"
-        )
-
-    def ledger(raw: object, k: str) -> UninsuredLedger:
-        allowed = [item.value for item in UninsuredLedger]
-        if raw not in allowed:
-            reader.fail(k, f"unknown ledger {raw!r} (one of {', '.join(allowed)})")
-        return UninsuredLedger(str(raw))
-
-    schedule_part = {
-        k: v for k, v in entry.items() if k not in ("categories", "visit_types", "ledger")
-    }
-    return UninsuredRules(
-        categories=categories,
-        visit_types=visit_types,
-        ledger=reader.param(entry["ledger"], f"{key}.ledger", {None: ledger}),
-        schedule=reader.schedule(schedule_part, key),
-    )
-
-
-def _subsidy(reader: _Reader, node: object) -> dict[Category, tuple[SubsidyPart, ...]]:
-    key = "enrollment_subsidy"
-    if not isinstance(node, dict):
-        reader.fail(key, "must be a mapping of category to a list of {amount, fund}")
-    result: dict[Category, tuple[SubsidyPart, ...]] = {}
-    for raw_category, raw_parts in node.items():
-        k = join_key(key, raw_category)
-        category = reader.category(raw_category, k)
-        if not isinstance(raw_parts, list) or not raw_parts:
-            reader.fail(k, "must be a non-empty list of {amount, fund}")
-        parts: list[SubsidyPart] = []
-        for i, raw in enumerate(raw_parts):
-            part = reader.mapping(raw, f"{k}[{i}]", ("amount", "fund"))
-            amount = reader.param(
-                part["amount"],
-                f"{k}[{i}].amount",
-                {Unit.SHARE_OF_CONTRIBUTION: reader.ratio, Unit.YUAN: reader.amount},
-            )
-            fund = reader.param(part["fund"], f"{k}[{i}].fund", {None: reader.fund})
-            parts.append(SubsidyPart(amount, fund))
-        result[category] = tuple(parts)
-    return result
+def read_policy_file(path: Path) -> Policy:
+    """Read and validate one policy file; a :class:`PolicyFileError` names the key and its line."""
+    return _policy(SourceFile.read(path).validate(PolicyFile, {"name": path.stem}), path.name)
 
 
 def check_no_overlap(policies: Sequence[Policy]) -> None:
@@ -515,8 +701,8 @@ def check_no_overlap(policies: Sequence[Policy]) -> None:
 def load_policies(directory: Path | None = None) -> PolicySet:
     """Read and validate every ``*.yaml`` of ``directory`` (default: the bundled ``benefits/``).
 
-    Raises :class:`~policies.errors.PolicyFileError` naming the file and the key of the first
-    problem found.
+    Raises :class:`~policies.errors.PolicyFileError` naming the file, the key and the line of
+    the first problem found.
     """
     folder = BENEFITS_DIR if directory is None else directory
     policies = [read_policy_file(path) for path in sorted(folder.glob("*.yaml"))]

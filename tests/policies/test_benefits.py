@@ -479,6 +479,28 @@ def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
     assert "twice" in error.reason
 
 
+def test_a_key_given_twice_is_refused_at_the_line_of_its_second_occurrence(
+    tmp_path: Path,
+) -> None:
+    text = edited(PANZHIHUA, "  2023: {value: 44000", "  2022: {value: 44000")
+    wanted = next(i for i, line in enumerate(text.splitlines(), 1) if "2022: {value: 44000" in line)
+    assert refused(tmp_path, text).line == wanted
+
+
+def test_a_null_deductible_is_refused_not_read_as_no_deductible(tmp_path: Path) -> None:
+    text = edited(
+        PANZHIHUA,
+        "deductible: {value: 300, since: 2023-02-01, assumed: true, note: annual}",
+        "deductible: null",
+    )
+    error = refused(tmp_path, text)
+    assert (error.key, error.line) == (
+        "basic.chronic.deductible",
+        text.count("\n", 0, text.index("deductible: null")) + 1,
+    )
+    assert "must be a parameter" in error.reason
+
+
 def test_id_must_match_the_file_name(tmp_path: Path) -> None:
     error = refused(tmp_path, bundled(JINING), "370800-2022.yaml")
     assert error.key == "id"
