@@ -47,30 +47,12 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=2, validation_alias="MEDGW_MAX_QUERY_DEPTH")
     max_aliases: int = Field(default=15, ge=1, validation_alias="MEDGW_MAX_ALIASES")
     max_tokens: int = Field(default=2000, ge=50, validation_alias="MEDGW_MAX_TOKENS")
-    # Limits of a document once its fragments are expanded (gateway/limits.py).
-    max_fields: int = Field(
-        default=500,
-        ge=10,
-        validation_alias="MEDGW_MAX_FIELDS",
-        description="Field selections of a query, fragments expanded.",
-    )
-    max_query_cost: int = Field(
-        default=50_000,
-        ge=10,
-        validation_alias="MEDGW_MAX_QUERY_COST",
-        description="Fields a query may resolve, list sizes multiplied through the nesting.",
-    )
-    assumed_list_size: int = Field(
-        default=10,
-        ge=1,
-        validation_alias="MEDGW_ASSUMED_LIST_SIZE",
-        description="What a list without a page size (first/last) counts for in the cost.",
-    )
+    # Limits of a document, fragments expanded, and of its response (gateway/limits.py).
+    max_fields: int = Field(default=500, ge=10, validation_alias="MEDGW_MAX_FIELDS")
+    max_query_cost: int = Field(default=50_000, ge=10, validation_alias="MEDGW_MAX_QUERY_COST")
+    assumed_list_size: int = Field(default=10, ge=1, validation_alias="MEDGW_ASSUMED_LIST_SIZE")
     max_response_bytes: int = Field(
-        default=10_000_000,
-        ge=1_000,
-        validation_alias="MEDGW_MAX_RESPONSE_BYTES",
-        description="A larger response is replaced by a BAD_INPUT error.",
+        default=10_000_000, ge=1_000, validation_alias="MEDGW_MAX_RESPONSE_BYTES"
     )
     max_body_bytes: int = Field(default=100_000, ge=1_000, validation_alias="MEDGW_MAX_BODY_BYTES")
     max_batch: int = Field(
