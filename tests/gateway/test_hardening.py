@@ -187,7 +187,8 @@ async def test_more_aliases_than_allowed_are_refused_before_they_run(
     body = await gql.post(aliased(limit + 1))
     assert body["data"] is None
     assert codes(body) == ["BAD_INPUT"]
-    assert body["errors"][0]["message"] == f"aliases {limit + 1} exceeds MEDGW_MAX_ALIASES={limit}"
+    message = f"alias count {limit + 1} exceeds MEDGW_MAX_ALIASES={limit}"
+    assert body["errors"][0]["message"] == message
     assert len(statements) == 0
 
     data = await gql.data(aliased(limit))
