@@ -219,7 +219,7 @@ class Refusal(SchemaExtension):
     def on_validate(self) -> Any:
         context = self.execution_context
         query = context.query
-        if query:
+        if query and context.pre_execution_errors is None:  # not refused already (limits)
             purpose = context.context.principal.purpose
             denied = self.cache.get(
                 query,

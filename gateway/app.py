@@ -10,7 +10,6 @@ mask, and write the read audit record (:mod:`gateway.access`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,18 +25,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-)
-from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.access import FieldAccess, ReadAudit, Refusal, RefusalCache
 from gateway.config import Settings
 from gateway.errors import ErrorCodes, production_errors
+from gateway.limits import QueryLimits, limited_encoder
 from gateway.middleware import (
     REQUEST_ID,
     BearerTokens,
@@ -84,11 +78,12 @@ class GraphQLView(GraphQL[Context, None]):
 
     def __init__(self, gateway: Gateway, **kwargs: Any) -> None:
         self.gateway = gateway
+        self.encode = limited_encoder(lambda: gateway.settings.max_response_bytes)
         super().__init__(**kwargs)
 
-    def encode_json(self, data: object) -> str:
-        # Names and references are Chinese: send UTF-8, not \uXXXX escapes.
-        return json.dumps(data, ensure_ascii=False)
+    def encode_json(self, data: object) -> bytes:
+        # Names and references are Chinese: UTF-8, not \uXXXX escapes; at most the size cap.
+        return self.encode(data)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         gw = self.gateway
@@ -167,20 +162,20 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "database unavailable"}, status_code=503)
 
 
-def _introspection(context: IgnoreContext) -> bool:
-    return context.field_name.startswith("__")
-
-
 def department_extensions(
     settings: Settings,
     policy: DepartmentPolicy,
     full_schema: graphql.GraphQLSchema | None = None,
     access: AccessPolicies | None = None,
 ) -> list[Extension]:
-    """The request pipeline of a department's schema, in order: error codes, refusal of what the
-    department may not use (with the full schema and access policies), masks and the read
-    trail, the read audit record, and the hardening of the OWASP GraphQL cheat sheet."""
-    extensions: list[Extension] = [production_errors() if settings.is_production else ErrorCodes]
+    """The request pipeline of a department's schema, in order: error codes, the limits of the
+    document (before anything else looks at it), refusal of what the department may not use
+    (with the full schema and access policies), masks and the read trail, the read audit
+    record, and the rest of the hardening of the OWASP GraphQL cheat sheet."""
+    extensions: list[Extension] = [
+        production_errors() if settings.is_production else ErrorCodes,
+        lambda: QueryLimits(settings),
+    ]
     if full_schema is not None and access is not None:
         cache = RefusalCache(settings.refusal_cache_bytes)
         extensions.append(
@@ -189,8 +184,6 @@ def department_extensions(
     extensions += [
         FieldAccess,
         ReadAudit,
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth, should_ignore=_introspection),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
     ]
     if settings.is_production and not policy.introspection:

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=2, validation_alias="MEDGW_MAX_QUERY_DEPTH")
     max_aliases: int = Field(default=15, ge=1, validation_alias="MEDGW_MAX_ALIASES")
     max_tokens: int = Field(default=2000, ge=50, validation_alias="MEDGW_MAX_TOKENS")
+    # Limits of a document, fragments expanded, and of its response (gateway/limits.py).
+    max_fields: int = Field(default=500, ge=10, validation_alias="MEDGW_MAX_FIELDS")
+    max_query_cost: int = Field(default=50_000, ge=10, validation_alias="MEDGW_MAX_QUERY_COST")
+    assumed_list_size: int = Field(default=10, ge=1, validation_alias="MEDGW_ASSUMED_LIST_SIZE")
+    max_response_bytes: int = Field(
+        default=10_000_000, ge=1_000, validation_alias="MEDGW_MAX_RESPONSE_BYTES"
+    )
     max_body_bytes: int = Field(default=100_000, ge=1_000, validation_alias="MEDGW_MAX_BODY_BYTES")
     max_batch: int = Field(
         default=0, ge=0, validation_alias="MEDGW_MAX_BATCH", description="0 = no batching"
