@@ -116,6 +116,8 @@ def settings(
         data_dir=tmp_path_factory.mktemp("data"),
         jwt_secret=SECRET,
         env="development",
+        # Checkpoints at start and shutdown only: none lands in the middle of a test.
+        audit_checkpoint_seconds=86_400,
     )
 
 

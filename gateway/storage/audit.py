@@ -258,10 +258,13 @@ class Checkpointer:
 
     async def _every(self) -> None:
         while True:
-            await self.write()
             await asyncio.sleep(self.seconds)
+            await self.write()
 
     async def __aenter__(self) -> Checkpointer:
+        # The first one before serving, unless the database is too slow to answer.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.write(), timeout=10)
         self._task = asyncio.create_task(self._every(), name="audit checkpoints")
         return self
 

@@ -78,17 +78,17 @@ class Checkpoint:
     def from_line(cls, line: str) -> Checkpoint:
         """Raises ValueError (or TypeError, KeyError) when the line is not a checkpoint."""
         data = json.loads(line)
-        checkpoint = cls(
-            count=data["count"],
-            last_id=data["last_id"],
-            head=data["head"],
-            at=data["at"],
-            signature=data["signature"],
+        count, last_id, head, at, signature = (
+            data[name] for name in ("count", "last_id", "head", "at", "signature")
         )
-        if not isinstance(checkpoint.count, int) or not isinstance(checkpoint.signature, str):
-            raise ValueError("count must be a number and signature a string")
-        checkpoint.time  # noqa: B018 - validates the time
-        return checkpoint
+        if not (
+            isinstance(count, int)
+            and (last_id is None or isinstance(last_id, int))
+            and all(isinstance(value, str) for value in (head, at, signature))
+        ):
+            raise ValueError("count and last_id must be numbers; head, at, signature strings")
+        datetime.fromisoformat(at)
+        return cls(count=count, last_id=last_id, head=head, at=at, signature=signature)
 
 
 class CheckpointFileError(ValueError):
