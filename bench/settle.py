@@ -730,7 +730,7 @@ def scratch_database() -> Iterator[tuple[str, str]]:
     if not configured:
         with tempfile.TemporaryDirectory(prefix="medgw-bench-") as tmp:
             pgdata = Path(tmp) / "pgdata"
-            url = embedded.start(pgdata, cleanup_mode="delete")
+            url = embedded.start(pgdata, cleanup_mode="delete").owner
             try:
                 yield url, "embedded PostgreSQL (pgserver, Unix socket)"
             finally:

@@ -11,7 +11,7 @@ import hashlib
 import inspect
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -93,8 +93,84 @@ CURRENT_TRAIL: ContextVar[ReadTrail | None] = ContextVar("medgw_read_trail", def
 """The personal data the running operation has returned so far (set per operation)."""
 
 
-def _response_path(info: graphql.GraphQLResolveInfo[Any]) -> str:
-    return ".".join(str(key) for key in info.path.as_list() if isinstance(key, str))
+_OPERATION_LENGTH = 120  # the audit_log.operation column
+
+
+def _applies(
+    condition: graphql.NamedTypeNode | None, typename: str | None, schema: graphql.GraphQLSchema
+) -> bool:
+    """Whether a fragment with type ``condition`` applies to an object of type ``typename``."""
+    if condition is None or typename is None or condition.name.value == typename:
+        return True
+    wanted, runtime = schema.get_type(condition.name.value), schema.get_type(typename)
+    return (
+        graphql.is_abstract_type(wanted)
+        and isinstance(runtime, graphql.GraphQLObjectType)
+        and schema.is_sub_type(wanted, runtime)
+    )
+
+
+def _fields_of(
+    selection_set: graphql.SelectionSetNode,
+    typename: str | None,
+    info: graphql.GraphQLResolveInfo[Any],
+) -> Iterator[graphql.FieldNode]:
+    """The fields a selection set selects on an object of type ``typename``, through fragments."""
+    for selection in selection_set.selections:
+        if isinstance(selection, graphql.FieldNode):
+            yield selection
+        elif isinstance(selection, graphql.InlineFragmentNode):
+            if _applies(selection.type_condition, typename, info.schema):
+                yield from _fields_of(selection.selection_set, typename, info)
+        elif isinstance(selection, graphql.FragmentSpreadNode):
+            fragment = info.fragments[selection.name.value]
+            if _applies(fragment.type_condition, typename, info.schema):
+                yield from _fields_of(fragment.selection_set, typename, info)
+
+
+def _field_path(info: graphql.GraphQLResolveInfo[Any], known: dict[Any, str]) -> str:
+    """The path of the resolving field in the schema's field names, list indices left out:
+    ``{ b: beneficiary { n: name } }`` reads ``beneficiary.name`` whatever the aliases
+    (ACCESS.md). ``known`` remembers the answers by response path (all list items share one)."""
+    segments: list[tuple[str, str | None]] = []
+    path: graphql.pyutils.Path | None = info.path
+    while path is not None:
+        if isinstance(path.key, str):
+            segments.append((path.key, path.typename))
+        path = path.prev
+    segments.reverse()
+    key = tuple(segments)
+    found = known.get(key)
+    if found is None:
+        names: list[str] = []
+        selections = [info.operation.selection_set]
+        for response_key, typename in segments[:-1]:
+            nodes = [
+                node
+                for selection_set in selections
+                for node in _fields_of(selection_set, typename, info)
+                if (node.alias or node.name).value == response_key
+            ]
+            names.append(nodes[0].name.value)
+            selections = [node.selection_set for node in nodes if node.selection_set]
+        found = known[key] = ".".join([*names, info.field_name])
+    return found
+
+
+def _operation(info: graphql.GraphQLResolveInfo[Any]) -> str:
+    """The operation that runs, from the document: its type and name (``query People``), or
+    for an anonymous one its type and root fields (``query beneficiary,claims``)."""
+    operation = info.operation
+    if operation.name is not None:
+        name = operation.name.value
+    else:
+        root = info.schema.get_root_type(operation.operation)
+        fields = _fields_of(operation.selection_set, root.name if root else None, info)
+        name = ",".join(dict.fromkeys(node.name.value for node in fields))
+    label = f"{operation.operation.value} {name}"
+    if len(label) > _OPERATION_LENGTH:
+        label = label[: _OPERATION_LENGTH - 1] + "…"
+    return label
 
 
 class FieldAccess(SchemaExtension):
@@ -131,7 +207,8 @@ class FieldAccess(SchemaExtension):
         if not (masked or personal):
             return result
         if personal and trail is not None:
-            trail.note(getattr(root, "beneficiary_id", None), _response_path(info))
+            trail.note(getattr(root, "beneficiary_id", None), _field_path(info, trail.paths))
+            trail.operation = trail.operation or _operation(info)
         if not masked:
             return result
         if inspect.isawaitable(result):
@@ -245,7 +322,9 @@ class ReadAudit(SchemaExtension):
     response leaves: no record, no data (ACCESS.md).
 
     Each operation (of a batch too) has its own trail, a context variable that
-    :class:`FieldAccess` fills while the resolvers run.
+    :class:`FieldAccess` fills while the resolvers run. The record names the operation as the
+    document has it (type and name, never the request's word alone), the field paths by the
+    schema's names (aliases cannot rename what was read), and keeps the query text.
     """
 
     async def on_operation(self) -> AsyncIterator[None]:
@@ -268,8 +347,7 @@ class ReadAudit(SchemaExtension):
                     session,
                     context.principal,
                     action="READ",
-                    operation=self.execution_context.operation_name
-                    or _operation_of(self.execution_context.graphql_document),
+                    operation=trail.operation,
                     query=self.execution_context.query,
                     beneficiary_ids=trail.beneficiary_ids,
                     field_paths=trail.field_paths,
@@ -279,17 +357,3 @@ class ReadAudit(SchemaExtension):
             message = f"audit unavailable (request id {context.request_id})"
             result.data = None
             result.errors = [graphql.GraphQLError(message, extensions={"code": INTERNAL})]
-
-
-def _operation_of(document: graphql.DocumentNode | None) -> str | None:
-    """The name of the (first) operation, or of its first top-level field when anonymous."""
-    if document is None:
-        return None
-    for definition in document.definitions:
-        if isinstance(definition, graphql.OperationDefinitionNode):
-            if definition.name is not None:
-                return definition.name.value
-            for selection in definition.selection_set.selections:
-                if isinstance(selection, graphql.FieldNode):
-                    return selection.name.value
-    return None

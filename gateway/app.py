@@ -40,6 +40,7 @@ from gateway.middleware import (
     json_error,
     unauthenticated,
 )
+from gateway.storage import audit
 from gateway.storage.database import Database, resolve_url
 from policies.access.policy import (
     AccessPolicies,
@@ -234,7 +235,13 @@ def create_app(
         gateway.views = build_views(gateway)
         app.state.gateway = gateway
         try:
-            yield
+            async with audit.Checkpointer(
+                database,
+                settings.audit_key,
+                settings.audit_checkpoints,
+                settings.audit_checkpoint_seconds,
+            ):
+                yield
         finally:
             if own:
                 await database.dispose()

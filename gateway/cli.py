@@ -6,13 +6,17 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from gateway.config import Settings
+
+if TYPE_CHECKING:
+    from gateway.storage.database import Database
 
 app = typer.Typer(
     help="Medical-assistance data-sharing gateway (GraphQL, one-stop settlement).",
@@ -22,6 +26,7 @@ app = typer.Typer(
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -34,10 +39,21 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _database_url(settings: Settings) -> str:
+    """The gateway's URL (the app role)."""
     from gateway.storage.database import resolve_url
 
     url = resolve_url(settings)
     if not settings.database_url:
+        err.print(f"embedded PostgreSQL in {settings.data_dir / 'pgdata'}", highlight=False)
+    return url
+
+
+def _migration_url(settings: Settings) -> str:
+    """The migrations' URL (the owner role)."""
+    from gateway.storage.database import resolve_migration_url
+
+    url = resolve_migration_url(settings)
+    if not (settings.database_url or settings.migration_url):
         err.print(f"embedded PostgreSQL in {settings.data_dir / 'pgdata'}", highlight=False)
     return url
 
@@ -50,7 +66,7 @@ def migrate(
     """Bring the database schema to a revision (default: the newest)."""
     from gateway import migrate as migrations
 
-    url = _database_url(_settings())
+    url = _migration_url(_settings())
     if downgrade:
         migrations.downgrade(url, revision)
     else:
@@ -69,8 +85,8 @@ def demo(
     from gateway import migrate as migrations
 
     settings = _settings()
+    migrations.upgrade(_migration_url(settings))
     url = _database_url(settings)
-    migrations.upgrade(url)
     added = asyncio.run(
         demo_data.load(url, settings, persons=persons, seed=seed, if_empty=if_empty)
     )
@@ -93,8 +109,8 @@ def serve(
     from gateway import migrate as migrations
 
     settings = _settings()
+    migrations.upgrade(_migration_url(settings))
     url = _database_url(settings)
-    migrations.upgrade(url)
     if demo_persons:
         added = asyncio.run(demo_data.load(url, settings, persons=demo_persons, if_empty=True))
         if added:
@@ -256,30 +272,67 @@ def _indent(text: str) -> str:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the hash chain of the audit log; report the first broken link."""
+    """Check the hash chain of the audit log and compare it with the signed checkpoints (file
+    MEDGW_AUDIT_CHECKPOINTS); report the first broken link, a truncation (fewer records than a
+    checkpoint counted), a rewrite (a record that is not the one a checkpoint signed), a missing
+    checkpoint file or a bad signature, and exit 1."""
     from gateway.storage import audit
-    from gateway.storage.database import Database
 
     settings = _settings()
-    url = _database_url(settings)
 
-    async def run() -> audit.Verification:
-        db = Database.connect(url, settings)
-        try:
-            async with db.sessions() as session:
-                return await audit.verify(session)
-        finally:
-            await db.dispose()
+    async def run(db: Database) -> audit.Verification:
+        async with db.sessions() as session:
+            return await audit.verify_with_checkpoints(
+                session, settings.audit_checkpoints, settings.audit_key
+            )
 
-    result = asyncio.run(run())
-    if result.ok:
-        typer.echo(f"audit chain intact: {result.checked} records")
-    else:
+    result = _with_database(settings, run)
+    if result.broken_at is not None:
         typer.echo(
             f"audit chain broken at record {result.broken_at}: {result.reason} "
             f"({result.checked} records before it are intact)"
         )
-        raise typer.Exit(1)
+    elif result.problem is not None:
+        typer.echo(f"audit chain does not match its checkpoints: {result.problem}")
+    else:
+        typer.echo(
+            f"audit chain intact: {result.checked} records, consistent with "
+            f"{result.checkpoints} signed checkpoints"
+        )
+        return
+    raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the audit chain's head now and append it to the checkpoint file (the running
+    gateway does this every MEDGW_AUDIT_CHECKPOINT_SECONDS and when it stops)."""
+    from gateway.storage import audit
+
+    settings = _settings()
+    signed = _with_database(
+        settings, lambda db: audit.checkpoint(db, settings.audit_key, settings.audit_checkpoints)
+    )
+    typer.echo(
+        f"checkpoint: {signed.count} records, last id {signed.last_id}, "
+        f"written to {settings.audit_checkpoints}"
+    )
+
+
+def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``work`` on the gateway's database, then close it."""
+    from gateway.storage.database import Database
+
+    url = _database_url(settings)
+
+    async def run() -> T:
+        db = Database.connect(url, settings)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
 
 
 @app.command("schema")

@@ -23,7 +23,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),
-        description="PostgreSQL URL; unset starts the embedded server in the data directory.",
+        description="PostgreSQL URL the gateway connects with (the app role, ACCESS.md); "
+        "unset starts the embedded server in the data directory.",
+    )
+    migration_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEDGW_MIGRATION_URL", "migration_url"),
+        description="PostgreSQL URL of the owner role, for migrations; unset = DATABASE_URL.",
     )
     data_dir: Path = Field(
         default=Path("./var"),
@@ -68,6 +74,24 @@ class Settings(BaseSettings):
         validation_alias="MEDGW_REFUSAL_CACHE_BYTES",
         description="Per department: the answers of the access check, by query hash.",
     )
+    audit_checkpoints_path: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEDGW_AUDIT_CHECKPOINTS", "audit_checkpoints_path"),
+        description="Append-only JSON-lines file of signed audit-chain checkpoints; unset = "
+        "<data_dir>/audit_checkpoints.jsonl. Keep it (and the key) off the database server.",
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=300,
+        gt=0,
+        validation_alias=AliasChoices("MEDGW_AUDIT_CHECKPOINT_SECONDS", "audit_checkpoint_seconds"),
+        description="How often the running gateway signs a checkpoint (and once at shutdown).",
+    )
+    audit_key_value: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEDGW_AUDIT_KEY", "audit_key"),
+        repr=False,
+        description="HMAC key of the checkpoints; unset = generated in <data_dir>/audit_key.",
+    )
     timezone: str = Field(
         default="Asia/Shanghai",
         validation_alias=AliasChoices("MEDGW_TIMEZONE", "timezone"),
@@ -99,9 +123,21 @@ class Settings(BaseSettings):
     @cached_property
     def jwt_secret(self) -> str:
         """The configured secret, else one generated once and kept in the data directory."""
-        if self.jwt_secret_value:
-            return self.jwt_secret_value
-        path = self.data_dir / "jwt_secret"
+        return self.jwt_secret_value or self._secret_file("jwt_secret")
+
+    @cached_property
+    def audit_key(self) -> bytes:
+        """The key that signs audit checkpoints: configured, else generated once and kept in
+        the data directory (never in the database)."""
+        return (self.audit_key_value or self._secret_file("audit_key")).encode()
+
+    @property
+    def audit_checkpoints(self) -> Path:
+        """Where the signed checkpoints of the audit chain are appended."""
+        return self.audit_checkpoints_path or self.data_dir / "audit_checkpoints.jsonl"
+
+    def _secret_file(self, name: str) -> str:
+        path = self.data_dir / name
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -10,7 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import resident_id
-from gateway.storage import models
+from gateway.errors import GatewayError
+from gateway.storage import checkpoints, models
+from gateway.storage.checkpoints import Checkpoint
 from resolvers.context import Context
 from resolvers.pages import keyset
 
@@ -66,3 +69,20 @@ async def access_report(
         return person, records
 
     return await ctx.read(run)
+
+
+async def signed_checkpoints(ctx: Context, last: int) -> list[tuple[Checkpoint, bool]]:
+    """The newest ``last`` checkpoints of the audit chain, newest first, each with whether the
+    gateway's key verifies its signature; none when there is no checkpoint file yet.
+
+    Raises GatewayError (INTERNAL) naming the line when the file holds something else.
+    """
+    path = ctx.settings.audit_checkpoints
+    try:
+        found = await asyncio.to_thread(checkpoints.read, path)
+    except FileNotFoundError:
+        return []
+    except checkpoints.CheckpointFileError as exc:
+        raise GatewayError(str(exc)) from None
+    key = ctx.settings.audit_key
+    return [(c, c.valid(key)) for c in reversed(found[-last:])]

@@ -8,6 +8,7 @@ from datetime import datetime
 import strawberry
 
 from gateway.storage import models
+from gateway.storage.checkpoints import Checkpoint
 
 
 @strawberry.type(description="One audited response or write.")
@@ -21,8 +22,13 @@ class AuditRecord:
     purpose: str | None
     operation: str | None
     query_hash: str | None = strawberry.field(description="SHA-256 of the query text.")
+    query_text: str | None = strawberry.field(
+        description="The query text as the caller sent it (null on writes and older records)."
+    )
     beneficiary_ids: list[strawberry.ID]
-    field_paths: list[str]
+    field_paths: list[str] = strawberry.field(
+        description="What was read, by the schema's field names (never the response's aliases)."
+    )
 
     @classmethod
     def from_model(cls, m: models.AuditRecord) -> AuditRecord:
@@ -36,6 +42,7 @@ class AuditRecord:
             purpose=m.purpose,
             operation=m.operation,
             query_hash=m.query_hash,
+            query_text=m.query_text,
             beneficiary_ids=[strawberry.ID(str(b)) for b in m.beneficiary_ids],
             field_paths=list(m.field_paths),
         )
@@ -53,4 +60,31 @@ class AccessReport:
             id_number=person.id_number,
             beneficiary_id=strawberry.ID(str(person.id)),
             records=[AuditRecord.from_model(r) for r in records],
+        )
+
+
+@strawberry.type(
+    description="A signed checkpoint of the audit chain's head, kept outside the database: "
+    "records deleted after it, or a chain recomputed before it, no longer match."
+)
+class AuditCheckpoint:
+    count: int = strawberry.field(description="Records in the chain.")
+    last_id: strawberry.ID | None = strawberry.field(description="Id of the newest record.")
+    head: str = strawberry.field(description="Hash of the newest record.")
+    at: datetime
+    signature: str = strawberry.field(
+        description="HMAC-SHA256 (hex) of count, last id, head and time, with a key the "
+        "database does not hold."
+    )
+    signature_valid: bool = strawberry.field(description="Whether the gateway's key verifies it.")
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint, valid: bool) -> AuditCheckpoint:
+        return cls(
+            count=checkpoint.count,
+            last_id=None if checkpoint.last_id is None else strawberry.ID(str(checkpoint.last_id)),
+            head=checkpoint.head,
+            at=checkpoint.time,
+            signature=checkpoint.signature,
+            signature_valid=valid,
         )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import strawberry
 
 from resolvers import alerts, audit_log, beneficiaries, claims, closings, recoveries, statistics
-from schema.audit import AccessReport, AuditRecord
+from schema.audit import AccessReport, AuditCheckpoint, AuditRecord
 from schema.beneficiary import AlertStatus, Beneficiary, Claim, HighCostAlert
 from schema.enums import Category
 from schema.pagination import Connection, check_first, connection, decode_cursor
@@ -210,6 +210,17 @@ class Query:
             after=_after("audit", after),
         )
         return connection(rows, size, "audit", AuditRecord.from_model, lambda r: r.id)
+
+    @strawberry.field(
+        description="The newest signed checkpoints of the audit chain, newest first (auditor "
+        "only); `medgw audit verify` checks the chain against them."
+    )
+    async def audit_checkpoints(
+        self, info: strawberry.Info[Context, None], last: int = 20
+    ) -> list[AuditCheckpoint]:
+        size = check_first(last, info.context.settings.max_page_size, "last")
+        found = await audit_log.signed_checkpoints(info.context, size)
+        return [AuditCheckpoint.of(checkpoint, valid) for checkpoint, valid in found]
 
     @strawberry.field(
         description="Who saw or changed this person's data, when, what and why (auditor only)."

@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway import migrate
 from gateway.app import create_app
@@ -41,14 +41,20 @@ TABLES = (
 )
 
 
+APP_TEST_PASSWORD = "medgw-app-test"
+
+
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+def database_urls() -> Iterator[embedded.Urls]:
+    """The throwaway database's URLs per role: the superuser (to set up, clean, and play the
+    attacker), the owner (migrations) and the app role (everything the gateway does)."""
     configured = os.environ.get("DATABASE_URL")
     if not configured:
         with tempfile.TemporaryDirectory(prefix="medgw-test-") as tmp:
             yield embedded.start(Path(tmp) / "pgdata", cleanup_mode="delete")
         return
-    # A fresh database on the configured server, dropped afterwards.
+    # A fresh database on the configured server (its URL: a superuser), dropped afterwards; the
+    # configured role owns it and runs the migrations, the app connects as medgw_app.
     base = make_url(resolve_url(Settings(database_url=configured)))
     name = f"medgw_test_{uuid.uuid4().hex[:8]}"
     admin = base.set(database="postgres")
@@ -62,17 +68,56 @@ def database_url() -> Iterator[str]:
         await engine.dispose()
 
     asyncio.run(ddl(f'CREATE DATABASE "{name}"'))
-    yield base.set(database=name).render_as_string(hide_password=False)
+    role = embedded.APP_ROLE
+    asyncio.run(
+        ddl(
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+            f"CREATE ROLE {role} LOGIN; END IF; "
+            f"ALTER ROLE {role} PASSWORD '{APP_TEST_PASSWORD}'; END $$"
+        )
+    )
+    here = base.set(database=name)
+    yield embedded.Urls(
+        superuser=here.render_as_string(hide_password=False),
+        owner=here.render_as_string(hide_password=False),
+        app=here.set(username=role, password=APP_TEST_PASSWORD).render_as_string(
+            hide_password=False
+        ),
+    )
     asyncio.run(ddl(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def database_url(database_urls: embedded.Urls) -> str:
+    """The app role's URL: the suite runs the gateway without any privilege it does not need."""
+    return database_urls.app
+
+
+@pytest.fixture(scope="session")
+def admin_url(database_urls: embedded.Urls) -> str:
+    """The superuser's URL, for set-up and for tests that play an attacker with full rights."""
+    return database_urls.superuser
+
+
+@pytest.fixture(scope="session")
+async def admin(admin_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(admin_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, database_urls: embedded.Urls, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     return Settings(
         database_url=database_url,
+        migration_url=database_urls.owner,
         data_dir=tmp_path_factory.mktemp("data"),
         jwt_secret=SECRET,
         env="development",
+        # Checkpoints at start and shutdown only: none lands in the middle of a test.
+        audit_checkpoint_seconds=86_400,
     )
 
 
@@ -82,24 +127,33 @@ def policies() -> PolicySet:
 
 
 @pytest.fixture(scope="session")
-async def db(settings: Settings, database_url: str) -> AsyncIterator[Database]:
+async def db(
+    settings: Settings, database_url: str, database_urls: embedded.Urls, admin: AsyncEngine
+) -> AsyncIterator[Database]:
+    """The gateway's database, migrated by the owner, connected as the app role (``admin``, the
+    superuser engine, is set up first so that ``clean`` finds it)."""
+    owner = create_async_engine(database_urls.owner)
+    await migrate.upgrade_engine(owner)
+    await owner.dispose()
     database = Database.connect(database_url, settings)
-    await migrate.upgrade_engine(database.engine)
     yield database
     await database.dispose()
 
 
 @pytest.fixture(autouse=True)
 async def clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """Empty every table before each test that uses the database."""
+    """Empty every table before each test that uses the database, and drop the checkpoints
+    of the audit chain that was there."""
     if "db" not in request.fixturenames:
         yield
         return
-    database: Database = request.getfixturevalue("db")
-    async with database.engine.begin() as conn:
+    request.getfixturevalue("db")  # sets up ``admin`` as well
+    admin: AsyncEngine = request.getfixturevalue("admin")
+    async with admin.begin() as conn:
         # replica role skips the append-only trigger of audit_log (tests only).
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
         await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    request.getfixturevalue("settings").audit_checkpoints.unlink(missing_ok=True)
     yield
 
 

@@ -19,27 +19,41 @@ from gateway.config import Settings
 from gateway.storage import embedded
 
 
+def _asyncpg(url: str, name: str) -> str:
+    """``url`` with the asyncpg driver; ``name`` (the setting) is named if it is not PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername != "postgresql+asyncpg":
+        raise ValueError(f"{name} = {url!r}: only PostgreSQL URLs are supported")
+    return parsed.render_as_string(hide_password=False)
+
+
 def resolve_url(settings: Settings) -> str:
-    """``DATABASE_URL`` in asyncpg form, or the embedded server's URL (started on demand).
+    """The URL the gateway connects with: ``DATABASE_URL`` in asyncpg form, or the embedded
+    server's app role (server started on demand).
 
     >>> resolve_url(Settings(DATABASE_URL="postgresql://u:p@db:5432/medgw"))
     'postgresql+asyncpg://u:p@db:5432/medgw'
     """
     if settings.database_url:
-        url = make_url(settings.database_url)
-        if url.drivername in (
-            "postgresql",
-            "postgres",
-            "postgresql+psycopg2",
-            "postgresql+psycopg",
-        ):
-            url = url.set(drivername="postgresql+asyncpg")
-        if url.drivername != "postgresql+asyncpg":
-            raise ValueError(
-                f"DATABASE_URL = {settings.database_url!r}: only PostgreSQL URLs are supported"
-            )
-        return url.render_as_string(hide_password=False)
-    return embedded.start(settings.data_dir / "pgdata")
+        return _asyncpg(settings.database_url, "DATABASE_URL")
+    return embedded.start(settings.data_dir / "pgdata").app
+
+
+def resolve_migration_url(settings: Settings) -> str:
+    """The URL migrations run with (the owner role): ``MEDGW_MIGRATION_URL``, else
+    ``DATABASE_URL``, else the embedded server's owner role.
+
+    >>> resolve_migration_url(Settings(DATABASE_URL="postgresql://app@db/medgw",
+    ...                                MEDGW_MIGRATION_URL="postgresql://owner@db/medgw"))
+    'postgresql+asyncpg://owner@db/medgw'
+    """
+    if settings.migration_url:
+        return _asyncpg(settings.migration_url, "MEDGW_MIGRATION_URL")
+    if settings.database_url:
+        return _asyncpg(settings.database_url, "DATABASE_URL")
+    return embedded.start(settings.data_dir / "pgdata").owner
 
 
 @dataclass

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
     func,
     text,
@@ -387,7 +388,8 @@ class HighCostAlert(Base):
 class AuditRecord(Base):
     """Who saw or changed whose personal data; append-only and hash-chained.
 
-    A trigger (see the migration) refuses UPDATE, DELETE and TRUNCATE.
+    A trigger (see the migration) refuses UPDATE, DELETE and TRUNCATE, and the gateway's
+    database role may only INSERT and SELECT it (migration 0005).
     """
 
     __tablename__ = "audit_log"
@@ -401,6 +403,7 @@ class AuditRecord(Base):
     purpose: Mapped[str | None] = mapped_column(String(80))
     operation: Mapped[str | None] = mapped_column(String(120))
     query_hash: Mapped[str | None] = mapped_column(String(64))
+    query_text: Mapped[str | None] = mapped_column(Text)
     beneficiary_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
     field_paths: Mapped[list[str]] = mapped_column(ARRAY(String))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB)

@@ -23,6 +23,7 @@ from sqlalchemy import text
 import gateway.app
 from gateway.app import create_app, load_access_for_schema
 from gateway.config import Settings
+from gateway.storage import audit
 from gateway.storage.database import Database
 from policies.access.policy import DepartmentPolicy, Mode, catalog_of
 from policies.benefits import PolicySet
@@ -530,10 +531,12 @@ class Walk:
 async def test_every_field_and_filter_answers_or_is_refused_as_the_department_policy_says(
     gql: GraphQLClient,
     db: Database,
+    settings: Settings,
     count_statements: Callable[[], StatementCounter],
     department: str,
 ) -> None:
     expected = await seed(gql)
+    await audit.checkpoint(db, settings.audit_key, settings.audit_checkpoints)
     policy = ACCESS.departments[department]
     own = routes(policy.can_use)
     walk = Walk(gql, count_statements(), department, expected)

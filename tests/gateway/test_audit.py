@@ -7,14 +7,15 @@ import asyncio
 import hashlib
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from gateway.cli import app as cli
-from gateway.config import Settings
 from gateway.storage import audit, models
 from gateway.storage.database import Database
 from tests.conftest import GraphQLClient
@@ -43,8 +44,9 @@ async def test_a_read_of_personal_fields_leaves_exactly_one_record(
         "tester",
     )
     assert record.purpose == "assistance review"
-    assert record.operation == "People"
+    assert record.operation == "query People"
     assert record.query_hash == hashlib.sha256(PAGE.encode()).hexdigest()
+    assert record.query_text == PAGE
     assert sorted(record.beneficiary_ids) == sorted(p.id for p in people)
     assert record.field_paths == [
         "beneficiaries.edges.node.identities",
@@ -53,13 +55,13 @@ async def test_a_read_of_personal_fields_leaves_exactly_one_record(
     ]
 
 
-async def test_an_anonymous_operation_is_named_by_its_first_field(
+async def test_an_anonymous_operation_is_named_by_its_type_and_root_fields(
     gql: GraphQLClient, db: Database
 ) -> None:
     [person] = await add_people(db, 1)
     await gql.data(f'{{ beneficiary(idNumber: "{person.id_number}") {{ gender }} }}')
     [record] = await records(db)
-    assert record.operation == "beneficiary"
+    assert record.operation == "query beneficiary"
     assert record.field_paths == ["beneficiary.gender"]
 
 
@@ -107,27 +109,33 @@ async def test_concurrent_requests_keep_one_linear_chain(gql: GraphQLClient, db:
     assert result.checked == 20
 
 
-async def _tamper(db: Database, statement: str) -> None:
-    async with db.engine.begin() as conn:
-        # Only a superuser who switches the append-only trigger off can do this.
+async def tamper(admin: AsyncEngine, *statements: str) -> None:
+    """Run ``statements`` as the database superuser with the append-only trigger off: what the
+    gateway's own role cannot do."""
+    async with admin.begin() as conn:
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
-        await conn.execute(text(statement))
+        for statement in statements:
+            await conn.execute(text(statement))
 
 
-def _verify(settings: Settings, database_url: str) -> Any:
-    env = {"DATABASE_URL": database_url, "MEDGW_DATA_DIR": str(settings.data_dir)}
-    return CliRunner().invoke(cli, ["audit", "verify"], env=env)
+def medgw_audit(command: str, data_dir: Path, database_url: str) -> Any:
+    """``medgw audit <command>`` with the checkpoints and their key in ``data_dir``."""
+    env = {"DATABASE_URL": database_url, "MEDGW_DATA_DIR": str(data_dir)}
+    return CliRunner().invoke(cli, ["audit", command], env=env)
 
 
 async def test_audit_verify_reports_an_intact_chain(
-    gql: GraphQLClient, db: Database, settings: Settings, database_url: str
+    gql: GraphQLClient, db: Database, tmp_path: Path, database_url: str
 ) -> None:
     await add_people(db, 1)
     for _ in range(3):
         await gql.data(PAGE)
-    result = await asyncio.to_thread(_verify, settings, database_url)
+    signed = await asyncio.to_thread(medgw_audit, "checkpoint", tmp_path, database_url)
+    assert signed.exit_code == 0, signed.output
+    assert "checkpoint: 3 records, last id 3" in signed.stdout
+    result = await asyncio.to_thread(medgw_audit, "verify", tmp_path, database_url)
     assert result.exit_code == 0, result.output
-    assert "audit chain intact: 3 records" in result.stdout
+    assert "audit chain intact: 3 records, consistent with 1 signed checkpoints" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -141,7 +149,8 @@ async def test_audit_verify_reports_an_intact_chain(
 async def test_tampering_is_detected_at_the_first_broken_link(
     gql: GraphQLClient,
     db: Database,
-    settings: Settings,
+    admin: AsyncEngine,
+    tmp_path: Path,
     database_url: str,
     statement: str,
     reason: str,
@@ -149,8 +158,8 @@ async def test_tampering_is_detected_at_the_first_broken_link(
     await add_people(db, 1)
     for _ in range(4):
         await gql.data(PAGE)
-    await _tamper(db, statement)
-    result = await asyncio.to_thread(_verify, settings, database_url)
+    await tamper(admin, statement)
+    result = await asyncio.to_thread(medgw_audit, "verify", tmp_path, database_url)
     assert result.exit_code == 1
     broken_at = 2 if "UPDATE" in statement else 3
     assert f"audit chain broken at record {broken_at}: {reason}" in result.stdout
@@ -189,7 +198,7 @@ async def test_access_report_lists_who_saw_the_person_and_why(
             "department": "civil_affairs",
             "org": "东区民政局",
             "purpose": "低保复核",
-            "operation": "beneficiary",
+            "operation": "query beneficiary",
             "fieldPaths": [
                 "beneficiary.identities",
                 "beneficiary.identities.category",
@@ -201,7 +210,7 @@ async def test_access_report_lists_who_saw_the_person_and_why(
             "department": "insurer",
             "org": "insurer-a",
             "purpose": "claim_handling",
-            "operation": "claims",
+            "operation": "query claims",
             "fieldPaths": [
                 "claims.edges.node.beneficiary",
                 "claims.edges.node.beneficiary.name",

@@ -16,9 +16,9 @@ from gateway.storage.models import Base
 
 
 @pytest.fixture
-async def scratch(database_url: str) -> AsyncIterator[AsyncEngine]:
+async def scratch(admin_url: str) -> AsyncIterator[AsyncEngine]:
     """A second, empty database on the test server."""
-    url = make_url(database_url)
+    url = make_url(admin_url)
     name = f"medgw_scratch_{uuid.uuid4().hex[:8]}"
     admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:

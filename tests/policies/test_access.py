@@ -199,8 +199,8 @@ ROWS: list[tuple[str, Cells]] = [
      " | HighCostAlertConnection: * | HighCostAlertEdge: *", union(ALERTS)),
     ("Mutation: resolveAlert", writers(ALERTS)),
     ("Query: statistics | Statistics: * | CategoryCount: *", union("aggregates")),
-    ("Query: auditLog accessReport | AuditRecord: * | AccessReport: *"
-     " | AuditRecordConnection: * | AuditRecordEdge: *", union("audit log")),
+    ("Query: auditLog accessReport auditCheckpoints | AuditRecord: * | AccessReport: *"
+     " | AuditRecordConnection: * | AuditRecordEdge: * | AuditCheckpoint: *", union("audit log")),
     ("Query: benefitPolicies | BenefitPolicy: *", union(POLICIES)),
     # simulateSettlement computes on given inputs and stores nothing: part of "benefit
     # policies", a mutation for every reader of them, the explanation types readable through it

@@ -336,7 +336,7 @@ async def test_every_write_leaves_one_audit_record(gql: GraphQLClient, db: Datab
     # Each answer carried personal data back: one READ record per response as well.
     assert [(r.action, r.operation) for r in records] == [
         ("WRITE", "registerBeneficiary"),
-        ("READ", "registerBeneficiary"),
+        ("READ", "mutation registerBeneficiary"),
         ("WRITE", "recordIdentity"),
-        ("READ", "recordIdentity"),
+        ("READ", "mutation recordIdentity"),
     ]
