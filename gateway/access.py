@@ -198,12 +198,13 @@ class FieldAccess(SchemaExtension):
         trail = CURRENT_TRAIL.get()
         if kwargs and trail is not None:
             lookups = [
-                f"{_response_path(info)}({name})"
+                f"{_field_path(info, trail.paths)}({name})"
                 for name, value in kwargs.items()
                 if value is not None and looks_up_personal(context.policy, access, *key, name)
             ]
             if lookups:
                 result = _note_found(result, trail, lookups)
+                trail.operation = trail.operation or _operation(info)
         if not (masked or personal):
             return result
         if personal and trail is not None:
