@@ -276,7 +276,7 @@ class Claim:
     )
     async def preferential_treatment(self, info: strawberry.Info[Context, None]) -> bool | None:
         settlement = await self.settlement(info)
-        return None if settlement is None else settlement.preferential_treatment
+        return None if settlement is None else settlement.preferential_treatment()
 
     @strawberry.field(description="The person of the claim.")
     async def beneficiary(self, info: strawberry.Info[Context, None]) -> Beneficiary | None:

@@ -62,7 +62,7 @@ async def test_an_anonymous_operation_is_named_by_its_type_and_root_fields(
     await gql.data(f'{{ beneficiary(idNumber: "{person.id_number}") {{ gender }} }}')
     [record] = await records(db)
     assert record.operation == "query beneficiary"
-    assert record.field_paths == ["beneficiary.gender"]
+    assert record.field_paths == ["beneficiary(idNumber)", "beneficiary.gender"]
 
 
 @pytest.mark.parametrize(
@@ -72,9 +72,8 @@ async def test_an_anonymous_operation_is_named_by_its_type_and_root_fields(
         ("dashboard", "{ statistics(year: 2023) { byCategory { category persons } } }"),
         ("health", "{ benefitPolicies { id name } }"),
         ("civil_affairs", "{ beneficiaries(first: 5) { edges { cursor node { id } } } }"),
-        ("civil_affairs", '{ beneficiary(idNumber: "510402197001010013") { name } }'),
     ],
-    ids=["statistics", "categories-count", "policies", "opaque-ids-only", "nobody-found"],
+    ids=["statistics", "categories-count", "policies", "opaque-ids-only"],
 )
 async def test_responses_without_personal_data_leave_no_record(
     gql: GraphQLClient, db: Database, department: str, query: str
@@ -200,6 +199,7 @@ async def test_access_report_lists_who_saw_the_person_and_why(
             "purpose": "低保复核",
             "operation": "query beneficiary",
             "fieldPaths": [
+                "beneficiary(idNumber)",
                 "beneficiary.identities",
                 "beneficiary.identities.category",
                 "beneficiary.name",

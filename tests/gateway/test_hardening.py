@@ -341,7 +341,7 @@ async def test_each_operation_of_a_batch_that_returns_personal_data_is_audited(
     async with db.sessions() as session:
         records = (await session.scalars(select(models.AuditRecord))).all()
     assert [(r.action, r.field_paths, r.beneficiary_ids) for r in records] == [
-        ("READ", ["beneficiary.name"], [person.id])
+        ("READ", ["beneficiary(idNumber)", "beneficiary.name"], [person.id])
     ], "a person's name left the gateway without an audit record"
 
 

@@ -11,22 +11,25 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from gateway.app import create_app
+from gateway.config import Settings
 from gateway.storage.database import Database
+from policies.benefits import PolicySet
 from tests.conftest import GraphQLClient
 from tests.gateway.test_access import ACCESS, ARGUMENTS, CATALOG, ID, seed, token
 
 
 def everything(
     type_name: str, may_use: Callable[[str, str], bool], path: tuple[str, ...] = ()
-) -> str:
-    """The selection of every usable field of ``type_name``, object fields followed once per
+) -> list[str]:
+    """The selections of every usable field of ``type_name``, object fields followed once per
     path (no type twice on a path), with the walk's arguments; fields with other required
     arguments are left out."""
     parts = []
@@ -39,16 +42,30 @@ def everything(
         elif type_name != "Query" or arguments or name in {"beneficiaries", "claims"}:
             inner = everything(target, may_use, (*path, type_name))
             if inner:
-                parts.append(f"{name}{arguments} {{ {inner} }}")
-    return " ".join(parts)
+                parts.append(f"{name}{arguments} {{ {' '.join(inner)} }}")
+    return parts
+
+
+@pytest.fixture(scope="module")
+async def app(settings: Settings, db: Database, policies: PolicySet) -> AsyncIterator[Any]:
+    """The gateway with a query-cost limit high enough for a walk of the whole schema (the limit
+    itself is tested in test_limits.py)."""
+    generous = settings.model_copy(update={"max_query_cost": 10_000_000})
+    application = create_app(generous, db=db, policies=policies)
+    async with application.router.lifespan_context(application):
+        yield application
 
 
 async def read_everything(gql: GraphQLClient, department: str) -> tuple[str, dict[str, Any]]:
+    """Every root field in a request of its own."""
     policy = ACCESS.departments[department]
-    query = "{ " + everything("Query", policy.can_use) + " }"
-    body = await gql.post(query, **token(department))
-    assert "errors" not in body, body
-    return query, body["data"]
+    queries = ["{ " + part + " }" for part in everything("Query", policy.can_use)]
+    data: dict[str, Any] = {}
+    for query in queries:
+        body = await gql.post(query, **token(department))
+        assert "errors" not in body, body
+        data.update(body["data"])
+    return "\n".join(queries), data
 
 
 @pytest.fixture
