@@ -36,12 +36,14 @@ from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.access import FieldAccess, ReadAudit, Refusal, RefusalCache
+from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
 from gateway.errors import ErrorCodes, production_errors
 from gateway.middleware import (
     REQUEST_ID,
     BearerTokens,
     BodyLimit,
+    JsonBody,
     RequestId,
     json_error,
     unauthenticated,
@@ -187,6 +189,7 @@ def department_extensions(
             lambda: Refusal(full_schema=full_schema, access=access, policy=policy, cache=cache)
         )
     extensions += [
+        ArgumentCheck,
         FieldAccess,
         ReadAudit,
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth, should_ignore=_introspection),
@@ -249,12 +252,21 @@ def create_app(
     def gateway_of(scope: Scope) -> Gateway:
         return scope["app"].state.gateway  # type: ignore[no-any-return]
 
-    tokens = BearerTokens(lambda: settings.jwt_secret, lambda: access.departments.keys())
+    tokens = BearerTokens(
+        lambda: settings.jwt_secret,
+        lambda: access.departments.keys(),
+        lambda: settings.max_token_regions,
+    )
     graphql_app = GraphQLRequests(
         gateway_of,
         BodyLimit(
             AuthenticationMiddleware(
-                DepartmentDispatch(gateway_of), backend=tokens, on_error=unauthenticated
+                JsonBody(
+                    DepartmentDispatch(gateway_of),
+                    max_depth=lambda scope: gateway_of(scope).settings.max_json_depth,
+                ),
+                backend=tokens,
+                on_error=unauthenticated,
             ),
             max_bytes=lambda scope: gateway_of(scope).settings.max_body_bytes,
         ),

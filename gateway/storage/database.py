@@ -56,12 +56,14 @@ class Database:
             pool_size=settings.pool_size,
             max_overflow=settings.pool_size,
             pool_pre_ping=True,
+            pool_timeout=settings.connection_timeout_s,
             connect_args={
+                "timeout": settings.connection_timeout_s,
                 "server_settings": {
                     "statement_timeout": str(settings.statement_timeout_ms),
                     "application_name": "medgw",
                     "timezone": "UTC",
-                }
+                },
             },
         )
         return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
