@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import graphql
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -155,7 +156,12 @@ class DepartmentDispatch:
         finally:
             context: Context | None = scope.get("medgw.context")
             if context is not None:
-                await context.close()
+                try:
+                    await context.close()
+                except SQLAlchemyError as exc:  # answered already; the pool drops the connection
+                    log.warning(
+                        "request %s: session not closed cleanly: %r", context.request_id, exc
+                    )
 
 
 async def healthz(request: Request) -> Response:
