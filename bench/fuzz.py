@@ -8,7 +8,8 @@ Run on demand (the suite runs a short, fixed-seed version in ``tests/gateway/tes
     .venv/bin/python bench/fuzz.py [--examples 2000] [--department medical_insurance] [--seed N]
 
 It starts a throwaway embedded PostgreSQL (or, with ``DATABASE_URL``, uses that database: it
-writes to it), migrates it, serves the app on a free loopback port and prints what it found.
+writes to it), migrates it, serves ``gateway.main:app`` in a uvicorn process (as
+``bench/settle.py`` does) and prints what it found; the server's log goes to stderr.
 The exit status is 1 when an example fails (Hypothesis prints the smallest one it found).
 """
 
@@ -128,13 +129,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
 
+    from bench.settle import SECRET, serve
     from gateway import migrate
-    from gateway.app import create_app
     from gateway.auth import issue_token
     from gateway.config import Settings
     from gateway.storage import embedded
     from gateway.storage.database import Database, resolve_url
-    from tests.conftest import serving
 
     with tempfile.TemporaryDirectory(prefix="medgw-fuzz-") as tmp:
         configured = os.environ.get("DATABASE_URL")
@@ -143,16 +143,15 @@ def main() -> int:
             if configured
             else embedded.start(Path(tmp) / "pgdata", cleanup_mode="delete")
         )
-        config = Settings(database_url=url, data_dir=Path(tmp), jwt_secret="fuzz-" + "x" * 40)
 
         async def upgrade() -> None:
-            database = Database.connect(url, config)
+            database = Database.connect(url, Settings(database_url=url))
             await migrate.upgrade_engine(database.engine)
             await database.dispose()
 
         asyncio.run(upgrade())
         token = issue_token(
-            config.jwt_secret,
+            SECRET,
             subject="fuzz",
             department=args.department,
             org="fuzz",
@@ -160,7 +159,7 @@ def main() -> int:
             purpose="fuzz",
         )
         started = time.monotonic()
-        with serving(create_app(config)) as base:
+        with serve(url, Path(tmp), processes=1, workers=1) as (base,):
             try:
                 check(base, token, args.department, args.examples, seed_value=args.seed)
             except AssertionError as failure:

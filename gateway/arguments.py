@@ -44,7 +44,7 @@ def check_value(field: str, value: object) -> None:
     >>> check_value("name", {"idNumber": "5104\\x00"})
     Traceback (most recent call last):
     ...
-    policies.errors.InvalidInput: idNumber = '5104\\\\u0000': control characters are not allowed
+    policies.errors.InvalidInput: idNumber = 5104\\u0000: control characters are not allowed
 
     :raises InvalidInput: naming the innermost field and the value.
     """
@@ -100,6 +100,16 @@ class ArgumentCheck(SchemaExtension):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        for name, value in kwargs.items():
-            check_value(graphql_name(name), value)
+        try:
+            for name, value in kwargs.items():
+                check_value(graphql_name(name), value)
+        except InvalidInput as error:
+            # Fail as an awaitable, as a resolver would: raised synchronously, graphql-core
+            # leaves the sibling fields it has started unsettled, and their sessions (with their
+            # connections) outlive the request.
+            return _refuse(error)
         return _next(root, info, *args, **kwargs)
+
+
+async def _refuse(error: InvalidInput) -> None:
+    raise error
