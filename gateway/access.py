@@ -353,8 +353,9 @@ class ReadAudit(SchemaExtension):
                     beneficiary_ids=trail.beneficiary_ids,
                     field_paths=trail.field_paths,
                 )
-        except Exception:
+        except Exception as exc:
             log.exception("request %s: audit record not written", context.request_id)
             message = f"audit unavailable (request id {context.request_id})"
             result.data = None
-            result.errors = [graphql.GraphQLError(message, extensions={"code": INTERNAL})]
+            error = graphql.GraphQLError(message, original_error=exc, extensions={"code": INTERNAL})
+            result.errors = [error]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import graphql
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -29,6 +30,7 @@ from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.access import FieldAccess, ReadAudit, Refusal, RefusalCache
+from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
 from gateway.errors import ErrorCodes, production_errors
 from gateway.limits import QueryLimits, limited_encoder
@@ -36,6 +38,7 @@ from gateway.middleware import (
     REQUEST_ID,
     BearerTokens,
     BodyLimit,
+    JsonBody,
     RequestId,
     json_error,
     unauthenticated,
@@ -149,7 +152,12 @@ class DepartmentDispatch:
         finally:
             context: Context | None = scope.get("medgw.context")
             if context is not None:
-                await context.close()
+                try:
+                    await context.close()
+                except SQLAlchemyError as exc:  # answered already; the pool drops the connection
+                    log.warning(
+                        "request %s: session not closed cleanly: %r", context.request_id, exc
+                    )
 
 
 async def healthz(request: Request) -> Response:
@@ -183,6 +191,7 @@ def department_extensions(
             lambda: Refusal(full_schema=full_schema, access=access, policy=policy, cache=cache)
         )
     extensions += [
+        ArgumentCheck,
         FieldAccess,
         ReadAudit,
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
@@ -249,12 +258,21 @@ def create_app(
     def gateway_of(scope: Scope) -> Gateway:
         return scope["app"].state.gateway  # type: ignore[no-any-return]
 
-    tokens = BearerTokens(lambda: settings.jwt_secret, lambda: access.departments.keys())
+    tokens = BearerTokens(
+        lambda: settings.jwt_secret,
+        lambda: access.departments.keys(),
+        lambda: settings.max_token_regions,
+    )
     graphql_app = GraphQLRequests(
         gateway_of,
         BodyLimit(
             AuthenticationMiddleware(
-                DepartmentDispatch(gateway_of), backend=tokens, on_error=unauthenticated
+                JsonBody(
+                    DepartmentDispatch(gateway_of),
+                    max_depth=lambda scope: gateway_of(scope).settings.max_json_depth,
+                ),
+                backend=tokens,
+                on_error=unauthenticated,
             ),
             max_bytes=lambda scope: gateway_of(scope).settings.max_body_bytes,
         ),

@@ -3,6 +3,8 @@
 A token's claims: ``sub`` (the user), ``department`` (one with an access policy), ``org`` (the
 organisation, e.g. an insurer's code), ``regions`` (region-code prefixes it serves), optional
 ``purpose`` and ``exp``. Anything wrong with it is an :class:`Unauthenticated` error (HTTP 401).
+Claims are bounded (:data:`CLAIM_LENGTHS`, at most ``max_regions`` prefixes, no control
+characters): a token is checked the same way when it is issued and when it is presented.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ import jwt
 ALGORITHM = "HS256"
 _REGION_PREFIX = re.compile(r"\A[0-9]{1,6}\Z")
 _DURATION = re.compile(r"\A([0-9]+)([smhd])\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+MAX_REGIONS = 64
+"""Default of the ``max_token_regions`` setting."""
+CLAIM_LENGTHS = {"sub": 120, "org": 120, "purpose": 80}
+"""The longest text of each claim: the columns of the audit record that keep them."""
 
 
 class Unauthenticated(Exception):
@@ -63,7 +70,12 @@ def issue_token(
     purpose: str | None = None,
     ttl: timedelta = timedelta(hours=8),
     now: datetime | None = None,
+    max_regions: int = MAX_REGIONS,
 ) -> str:
+    """A signed token with these claims.
+
+    :raises Unauthenticated: when a claim is out of bounds, as :func:`authenticate` would say.
+    """
     issued = now or datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": subject,
@@ -75,11 +87,15 @@ def issue_token(
     }
     if purpose:
         claims["purpose"] = purpose
+    _principal(claims, (department,), max_regions)
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def authenticate(
-    authorization: str | None, secret: str, known_departments: Collection[str]
+    authorization: str | None,
+    secret: str,
+    known_departments: Collection[str],
+    max_regions: int = MAX_REGIONS,
 ) -> Principal:
     """The principal of an ``Authorization: Bearer <JWT>`` header, or :class:`Unauthenticated`."""
     if not authorization:
@@ -102,30 +118,48 @@ def authenticate(
         raise Unauthenticated(f"token lacks the {exc.claim!r} claim") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthenticated(f"malformed token: {exc}") from exc
-    return _principal(claims, known_departments)
+    return _principal(claims, known_departments, max_regions)
 
 
-def _principal(claims: dict[str, object], known_departments: Collection[str]) -> Principal:
+def _principal(
+    claims: dict[str, object], known_departments: Collection[str], max_regions: int
+) -> Principal:
     department = claims.get("department")
     if not isinstance(department, str) or department not in known_departments:
-        raise Unauthenticated(f"unknown department {department!r}")
+        raise Unauthenticated(f"unknown department {_shown(department)}")
     org = claims.get("org")
     if not isinstance(org, str) or not org:
         raise Unauthenticated("token lacks the 'org' claim")
+    for name, limit in CLAIM_LENGTHS.items():
+        value = claims.get(name)
+        if value is not None and not isinstance(value, str):
+            raise Unauthenticated(f"{name} = {_shown(value)}: expected a string")
+        if value is not None and (len(value) > limit or _CONTROL.search(value)):
+            raise Unauthenticated(
+                f"{name} = {_shown(value)}: expected at most {limit} characters, no controls"
+            )
     regions = claims.get("regions")
-    if (
-        not isinstance(regions, list)
-        or not regions
-        or not all(isinstance(r, str) and _REGION_PREFIX.match(r) for r in regions)
-    ):
-        raise Unauthenticated(f"regions = {regions!r}: expected a list of 1-6 digit prefixes")
+    if not isinstance(regions, list) or not 1 <= len(regions) <= max_regions:
+        count = len(regions) if isinstance(regions, list) else _shown(regions)
+        raise Unauthenticated(f"regions: {count} prefixes, expected 1 to {max_regions}")
+    for prefix in regions:
+        if not isinstance(prefix, str) or not _REGION_PREFIX.match(prefix):
+            raise Unauthenticated(f"regions: {_shown(prefix)} is not a prefix of 1-6 digits")
     purpose = claims.get("purpose")
-    if purpose is not None and not isinstance(purpose, str):
-        raise Unauthenticated(f"purpose = {purpose!r}: expected a string")
     return Principal(
         subject=str(claims["sub"]),
         department=department,
         org=org,
         regions=tuple(regions),
-        purpose=purpose,
+        purpose=purpose if isinstance(purpose, str) else None,
     )
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A claim's value for a message: its repr, cut short.
+
+    >>> _shown("x" * 100)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

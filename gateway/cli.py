@@ -143,7 +143,7 @@ def token(
     import re
 
     from gateway.app import load_access_for_schema
-    from gateway.auth import issue_token, parse_duration
+    from gateway.auth import Unauthenticated, issue_token, parse_duration
 
     known = load_access_for_schema()[1].departments
     if department not in known:
@@ -156,8 +156,8 @@ def token(
     except ValueError as exc:
         _fail(str(exc))
     settings = _settings()
-    typer.echo(
-        issue_token(
+    try:
+        signed = issue_token(
             settings.jwt_secret,
             subject=subject,
             department=department,
@@ -165,8 +165,11 @@ def token(
             regions=region,
             purpose=purpose,
             ttl=lifetime,
+            max_regions=settings.max_token_regions,
         )
-    )
+    except Unauthenticated as exc:
+        _fail(str(exc))
+    typer.echo(signed)
 
 
 def _case_files(paths: list[Path]) -> list[Path]:

@@ -68,6 +68,31 @@ class Settings(BaseSettings):
         default=5_000, ge=100, validation_alias="MEDGW_STATEMENT_TIMEOUT_MS"
     )
     pool_size: int = Field(default=10, ge=1, validation_alias="MEDGW_POOL_SIZE")
+    connection_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="MEDGW_CONNECTION_TIMEOUT_S",
+        description="Seconds a request waits for a database connection (a free one of the pool "
+        "or a new one) before it is answered UNAVAILABLE.",
+    )
+    retry_after_s: int = Field(
+        default=5,
+        ge=1,
+        validation_alias="MEDGW_RETRY_AFTER_S",
+        description="The Retry-After of a 503 UNAVAILABLE answer, seconds.",
+    )
+    max_token_regions: int = Field(
+        default=64,
+        ge=1,
+        validation_alias="MEDGW_MAX_TOKEN_REGIONS",
+        description="At most this many region prefixes in a token (more is 401).",
+    )
+    max_json_depth: int = Field(
+        default=32,
+        ge=4,
+        validation_alias="MEDGW_MAX_JSON_DEPTH",
+        description="Deepest nesting of arrays and objects in a request's JSON (more is 400).",
+    )
     refusal_cache_bytes: int = Field(
         default=4_000_000,
         ge=0,

@@ -1,5 +1,6 @@
-"""The HTTP edge, in small ASGI pieces: a request id on every response, the body-size limit, and
-bearer-token authentication (Starlette's authentication middleware with our backend).
+"""The HTTP edge, in small ASGI pieces: a request id on every response, the body-size limit,
+bearer-token authentication (Starlette's authentication middleware with our backend), and JSON
+that parses (not too deep, text that is Unicode) before GraphQL sees it.
 
 Errors are JSON in the GraphQL shape (``{"data": null, "errors": [{message, extensions.code}]}``)
 and carry the request id.
@@ -7,8 +8,11 @@ and carry the request id.
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Callable, Collection
+from urllib.parse import parse_qs
 
 from starlette.authentication import (
     AuthCredentials,
@@ -20,7 +24,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.auth import Principal, Unauthenticated, authenticate
+from gateway.auth import MAX_REGIONS, Principal, Unauthenticated, authenticate
 from gateway.errors import BAD_INPUT, UNAUTHENTICATED
 
 REQUEST_ID = "medgw.request_id"
@@ -84,16 +88,21 @@ class BodyLimit:
         except BodyTooLarge:
             await too_large(scope, receive, send)
             return
-        sent = False
+        await self.app(scope, _replay(body, receive), send)
 
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` once, then whatever ``receive`` gives."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
@@ -111,6 +120,68 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+class JsonBody:
+    """Refuses, with 400 ``BAD_INPUT`` in the GraphQL shape, a POST body (or the ``variables``
+    and ``extensions`` of a GET) that is not JSON, nests arrays and objects deeper than
+    ``max_depth``, or holds text that is not Unicode (lone surrogates) or NaN/Infinity.
+    Behind :class:`BodyLimit`, so the body is small; the app gets it replayed."""
+
+    def __init__(self, app: ASGIApp, max_depth: Callable[[Scope], int]) -> None:
+        self.app = app
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "POST":
+            body = await _read_body(receive, limit=2**63)
+            texts: list[str | bytes] = [body]
+            receive = _replay(body, receive)
+        else:
+            params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            texts = [params[name][0] for name in ("variables", "extensions") if name in params]
+        for text in texts:
+            problem = json_problem(text, self.max_depth(scope))
+            if problem is not None:
+                await json_error(400, BAD_INPUT, problem, scope)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def json_problem(text: str | bytes, max_depth: int) -> str | None:
+    """What is wrong with ``text`` as the JSON of a request, or ``None``.
+
+    >>> json_problem(b"[" * 90_000, 32)
+    'JSON nested deeper than 32 levels'
+    >>> json_problem('{"query": "{ a }"}', 32) is None
+    True
+    """
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        return f"JSON nested deeper than {max_depth} levels"
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN
+        return f"body is not JSON: {exc}"
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list) and depth > max_depth:
+            return f"JSON nested deeper than {max_depth} levels"
+        if isinstance(item, dict):
+            pending += [(key, depth) for key in item]
+            pending += [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list):
+            pending += [(child, depth + 1) for child in item]
+        elif isinstance(item, str) and _SURROGATE.search(item):
+            return "body is not JSON: text with a lone surrogate (\\ud800–\\udfff) is not Unicode"
+    return None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 class Caller(BaseUser):
@@ -132,14 +203,23 @@ class BearerTokens(AuthenticationBackend):
     """``Authorization: Bearer <JWT>``: a missing, malformed, badly signed or expired token, or
     one of an unknown department, is refused (401 with the reason, never the token)."""
 
-    def __init__(self, secret: Callable[[], str], departments: Callable[[], Collection[str]]):
+    def __init__(
+        self,
+        secret: Callable[[], str],
+        departments: Callable[[], Collection[str]],
+        max_regions: Callable[[], int] = lambda: MAX_REGIONS,
+    ):
         self.secret = secret
         self.departments = departments
+        self.max_regions = max_regions
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser]:
         try:
             principal = authenticate(
-                conn.headers.get("authorization"), self.secret(), self.departments()
+                conn.headers.get("authorization"),
+                self.secret(),
+                self.departments(),
+                self.max_regions(),
             )
         except Unauthenticated as exc:
             raise AuthenticationError(str(exc)) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -13,6 +14,11 @@ from policies.errors import InvalidInput
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+_ROW_ID = re.compile(r"\A[1-9][0-9]{0,17}\Z")  # a BIGINT identity (below 2**63)
+_UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+KEYS = {"beneficiary": _UUID}
+"""The key of each kind of cursor, when it is not a row id."""
 
 
 @strawberry.type
@@ -56,11 +62,22 @@ def encode_cursor(kind: str, key: object) -> str:
 
 
 def decode_cursor(kind: str, cursor: str, field: str = "after") -> str:
+    """The key of a cursor of ``kind``: a row id (digits, below 2**63) or, for persons, a UUID.
+
+    >>> decode_cursor("claim", "Y2xhaW06NDI=")
+    '42'
+    >>> decode_cursor("claim", "Y2xhaW06YWJj")  # claim:abc
+    Traceback (most recent call last):
+    ...
+    policies.errors.InvalidInput: after = Y2xhaW06YWJj: not a claim cursor of this API
+
+    :raises InvalidInput: naming ``field`` when the cursor is not one this API gave out.
+    """
     try:
         found, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except (binascii.Error, UnicodeError, ValueError):
         found, key = "", ""
-    if found != kind or not key:
+    if found != kind or not KEYS.get(kind, _ROW_ID).match(key):
         raise InvalidInput(field, cursor, f"not a {kind} cursor of this API")
     return key
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from gateway.config import Settings
+from gateway.errors import is_transient
 from gateway.storage import embedded
 
 
@@ -70,14 +71,17 @@ class Database:
             pool_size=settings.pool_size,
             max_overflow=settings.pool_size,
             pool_pre_ping=True,
+            pool_timeout=settings.connection_timeout_s,
             connect_args={
+                "timeout": settings.connection_timeout_s,
                 "server_settings": {
                     "statement_timeout": str(settings.statement_timeout_ms),
                     "application_name": "medgw",
                     "timezone": "UTC",
-                }
+                },
             },
         )
+        event.listen(engine.sync_engine, "handle_error", _drop_unusable)
         return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
 
     @asynccontextmanager
@@ -96,3 +100,12 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _drop_unusable(context: ExceptionContext) -> None:
+    """Treat a connection lost mid-operation (server shut down, socket gone) or left in a broken
+    protocol state as a disconnect, so that the pool drops it (and the connections opened before
+    it) instead of handing it out again after the server is back."""
+    internal = getattr(context.dialect.loaded_dbapi, "InternalClientError", ())
+    if is_transient(context.original_exception) or isinstance(context.original_exception, internal):
+        context.is_disconnect = True
