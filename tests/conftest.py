@@ -305,5 +305,18 @@ async def http(http_server: str) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+@pytest.fixture(scope="module")
+def production_server(settings: Settings, db: Database) -> Iterator[str]:
+    """The gateway in production mode behind a real uvicorn (its own engine, same database)."""
+    with serving(create_app(settings.model_copy(update={"env": "production"}))) as url:
+        yield url
+
+
+@pytest.fixture
+async def production(production_server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=production_server, timeout=30) as client:
+        yield client
+
+
 def bearer(**token: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_token(**token)}"}

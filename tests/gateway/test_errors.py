@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -16,14 +15,12 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from gateway.app import create_app
 from gateway.auth import issue_token
 from gateway.cli import app as cli
-from gateway.config import Settings
 from gateway.storage import models
 from gateway.storage.database import Database
 from schema.pagination import encode_cursor
-from tests.conftest import SECRET, GraphQLClient, bearer, serving
+from tests.conftest import SECRET, GraphQLClient, bearer
 from tests.factories import add_people
 
 ID = "510402197001010013"
@@ -53,18 +50,6 @@ async def stored(db: Database) -> tuple[int, int]:
         persons = await session.scalar(select(func.count()).select_from(models.Beneficiary))
         claims = await session.scalar(select(func.count()).select_from(models.Claim))
     return persons or 0, claims or 0
-
-
-@pytest.fixture(scope="module")
-def production_server(settings: Settings, db: Database) -> Iterator[str]:
-    with serving(create_app(settings.model_copy(update={"env": "production"}))) as url:
-        yield url
-
-
-@pytest.fixture
-async def production(production_server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=production_server, timeout=30) as client:
-        yield client
 
 
 # --- fault 11: no suggestions in production ------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import graphql
@@ -21,12 +21,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 import resolvers.beneficiaries
-from gateway.app import create_app
 from gateway.config import Settings
 from gateway.storage import models
 from gateway.storage.database import Database
 from policies.benefits import PolicySet
-from tests.conftest import GraphQLClient, StatementCounter, bearer, in_process, serving
+from tests.conftest import GraphQLClient, StatementCounter, bearer, in_process
 from tests.factories import add_people
 
 ID = "510402197001010013"
@@ -53,19 +52,6 @@ async def stored(db: Database) -> tuple[int, int, int]:
 
 def codes(body: dict[str, Any]) -> list[str | None]:
     return [(e.get("extensions") or {}).get("code") for e in body.get("errors") or []]
-
-
-@pytest.fixture(scope="module")
-def production_server(settings: Settings, db: Database) -> Iterator[str]:
-    """The gateway in production mode behind a real uvicorn (its own engine, same database)."""
-    with serving(create_app(settings.model_copy(update={"env": "production"}))) as url:
-        yield url
-
-
-@pytest.fixture
-async def production(production_server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=production_server, timeout=30) as client:
-        yield client
 
 
 # --- depth, aliases, tokens ------------------------------------------------------------------
