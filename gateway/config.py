@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     max_response_bytes: int = Field(
         default=10_000_000, ge=1_000, validation_alias="MEDGW_MAX_RESPONSE_BYTES"
     )
+    statistics_k: int = Field(
+        default=5,
+        ge=1,
+        validation_alias="MEDGW_STATISTICS_K",
+        description="k of the k-suppressed aggregates (ACCESS.md): a statistics cell computed "
+        "over 1 to k-1 persons is null with suppressed: true.",
+    )
     max_body_bytes: int = Field(default=100_000, ge=1_000, validation_alias="MEDGW_MAX_BODY_BYTES")
     max_batch: int = Field(
         default=0, ge=0, validation_alias="MEDGW_MAX_BATCH", description="0 = no batching"

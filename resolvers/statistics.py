@@ -1,4 +1,9 @@
-"""Aggregates without person-level data, for finance, health, dashboards and supervision."""
+"""Aggregates without person-level data, for finance, health, dashboards and supervision.
+
+Every cell is k-suppressed (spec/ACCESS.md, "Aggregates"): a count or a sum computed over 1 to
+k-1 persons (k = ``MEDGW_STATISTICS_K``, default 5) is ``None``, so that no region prefix or rare
+category narrows an aggregate down to one person's figures. Zero persons is shown as zero.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +26,35 @@ ZERO = Decimal("0.00")
 
 @dataclass(frozen=True)
 class Figures:
+    """The year's aggregates; ``None`` where a cell was suppressed.
+
+    ``persons``: persons in the rows; ``by_category``: persons per category held on the day;
+    ``claims`` … ``out_of_pocket``: over the ledgers of the persons with claims in the year (one
+    cell: suppressed together when fewer than k persons are behind them).
+    """
+
     region_prefix: str | None
     year: int
-    persons: int
-    by_category: list[tuple[str, int]]
-    claims: int
-    total_cost: Decimal
-    paid: dict[Payer, Decimal]
-    out_of_pocket: Decimal
+    persons: int | None
+    by_category: list[tuple[str, int | None]]
+    claims: int | None
+    total_cost: Decimal | None
+    paid: dict[Payer, Decimal | None]
+    out_of_pocket: Decimal | None
+
+    @property
+    def suppressed(self) -> bool:
+        """Whether any cell of the top level was suppressed."""
+        return self.persons is None or self.claims is None
+
+
+def shown(persons: int, k: int) -> bool:
+    """Whether a cell over ``persons`` persons may be shown: none, or at least ``k``.
+
+    >>> [shown(n, 5) for n in (0, 1, 4, 5)]
+    [True, False, False, True]
+    """
+    return persons == 0 or persons >= k
 
 
 async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures:
@@ -64,9 +90,10 @@ async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures
     ledger = models.Ledger
     sums_q = (
         select(
-            func.coalesce(func.sum(ledger.visits), 0),
-            func.coalesce(func.sum(ledger.total_cost), ZERO),
-            func.coalesce(func.sum(ledger.out_of_pocket), ZERO),
+            func.coalesce(func.sum(ledger.visits), 0).label("claims"),
+            func.count(func.distinct(ledger.beneficiary_id)).label("claimants"),
+            func.coalesce(func.sum(ledger.total_cost), ZERO).label("total_cost"),
+            func.coalesce(func.sum(ledger.out_of_pocket), ZERO).label("out_of_pocket"),
             *(
                 func.coalesce(func.sum(getattr(ledger, payer.field_name)), ZERO).label(payer.value)
                 for payer in Payer
@@ -76,19 +103,30 @@ async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures
         .where(and_(*people), ledger.year == year)
     )
 
+    k = ctx.settings.statistics_k
+
     async def run(session: AsyncSession) -> Figures:
         persons = int(await session.scalar(persons_q) or 0)
-        by_category = [(str(c), int(n)) for c, n in (await session.execute(categories_q)).all()]
-        sums = (await session.execute(sums_q)).one()
+        by_category = [
+            (str(c), int(n) if shown(n, k) else None)
+            for c, n in (await session.execute(categories_q)).all()
+        ]
+        sums = (await session.execute(sums_q)).one()._mapping
+        # The ledger figures are one cell over the persons with claims in the year.
+        withheld = not shown(sums["claimants"], k)
+
+        def money(key: str) -> Decimal | None:
+            return None if withheld else Decimal(sums[key])
+
         return Figures(
             region_prefix=region_prefix,
             year=year,
-            persons=persons,
+            persons=persons if shown(persons, k) else None,
             by_category=by_category,
-            claims=int(sums[0]),
-            total_cost=Decimal(sums[1]),
-            paid={payer: Decimal(sums._mapping[payer.value]) for payer in Payer},
-            out_of_pocket=Decimal(sums[2]),
+            claims=None if withheld else int(sums["claims"]),
+            total_cost=money("total_cost"),
+            paid={payer: money(payer.value) for payer in Payer},
+            out_of_pocket=money("out_of_pocket"),
         )
 
     return await ctx.read(run)

@@ -118,6 +118,9 @@ def settings(
         env="development",
         # Checkpoints at start and shutdown only: none lands in the middle of a test.
         audit_checkpoint_seconds=86_400,
+        # Aggregates over the one or two persons a test seeds are shown; k-suppression (default
+        # k = 5) is tested with its own app in tests/gateway/test_aggregates.py.
+        statistics_k=1,
     )
 
 
