@@ -59,6 +59,33 @@ from schema import Extension, build_schema
 log = logging.getLogger("medgw.http")
 
 
+class WithoutQueryString(logging.Filter):
+    """Drops the query string from uvicorn's access log lines: a GraphQL GET carries the query
+    and its variables there, ID numbers included (ACCESS.md: no personal data in logs).
+
+    >>> record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0,
+    ...     '%s - "%s %s HTTP/%s" %d', ("1.2.3.4:5", "GET", "/graphql?query=x", "1.1", 200), None)
+    >>> WithoutQueryString().filter(record), record.getMessage()
+    (True, '1.2.3.4:5 - "GET /graphql?… HTTP/1.1" 200')
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) > 2 and isinstance(args[2], str):
+            path, query = args[2].partition("?")[::2]
+            if query:
+                record.args = (*args[:2], f"{path}?…", *args[3:])
+        return True
+
+
+def _quiet_access_log() -> None:
+    """Install :class:`WithoutQueryString` on uvicorn's access logger (once per process; uvicorn
+    configures its loggers before it loads the app, so this stays)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, WithoutQueryString) for f in access.filters):
+        access.addFilter(WithoutQueryString())
+
+
 @dataclass
 class Gateway:
     """What the running service holds: settings, database, policies, one view per department."""
@@ -232,6 +259,7 @@ def create_app(
     settings = settings or Settings()
     the_policies = policies or load_policies()
     full_schema, access = load_access_for_schema()
+    _quiet_access_log()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

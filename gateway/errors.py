@@ -120,6 +120,21 @@ def code_of(error: GraphQLError) -> str:
     return INTERNAL
 
 
+def log_errors(errors: list[GraphQLError], request_id: str | None) -> None:
+    """One log line per error of a result, without its message, value or traceback: a refused
+    or bad request is the client's business (INFO, its code and where), and messages may quote
+    the request's ID numbers (ACCESS.md: no personal data in logs). Unexpected and transient
+    errors are logged by :class:`ErrorCodes`, with what is needed to fix them."""
+    for error in errors:
+        code = code_of(error)
+        if code in (INTERNAL, UNAVAILABLE):
+            continue
+        where = ".".join(str(key) for key in error.path or ()) or "document"
+        named = (error.extensions or {}).get("field")
+        field = getattr(error.original_error, "field", None) or named
+        log.info("request %s: %s at %s%s", request_id, code, where, f" ({field})" if field else "")
+
+
 class ErrorCodes(SchemaExtension):
     """Give every error an ``extensions.code`` (and ``field``/``value`` where the request names
     them); hide suggestions and mask unexpected errors when asked to (production)."""

@@ -112,37 +112,55 @@ async def register(ctx: Context, data: PersonInput) -> models.Beneficiary:
                 select(models.Beneficiary).where(models.Beneficiary.id_number == person.id_number)
             )
         ).one_or_none()
-        if existing is not None:
-            return _same_person(existing, person, ctx)
-        row = models.Beneficiary(
-            id_number=person.id_number,
-            name=person.name,
-            region_code=person.region_code,
-            gender=person.gender,
-            birth_date=person.birth_date,
-            created_by=ctx.principal.department,
-        )
-        session.add(row)
-        await session.flush()
-        await _audit(session, ctx, "registerBeneficiary", row, {"regionCode": row.region_code})
-        return row
+        if existing is None:
+            row = models.Beneficiary(
+                id_number=person.id_number,
+                name=person.name,
+                region_code=person.region_code,
+                gender=person.gender,
+                birth_date=person.birth_date,
+                created_by=ctx.principal.department,
+            )
+            session.add(row)
+            await session.flush()
+            await _audit(session, ctx, "registerBeneficiary", row, {"regionCode": row.region_code})
+            return row
+        if ctx.principal.serves_region(existing.region_code):
+            return _same_person(existing, person)
+    await _disclosed(ctx, "registerBeneficiary", existing)
+    raise Forbidden(
+        f"idNumber = {person.id_number}: may not be registered with this token; "
+        "its region's department can change the person's region code",
+        field="idNumber",
+    )
 
 
-def _same_person(
-    existing: models.Beneficiary, person: PersonInput, ctx: Context
-) -> models.Beneficiary:
-    if not ctx.principal.serves_region(existing.region_code):
-        raise Conflict(
-            f"idNumber = {person.id_number}: already registered elsewhere", field="idNumber"
+async def _disclosed(ctx: Context, operation: str, person: models.Beneficiary) -> None:
+    """Audit, as a read (ACCESS.md: lookups are personal reads), what a refused write disclosed:
+    that a person outside the caller's regions holds the ID number it gave. ID numbers are
+    unique nationwide, so the refusal cannot hide it; the record lets that region's auditor see
+    who learnt it."""
+    async with ctx.db.transaction() as session:
+        await audit.append(
+            session,
+            ctx.principal,
+            action="READ",
+            operation=f"mutation {operation}",
+            beneficiary_ids=[person.id],
+            field_paths=[f"{operation}(idNumber)"],
         )
+
+
+def _same_person(existing: models.Beneficiary, person: PersonInput) -> models.Beneficiary:
+    """The stored person when the write names them alike; no stored value is quoted (error
+    messages carry no one's personal data, ACCESS.md)."""
     for field, stored, given in (
         ("name", existing.name, person.name),
         ("regionCode", existing.region_code, person.region_code),
     ):
         if stored != given:
             raise Conflict(
-                f"{field} = {given}: idNumber {person.id_number} is registered with "
-                f"{field} {stored}",
+                f"{field} = {given}: this idNumber is registered with another {field}",
                 field=field,
                 value=given,
             )
@@ -193,9 +211,8 @@ async def record_category(
                 return record
             if _overlaps(record.valid_from, record.valid_to, data.valid_from, data.valid_to):
                 raise Conflict(
-                    f"validFrom = {data.valid_from.isoformat()}: overlaps the "
-                    f"{data.category.value} record from {record.valid_from.isoformat()} "
-                    f"({record.reference})",
+                    f"validFrom = {data.valid_from.isoformat()}: overlaps a stored "
+                    f"{data.category.value} record of this person; end that record first",
                     field="validFrom",
                 )
         row = model(
@@ -326,7 +343,7 @@ async def record_enrollment(ctx: Context, data: EnrollmentInput) -> models.Enrol
             if stored == (contribution, data.inclusive_commercial, data.enrolled_on, data.scheme):
                 return existing
             raise Conflict(
-                f"year = {data.year}: {person.id_number} is already enrolled for {data.year} "
+                f"year = {data.year}: the person is already enrolled for {data.year} "
                 "with other terms",
                 field="year",
             )

@@ -440,11 +440,23 @@ async def settle(ctx: Context, data: ClaimInput) -> ClaimState:
 
 
 async def _existing(session: AsyncSession, data: ClaimInput, digest: str) -> ClaimState:
-    claim = (
-        await session.scalars(
-            select(models.Claim).where(models.Claim.claim_number == data.visit.id)
+    """The stored claim of the same number, when it is this person's and this content.
+
+    A claim number used by another person's claim (in any region) is one answer, whatever that
+    claim is: nothing about it (its person, region, state or reversal) is told.
+    """
+    claim, owner = (
+        await session.execute(
+            select(models.Claim, models.Beneficiary.id_number)
+            .join(models.Beneficiary, models.Beneficiary.id == models.Claim.beneficiary_id)
+            .where(models.Claim.claim_number == data.visit.id)
         )
     ).one()
+    if owner != data.id_number:
+        raise Conflict(
+            f"claimNumber = {data.visit.id}: already used by another person's claim",
+            field="claimNumber",
+        )
     if claim.reversed_at is not None:
         raise Conflict(
             f"claimNumber = {data.visit.id}: {_reversed(claim)}; a corrected claim gets a new "
@@ -475,7 +487,7 @@ async def _insured(
     if enrollment is not None:
         if data.insured is False:
             raise Conflict(
-                f"insured = false: {person.id_number} is enrolled for {year} "
+                f"insured = false: the person is enrolled for {year} "
                 f"({enrollment.scheme.lower()} scheme)",
                 field="insured",
             )

@@ -12,11 +12,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
+from gateway.errors import log_errors
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -32,6 +35,14 @@ class DepartmentSchema(strawberry.Schema):
     def __init__(self, policy: DepartmentPolicy, **kwargs: object) -> None:
         self.policy = policy
         super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Instead of strawberry's (every error at ERROR, with its traceback and message):
+        :func:`gateway.errors.log_errors`."""
+        context = None if execution_context is None else execution_context.context
+        log_errors(errors, getattr(context, "request_id", None))
 
     def get_fields(self, type_definition: StrawberryObjectDefinition) -> list[StrawberryField]:
         if type_definition.is_input:
