@@ -5,7 +5,7 @@ and no error may be ``INTERNAL`` (nor an HTTP 5xx).
 
 Run on demand (the suite runs a short, fixed-seed version in ``tests/gateway/test_fuzz.py``)::
 
-    .venv/bin/python bench/fuzz.py [--examples 2000] [--department medical_insurance] [--seed N]
+    .venv/bin/python -m bench.fuzz [--examples 2000] [--department medical_insurance] [--seed N]
 
 It starts a throwaway embedded PostgreSQL (or, with ``DATABASE_URL``, uses that database: it
 writes to it), migrates it, serves ``gateway.main:app`` in a uvicorn process (as

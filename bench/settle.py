@@ -77,7 +77,6 @@ from gateway.storage.database import resolve_url
 from policies.benefits import load_policies
 from policies.settlement.engine import CategoryRecord, Ledger, Person, Visit, settle_visit
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
-from resolvers.settlement import stored_explanation
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-" + "x" * 40
@@ -402,7 +401,7 @@ class Fixed:
             out_of_pocket=result.out_of_pocket,
             policy=result.policy_id,
             category=result.category.value if result.category else None,
-            explanation=json.dumps(stored_explanation(result), ensure_ascii=False),
+            explanation=json.dumps(result.explanation.model_dump(mode="json"), ensure_ascii=False),
             state=json.dumps(ledger.to_dict()),
             empty_state=json.dumps(Ledger.empty(YEAR).to_dict()),
         )
