@@ -138,14 +138,14 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="medgw-fuzz-") as tmp:
         configured = os.environ.get("DATABASE_URL")
-        url = (
-            resolve_url(Settings(database_url=configured))
-            if configured
-            else embedded.start(Path(tmp) / "pgdata", cleanup_mode="delete")
-        )
+        if configured:
+            url = owner = resolve_url(Settings(database_url=configured))
+        else:  # migrated by the owner, served as the app role (as `medgw serve` does)
+            urls = embedded.start(Path(tmp) / "pgdata", cleanup_mode="delete")
+            url, owner = urls.app, urls.owner
 
         async def upgrade() -> None:
-            database = Database.connect(url, Settings(database_url=url))
+            database = Database.connect(owner, Settings(database_url=owner))
             await migrate.upgrade_engine(database.engine)
             await database.dispose()
 
