@@ -72,6 +72,8 @@ class Database:
             max_overflow=settings.pool_size,
             pool_pre_ping=True,
             pool_timeout=settings.connection_timeout_s,
+            # Bound values (ID numbers, names) never appear in errors or logs (ACCESS.md).
+            hide_parameters=True,
             connect_args={
                 "timeout": settings.connection_timeout_s,
                 "server_settings": {

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from gateway.app import create_app
 from gateway.config import Settings
@@ -201,3 +202,13 @@ async def test_the_access_log_drops_the_query_string_of_a_get(
     assert len(lines) == 1, log.lines
     assert '"GET /graphql?… HTTP/1.1" 200' in lines[0]
     assert ID not in lines[0]
+
+
+async def test_database_errors_do_not_carry_the_values_bound_to_them(db: Database) -> None:
+    """What an unexpected or transient error logs is SQLAlchemy's message: no bound values."""
+    with pytest.raises(DBAPIError) as caught:
+        async with db.sessions() as session:
+            await session.execute(text("SELECT 1 / 0 WHERE :n <> ''"), {"n": ID})
+    assert "division by zero" in str(caught.value)
+    assert ID not in str(caught.value)
+    assert ID not in repr(caught.value)
