@@ -3,10 +3,17 @@
 Persons get valid resident ID numbers (GB 11643 check character), Chinese names, identities and
 monitoring flags in plausible proportions for their region's policy, and an enrollment for the
 current year with its subsidy split computed by the region's policy.
+
+Then the demo lives: about a quarter of the enrolled persons (more among those holding a
+category) have hospital stays this year, settled through the gateway's own GraphQL API (the real
+settlement path, audit included) with the region's critical-illness insurer as carrier; a few
+very costly stays open high-cost alerts (主动发现), a few claims are reversed, and a few persons are
+recognised 低保 after their stays, so that their claims are re-settled (ADJUSTMENT).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from dataclasses import dataclass
@@ -14,10 +21,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from rich.progress import Progress
 from sqlalchemy import func, insert, select
 
-from gateway.auth import Principal
+from gateway.auth import Principal, issue_token
 from gateway.config import Settings
 from gateway.resident_id import check_character
 from gateway.storage import audit, models
@@ -80,6 +88,18 @@ RECOGNISED_BY: dict[Category, str] = {
     Category.LOW_INCOME_SEVERELY_DISABLED: "disabled_persons_federation",
 }
 CONTRIBUTION = Decimal("400.00")
+CARRIERS = {  # the critical-illness insurer of each policy region (illustrative codes)
+    "510400": "picc-5104",
+    "370800": "cpic-3708",
+    "320000": "pingan-32",
+    "430000": "chinalife-43",
+}
+DIAGNOSES = ("J18.9", "I63.9", "I21.9", "C34.9", "E11.9", "N18.5", "K80.2", "S72.0")
+LEVELS = ("PRIMARY", "SECONDARY", "SECONDARY", "TERTIARY")
+SETTLE = "mutation($i: SettleClaimInput!) { settleClaim(input: $i) { claimNumber } }"
+REVERSE = """mutation($n: String!, $r: String!) {
+  reverseSettlement(claimNumber: $n, reason: $r) { outOfPocket } }"""
+RECOGNISE = "mutation($i: RecordCategoryInput!) { recordIdentity(input: $i) { category } }"
 DEMO = Principal("medgw demo", "medical_insurance", "demo", ("",), purpose="demo data")
 
 
@@ -89,6 +109,47 @@ class Person:
     identities: list[dict[str, Any]]
     flags: list[dict[str, Any]]
     enrollment: dict[str, Any] | None
+    policy_region: str = ""
+
+
+def stays(rng: random.Random, person: Person, today: date) -> list[dict[str, Any]]:
+    """This year's hospital stays of ``person`` as ``SettleClaimInput`` values (none unless
+    enrolled; discharged by yesterday): a quarter of persons, three in five of those holding a
+    category; costs lognormal around 15,000 yuan; one stay in forty costs 180,000–320,000 (one in
+    eight in 攀枝花, whose policy has a discovery rule, so that the demo has open alerts)."""
+    first = max(date(today.year, 1, 1), person.row["birth_date"])
+    last = today - timedelta(days=1)
+    if person.enrollment is None or last < first:
+        return []
+    holds = bool(person.identities or person.flags)
+    if rng.random() >= (0.6 if holds else 0.25):
+        return []
+    number, region = person.row["id_number"], person.row["region_code"]
+    claims = []
+    for n in range(rng.choice((1, 1, 1, 2, 2, 3))):
+        admission = first + timedelta(days=rng.randrange(0, (last - first).days + 1))
+        discharge = min(last, admission + timedelta(days=rng.randrange(1, 15)))
+        if rng.random() < (0.125 if person.policy_region == "510400" else 0.025):
+            total = Decimal(rng.randrange(180_000, 320_000))
+        else:
+            total = Decimal(min(400_000, max(800, round(rng.lognormvariate(9.6, 0.8)))))
+        scope = (total * Decimal(rng.uniform(0.7, 0.95))).quantize(Decimal("0.01"))
+        claims.append(
+            {
+                "claimNumber": f"DEMO-{person.row['id'].hex[:12]}-{n}",
+                "idNumber": number,
+                "type": "INPATIENT",
+                "hospitalLevel": rng.choice(LEVELS),
+                "admissionDate": admission.isoformat(),
+                "dischargeDate": discharge.isoformat(),
+                "totalCost": f"{total:.2f}",
+                "policyScopeCost": f"{scope:.2f}",
+                "diagnosis": rng.choice(DIAGNOSES),
+                "carrier": CARRIERS[person.policy_region],
+                "hospitalCode": f"H-{region}-{rng.randrange(1, 6):02d}",
+            }
+        )
+    return claims
 
 
 def resident_number(rng: random.Random, region: str, born: date, male: bool) -> str:
@@ -171,7 +232,7 @@ def make_person(
             "department": "medical_insurance",
             "org": "demo",
         }
-    return Person(row, identities, flags, enrollment)
+    return Person(row, identities, flags, enrollment, policy_region)
 
 
 async def load(
@@ -184,26 +245,111 @@ async def load(
     today: date | None = None,
     show_progress: bool = True,
 ) -> int:
-    """Insert ``persons`` synthetic persons; with ``if_empty`` only into an empty database."""
+    """Insert ``persons`` synthetic persons and let them live (see the module); with
+    ``if_empty`` only into an empty database. Returns the persons added.
+
+    Raises ``RuntimeError`` naming the request when the gateway refuses a demo write."""
     db = Database.connect(url, settings)
     try:
         day = today or settings.today()
-        return await _load(db, persons, seed, if_empty, day, show_progress)
+        rng = random.Random(seed)
+        policies = load_policies()
+        people = await _load(db, rng, policies, persons, seed, if_empty, day, show_progress)
+        if people:
+            await _live(db, settings, policies, rng, people, day, show_progress)
+        return len(people)
     finally:
         await db.dispose()
 
 
+async def _live(
+    db: Database,
+    settings: Settings,
+    policies: PolicySet,
+    rng: random.Random,
+    people: list[Person],
+    today: date,
+    show_progress: bool,
+) -> None:
+    """Settle this year's stays, reverse a few claims and recognise a few persons late, all
+    through the GraphQL API of an in-process gateway (nothing of it is written directly)."""
+    from gateway.app import create_app
+
+    claims = [claim for person in people for claim in stays(rng, person, today)]
+    unrecognised = {c["idNumber"] for c in claims} - {
+        p.row["id_number"] for p in people if p.identities or p.flags
+    }
+    born = {p.row["id_number"]: p.row["birth_date"] for p in people}
+    late = sorted(rng.sample(sorted(unrecognised), k=len(unrecognised) // 25))
+    reversed_ = rng.sample([c["claimNumber"] for c in claims], k=len(claims) // 50)
+    app = create_app(settings, db=db, policies=policies)
+
+    def token(department: str) -> dict[str, str]:
+        signed = issue_token(
+            settings.jwt_secret,
+            subject="medgw demo",
+            department=department,
+            org=f"{department}-demo",
+            regions=("51", "37", "32", "43"),
+            purpose="demo data",
+        )
+        return {"Authorization": f"Bearer {signed}"}
+
+    mi, ca = token("medical_insurance"), token("civil_affairs")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://demo") as c,
+    ):
+
+        async def post(query: str, variables: dict[str, Any], headers: dict[str, str]) -> None:
+            body = (
+                await c.post(
+                    "/graphql", json={"query": query, "variables": variables}, headers=headers
+                )
+            ).json()
+            if body.get("errors"):
+                raise RuntimeError(f"demo write refused: {variables}: {body['errors'][0]}")
+
+        with Progress(disable=not show_progress, transient=False) as progress:
+            task = progress.add_task("demo claims settled", total=len(claims))
+            for start in range(0, len(claims), 8):  # a few at a time: other persons' locks
+                batch = claims[start : start + 8]
+                await asyncio.gather(*(post(SETTLE, {"i": claim}, mi) for claim in batch))
+                progress.update(task, advance=len(batch))
+            task = progress.add_task(
+                "reversals and late recognitions", total=len(reversed_) + len(late)
+            )
+            for number in reversed_:
+                await post(REVERSE, {"n": number, "r": "医院撤销结算（演示）"}, mi)
+                progress.update(task, advance=1)
+            for number in late:
+                recognition = {
+                    "idNumber": number,
+                    "category": "MINIMUM_LIVING",
+                    "validFrom": max(date(today.year, 1, 1), born[number]).isoformat(),
+                    "reference": f"低保-{today.year}-演示",
+                }
+                await post(RECOGNISE, {"i": recognition}, ca)
+                progress.update(task, advance=1)
+
+
 async def _load(
-    db: Database, persons: int, seed: int, if_empty: bool, today: date, show_progress: bool
-) -> int:
-    rng = random.Random(seed)
-    policies = load_policies()
+    db: Database,
+    rng: random.Random,
+    policies: PolicySet,
+    persons: int,
+    seed: int,
+    if_empty: bool,
+    today: date,
+    show_progress: bool,
+) -> list[Person]:
     async with db.sessions() as session:
         stored = await session.scalar(select(func.count()).select_from(models.Beneficiary))
         taken = set((await session.scalars(select(models.Beneficiary.id_number))).all())
     if if_empty and stored:
-        return 0
+        return []
     regions = list(REGIONS)
+    added: list[Person] = []
     batch = 500
     with Progress(disable=not show_progress, transient=False) as progress:
         task = progress.add_task("demo persons", total=persons)
@@ -234,5 +380,6 @@ async def _load(
                     detail={"persons": size, "seed": seed, "at": datetime.now(UTC).isoformat()},
                 )
             done += size
+            added += people
             progress.update(task, advance=size)
-    return persons
+    return added

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import date
+from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway import demo, resident_id
 from gateway.config import Settings
@@ -78,3 +79,56 @@ def test_the_same_seed_makes_the_same_people(policies: PolicySet) -> None:
 
     assert people(1) == people(1)
     assert people(1) != people(2)
+
+
+async def test_the_demo_lives_claims_settled_reversed_re_settled_and_alerted(
+    db: Database, settings: Settings, database_url: str
+) -> None:
+    await demo.load(database_url, settings, persons=400, seed=5, today=TODAY, show_progress=False)
+    async with db.sessions() as session:
+        claims = (await session.scalars(select(models.Claim))).all()
+        people = {p.id: p for p in (await session.scalars(select(models.Beneficiary))).all()}
+        events = (await session.scalars(select(models.Settlement))).all()
+        lines = (await session.scalars(select(models.SettlementLine))).all()
+        alerts = (await session.scalars(select(models.HighCostAlert))).all()
+        late = (
+            await session.scalars(
+                select(models.Identity).where(models.Identity.reference == "低保-2026-演示")
+            )
+        ).all()
+        writes = await session.scalar(
+            select(func.count())
+            .select_from(models.AuditRecord)
+            .where(models.AuditRecord.operation == "settleClaim")
+        )
+    assert 80 <= len(claims) <= 250
+    assert writes == len(claims)  # settled through the API: each write audited
+    for claim in claims:
+        assert date(2026, 1, 1) <= claim.admission_date <= claim.discharge_date < TODAY
+    carriers = {(people[c.beneficiary_id].region_code[:2], c.carrier) for c in claims}
+    assert carriers == {
+        ("51", "picc-5104"),
+        ("37", "cpic-3708"),
+        ("32", "pingan-32"),
+        ("43", "chinalife-43"),
+    }
+    paid: defaultdict[int, Decimal] = defaultdict(Decimal)
+    by_id = {e.id: e for e in events}
+    for line in lines:
+        paid[by_id[line.settlement_id].claim_id] += line.amount
+    for event in events:
+        paid[event.claim_id] += event.out_of_pocket
+    reversed_ = [c for c in claims if c.reversed_at is not None]
+    assert len(reversed_) == len(claims) // 50 >= 1
+    for claim in claims:
+        # Every claim's payers and out-of-pocket add up to its cost; a reversed one to nothing.
+        expected = 0 if claim.reversed_at is not None else claim.total_cost
+        assert paid[claim.id] == expected, claim.claim_number
+    kinds = Counter(e.kind for e in events)
+    assert kinds["ORIGINAL"] == len(claims)
+    assert kinds["REVERSAL"] == len(reversed_)
+    assert len(late) >= 1
+    assert kinds["ADJUSTMENT"] >= 1  # the late 低保 recognitions re-settled claims
+    assert {a.status for a in alerts} == {"OPEN"}
+    assert all(people[a.beneficiary_id].region_code.startswith("5104") for a in alerts)
+    assert all(a.out_of_pocket > a.threshold for a in alerts)
