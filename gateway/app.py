@@ -14,9 +14,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import graphql
+from cross_web import HTTPException
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -25,15 +26,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
 
 from gateway.access import FieldAccess, ReadAudit, Refusal, RefusalCache
 from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
-from gateway.errors import ErrorCodes, production_errors
+from gateway.errors import BAD_INPUT, NOT_FOUND, ErrorCodes, production_errors
 from gateway.limits import QueryLimits, limited_encoder
+from gateway.media import GRAPHQL_RESPONSE, accepts_graphql_response, as_graphql_response
 from gateway.middleware import (
     REQUEST_ID,
     BearerTokens,
@@ -116,6 +120,40 @@ class GraphQLView(GraphQL[Context, None]):
         # Names and references are Chinese: UTF-8, not \uXXXX escapes; at most the size cap.
         return self.encode(data)
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """strawberry's, with its HTTP-level refusals (a GET mutation, a batch or a body without
+        a query) in the JSON error shape instead of plain text."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as e:
+            code = NOT_FOUND if e.status_code == 404 else BAD_INPUT
+            response = json_error(e.status_code, code, e.reason, scope)
+        await response(scope, receive, send)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        if accepts_graphql_response(request.headers.get("accept")):
+            sub_response.headers["content-type"] = GRAPHQL_RESPONSE
+        return sub_response
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        """As strawberry's; for a client that accepts ``application/graphql-response+json``
+        in that type, a request error without ``data`` and 4xx (:mod:`gateway.media`)."""
+        if sub_response.headers.get("content-type") != GRAPHQL_RESPONSE or isinstance(
+            response_data, list
+        ):
+            return super().create_response(response_data, sub_response)
+        body, status = as_graphql_response(response_data, sub_response.status_code)
+        sub_response.status_code = status  # type: ignore[assignment]
+        response = super().create_response(cast(GraphQLHTTPResponse, body), sub_response)
+        response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+        return response
+
     async def get_context(self, request: Any, response: Any) -> Context:
         gw = self.gateway
         context = Context(
@@ -150,16 +188,16 @@ class GraphQLRequests:
         response: Response | None = None
         if method == "GET" and "query" not in request.query_params:
             if gateway.settings.is_production:
-                response = json_error(404, "NOT_FOUND", "no GraphiQL in production", scope)
+                response = json_error(404, NOT_FOUND, "no GraphiQL in production", scope)
             else:
                 response = await next(iter(gateway.views.values())).render_graphql_ide(request)
         elif method not in ("GET", "POST"):
-            response = json_error(405, "BAD_INPUT", f"method {method} not allowed", scope)
+            response = json_error(405, BAD_INPUT, f"method {method} not allowed", scope)
         elif method == "POST":
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
                 message = f"content-type = {content_type or '(none)'}: send application/json"
-                response = json_error(415, "BAD_INPUT", message, scope)
+                response = json_error(415, BAD_INPUT, message, scope)
         if response is not None:
             await response(scope, receive, send)
             return
@@ -185,6 +223,13 @@ class DepartmentDispatch:
                     log.warning(
                         "request %s: session not closed cleanly: %r", context.request_id, exc
                     )
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, method not allowed) in the JSON error shape."""
+    status = getattr(exc, "status_code", 500)
+    code = NOT_FOUND if status == 404 else BAD_INPUT
+    return json_error(status, code, str(getattr(exc, "detail", exc)), request.scope)
 
 
 async def healthz(request: Request) -> Response:
@@ -312,5 +357,6 @@ def create_app(
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
         ],
         middleware=[Middleware(RequestId)],
+        exception_handlers={404: http_error, 405: http_error},
         lifespan=lifespan,
     )

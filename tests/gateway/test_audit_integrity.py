@@ -113,7 +113,11 @@ async def test_the_recorded_operation_is_the_one_the_document_ran(
         headers=bearer(),
     )
     assert lie.status_code == 400
-    assert 'Unknown operation named "Harmless"' in lie.text
+    [error] = lie.json()["errors"]  # an HTTP-level refusal in the JSON error shape
+    assert (error["message"], error["extensions"]["code"]) == (
+        'Unknown operation named "Harmless".',
+        "BAD_INPUT",
+    )
     assert len(await records(db)) == 1
 
 
