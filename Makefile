@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_PERSONS ?= 2000
 
-.PHONY: run test check format bench clean-var
+.PHONY: run test check format bench clean-var browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,19 @@ run: $(VENV)/.installed
 	$(BIN)/medgw serve --host $(HOST) --port $(PORT) --demo-persons $(DEMO_PERSONS)
 
 ## Install the dev extras and run the whole suite against a throwaway PostgreSQL.
-test: $(VENV)/.installed-dev tests/http/node_modules/.installed
+test: $(VENV)/.installed-dev tests/http/node_modules/.installed browser
 	$(BIN)/pytest
+
+# Browser tests use Debian's Chromium (and CJK fonts), installed as root where apt-get exists;
+# otherwise those tests are skipped and say so.
+browser:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends chromium fonts-noto-cjk >/dev/null \
+			|| echo "chromium not installed: the browser tests will be skipped"; \
+		else echo "no chromium and no root apt-get: the browser tests will be skipped"; fi; }
 
 # The GraphQL-over-HTTP audit (npm graphql-http, pinned by its lock file); without npm the test
 # that needs it is skipped and says so.

@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import graphql
@@ -23,8 +24,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -61,6 +63,9 @@ from resolvers.context import Context
 from schema import Extension, build_schema
 
 log = logging.getLogger("medgw.http")
+GRAPHIQL = Path(__file__).resolve().parent / "static" / "graphiql"
+"""GraphiQL and its assets, vendored (``VENDOR.md``): served at ``/graphiql/static``."""
+GRAPHIQL_PAGE = GRAPHIQL / "index.html"
 
 
 class WithoutQueryString(logging.Filter):
@@ -190,7 +195,7 @@ class GraphQLRequests:
             if gateway.settings.is_production:
                 response = json_error(404, NOT_FOUND, "no GraphiQL in production", scope)
             else:
-                response = await next(iter(gateway.views.values())).render_graphql_ide(request)
+                response = HTMLResponse(GRAPHIQL_PAGE.read_text(encoding="utf-8"))
         elif method not in ("GET", "POST"):
             response = json_error(405, BAD_INPUT, f"method {method} not allowed", scope)
         elif method == "POST":
@@ -289,7 +294,7 @@ def build_views(gateway: Gateway) -> dict[str, GraphQLView]:
         views[name] = GraphQLView(
             gateway,
             schema=schema,
-            graphql_ide=None if settings.is_production else "graphiql",
+            graphql_ide=None,  # ours, vendored (GRAPHIQL_PAGE), is served by GraphQLRequests
             allow_queries_via_get=True,
         )
     return views
@@ -355,6 +360,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            Mount("/graphiql/static", app=StaticFiles(directory=GRAPHIQL), name="graphiql"),
         ],
         middleware=[Middleware(RequestId)],
         exception_handlers={404: http_error, 405: http_error},
