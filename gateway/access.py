@@ -18,7 +18,7 @@ from typing import Any
 
 import graphql
 from cachetools import LRUCache
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import AddValidationRules, SchemaExtension
 
 from gateway.errors import FORBIDDEN, INTERNAL
 from gateway.storage import audit
@@ -359,3 +359,20 @@ class ReadAudit(SchemaExtension):
             result.data = None
             error = graphql.GraphQLError(message, original_error=exc, extensions={"code": INTERNAL})
             result.errors = [error]
+
+
+class _IntrospectionRule(graphql.NoSchemaIntrospectionCustomRule):
+    """graphql-core's rule, its errors coded ``FORBIDDEN`` (a department's policy, not bad
+    input)."""
+
+    def report_error(self, error: graphql.GraphQLError) -> None:
+        error.extensions = {**(error.extensions or {}), "code": FORBIDDEN}
+        super().report_error(error)
+
+
+class IntrospectionForbidden(AddValidationRules):
+    """Introspection off for a department whose policy does not allow it in production:
+    ``__schema``/``__type`` are refused ``FORBIDDEN`` before execution."""
+
+    def __init__(self) -> None:
+        super().__init__([_IntrospectionRule])

@@ -30,11 +30,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
+from strawberry.extensions import MaxTokensLimiter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
 
-from gateway.access import FieldAccess, ReadAudit, Refusal, RefusalCache
+from gateway.access import FieldAccess, IntrospectionForbidden, ReadAudit, Refusal, RefusalCache
 from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
 from gateway.errors import BAD_INPUT, NOT_FOUND, ErrorCodes, production_errors
@@ -274,7 +274,7 @@ def department_extensions(
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
     ]
     if settings.is_production and not policy.introspection:
-        extensions.append(DisableIntrospection)
+        extensions.append(IntrospectionForbidden)
     return extensions
 
 

@@ -544,7 +544,7 @@ async def test_in_production_introspection_is_refused_unless_the_department_poli
     assert body["data"] is None
     assert body["errors"]
     assert all("introspection has been disabled" in e["message"] for e in body["errors"])
-    assert set(codes(body)) == {"BAD_INPUT"}
+    assert set(codes(body)) == {"FORBIDDEN"}  # the department's policy, not bad input
     allowed = await production.post(
         "/graphql", json={"query": query}, headers=bearer(department="medical_insurance")
     )
