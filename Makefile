@@ -2,9 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1
-PORT ?= 8000
 DEMO_PERSONS ?= 2000
+# Where to serve: the settings MEDGW_HOST and MEDGW_PORT (gateway/config.py, default
+# 127.0.0.1:8000) decide, unless given on the command line: `make run PORT=8731`. HOST and PORT
+# from the environment are ignored (zsh sets HOST to the machine's name).
+SERVE_AT := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
+	$(if $(filter command line,$(origin PORT)),--port $(PORT))
 
 .PHONY: run test check format bench clean-var browser
 
@@ -19,9 +22,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-## Start the embedded PostgreSQL, migrate, load demo data into an empty database, serve.
+## Start the embedded PostgreSQL, migrate, load demo data into an empty database, serve; a
+## "ready:" line (with the command that signs a token) follows once /readyz answers.
 run: $(VENV)/.installed
-	$(BIN)/medgw serve --host $(HOST) --port $(PORT) --demo-persons $(DEMO_PERSONS)
+	$(BIN)/medgw $(strip serve $(SERVE_AT) --demo-persons $(DEMO_PERSONS))
 
 ## Install the dev extras and run the whole suite against a throwaway PostgreSQL.
 test: $(VENV)/.installed-dev tests/http/node_modules/.installed browser

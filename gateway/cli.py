@@ -6,12 +6,16 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from typer.core import TyperCommand
 
 from gateway.config import Settings
 
@@ -27,35 +31,126 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
+MIN_TOKEN_TTL = timedelta(minutes=1)
 
 
 def _settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a bad value exits 2 with one line per variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            variable = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            err.print(
+                f"[red]error:[/red] {variable} = {error['input']!r}: {message}", highlight=False
+            )
+        raise typer.Exit(2) from None
 
 
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+def _say(error: str) -> None:
+    err.print(f"[red]error:[/red] {error}", highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    _say(message)
     raise typer.Exit(code)
+
+
+def _existing_database(settings: Settings) -> None:
+    """Refuse (exit 2) when the embedded database is used and none is in the data directory:
+    only ``serve``, ``migrate`` and ``demo`` create one."""
+    pgdata = settings.data_dir / "pgdata"
+    if not settings.database_url and not pgdata.is_dir():
+        _fail(
+            f"no database in {pgdata} (MEDGW_DATA_DIR): create it with `medgw migrate` or "
+            "`medgw serve`, or set MEDGW_DATA_DIR or DATABASE_URL"
+        )
+
+
+def _url_of(settings: Settings, role: Callable[[Settings], str], variable: str) -> str:
+    """``role(settings)``: the URL of the configured or the embedded server; a configured URL
+    that is not PostgreSQL's exits 2 naming ``variable``."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = role(settings)
+    except ValueError as exc:
+        _fail(str(exc))
+    except ArgumentError:
+        _fail(f"{variable}: not a URL (expected postgresql://user:password@host/database)")
+    if not settings.database_url:
+        err.print(f"embedded PostgreSQL in {settings.data_dir / 'pgdata'}", highlight=False)
+    return url
 
 
 def _database_url(settings: Settings) -> str:
     """The gateway's URL (the app role)."""
     from gateway.storage.database import resolve_url
 
-    url = resolve_url(settings)
-    if not settings.database_url:
-        err.print(f"embedded PostgreSQL in {settings.data_dir / 'pgdata'}", highlight=False)
-    return url
+    return _url_of(settings, resolve_url, "DATABASE_URL")
 
 
 def _migration_url(settings: Settings) -> str:
     """The migrations' URL (the owner role)."""
     from gateway.storage.database import resolve_migration_url
 
-    url = resolve_migration_url(settings)
-    if not (settings.database_url or settings.migration_url):
-        err.print(f"embedded PostgreSQL in {settings.data_dir / 'pgdata'}", highlight=False)
-    return url
+    return _url_of(settings, resolve_migration_url, _migration_variable(settings)[0])
+
+
+def _migration_variable(settings: Settings) -> tuple[str, str | None]:
+    """The setting migrations connect with, and its value."""
+    if settings.migration_url:
+        return "MEDGW_MIGRATION_URL", settings.migration_url
+    return "DATABASE_URL", settings.database_url
+
+
+@contextmanager
+def _reaching(variable: str, configured: str | None) -> Iterator[None]:
+    """Turn a configured database that cannot be reached (refused, unknown host, timeout, bad
+    password, no such database) into one line naming ``variable`` and the URL without its
+    password, exit 2. The embedded server's errors pass through."""
+    from sqlalchemy.engine import make_url
+
+    from gateway.errors import is_transient
+
+    try:
+        yield
+    except Exception as exc:
+        if configured is None or not (is_transient(exc) or _refused_login(exc)):
+            raise
+        shown = make_url(configured).render_as_string(hide_password=True)
+        _fail(f"{variable} = {shown}: cannot connect ({_root_cause(exc)})")
+
+
+def _refused_login(error: BaseException) -> bool:
+    """A login the server refused: bad password or role (28…), no such database (3D000)."""
+    sqlstate = getattr(getattr(error, "orig", error), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(("28", "3D"))
+
+
+def _root_cause(error: BaseException) -> str:
+    while error.__cause__ is not None or getattr(error, "orig", None) is not None:
+        error = getattr(error, "orig", None) or error.__cause__  # type: ignore[assignment]
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _upgrade(settings: Settings, revision: str = "head", *, downgrade: bool = False) -> None:
+    """Migrate the database (as the owner role) to ``revision``."""
+    from gateway import migrate as migrations
+
+    url = _migration_url(settings)
+    with _reaching(*_migration_variable(settings)):
+        (migrations.downgrade if downgrade else migrations.upgrade)(url, revision)
+
+
+def _load_demo(settings: Settings, persons: int, **options: Any) -> int:
+    """Load ``persons`` synthetic persons (see ``gateway.demo.load``); how many were added."""
+    from gateway import demo as demo_data
+
+    url = _database_url(settings)
+    with _reaching("DATABASE_URL", settings.database_url):
+        return asyncio.run(demo_data.load(url, settings, persons=persons, **options))
 
 
 @app.command()
@@ -64,13 +159,7 @@ def migrate(
     downgrade: Annotated[bool, typer.Option(help="Downgrade to --revision instead.")] = False,
 ) -> None:
     """Bring the database schema to a revision (default: the newest)."""
-    from gateway import migrate as migrations
-
-    url = _migration_url(_settings())
-    if downgrade:
-        migrations.downgrade(url, revision)
-    else:
-        migrations.upgrade(url, revision)
+    _upgrade(_settings(), revision, downgrade=downgrade)
     err.print(f"database at revision {revision}{' (downgraded)' if downgrade else ''}")
 
 
@@ -81,15 +170,9 @@ def demo(
     if_empty: Annotated[bool, typer.Option(help="Only when no person is stored yet.")] = False,
 ) -> None:
     """Load realistic synthetic persons of the four policy regions."""
-    from gateway import demo as demo_data
-    from gateway import migrate as migrations
-
     settings = _settings()
-    migrations.upgrade(_migration_url(settings))
-    url = _database_url(settings)
-    added = asyncio.run(
-        demo_data.load(url, settings, persons=persons, seed=seed, if_empty=if_empty)
-    )
+    _upgrade(settings)
+    added = _load_demo(settings, persons, seed=seed, if_empty=if_empty)
     err.print(f"{added} persons added" if added else "database not empty: no demo data added")
 
 
@@ -102,21 +185,21 @@ def serve(
         int, typer.Option(help="Load this many demo persons when the database is empty (0: none).")
     ] = 0,
 ) -> None:
-    """Migrate, optionally load demo data into an empty database, and serve HTTP."""
+    """Migrate, optionally load demo data into an empty database, and serve HTTP; print a
+    ready line (with the command that signs a token) once /readyz answers."""
     import uvicorn
 
-    from gateway import demo as demo_data
-    from gateway import migrate as migrations
-
     settings = _settings()
-    migrations.upgrade(_migration_url(settings))
-    url = _database_url(settings)
+    _upgrade(settings)
+    _ = settings.jwt_secret  # generated now (unless configured), for `medgw token`
     if demo_persons:
-        added = asyncio.run(demo_data.load(url, settings, persons=demo_persons, if_empty=True))
+        added = _load_demo(settings, demo_persons, if_empty=True)
         if added:
             err.print(f"{added} demo persons loaded")
-    bind_host, bind_port = host or settings.host, port or settings.port
+    bind_host = settings.host if host is None else host
+    bind_port = settings.port if port is None else port
     err.print(f"serving http://{bind_host}:{bind_port}/graphql ({settings.env})", highlight=False)
+    _announce_when_ready(settings, bind_host, bind_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
         "gateway.main:app",
@@ -128,23 +211,88 @@ def serve(
     )
 
 
-@app.command()
+def _announce_when_ready(settings: Settings, host: str, port: int, timeout_s: float = 600) -> None:
+    """In a daemon thread: poll ``/readyz`` until it answers 200, then print the ready line,
+    the data directory and the command that signs a token (to stderr)."""
+    import threading
+    import time
+    import urllib.request
+
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    readyz = f"http://{f'[{local}]' if ':' in local else local}:{port}/readyz"
+    program = Path(sys.argv[0])
+    medgw = str(program.absolute()) if program.name == "medgw" else "medgw"
+
+    def poll() -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(readyz, timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        else:
+            return
+        err.print(
+            f"ready: http://{host}:{port}/graphql ({settings.env}; data in {settings.data_dir})\n"
+            f"  a token: {medgw} token --department civil_affairs --org 东区民政局 --region 5104",
+            highlight=False,
+        )
+
+    threading.Thread(target=poll, name="medgw-ready", daemon=True).start()
+
+
+class _TokenCommand(TyperCommand):
+    """``medgw token``, whose --help lists the departments and the purposes of the access
+    policies (loaded only when help is asked for)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from gateway.app import load_access_for_schema
+
+        policies = load_access_for_schema()[1].departments
+        departments = ", ".join(
+            f"{name} ({policy.title})" for name, policy in sorted(policies.items())
+        )
+        needing: dict[str, list[str]] = {}
+        for name, policy in sorted(policies.items()):
+            for purpose in policy.purposes_for_personal:
+                needing.setdefault(purpose, []).append(name)
+        purposes = ", ".join(
+            f"{purpose} (needed by {', '.join(names)} for personal fields)"
+            for purpose, names in sorted(needing.items())
+        )
+        self.help = f"{self.help}\n\nDepartments: {departments}.\n\nPurposes: {purposes}."
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_TokenCommand)
 def token(
-    department: Annotated[str, typer.Option(help="One of the departments with an access policy.")],
+    department: Annotated[
+        str, typer.Option(help="One of the departments with an access policy (listed above).")
+    ],
     org: Annotated[str, typer.Option(help="The organisation (an insurer's code, an office).")],
     region: Annotated[
         list[str], typer.Option(help="A region-code prefix it serves; repeat for several.")
     ],
-    purpose: Annotated[str | None, typer.Option(help="Why the data is used.")] = None,
-    ttl: Annotated[str, typer.Option(help="Lifetime, e.g. 30m, 8h, 2d.")] = "8h",
+    purpose: Annotated[
+        str | None, typer.Option(help="Why the data is used (listed above).")
+    ] = None,
+    ttl: Annotated[
+        str,
+        typer.Option(help="Lifetime, e.g. 30m, 8h, 2d: at least 1m, at most MEDGW_MAX_TOKEN_TTL."),
+    ] = "8h",
     subject: Annotated[str, typer.Option(help="The user or system named in the token.")] = "cli",
 ) -> None:
-    """Print a signed bearer token."""
+    """Print a signed bearer token, signed with MEDGW_JWT_SECRET or the secret the gateway keeps
+    in its data directory (the directory must exist: start the gateway once)."""
     import re
 
     from gateway.app import load_access_for_schema
     from gateway.auth import Unauthenticated, issue_token, parse_duration
 
+    settings = _settings()
     known = load_access_for_schema()[1].departments
     if department not in known:
         _fail(f"--department = {department}: unknown (known: {', '.join(sorted(known))})")
@@ -153,9 +301,21 @@ def token(
             _fail(f"--region = {prefix}: expected 1 to 6 digits of a region code")
     try:
         lifetime = parse_duration(ttl)
-    except ValueError as exc:
-        _fail(str(exc))
-    settings = _settings()
+    except ValueError:
+        _fail(f"--ttl = {ttl}: expected a number and a unit s, m, h or d (e.g. 8h)")
+    if not MIN_TOKEN_TTL <= lifetime <= settings.max_token_ttl:
+        _fail(
+            f"--ttl = {ttl}: must be between 1m and {_duration(settings.max_token_ttl)} "
+            "(MEDGW_MAX_TOKEN_TTL)"
+        )
+    if settings.jwt_secret_value is None:
+        secret_file = settings.data_dir / "jwt_secret"
+        if not secret_file.is_file():
+            _fail(
+                f"no JWT secret in {secret_file} (MEDGW_DATA_DIR): start the gateway once "
+                "(`medgw serve`), or set MEDGW_DATA_DIR or MEDGW_JWT_SECRET"
+            )
+        err.print(f"signed with the secret in {secret_file}", highlight=False)
     try:
         signed = issue_token(
             settings.jwt_secret,
@@ -170,6 +330,15 @@ def token(
     except Unauthenticated as exc:
         _fail(str(exc))
     typer.echo(signed)
+
+
+def _duration(value: timedelta) -> str:
+    """``value`` in the largest whole unit: 30d, 12h, 90m, 45s."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _case_files(paths: list[Path]) -> list[Path]:
@@ -323,9 +492,10 @@ def audit_checkpoint() -> None:
 
 
 def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run ``work`` on the gateway's database, then close it."""
+    """Run ``work`` on the gateway's existing database, then close it (no database: exit 2)."""
     from gateway.storage.database import Database
 
+    _existing_database(settings)
     url = _database_url(settings)
 
     async def run() -> T:
@@ -335,7 +505,8 @@ def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]])
         finally:
             await db.dispose()
 
-    return asyncio.run(run())
+    with _reaching("DATABASE_URL", settings.database_url):
+        return asyncio.run(run())
 
 
 @app.command("schema")

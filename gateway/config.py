@@ -7,7 +7,7 @@ True
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -15,6 +15,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.auth import parse_duration
+
+
+def _default_data_dir() -> Path:
+    """``var/`` of the source checkout this package runs from (``make`` installs it editable),
+    else ``~/.local/share/medgw``: never the current directory."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / "var"
+    return Path.home() / ".local" / "share" / "medgw"
 
 
 class Settings(BaseSettings):
@@ -32,9 +43,10 @@ class Settings(BaseSettings):
         description="PostgreSQL URL of the owner role, for migrations; unset = DATABASE_URL.",
     )
     data_dir: Path = Field(
-        default=Path("./var"),
+        default_factory=_default_data_dir,
         validation_alias=AliasChoices("MEDGW_DATA_DIR", "data_dir"),
-        description="Holds the embedded database and the generated JWT secret.",
+        description="Holds the embedded database and the generated JWT secret; made absolute "
+        "(a relative MEDGW_DATA_DIR is taken from where the process starts).",
     )
     jwt_secret_value: str | None = Field(
         default=None,
@@ -94,6 +106,12 @@ class Settings(BaseSettings):
         validation_alias="MEDGW_MAX_TOKEN_REGIONS",
         description="At most this many region prefixes in a token (more is 401).",
     )
+    max_token_ttl: timedelta = Field(
+        default=timedelta(days=30),
+        ge=timedelta(minutes=1),
+        validation_alias="MEDGW_MAX_TOKEN_TTL",
+        description="The longest lifetime `medgw token --ttl` signs, e.g. 30d or 12h.",
+    )
     max_json_depth: int = Field(
         default=32,
         ge=4,
@@ -130,6 +148,21 @@ class Settings(BaseSettings):
         description="Where 'today' is (SETTLEMENT.md §3): on: defaults, the current year, "
         "decidedOn and the future-date checks; never the host's local date.",
     )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("max_token_ttl", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise ValueError("expected a number and a unit s, m, h or d (e.g. 30d)") from None
 
     @field_validator("timezone")
     @classmethod
