@@ -175,7 +175,7 @@ class AccessPolicies:
 
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """``_did_you_mean("nmae", ["name", "id"])`` → ``" (did you mean 'name'?)"``."""
-    close = difflib.get_close_matches(name, list(candidates), n=1)
+    close = difflib.get_close_matches(name, [str(c) for c in candidates], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -358,9 +358,7 @@ def load_access(
             read[name] = _department(file, own, base, catalog, masks)
         return read[name]
 
-    departments = {
-        (policy := _policy(department_of(name, ()), filters)).department: policy for name in paths
-    }
+    departments = {name: _policy(department_of(name, ()), filters) for name in paths}
     if not departments:
         raise PolicyFileError(str(folder), "<directory>", "holds no department policy file")
     return AccessPolicies(MappingProxyType(departments), frozenset(personal), masks)
@@ -377,28 +375,22 @@ def _read_fields(
     fields = file.validate(_FieldsFile)
     personal: set[tuple[str, str]] = set()
     for type_name, spec in fields.personal.items():
-        at: Loc = ("personal", type_name)
         part = "all_except" if spec.only is None else "only"
-        listed = enumerate(spec.only or spec.all_except)
-        known = _known(file, catalog, at, type_name, *(((*at, part, i), n) for i, n in listed))
+        names = spec.only or spec.all_except
+        listed: dict[Loc, str] = {(part, i): name for i, name in enumerate(names)}
+        known = _known(file, catalog, ("personal", type_name), listed)
         chosen = set(known) - set(spec.all_except) if spec.only is None else set(spec.only)
         personal.update((type_name, name) for name in chosen)
     masks: dict[tuple[str, str], str] = {}
     for type_name, kinds in fields.masks.items():
-        _known(file, catalog, ("masks", type_name), type_name, *_cells("masks", type_name, kinds))
+        _known(file, catalog, ("masks", type_name), {(name,): name for name in kinds})
         for name, kind in kinds.items():
             if (type_name, name) not in personal:
                 raise file.fail(("masks", type_name, name), "only a personal field can be masked")
             masks[(type_name, name)] = kind
     filters: dict[tuple[str, str, str], tuple[tuple[str, str], ...]] = {}
     for type_name, by_field in fields.filters.items():
-        _known(
-            file,
-            catalog,
-            ("filters", type_name),
-            type_name,
-            *_cells("filters", type_name, by_field),
-        )
+        _known(file, catalog, ("filters", type_name), {(name,): name for name in by_field})
         for name, by_argument in by_field.items():
             for argument, targets in by_argument.items():
                 at = ("filters", type_name, name, argument)
@@ -428,7 +420,7 @@ def _department(
         reason = f"must equal the file name {stem!r}, got {own.department!r}"
         raise file.fail(("department",), reason)
     for type_name, modes in (own.grants or {}).items():
-        _known(file, catalog, ("grants", type_name), type_name, *_cells("grants", type_name, modes))
+        _known(file, catalog, ("grants", type_name), {(name,): name for name in modes})
         for name, mode in modes.items():
             if mode == Mode.MASKED and (type_name, name) not in masks:
                 reason = f"`masked` needs a mask kind for {type_name}.{name} in {FIELDS_FILE}"
@@ -447,9 +439,9 @@ def _department(
     granted = {(t, name) for t, modes in grants.items() for name in modes}
 
     def fail(loc: Loc, reason: str) -> PolicyFileError:
-        """At ``loc``; at the line of ``extends`` for what this file inherits."""
+        """At ``loc`` if this file says it, else (inherited) at the line of ``extends``."""
         key, line = file.where(loc)
-        own_grants = (own.grants or {}).get(str(loc[1]), {}) if len(loc) == 3 else {}
+        own_grants = (own.grants or {}).get(str(loc[1]), {}) if loc[0] == "grants" else {}
         if loc[0] in inherited or (loc[0] == "grants" and loc[2] not in own_grants):
             line = file.where(("extends",))[1]
         return PolicyFileError(file.name, key, reason, line)
@@ -496,21 +488,18 @@ def _policy(department: _DepartmentFile, filters: Filters) -> DepartmentPolicy:
     )
 
 
-def _cells(section: str, type_name: str, names: Iterable[str]) -> Iterable[tuple[Loc, str]]:
-    """Each of ``names`` with its place: ``(("grants", "Claim", "year"), "year")``."""
-    return (((section, type_name, name), name) for name in names)
-
-
 def _known(
-    file: SourceFile, catalog: Catalog, at: Loc, type_name: str, *fields: tuple[Loc, str]
+    file: SourceFile, catalog: Catalog, at: Loc, fields: Mapping[Loc, str]
 ) -> Mapping[str, str | None]:
-    """The fields of ``type_name`` (named at ``at``), having checked that each of ``fields``
-    (a name, named at a place) is one of them; an unknown type or field is refused."""
+    """The fields of the type named at ``at`` (``("grants", "Claim")``), having checked that
+    each of ``fields`` (where below ``at`` → a field name) is one of them; an unknown type or
+    field is refused, with a "did you mean"."""
+    type_name = str(at[-1])
     known = catalog.get(type_name)
     if known is None:
         raise file.fail(at, f"unknown type {type_name!r}{_did_you_mean(type_name, catalog)}")
-    for loc, name in fields:
+    for below, name in fields.items():
         if name not in known:
             hint = _did_you_mean(name, known)
-            raise file.fail(loc, f"unknown field {name!r} of {type_name}{hint}")
+            raise file.fail((*at, *below), f"unknown field {name!r} of {type_name}{hint}")
     return known
