@@ -40,7 +40,7 @@ def refuse(reason: str, *at: str | int) -> PydanticCustomError:
 
 class _Loader(yaml.SafeLoader):
     """Safe YAML without implicit dates (the models parse them, naming the key), with exact
-    decimals instead of binary floats, and refusing duplicate keys."""
+    decimals instead of binary floats."""
 
 
 _Loader.yaml_implicit_resolvers = {

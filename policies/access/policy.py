@@ -3,7 +3,8 @@
 Rules are data. ``policies/access/<department>.yaml`` grants fields of the GraphQL schema to one
 department (default deny) and names its row rules, required purpose and introspection switch;
 ``policies/access/_fields.yaml`` says which fields are personal data and which mask a maskable
-field uses. :func:`load_access` reads and validates them against the schema's :data:`Catalog`
+field uses. :func:`load_access` reads them as pydantic models (through
+:mod:`policies.sourcefile`) and checks them against the schema's :data:`Catalog`
 and refuses to start on any problem, naming the file, the key and the line.
 :func:`forbidden_paths` (from :mod:`policies.access.walker`) checks a query document against one
 department's grants before anything executes.
