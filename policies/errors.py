@@ -25,19 +25,19 @@ class InvalidInput(ValueError):
 
 class PolicyFileError(ValueError):
     """A benefit or access policy file that does not validate; names the file, the key and,
-    where known, the line.
+    where known, its line (``key`` then ends in it, as the message shows it).
 
-    >>> str(PolicyFileError("510400-2023.yaml", "basic.yearly_cap", "missing", line=52))
-    '510400-2023.yaml: basic.yearly_cap (line 52): missing'
+    >>> error = PolicyFileError("510400-2023.yaml", "basic.yearly_cap", "missing", line=52)
+    >>> error.key, str(error)
+    ('basic.yearly_cap (line 52)', '510400-2023.yaml: basic.yearly_cap (line 52): missing')
     """
 
     def __init__(self, file: str, key: str, reason: str, line: int | None = None) -> None:
         self.file = file
-        self.key = key
+        self.key = key if line is None else f"{key} (line {line})"
         self.reason = reason
         self.line = line
-        where = key if line is None else f"{key} (line {line})"
-        super().__init__(f"{file}: {where}: {reason}")
+        super().__init__(f"{file}: {self.key}: {reason}")
 
 
 class NoPolicyInForce(LookupError):

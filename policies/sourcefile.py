@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -38,15 +38,9 @@ def refuse(reason: str, *at: str | int) -> PydanticCustomError:
     return PydanticCustomError(_RULE, "{reason}", {"reason": reason, "at": at})
 
 
-class _DuplicateKey(yaml.MarkedYAMLError):
-    def __init__(self, key: object, node: yaml.Node) -> None:
-        super().__init__(problem=f"{key}", problem_mark=node.start_mark)
-        self.key = key
-
-
 class _Loader(yaml.SafeLoader):
     """Safe YAML without implicit dates (the models parse them, naming the key), with exact
-    decimals instead of binary floats, and refusing duplicate keys."""
+    decimals instead of binary floats."""
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -63,19 +57,24 @@ def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object
         return text
 
 
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    result: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in result:
-            raise _DuplicateKey(key, key_node)
-        result[key] = loader.construct_object(value_node, deep=True)
-    return result
-
-
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _no_duplicate_keys(name: str, node: yaml.Node, key: str = "") -> None:
+    """Refuse a key given twice in one mapping, at the line of its second occurrence."""
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _no_duplicate_keys(name, item, f"{key}[{index}]")
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            text, line = str(key_node.value), key_node.start_mark.line + 1
+            inner = f"{key}.{text}" if key else text
+            if text in first:
+                reason = f"duplicate key: given twice, first on line {first[text]}"
+                raise PolicyFileError(name, inner, reason, line)
+            first[text] = line
+            _no_duplicate_keys(name, value_node, inner)
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class SourceFile:
 
     @classmethod
     def read(cls, path: Path) -> SourceFile:
-        """Parse ``path``; invalid YAML (key ``<yaml>``) and a key given twice are refused."""
+        """Parse ``path``; invalid YAML (key ``<file>``) and a key given twice are refused."""
         try:
             return cls.parse(path.name, path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as error:
@@ -104,26 +103,32 @@ class SourceFile:
         loader = _Loader(text)
         try:
             root = loader.get_single_node()
+            if root is not None:
+                _no_duplicate_keys(name, root)
             data = None if root is None else loader.construct_document(root)
-        except _DuplicateKey as duplicate:
-            line = duplicate.problem_mark.line + 1 if duplicate.problem_mark else None
-            raise PolicyFileError(name, str(duplicate.key), "key appears twice", line) from None
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
             line = mark.line + 1 if mark is not None else None
-            raise PolicyFileError(name, "<yaml>", f"not valid YAML: {error}", line) from None
+            raise PolicyFileError(
+                name, "<file>", f"not valid YAML: {error.problem}", line
+            ) from None
+        except yaml.YAMLError as error:
+            raise PolicyFileError(name, "<file>", f"not valid YAML: {error}") from None
         finally:
             loader.dispose()
         return cls(name, root, data)
 
     def where(self, loc: Loc) -> tuple[str, int | None]:
         r"""The dotted key and the 1-based line of ``loc``: of its deepest part that exists (a
-        missing key: the line of the mapping that lacks it). An index into a value that is not
-        a list is left out: a parameter given as one mapping reads as a list of one.
+        missing key: the line of the mapping that lacks it). Shorthands read as their long form:
+        an index into a value that is not a list is left out (a parameter given as one mapping
+        reads as a list of one), and so is a key into a list (``[id]`` for ``{only: [id]}``).
 
         >>> file = SourceFile.parse("x.yaml", "a:\n  b:\n    - x: 1\n    - y: 2\n  c: {v: 1}\n")
         >>> file.where(("a", "b", 1, "y")), file.where(("a", "c", 0, "v")), file.where(("a", "d"))
         (('a.b[1].y', 4), ('a.c.v', 5), ('a.d', 1))
+        >>> file.where(("a", "b", "only", 1))
+        ('a.b[1]', 4)
         """
         key, node = "", self.root
         line = None if node is None else node.start_mark.line + 1
@@ -137,7 +142,11 @@ class SourceFile:
             found = None
             if isinstance(node, yaml.MappingNode):
                 found = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
-            if part == "[key]" or (part == 0 and found is None):
+            if (
+                part == "[key]"
+                or (part == 0 and found is None)
+                or isinstance(node, yaml.SequenceNode)
+            ):
                 continue
             key = f"{key}.{part}" if key else str(part)
             if found is None:
@@ -191,4 +200,5 @@ _PHRASES = {
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
     "string_type": "must be a string",
+    "string_too_short": "must not be empty",
 }

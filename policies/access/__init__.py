@@ -1,4 +1,4 @@
-"""Who may see what (ACCESS.md): one YAML file per department, their reader and model, the
-walker that finds forbidden paths in a GraphQL document, and the masks. Imports nothing of the
-benefit policies or the settlement engine.
+"""Who may see what (ACCESS.md): one YAML file per department, the pydantic models that read
+them, the walker that finds forbidden paths in a GraphQL document, and the masks. Imports nothing
+of the benefit policies or the settlement engine.
 """

@@ -3,7 +3,8 @@
 Rules are data. ``policies/access/<department>.yaml`` grants fields of the GraphQL schema to one
 department (default deny) and names its row rules, required purpose and introspection switch;
 ``policies/access/_fields.yaml`` says which fields are personal data and which mask a maskable
-field uses. :func:`load_access` reads and validates them against the schema's :data:`Catalog`
+field uses. :func:`load_access` reads them as pydantic models (through
+:mod:`policies.sourcefile`) and checks them against the schema's :data:`Catalog`
 and refuses to start on any problem, naming the file, the key and the line.
 :func:`forbidden_paths` (from :mod:`policies.access.walker`) checks a query document against one
 department's grants before anything executes.
@@ -15,19 +16,30 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
+from typing import Annotated, Self, TypeVar
 
-import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from policies.access.catalog import Arguments, Catalog, arguments_of, catalog_of
 from policies.access.masks import MASK_KINDS, mask_id_number, mask_name
-from policies.access.reader import Entry, NodeReader, is_word, join_key
 from policies.access.walker import forbidden_paths
 from policies.errors import PolicyFileError
+from policies.sourcefile import Loc, SourceFile, refuse
 from policies.vocabulary import Category
 
 __all__ = [
@@ -62,6 +74,9 @@ _CATEGORY_MUTATIONS: Mapping[bool, tuple[str, str]] = {
     True: ("recordMonitoringFlag", "endMonitoringFlag"),
 }
 _PURPOSE = re.compile(r"\A[a-z][a-z0-9_]*\Z")
+REVOKED = "forbidden"
+"""In a file that ``extends`` another: a grant of the other department taken away."""
+T = TypeVar("T")
 
 
 class Mode(StrEnum):
@@ -156,14 +171,157 @@ class AccessPolicies:
         )
 
 
-# --- loading ---------------------------------------------------------------------------------
+# --- the files ---------------------------------------------------------------------------------
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """``_did_you_mean("nmae", ["name", "id"])`` → ``" (did you mean 'name'?)"``."""
+    close = difflib.get_close_matches(name, [str(c) for c in candidates], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _one_of(what: str, known: Iterable[str]) -> BeforeValidator:
+    """A check that a value is one of ``known``: ``unknown mode 'raed' (did you mean 'read'?);
+    one of read, masked, write``."""
+    words = tuple(known)
+
+    def check(value: object) -> object:
+        if value not in words:
+            hint = _did_you_mean(value, words) if isinstance(value, str) else ""
+            raise ValueError(f"unknown {what} {value!r}{hint}; one of {', '.join(words)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _distinct(items: tuple[T, ...]) -> tuple[T, ...]:
+    for index, item in enumerate(items):
+        if item in items[:index]:
+            raise refuse(f"{str(item)!r} is listed twice", index)
+    return items
+
+
+def _rows(rows: tuple[str, ...]) -> tuple[str, ...]:
+    if "region" not in rows:
+        raise ValueError("must include `region`: every department is limited by region")
+    if "carried_persons" in rows and "carrier" not in rows:
+        raise ValueError("`carried_persons` needs `carrier` (persons of carried claims)")
+    return rows
+
+
+def _purpose(word: str) -> str:
+    if not _PURPOSE.match(word):
+        raise ValueError(f"{word!r} is not a purpose word like claim_handling")
+    return word
+
+
+def _personal(spec: object) -> object:
+    """The long form of a ``personal`` entry: ``all`` → ``{all_except: []}``, ``[a, b]`` →
+    ``{only: [a, b], all_except: []}``."""
+    if spec == "all":
+        return {"all_except": []}
+    if isinstance(spec, list):
+        return {"only": spec, "all_except": []}
+    if isinstance(spec, dict) and "only" not in spec:
+        return spec
+    raise ValueError("must be `all`, a list of fields or {all_except: [...]}")
+
+
+Name = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
+Names = Annotated[tuple[Name, ...], AfterValidator(_distinct)]
+Rows = Annotated[
+    tuple[Annotated[Name, _one_of("row rule", sorted(ROW_RULES))], ...],
+    AfterValidator(_distinct),
+    AfterValidator(_rows),
+]
+Categories = Annotated[
+    tuple[Annotated[Category, _one_of("category", Category)], ...], AfterValidator(_distinct)
+]
+Grants = dict[
+    Name,
+    Annotated[dict[Name, Annotated[str, _one_of("mode", (*Mode, REVOKED))]], Field(min_length=1)],
+]
+"""``{type: {field: mode}}``; ``forbidden`` (in a file that extends another) takes a grant away."""
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Purpose(_File):
+    required_for_personal: Annotated[
+        tuple[Annotated[Name, AfterValidator(_purpose)], ...],
+        Field(min_length=1),
+        AfterValidator(_distinct),
+    ]
+
+
+class _DepartmentFile(_File):
+    """One ``<department>.yaml``. Without ``extends``, ``rows``, ``introspection`` and
+    ``grants`` are required; with it, any key given replaces the other department's."""
+
+    department: Name
+    title: Name
+    description: Name = ""
+    extends: Name | None = None
+    rows: Rows | None = None
+    purpose: _Purpose | None = None
+    introspection: StrictBool | None = None
+    write_categories: Categories | None = None
+    grants: Grants | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null (leave the key out)")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        for key in ("rows", "introspection", "grants"):
+            if self.extends is None and getattr(self, key) is None:
+                raise refuse("missing required key", key)
+        for type_name, modes in (self.grants or {}).items():
+            for name, mode in modes.items():
+                at = ("grants", type_name, name)
+                if mode == REVOKED and self.extends is None:
+                    raise refuse(
+                        f"`{REVOKED}` takes away an extended grant; nothing is extended", *at
+                    )
+                if type_name == MUTATION and mode not in (Mode.WRITE, REVOKED):
+                    raise refuse(f"a {MUTATION} field can only be `write`", *at)
+                if type_name != MUTATION and mode == Mode.WRITE:
+                    raise refuse("`write` is only for Mutation fields", *at)
+        return self
+
+
+class _Personal(_File):
+    """Which fields of a type are personal: ``only`` those, or all but ``all_except``."""
+
+    only: Names | None = None
+    all_except: Names
+
+
+class _FieldsFile(_File):
+    """``_fields.yaml``: ``personal`` ({type: all | [field, …] | {all_except: [field, …]}}),
+    ``masks`` ({type: {field: mask kind}}) and ``filters`` ({type: {field: {argument:
+    [Type.field, …]}}}, what each filtering argument reveals)."""
+
+    personal: dict[Name, Annotated[_Personal, BeforeValidator(_personal)]]
+    masks: dict[Name, dict[Name, Annotated[str, _one_of("mask kind", sorted(MASK_KINDS))]]] = {}
+    filters: dict[Name, dict[Name, dict[Name, Names]]] = {}
+
+
+# --- loading -----------------------------------------------------------------------------------
 
 
 def load_access(
     catalog: Catalog, directory: Path | None = None, arguments: Arguments | None = None
 ) -> AccessPolicies:
     """Read and validate ``_fields.yaml`` and every ``<department>.yaml`` of ``directory``
-    (default: the bundled ``policies/access/``) against ``catalog``.
+    (default: the bundled ``policies/access/``) against ``catalog`` (and, if given, the fields'
+    ``arguments``).
 
     Raises :class:`PolicyFileError` naming the file, the key and its line on the first problem.
     """
@@ -171,7 +329,7 @@ def load_access(
     fields_path = folder / FIELDS_FILE
     if not fields_path.is_file():
         raise PolicyFileError(FIELDS_FILE, "<file>", f"missing from {folder}")
-    personal, masks, filters = _read_fields(fields_path, catalog, arguments)
+    personal, masks, filters = _read_fields(SourceFile.read(fields_path), catalog, arguments)
     paths: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.suffix == ".yml":
@@ -182,18 +340,26 @@ def load_access(
             reason = f"unknown shared file; the only shared file is {FIELDS_FILE}"
             raise PolicyFileError(path.name, "<file>", reason)
         paths[path.stem] = path
-    read: dict[str, _Department] = {}
+    read: dict[str, _DepartmentFile] = {}
 
-    def department_of(name: str, chain: tuple[str, ...]) -> _Department:
+    def department_of(name: str, chain: tuple[str, ...]) -> _DepartmentFile:
         """A department file, with the department it ``extends`` read first (no cycles)."""
         if name not in read:
-            read[name] = _read_department(paths[name], catalog, masks, paths, chain, department_of)
+            file = SourceFile.read(paths[name])
+            own = file.validate(_DepartmentFile)
+            base = None
+            if own.extends is not None:
+                if own.extends not in paths:
+                    known = ", ".join(sorted(paths))
+                    raise file.fail(("extends",), f"no department {own.extends!r} ({known})")
+                if own.extends in (*chain, name):
+                    cycle = " -> ".join((*chain, name, own.extends))
+                    raise file.fail(("extends",), f"extends itself: {cycle}")
+                base = department_of(own.extends, (*chain, name))
+            read[name] = _department(file, own, base, catalog, masks)
         return read[name]
 
-    departments: dict[str, DepartmentPolicy] = {}
-    for name in paths:
-        policy = department_of(name, ()).policy
-        departments[policy.department] = replace(policy, filters=filters)
+    departments = {name: _policy(department_of(name, ()), filters) for name in paths}
     if not departments:
         raise PolicyFileError(str(folder), "<directory>", "holds no department policy file")
     return AccessPolicies(MappingProxyType(departments), frozenset(personal), masks)
@@ -203,366 +369,138 @@ Filters = Mapping[tuple[str, str, str], tuple[tuple[str, str], ...]]
 
 
 def _read_fields(
-    path: Path, catalog: Catalog, arguments: Arguments | None
+    file: SourceFile, catalog: Catalog, arguments: Arguments | None
 ) -> tuple[set[tuple[str, str]], Mapping[tuple[str, str], str], Filters]:
-    reader = NodeReader(path.name)
-    top = reader.mapping(
-        reader.load(path), "", required=("personal",), optional=("masks", "filters")
-    )
+    """Which fields are personal, their mask kinds, and what each filtering argument reveals
+    (so that a department may pass it only if it may read all of that)."""
+    fields = file.validate(_FieldsFile)
     personal: set[tuple[str, str]] = set()
-    for entry in reader.entries(top["personal"].value, "personal"):
-        key = join_key("personal", entry.name)
-        fields = _known_type(reader, catalog, entry, key)
-        if is_word(entry.value, "all"):
-            chosen = set(fields)
-        elif isinstance(entry.value, yaml.SequenceNode):
-            chosen = _known_fields(reader, entry.name, fields, entry.value, key)
-        elif isinstance(entry.value, yaml.MappingNode):
-            spec = reader.mapping(entry.value, key, required=("all_except",))
-            except_key = join_key(key, "all_except")
-            chosen = set(fields) - _known_fields(
-                reader, entry.name, fields, spec["all_except"].value, except_key
-            )
-        else:
-            reader.fail(key, entry.value, "must be `all`, a list of fields or {all_except: [...]}")
-        personal.update((entry.name, name) for name in chosen)
+    for type_name, spec in fields.personal.items():
+        part = "all_except" if spec.only is None else "only"
+        names = spec.only or spec.all_except
+        listed: dict[Loc, str] = {(part, i): name for i, name in enumerate(names)}
+        known = _known(file, catalog, ("personal", type_name), listed)
+        chosen = set(known) - set(spec.all_except) if spec.only is None else set(spec.only)
+        personal.update((type_name, name) for name in chosen)
     masks: dict[tuple[str, str], str] = {}
-    if "masks" in top:
-        for type_entry in reader.entries(top["masks"].value, "masks"):
-            type_key = join_key("masks", type_entry.name)
-            fields = _known_type(reader, catalog, type_entry, type_key)
-            for field_entry in reader.entries(type_entry.value, type_key):
-                key = join_key(type_key, field_entry.name)
-                _known_field(reader, type_entry.name, fields, field_entry.name, field_entry, key)
-                kind = reader.text(field_entry.value, key)
-                if kind not in MASK_KINDS:
-                    known = ", ".join(sorted(MASK_KINDS))
-                    reader.fail(
-                        key, field_entry.value, f"unknown mask kind {kind!r}; known: {known}"
-                    )
-                if (type_entry.name, field_entry.name) not in personal:
-                    reader.fail(key, field_entry.key_node, "only a personal field can be masked")
-                masks[(type_entry.name, field_entry.name)] = kind
-    filters = _read_filters(reader, top.get("filters"), catalog, arguments)
-    return personal, MappingProxyType(masks), filters
-
-
-def _read_filters(
-    reader: NodeReader, entry: Entry | None, catalog: Catalog, arguments: Arguments | None
-) -> Filters:
-    """``filters: {Type: {field: {argument: [Type.field, …]}}}``: what each filtering argument
-    reveals, so that a department may pass it only if it may read all of that."""
+    for type_name, kinds in fields.masks.items():
+        _known(file, catalog, ("masks", type_name), {(name,): name for name in kinds})
+        for name, kind in kinds.items():
+            if (type_name, name) not in personal:
+                raise file.fail(("masks", type_name, name), "only a personal field can be masked")
+            masks[(type_name, name)] = kind
     filters: dict[tuple[str, str, str], tuple[tuple[str, str], ...]] = {}
-    if entry is None:
-        return MappingProxyType(filters)
-    for type_entry in reader.entries(entry.value, "filters"):
-        type_key = join_key("filters", type_entry.name)
-        fields = _known_type(reader, catalog, type_entry, type_key)
-        for field_entry in reader.entries(type_entry.value, type_key):
-            field_key = join_key(type_key, field_entry.name)
-            _known_field(reader, type_entry.name, fields, field_entry.name, field_entry, field_key)
-            known_args = (
-                None if arguments is None else arguments[(type_entry.name, field_entry.name)]
-            )
-            for arg_entry in reader.entries(field_entry.value, field_key):
-                key = join_key(field_key, arg_entry.name)
-                if known_args is not None and arg_entry.name not in known_args:
-                    reason = (
-                        f"{type_entry.name}.{field_entry.name} has no argument {arg_entry.name!r}"
-                    )
-                    reader.fail(key, arg_entry.key_node, reason)
-                revealed: list[tuple[str, str]] = []
-                for target, node in reader.names(arg_entry.value, key):
-                    type_name, _, field_name = target.partition(".")
-                    if field_name not in catalog.get(type_name, {}):
-                        reader.fail(key, node, f"unknown field {target!r} (write Type.field)")
-                    revealed.append((type_name, field_name))
-                filters[(type_entry.name, field_entry.name, arg_entry.name)] = tuple(revealed)
-    return MappingProxyType(filters)
+    for type_name, by_field in fields.filters.items():
+        _known(file, catalog, ("filters", type_name), {(name,): name for name in by_field})
+        for name, by_argument in by_field.items():
+            for argument, targets in by_argument.items():
+                at = ("filters", type_name, name, argument)
+                if arguments is not None and argument not in arguments[(type_name, name)]:
+                    raise file.fail(at, f"{type_name}.{name} has no argument {argument!r}")
+                revealed = tuple((t, f) for t, _, f in (x.partition(".") for x in targets))
+                for index, (target, field_name) in enumerate(revealed):
+                    if field_name not in catalog.get(target, {}):
+                        reason = f"unknown field {targets[index]!r} (write Type.field)"
+                        raise file.fail((*at, index), reason)
+                filters[(type_name, name, argument)] = revealed
+    return personal, MappingProxyType(masks), MappingProxyType(filters)
 
 
-@dataclass(frozen=True)
-class _Department:
-    """A department as read, with the nodes of its grants (for line numbers in later checks)."""
-
-    policy: DepartmentPolicy
-    grant_nodes: Mapping[tuple[str, str], yaml.Node]
-    categories: Mapping[Category, yaml.Node]
-
-
-REVOKED = "forbidden"
-"""In a file that ``extends`` another: a grant of the other department taken away."""
-
-
-def _read_department(
-    path: Path,
+def _department(
+    file: SourceFile,
+    own: _DepartmentFile,
+    base: _DepartmentFile | None,
     catalog: Catalog,
     masks: Mapping[tuple[str, str], str],
-    paths: Mapping[str, Path],
-    chain: tuple[str, ...],
-    department_of: Callable[[str, tuple[str, ...]], _Department],
-) -> _Department:
-    """One department file. With ``extends: <department>`` it starts from that department's
-    rows, purpose, introspection, write_categories and grants, and says only what differs: any
-    top-level key replaces the other's, and its ``grants`` add to or change the other's
-    (``forbidden`` takes a grant away)."""
-    reader = NodeReader(path.name)
-    root = reader.load(path)
-    keys = ("description", "purpose", "write_categories", "rows", "introspection", "grants")
-    probe = reader.mapping(root, "", required=("department", "title"), optional=(*keys, "extends"))
-    base: _Department | None = None
-    if "extends" in probe:
-        parent = reader.text(probe["extends"].value, "extends")
-        if parent not in paths:
-            known = ", ".join(sorted(paths))
-            reader.fail("extends", probe["extends"].value, f"no department {parent!r} ({known})")
-        if parent in (*chain, path.stem):
-            cycle = " -> ".join((*chain, path.stem, parent))
-            reader.fail("extends", probe["extends"].value, f"extends itself: {cycle}")
-        base = department_of(parent, (*chain, path.stem))
-        top = probe
-    else:
-        top = reader.mapping(
-            root,
-            "",
-            required=("department", "title", "rows", "introspection", "grants"),
-            optional=("description", "purpose", "write_categories"),
-        )
-    department = reader.text(top["department"].value, "department")
-    if department != path.stem:
-        reason = f"must equal the file name {path.stem!r}, got {department!r}"
-        reader.fail("department", top["department"].value, reason)
-    title = reader.text(top["title"].value, "title")
-    inherited = None if base is None else base.policy
-    description = top.get("description")
-    rows = _read_rows(reader, top["rows"].value) if "rows" in top else _given(inherited).rows
-    purposes = (
-        _read_purposes(reader, top.get("purpose"))
-        if "purpose" in top or inherited is None
-        else inherited.purposes_for_personal
-    )
-    introspection = (
-        reader.boolean(top["introspection"].value, "introspection")
-        if "introspection" in top
-        else _given(inherited).introspection
-    )
-    categories = (
-        _read_categories(reader, top.get("write_categories"))
-        if "write_categories" in top or base is None
-        else dict(base.categories)
-    )
-    grants: dict[tuple[str, str], Mode] = {} if inherited is None else dict(inherited.grants)
-    # An inherited grant is pointed at by this file's `extends` line, not the other file's.
-    grant_nodes: dict[tuple[str, str], yaml.Node] = (
-        {} if base is None else dict.fromkeys(base.grant_nodes, probe["extends"].value)
-    )
-    if "grants" in top:
-        own, own_nodes, revoked = _read_grants(
-            reader, top["grants"].value, catalog, masks, may_revoke=base is not None
-        )
-        grants.update(own)
-        grant_nodes.update(own_nodes)
-        for cell, node in revoked.items():
-            if cell not in grants:
-                key = f"grants.{cell[0]}.{cell[1]}"
-                reader.fail(
-                    key, node, f"`{REVOKED}`, but {probe['extends'].value.value} does not grant it"
-                )
-            del grants[cell]
-            del grant_nodes[cell]
-    _check_categories_match_grants(reader, categories, grants, grant_nodes)
-    _check_no_dead_ends(reader, department, catalog, grants, grant_nodes)
-    policy = DepartmentPolicy(
-        department=department,
-        title=title,
-        grants=MappingProxyType(grants),
-        rows=rows,
-        write_categories=frozenset(categories),
-        purposes_for_personal=purposes,
-        introspection=introspection,
-        description="" if description is None else reader.text(description.value, "description"),
-    )
-    return _Department(policy, grant_nodes, categories)
-
-
-def _given(policy: DepartmentPolicy | None) -> DepartmentPolicy:
-    assert policy is not None, "required keys are checked when nothing is extended"
-    return policy
-
-
-def _read_rows(reader: NodeReader, node: yaml.Node) -> frozenset[str]:
-    rows = reader.names(node, "rows")
-    for index, (name, item) in enumerate(rows):
-        if name not in ROW_RULES:
-            known = ", ".join(sorted(ROW_RULES))
-            reader.fail(f"rows[{index}]", item, f"unknown row rule {name!r}; known: {known}")
-    names = {name for name, _ in rows}
-    if "region" not in names:
-        reader.fail("rows", node, "must include `region`: every department is limited by region")
-    if "carried_persons" in names and "carrier" not in names:
-        reader.fail("rows", node, "`carried_persons` needs `carrier` (persons of carried claims)")
-    return frozenset(names)
-
-
-def _read_purposes(reader: NodeReader, entry: Entry | None) -> frozenset[str]:
-    if entry is None:
-        return frozenset()
-    spec = reader.mapping(entry.value, "purpose", required=("required_for_personal",))
-    key = "purpose.required_for_personal"
-    node = spec["required_for_personal"].value
-    purposes = reader.names(node, key)
-    if not purposes:
-        reader.fail(key, node, "must name at least one purpose (or leave `purpose` out)")
-    for index, (name, item) in enumerate(purposes):
-        if not _PURPOSE.match(name):
-            reader.fail(
-                f"{key}[{index}]", item, f"{name!r} is not a purpose word like claim_handling"
-            )
-    return frozenset(name for name, _ in purposes)
-
-
-def _read_categories(reader: NodeReader, entry: Entry | None) -> dict[Category, yaml.Node]:
-    if entry is None:
-        return {}
-    categories: dict[Category, yaml.Node] = {}
-    for index, (name, item) in enumerate(reader.names(entry.value, "write_categories")):
-        try:
-            categories[Category(name)] = item
-        except ValueError:
-            hint = _did_you_mean(name, [c.value for c in Category])
-            reader.fail(f"write_categories[{index}]", item, f"unknown category {name!r}{hint}")
-    return categories
-
-
-def _read_grants(
-    reader: NodeReader,
-    node: yaml.Node,
-    catalog: Catalog,
-    masks: Mapping[tuple[str, str], str],
-    *,
-    may_revoke: bool = False,
-) -> tuple[
-    dict[tuple[str, str], Mode], dict[tuple[str, str], yaml.Node], dict[tuple[str, str], yaml.Node]
-]:
-    """The grants of a file (and, where it extends another, the grants it takes away)."""
-    grants: dict[tuple[str, str], Mode] = {}
-    nodes: dict[tuple[str, str], yaml.Node] = {}
-    revoked: dict[tuple[str, str], yaml.Node] = {}
-    modes = ", ".join(mode.value for mode in Mode)
-    for type_entry in reader.entries(node, "grants"):
-        type_name = type_entry.name
-        type_key = join_key("grants", type_name)
-        fields = _known_type(reader, catalog, type_entry, type_key)
-        field_entries = reader.entries(type_entry.value, type_key)
-        if not field_entries:
-            reader.fail(type_key, type_entry.value, "grants nothing: grant a field or remove it")
-        for field_entry in field_entries:
-            name = field_entry.name
-            key = join_key(type_key, name)
-            _known_field(reader, type_name, fields, name, field_entry, key)
-            text = reader.text(field_entry.value, key)
-            if may_revoke and text == REVOKED:
-                revoked[(type_name, name)] = field_entry.value
-                continue
-            if text not in {mode.value for mode in Mode}:
-                reader.fail(key, field_entry.value, f"unknown mode {text!r}; one of {modes}")
-            mode = Mode(text)
-            if type_name == MUTATION and mode is not Mode.WRITE:
-                reader.fail(key, field_entry.value, f"a {MUTATION} field can only be `write`")
-            if type_name != MUTATION and mode is Mode.WRITE:
-                reader.fail(key, field_entry.value, "`write` is only for Mutation fields")
-            if mode is Mode.MASKED and (type_name, name) not in masks:
+) -> _DepartmentFile:
+    """A department file checked against the schema and, if it extends ``base``, completed by
+    it: any top-level key replaces the other's, and its ``grants`` add to or change the other's
+    (``forbidden`` takes a grant away). An error about what it inherits points at ``extends``."""
+    stem = file.name.removesuffix(".yaml")
+    if own.department != stem:
+        reason = f"must equal the file name {stem!r}, got {own.department!r}"
+        raise file.fail(("department",), reason)
+    for type_name, modes in (own.grants or {}).items():
+        _known(file, catalog, ("grants", type_name), {(name,): name for name in modes})
+        for name, mode in modes.items():
+            if mode == Mode.MASKED and (type_name, name) not in masks:
                 reason = f"`masked` needs a mask kind for {type_name}.{name} in {FIELDS_FILE}"
-                reader.fail(key, field_entry.value, reason)
-            grants[(type_name, name)] = mode
-            nodes[(type_name, name)] = field_entry.key_node
-    return grants, nodes, revoked
+                raise file.fail(("grants", type_name, name), reason)
+    grants = {t: dict(m) for t, m in ((base and base.grants) or {}).items()}
+    for type_name, modes in (own.grants or {}).items():
+        for name, mode in modes.items():
+            if mode != REVOKED:
+                grants.setdefault(type_name, {})[name] = mode
+            elif grants.get(type_name, {}).pop(name, None) is None:
+                reason = f"`{REVOKED}`, but {own.extends} does not grant it"
+                raise file.fail(("grants", type_name, name), reason)
+    keys = ("rows", "purpose", "introspection", "write_categories")
+    inherited = {key: getattr(base, key) for key in keys if base and getattr(own, key) is None}
+    department = own.model_copy(update={**inherited, "grants": grants})
+    granted = {(t, name) for t, modes in grants.items() for name in modes}
 
+    def fail(loc: Loc, reason: str) -> PolicyFileError:
+        """At ``loc`` if this file says it, else (inherited) at the line of ``extends``."""
+        key, line = file.where(loc)
+        own_grants = (own.grants or {}).get(str(loc[1]), {}) if loc[0] == "grants" else {}
+        if loc[0] in inherited or (loc[0] == "grants" and loc[2] not in own_grants):
+            line = file.where(("extends",))[1]
+        return PolicyFileError(file.name, key, reason, line)
 
-def _check_categories_match_grants(
-    reader: NodeReader,
-    categories: Mapping[Category, yaml.Node],
-    grants: Mapping[tuple[str, str], Mode],
-    grant_nodes: Mapping[tuple[str, str], yaml.Node],
-) -> None:
-    """Identity categories need ``recordIdentity``, monitoring flags ``recordMonitoringFlag``; and
-    granting those mutations without a category of that kind is a mistake too."""
-    listed = list(categories)
+    listed = list(department.write_categories or ())
     for is_flag, mutations in _CATEGORY_MUTATIONS.items():
-        record = mutations[0]
         kind = "monitoring flag" if is_flag else "identity category"
         of_kind = [category for category in listed if category.is_monitoring_flag == is_flag]
-        if of_kind and (MUTATION, record) not in grants:
-            category = of_kind[0]
-            key = f"write_categories[{listed.index(category)}]"
-            reason = f"{kind} {category} needs {MUTATION}.{record}, which is not granted"
-            reader.fail(key, categories[category], reason)
-        if not of_kind:
-            for mutation in mutations:
-                if (MUTATION, mutation) in grants:
-                    key = f"grants.{MUTATION}.{mutation}"
-                    reason = f"granted, but write_categories lists no {kind} to write"
-                    reader.fail(key, grant_nodes[(MUTATION, mutation)], reason)
-
-
-def _check_no_dead_ends(
-    reader: NodeReader,
-    department: str,
-    catalog: Catalog,
-    grants: Mapping[tuple[str, str], Mode],
-    grant_nodes: Mapping[tuple[str, str], yaml.Node],
-) -> None:
-    """A granted field that returns an object type must lead to at least one granted field."""
-    readable_types = {type_name for type_name, _ in grants}
-    for type_name, name in grants:
+        if of_kind and (MUTATION, mutations[0]) not in granted:
+            reason = f"{kind} {of_kind[0]} needs {MUTATION}.{mutations[0]}, which is not granted"
+            at = () if "write_categories" in inherited else (listed.index(of_kind[0]),)
+            raise fail(("write_categories", *at), reason)
+        for mutation in () if of_kind else mutations:
+            if (MUTATION, mutation) in granted:
+                reason = f"granted, but write_categories lists no {kind} to write"
+                raise fail(("grants", MUTATION, mutation), reason)
+    readable = {type_name for type_name, _ in granted}
+    for type_name, name in granted:
         target = catalog[type_name][name]
-        if target is not None and target not in readable_types:
+        if target is not None and target not in readable:
             reason = (
-                f"returns {target}, of which {department} may read no field (a dead end): "
+                f"returns {target}, of which {own.department} may read no field (a dead end): "
                 f"grant some of {target}'s fields or remove this grant"
             )
-            reader.fail(f"grants.{type_name}.{name}", grant_nodes[(type_name, name)], reason)
+            raise fail(("grants", type_name, name), reason)
+    return department
 
 
-def _known_type(
-    reader: NodeReader, catalog: Catalog, entry: Entry, key: str
+def _policy(department: _DepartmentFile, filters: Filters) -> DepartmentPolicy:
+    grants = department.grants or {}
+    purpose = department.purpose
+    return DepartmentPolicy(
+        department=department.department,
+        title=department.title,
+        grants=MappingProxyType(
+            {(t, f): Mode(m) for t, modes in grants.items() for f, m in modes.items()}
+        ),
+        rows=frozenset(department.rows or ()),
+        write_categories=frozenset(department.write_categories or ()),
+        purposes_for_personal=frozenset(purpose.required_for_personal if purpose else ()),
+        introspection=bool(department.introspection),
+        description=department.description,
+        filters=filters,
+    )
+
+
+def _known(
+    file: SourceFile, catalog: Catalog, at: Loc, fields: Mapping[Loc, str]
 ) -> Mapping[str, str | None]:
-    fields = catalog.get(entry.name)
-    if fields is None:
-        hint = _did_you_mean(entry.name, catalog)
-        reader.fail(key, entry.key_node, f"unknown type {entry.name!r}{hint}")
-    return fields
-
-
-def _known_field(
-    reader: NodeReader,
-    type_name: str,
-    fields: Mapping[str, str | None],
-    name: str,
-    entry: Entry | yaml.Node,
-    key: str,
-) -> None:
-    if name not in fields:
-        node = entry.key_node if isinstance(entry, Entry) else entry
-        hint = _did_you_mean(name, fields)
-        reader.fail(key, node, f"unknown field {name!r} of {type_name}{hint}")
-
-
-def _known_fields(
-    reader: NodeReader,
-    type_name: str,
-    fields: Mapping[str, str | None],
-    node: yaml.Node,
-    key: str,
-) -> set[str]:
-    chosen: set[str] = set()
-    for index, (name, item) in enumerate(reader.names(node, key)):
-        _known_field(reader, type_name, fields, name, item, f"{key}[{index}]")
-        chosen.add(name)
-    return chosen
-
-
-def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """``_did_you_mean("nmae", ["name", "id"])`` → ``" (did you mean 'name'?)"``."""
-    close = difflib.get_close_matches(name, list(candidates), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """The fields of the type named at ``at`` (``("grants", "Claim")``), having checked that
+    each of ``fields`` (where below ``at`` → a field name) is one of them; an unknown type or
+    field is refused, with a "did you mean"."""
+    type_name = str(at[-1])
+    known = catalog.get(type_name)
+    if known is None:
+        raise file.fail(at, f"unknown type {type_name!r}{_did_you_mean(type_name, catalog)}")
+    for below, name in fields.items():
+        if name not in known:
+            hint = _did_you_mean(name, known)
+            raise file.fail((*at, *below), f"unknown field {name!r} of {type_name}{hint}")
+    return known
