@@ -31,7 +31,6 @@ from gateway.resident_id import check_character
 from gateway.storage import audit, models
 from gateway.storage.database import Database
 from policies.benefits import PolicySet, load_policies
-from policies.errors import NoPolicyInForce
 from policies.settlement.engine import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
@@ -212,23 +211,20 @@ def make_person(
     enrolled_on = date(today.year - 1, 12, rng.randrange(1, 29))
     enrollment: dict[str, Any] | None = None
     if rng.random() < 0.97:  # coverage is about 97 %
-        try:
-            split = enrollment_subsidy(
-                policies, region, today.year, enrolled_on, tuple(records), CONTRIBUTION
-            )
-        except NoPolicyInForce:
-            split = None
+        split = enrollment_subsidy(
+            policies, region, today.year, enrolled_on, tuple(records), CONTRIBUTION
+        )
         enrollment = {
             "beneficiary_id": pid,
             "year": today.year,
             "contribution": CONTRIBUTION,
             "inclusive_commercial": rng.random() < 0.3,
             "enrolled_on": enrolled_on,
-            "subsidy_policy": split.policy_id if split else None,
-            "subsidy_category": split.category.value if split and split.category else None,
-            "subsidy_assistance_fund": split.assistance_fund if split else Decimal("0.00"),
-            "subsidy_finance": split.finance if split else Decimal("0.00"),
-            "subsidy_individual": split.individual if split else CONTRIBUTION,
+            "subsidy_policy": split.policy_id,
+            "subsidy_category": split.category.value if split.category else None,
+            "subsidy_assistance_fund": split.assistance_fund,
+            "subsidy_finance": split.finance,
+            "subsidy_individual": split.individual,
             "department": "medical_insurance",
             "org": "demo",
         }

@@ -15,7 +15,7 @@ from gateway.storage import models
 from policies.errors import InvalidInput
 from policies.vocabulary import Category
 from resolvers.context import Context
-from resolvers.inputs import check_region_prefix
+from resolvers.inputs import check_in_token, check_region_prefix
 from resolvers.pages import keyset
 from resolvers.rows import RowRules
 
@@ -63,12 +63,12 @@ async def page(
     first: int,
     after: uuid.UUID | None,
 ) -> Sequence[models.Beneficiary]:
-    """``first + 1`` persons in id order after ``after``, under the row rules and filters."""
+    """``first + 1`` persons in id order after ``after``, under the row rules and filters;
+    FORBIDDEN for a region prefix disjoint from the token's regions."""
     stmt = select(models.Beneficiary).where(*ctx.rows.persons())
     if region_prefix is not None:
-        stmt = stmt.where(
-            models.Beneficiary.region_code.like(f"{check_region_prefix(region_prefix)}%")
-        )
+        check_in_token(ctx.principal, "regionPrefix", check_region_prefix(region_prefix))
+        stmt = stmt.where(models.Beneficiary.region_code.like(f"{region_prefix}%"))
     if category is not None:
         stmt = stmt.where(holds_category(category, ctx.settings.today()))
     return await ctx.all(keyset(stmt, models.Beneficiary.id, after, first))

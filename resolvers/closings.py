@@ -12,12 +12,12 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from gateway.errors import Conflict, Forbidden
+from gateway.errors import Conflict
 from gateway.storage import audit, models
 from policies.benefits import Policy
 from policies.errors import InvalidInput
 from resolvers.context import Context
-from resolvers.inputs import check_region
+from resolvers.inputs import check_in_token, check_region, shares_region
 from resolvers.pages import keyset
 
 
@@ -49,10 +49,8 @@ async def close_year(ctx: Context, region_code: str, year: int) -> models.Settle
             "year", year, f"only a past settlement year can be closed (today is {today})"
         )
     policies = _policies_of(ctx, region_code, year)
-    if not ctx.principal.serves_region(region_code):
-        raise Forbidden(
-            f"regionCode = {region_code}: outside the regions of this token", field="regionCode"
-        )
+    # The whole policy region must be the token's: a 6-digit code is checked as it is.
+    check_in_token(ctx.principal, "regionCode", region_code)
     async with ctx.db.transaction() as session:
         existing = await session.get(models.SettlementYearClosing, (region_code, year))
         if existing is not None:
@@ -94,10 +92,11 @@ async def close_year(ctx: Context, region_code: str, year: int) -> models.Settle
 async def late_news_page(
     ctx: Context, *, region_code: str | None, year: int | None, first: int, after: int | None
 ) -> Sequence[models.LateNews]:
-    """Late news recorded for closed years, of the caller's rows, oldest first."""
+    """Late news recorded for closed years, of the caller's rows, oldest first; ``region_code``
+    as for :func:`closed_years`."""
     stmt = select(models.LateNews).where(ctx.rows.person_of(models.LateNews.beneficiary_id))
     if region_code is not None:
-        stmt = stmt.where(models.LateNews.region_code == check_region(region_code))
+        stmt = stmt.where(models.LateNews.region_code == _policy_region(ctx, region_code))
     if year is not None:
         stmt = stmt.where(models.LateNews.year == year)
     return await ctx.all(keyset(stmt, models.LateNews.id, after, first))
@@ -106,10 +105,14 @@ async def late_news_page(
 async def closed_years(
     ctx: Context, region_code: str | None, year: int | None
 ) -> Sequence[models.SettlementYearClosing]:
-    """Closed settlement years of the caller's regions, newest first."""
+    """Closed settlement years of policy regions that share a region with the token, newest
+    first. ``region_code`` must be a policy's region code (else BAD_INPUT) whose region prefix
+    shares a region with the token (else FORBIDDEN)."""
     stmt = select(models.SettlementYearClosing)
     if region_code is not None:
-        stmt = stmt.where(models.SettlementYearClosing.region_code == check_region(region_code))
+        stmt = stmt.where(
+            models.SettlementYearClosing.region_code == _policy_region(ctx, region_code)
+        )
     if year is not None:
         stmt = stmt.where(models.SettlementYearClosing.year == year)
     rows = await ctx.all(
@@ -117,5 +120,27 @@ async def closed_years(
             models.SettlementYearClosing.year.desc(), models.SettlementYearClosing.region_code
         )
     )
-    # A token for 5104 sees the closings of 510400; one for 51 sees every 51xxxx policy.
-    return [r for r in rows if ctx.principal.serves_region(r.region_code)]
+    # A token for 5104 or 510402 sees the closings of 510400; one for 51 every 51xxxx policy.
+    prefixes = _prefixes(ctx)
+    return [
+        r for r in rows if shares_region(ctx.principal, prefixes.get(r.region_code, r.region_code))
+    ]
+
+
+def _prefixes(ctx: Context) -> dict[str, str]:
+    """Region prefix by policy region code, e.g. ``{"510400": "5104", "320000": "32"}``."""
+    return {p.region_code: p.region_prefix for p in ctx.policies}
+
+
+def _policy_region(ctx: Context, region_code: str) -> str:
+    """``region_code`` when it is a policy's region code (BAD_INPUT naming the codes otherwise)
+    whose region prefix shares a region with the token (FORBIDDEN otherwise)."""
+    prefixes = _prefixes(ctx)
+    prefix = prefixes.get(check_region(region_code))
+    if prefix is None:
+        raise InvalidInput(
+            "regionCode",
+            region_code,
+            f"is not the region code of a benefit policy (one of {', '.join(sorted(prefixes))})",
+        )
+    return check_in_token(ctx.principal, "regionCode", region_code, prefix)

@@ -24,7 +24,7 @@ from policies.vocabulary import Category
 from resolvers import settlement
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
-from resolvers.inputs import check_money, check_region, check_text
+from resolvers.inputs import check_in_token, check_money, check_region, check_text
 
 CategoryModel = type[models.Identity] | type[models.MonitoringFlag]
 SCHEMES = ("RESIDENT", "EMPLOYEE")
@@ -101,11 +101,7 @@ def check_person(data: PersonInput) -> PersonInput:
 
 async def register(ctx: Context, data: PersonInput) -> models.Beneficiary:
     person = check_person(data)
-    if not ctx.principal.serves_region(person.region_code):
-        raise Forbidden(
-            f"regionCode = {person.region_code}: outside the regions of this token",
-            field="regionCode",
-        )
+    check_in_token(ctx.principal, "regionCode", person.region_code)
     async with ctx.db.transaction() as session:
         existing = (
             await session.scalars(

@@ -19,7 +19,7 @@ from gateway.storage import models
 from policies.errors import InvalidInput
 from policies.vocabulary import Payer
 from resolvers.context import Context
-from resolvers.inputs import check_region_prefix
+from resolvers.inputs import check_in_token, check_region_prefix
 
 ZERO = Decimal("0.00")
 
@@ -59,9 +59,10 @@ def shown(persons: int, k: int) -> bool:
 
 async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures:
     """Counts and sums over the persons the caller's rows allow, narrowed to a region prefix;
-    categories are those held on 31 December of ``year`` (or today, for the current year)."""
+    categories are those held on 31 December of ``year`` (or today, for the current year).
+    FORBIDDEN for a prefix disjoint from the token's regions (:func:`check_in_token`)."""
     if region_prefix is not None:
-        check_region_prefix(region_prefix)
+        check_in_token(ctx.principal, "regionPrefix", check_region_prefix(region_prefix))
     if not 1990 <= year <= 2100:
         raise InvalidInput("year", year, "expected a year between 1990 and 2100")
     people = [*ctx.rows.persons()]

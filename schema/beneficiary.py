@@ -66,8 +66,14 @@ class MonitoringFlag(Identity):
 
 @strawberry.type(description="资助参保: how the year's individual contribution is paid.")
 class SubsidySplit:
-    policy: str | None
-    category: Category | None
+    policy: str | None = strawberry.field(
+        description="The policy whose rules split the contribution; null when no assistance "
+        "policy covers the region in the year: enrolling does not depend on one, nothing is "
+        "subsidised and the individual pays the whole contribution."
+    )
+    category: Category | None = strawberry.field(
+        description="The subsidised category that won; null when none is held (or no policy)."
+    )
     assistance_fund: Decimal
     finance: Decimal
     individual: Decimal

@@ -99,12 +99,16 @@ def _end(data: EndCategoryInput) -> ingestion.EndCategoryInput:
     return ingestion.EndCategoryInput(data.id_number, data.category, data.valid_to, data.decided_on)
 
 
-@strawberry.type
+@strawberry.type(
+    description="Department writes. Every field is nullable: a document's mutation fields run in "
+    "order, each in its own transaction, and each reports its own outcome (a failed field is "
+    "null with its error; the fields before it stay stored and keep their results)."
+)
 class Mutation:
     @strawberry.mutation(description="Register a person; the same ID number again returns them.")
     async def register_beneficiary(
         self, info: strawberry.Info[Context, None], input: RegisterBeneficiaryInput
-    ) -> Beneficiary:
+    ) -> Beneficiary | None:
         row = await ingestion.register(
             info.context,
             ingestion.PersonInput(
@@ -120,28 +124,28 @@ class Mutation:
     @strawberry.mutation(description="Record a recognised category (civil affairs and others).")
     async def record_identity(
         self, info: strawberry.Info[Context, None], input: RecordCategoryInput
-    ) -> Identity:
+    ) -> Identity | None:
         row = await ingestion.record_category(info.context, _record(input), flags=False)
         return Identity.from_model(row)
 
     @strawberry.mutation(description="End the open record of a category on validTo.")
     async def end_identity(
         self, info: strawberry.Info[Context, None], input: EndCategoryInput
-    ) -> Identity:
+    ) -> Identity | None:
         row = await ingestion.end_category(info.context, _end(input), flags=False)
         return Identity.from_model(row)
 
     @strawberry.mutation(description="Record a poverty-monitoring flag (rural revitalisation).")
     async def record_monitoring_flag(
         self, info: strawberry.Info[Context, None], input: RecordCategoryInput
-    ) -> MonitoringFlag:
+    ) -> MonitoringFlag | None:
         row = await ingestion.record_category(info.context, _record(input), flags=True)
         return MonitoringFlag.from_model(row)
 
     @strawberry.mutation(description="End the open monitoring flag of a category on validTo.")
     async def end_monitoring_flag(
         self, info: strawberry.Info[Context, None], input: EndCategoryInput
-    ) -> MonitoringFlag:
+    ) -> MonitoringFlag | None:
         row = await ingestion.end_category(info.context, _end(input), flags=True)
         return MonitoringFlag.from_model(row)
 
@@ -150,7 +154,7 @@ class Mutation:
     )
     async def record_enrollment(
         self, info: strawberry.Info[Context, None], input: RecordEnrollmentInput
-    ) -> Enrollment:
+    ) -> Enrollment | None:
         row = await ingestion.record_enrollment(
             info.context,
             ingestion.EnrollmentInput(
@@ -173,7 +177,7 @@ class Mutation:
     )
     async def settle_claim(
         self, info: strawberry.Info[Context, None], input: SettleClaimInput
-    ) -> Settlement:
+    ) -> Settlement | None:
         state = await settlement.settle(
             info.context,
             settlement.ClaimInput(
@@ -205,7 +209,7 @@ class Mutation:
     )
     async def reverse_settlement(
         self, info: strawberry.Info[Context, None], claim_number: str, reason: str
-    ) -> Settlement:
+    ) -> Settlement | None:
         return _settlement(await settlement.reverse(info.context, claim_number, reason))
 
     @strawberry.mutation(
@@ -214,7 +218,7 @@ class Mutation:
     )
     def simulate_settlement(
         self, info: strawberry.Info[Context, None], input: SimulateSettlementInput
-    ) -> Simulation:
+    ) -> Simulation | None:
         person, visits = input.engine()
         results = settle_visits(info.context.policies, person, visits)
         return Simulation(visits=[SimulatedVisit.of(r) for r in results])
@@ -230,7 +234,7 @@ class Mutation:
         id: strawberry.ID,
         decision: RecoveryDecision,
         reason: str | None = None,
-    ) -> Recovery:
+    ) -> Recovery | None:
         row = await recoveries.decide(info.context, id, decision.value, reason)
         numbers = await recoveries.claim_numbers(info.context, [row])
         return Recovery.from_model(row, numbers[row.claim_id])
@@ -242,18 +246,18 @@ class Mutation:
     )
     async def close_settlement_year(
         self, info: strawberry.Info[Context, None], region_code: str, year: int
-    ) -> SettlementYearClosing:
+    ) -> SettlementYearClosing | None:
         row = await closings.close_year(info.context, region_code, year)
         return SettlementYearClosing.from_model(row)
 
     @strawberry.mutation(description="The carrier acknowledges receipt of a claim it carries.")
     async def acknowledge_claim(
         self, info: strawberry.Info[Context, None], claim_number: str
-    ) -> Claim:
+    ) -> Claim | None:
         return Claim.from_model(await claims.acknowledge(info.context, claim_number))
 
     @strawberry.mutation(description="Close a high-cost alert with what was done about it.")
     async def resolve_alert(
         self, info: strawberry.Info[Context, None], id: strawberry.ID, resolution: str
-    ) -> HighCostAlert:
+    ) -> HighCostAlert | None:
         return HighCostAlert.from_model(await alerts.resolve(info.context, id, resolution))

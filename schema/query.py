@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -18,6 +18,17 @@ from schema.statistics import Statistics
 
 if TYPE_CHECKING:
     from resolvers.context import Context
+
+
+REGION_PREFIX = strawberry.argument(
+    description="A region prefix of 1 to 6 digits (32, 5104, 510402). One broader than the "
+    "token's (51 with a 5104 token) is narrowed to the token's regions; one that shares no region "
+    "with the token is FORBIDDEN (naming field and value), never an empty answer."
+)
+POLICY_REGION = strawberry.argument(
+    description="A benefit policy's region code (510400, 320000; BAD_INPUT otherwise); FORBIDDEN "
+    "when the policy's region shares no region with the token."
+)
 
 
 def _after(kind: str, after: str | None) -> int | None:
@@ -47,7 +58,7 @@ class Query:
     async def beneficiaries(
         self,
         info: strawberry.Info[Context, None],
-        region_prefix: str | None = None,
+        region_prefix: Annotated[str | None, REGION_PREFIX] = None,
         category: Category | None = None,
         first: int = 20,
         after: str | None = None,
@@ -139,7 +150,7 @@ class Query:
     async def late_news(
         self,
         info: strawberry.Info[Context, None],
-        region_code: str | None = None,
+        region_code: Annotated[str | None, POLICY_REGION] = None,
         year: int | None = None,
         first: int = 20,
         after: str | None = None,
@@ -156,12 +167,12 @@ class Query:
 
     @strawberry.field(
         description="Settlement years closed for a policy's region (SETTLEMENT.md §9.5), newest "
-        "first."
+        "first: those of policy regions that share a region with the token."
     )
     async def settlement_year_closings(
         self,
         info: strawberry.Info[Context, None],
-        region_code: str | None = None,
+        region_code: Annotated[str | None, POLICY_REGION] = None,
         year: int | None = None,
     ) -> list[SettlementYearClosing]:
         rows = await closings.closed_years(info.context, region_code, year)
@@ -172,7 +183,7 @@ class Query:
         self,
         info: strawberry.Info[Context, None],
         year: int,
-        region_prefix: str | None = None,
+        region_prefix: Annotated[str | None, REGION_PREFIX] = None,
     ) -> Statistics:
         return Statistics.of(await statistics.figures(info.context, region_prefix, year))
 

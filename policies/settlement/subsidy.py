@@ -2,7 +2,9 @@
 
 The category held on the enrollment date with the largest subsidy wins; the contribution is split
 into what the assistance fund pays, what finance pays and what the individual pays (never below 0,
-each part rounded half up).
+each part rounded half up). Enrolling does not depend on assistance rules: where no policy covers
+the region in the coverage year, nothing is subsidised (the split names no policy and the
+individual pays the whole contribution).
 
 >>> from policies.benefits import load_policies
 >>> split = enrollment_subsidy(load_policies(), "430102", 2018, date(2017, 12, 1),
@@ -30,7 +32,8 @@ __all__ = ["SubsidySplit", "enrollment_subsidy", "subsidy_policy"]
 
 @dataclass(frozen=True)
 class SubsidySplit:
-    policy_id: str
+    policy_id: str | None
+    """The policy whose rules split the contribution, or None when none covers the region."""
     category: Category | None
     """The subsidised category that won, or None when the person holds none."""
     assistance_fund: Decimal
@@ -117,14 +120,25 @@ def enrollment_subsidy(
     contribution: Decimal,
 ) -> SubsidySplit:
     """Split the individual contribution for coverage ``year`` of a person enrolling on
-    ``enrolled_on``. InvalidInput for a negative or malformed contribution."""
+    ``enrolled_on``: no subsidy (``policy_id`` None, the individual pays it all) when no policy
+    covers the region in the year. InvalidInput for a negative or malformed contribution.
+
+    >>> from policies.benefits import load_policies
+    >>> enrollment_subsidy(load_policies(), "110101", 2024, date(2023, 12, 1), [],
+    ...                    Decimal("380.00")).reference
+    'no subsidy: no assistance policy covers region 110101 in 2024'
+    """
     if not isinstance(contribution, Decimal) or not contribution.is_finite():
         raise InvalidInput("contribution", contribution, "must be a decimal amount")
     if contribution < 0:
         raise InvalidInput("contribution", contribution, "must not be negative")
     if contribution != round_money(contribution):
         raise InvalidInput("contribution", contribution, "must have at most 2 decimals")
-    policy = subsidy_policy(policies, region_code, year, enrolled_on)
+    try:
+        policy = subsidy_policy(policies, region_code, year, enrolled_on)
+    except NoPolicyInForce:
+        reason = f"no subsidy: no assistance policy covers region {region_code} in {year}"
+        return SubsidySplit(None, None, ZERO, ZERO, contribution, reason)
     # Parameters as they stand on the enrollment date, or else when the policy starts to cover
     # the coverage year.
     on = (

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from policies.benefits import PolicySet, load_policies
-from policies.errors import InvalidInput, NoPolicyInForce
+from policies.errors import InvalidInput
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.subsidy import SubsidySplit, enrollment_subsidy
 from policies.vocabulary import Category
@@ -152,12 +152,19 @@ def test_jiangsu_rules_apply_to_an_enrollment_made_before_the_policy_started() -
     assert split(result) == ("120.00", "0.00", "0.00")
 
 
-def test_no_policy_during_the_coverage_year_raises() -> None:
-    with pytest.raises(NoPolicyInForce) as caught:
-        subsidy("510402", 2022, date(2021, 12, 15), "350.00", Category.ORPHAN)
-    assert caught.value.region_code == "510402"
-    with pytest.raises(NoPolicyInForce):
-        subsidy("110101", 2023, date(2022, 12, 15), "350.00", Category.ORPHAN)
+def test_no_policy_during_the_coverage_year_means_no_subsidy() -> None:
+    # Enrollment does not depend on assistance rules (issue 10, point 9): an orphan of a region
+    # or year no policy covers pays the whole contribution, and the split says why.
+    before = subsidy("510402", 2022, date(2021, 12, 15), "350.00", Category.ORPHAN)
+    elsewhere = subsidy("110101", 2023, date(2022, 12, 15), "350.00", Category.ORPHAN)
+    assert (before.policy_id, before.category, split(before)) == (
+        None,
+        None,
+        ("0.00", "0.00", "350.00"),
+    )
+    assert before.reference == "no subsidy: no assistance policy covers region 510402 in 2022"
+    assert (elsewhere.policy_id, split(elsewhere)) == (None, ("0.00", "0.00", "350.00"))
+    assert elsewhere.to_dict()["policy"] is None
 
 
 def test_a_negative_contribution_is_refused() -> None:

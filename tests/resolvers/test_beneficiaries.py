@@ -117,7 +117,9 @@ async def test_region_prefix_narrows_within_the_token_regions(
     assert await regions(region="5104") == ["510402"] * 2 + ["510411"] * 3
     assert len(await regions()) == 9
     assert await regions(token={"regions": ("3708",)}) == ["370811"] * 4
-    assert await regions(region="5104", token={"regions": ("3708",)}) == []
+    # Outside the token: FORBIDDEN, not an empty page that looks real (issue 10, point 7).
+    outside = await gql.error(PAGE, {"first": 5, "region": "5104"}, regions=("3708",))
+    assert (outside["extensions"]["code"], outside["extensions"]["value"]) == ("FORBIDDEN", "5104")
     error = await gql.error(PAGE, {"first": 5, "region": "51a"})
     assert error["extensions"]["field"] == "regionPrefix"
 

@@ -100,12 +100,13 @@ async def test_aggregates_count_only_the_token_regions(gql: GraphQLClient, db: D
     assert (local["persons"], local["claims"], local["assistance"]) == (1, 1, "100.00")
     assert (both["persons"], both["claims"], both["assistance"]) == (2, 2, "200.00")
     assert {"category": "MINIMUM_LIVING", "persons": 1} in local["byCategory"]
-    narrowed = await gql.data(
+    # A prefix outside the token is FORBIDDEN, not zeros that look real (issue 10, point 7).
+    outside = await gql.error(
         '{ statistics(year: 2023, regionPrefix: "3708") { persons } }',
         department="dashboard",
         **PANZHIHUA,
     )
-    assert narrowed["statistics"]["persons"] == 0
+    assert (outside["extensions"]["code"], outside["extensions"]["value"]) == ("FORBIDDEN", "3708")
 
 
 INSURER = """{ claims(first: 50) { edges { node { claimNumber carrier

@@ -19,17 +19,20 @@ def test_the_contract_names_of_the_issues_are_there() -> None:
     sdl = build_schema().as_str()
     for needle in (
         "beneficiary(id: ID = null, idNumber: String = null): Beneficiary",
-        "beneficiaries(regionPrefix: String = null, category: Category = null, first: Int! = 20, "
-        "after: String = null): BeneficiaryConnection!",
-        "registerBeneficiary(input: RegisterBeneficiaryInput!): Beneficiary!",
-        "recordIdentity(input: RecordCategoryInput!): Identity!",
-        "endIdentity(input: EndCategoryInput!): Identity!",
-        "recordMonitoringFlag(input: RecordCategoryInput!): MonitoringFlag!",
-        "endMonitoringFlag(input: EndCategoryInput!): MonitoringFlag!",
-        "recordEnrollment(input: RecordEnrollmentInput!): Enrollment!",
-        "settleClaim(input: SettleClaimInput!): Settlement!",
-        "simulateSettlement(input: SimulateSettlementInput!): Simulation!",
-        "reverseSettlement(claimNumber: String!, reason: String!): Settlement!",
+        # The argument has a description, so the SDL prints one argument a line.
+        "  beneficiaries(\n",
+        "    regionPrefix: String = null\n    category: Category = null\n    first: Int! = 20\n"
+        "    after: String = null\n  ): BeneficiaryConnection!",
+        # Mutation fields are nullable: each field of a document reports its own outcome.
+        "registerBeneficiary(input: RegisterBeneficiaryInput!): Beneficiary\n",
+        "recordIdentity(input: RecordCategoryInput!): Identity\n",
+        "endIdentity(input: EndCategoryInput!): Identity\n",
+        "recordMonitoringFlag(input: RecordCategoryInput!): MonitoringFlag\n",
+        "endMonitoringFlag(input: EndCategoryInput!): MonitoringFlag\n",
+        "recordEnrollment(input: RecordEnrollmentInput!): Enrollment\n",
+        "settleClaim(input: SettleClaimInput!): Settlement\n",
+        "simulateSettlement(input: SimulateSettlementInput!): Simulation\n",
+        "reverseSettlement(claimNumber: String!, reason: String!): Settlement\n",
         "auditLog(",
         "accessReport(idNumber: String!): AccessReport",
     ):
