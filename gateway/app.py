@@ -29,9 +29,11 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import DisableIntrospection, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
+from gateway import logs, metrics
 from gateway.access import FieldAccess, ReadAudit, Refusal, RefusalCache
 from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
+from gateway.cors import cors
 from gateway.errors import ErrorCodes, production_errors
 from gateway.limits import QueryLimits, limited_encoder
 from gateway.middleware import (
@@ -43,6 +45,7 @@ from gateway.middleware import (
     json_error,
     unauthenticated,
 )
+from gateway.outcomes import OperationOutcome, Outcomes
 from gateway.storage import audit
 from gateway.storage.database import Database, resolve_url
 from policies.access.policy import (
@@ -209,6 +212,7 @@ def department_extensions(
     (with the full schema and access policies), masks and the read trail, the read audit
     record, and the rest of the hardening of the OWASP GraphQL cheat sheet."""
     extensions: list[Extension] = [
+        OperationOutcome,
         production_errors() if settings.is_production else ErrorCodes,
         lambda: QueryLimits(settings),
     ]
@@ -260,6 +264,9 @@ def create_app(
     the_policies = policies or load_policies()
     full_schema, access = load_access_for_schema()
     _quiet_access_log()
+    logs.configure(settings)
+    if settings.metrics:
+        metrics.observe_settlements()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -310,7 +317,12 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            *([metrics.route(lambda r: gateway_of(r.scope).db.engine)] if settings.metrics else []),
         ],
-        middleware=[Middleware(RequestId)],
+        middleware=[
+            Middleware(RequestId),
+            Middleware(Outcomes, count=settings.metrics),
+            *cors(settings),
+        ],
         lifespan=lifespan,
     )

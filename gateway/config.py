@@ -10,11 +10,11 @@ import secrets
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -131,6 +131,40 @@ class Settings(BaseSettings):
         "decidedOn and the future-date checks; never the host's local date.",
     )
 
+    # Operations (README "Operations: metrics, logs, CORS").
+    metrics: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("MEDGW_METRICS", "metrics"),
+        description="Serve GET /metrics (Prometheus text, no token, no personal value) and "
+        "count requests; false = no /metrics route.",
+    )
+    log_format_value: Literal["json", "text"] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEDGW_LOG_FORMAT", "log_format"),
+        description="json: one JSON object per log line; text: plain lines; unset = json in "
+        "production, text in development.",
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        validation_alias=AliasChoices("MEDGW_CORS_ORIGINS", "cors_origins"),
+        description="Comma-separated browser origins (https://dash.example.cn) allowed to call "
+        "the API; empty = no CORS headers.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """``"https://a, https://b"`` → ``("https://a", "https://b")``; a trailing ``/`` is
+        dropped (browsers send origins without one).
+
+        >>> Settings(MEDGW_CORS_ORIGINS="https://a.cn, https://b.cn/").cors_origins
+        ('https://a.cn', 'https://b.cn')
+        """
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        return tuple(str(item).strip().rstrip("/") for item in items if str(item).strip())
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -151,6 +185,17 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def log_format(self) -> Literal["json", "text"]:
+        """``MEDGW_LOG_FORMAT``, else json in production and text in development.
+
+        >>> Settings(MEDGW_ENV="production").log_format, Settings().log_format
+        ('json', 'text')
+        """
+        if self.log_format_value is not None:
+            return self.log_format_value
+        return "json" if self.is_production else "text"
 
     @cached_property
     def jwt_secret(self) -> str:
