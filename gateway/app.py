@@ -48,6 +48,7 @@ from gateway.middleware import (
 from gateway.outcomes import OperationOutcome, Outcomes
 from gateway.storage import audit
 from gateway.storage.database import Database, resolve_url
+from gateway.tracing import tracing
 from policies.access.policy import (
     AccessPolicies,
     DepartmentPolicy,
@@ -213,6 +214,7 @@ def department_extensions(
     record, and the rest of the hardening of the OWASP GraphQL cheat sheet."""
     extensions: list[Extension] = [
         OperationOutcome,
+        *tracing(settings),
         production_errors() if settings.is_production else ErrorCodes,
         lambda: QueryLimits(settings),
     ]

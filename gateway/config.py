@@ -151,6 +151,14 @@ class Settings(BaseSettings):
         "the API; empty = no CORS headers.",
     )
 
+    otel: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("MEDGW_OTEL", "otel"),
+        description="OpenTelemetry spans of every GraphQL operation and resolver (needs the "
+        "[otel] extra and a tracer provider, e.g. opentelemetry-instrument); no query text, "
+        "no argument values.",
+    )
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import graphql
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from gateway import logs, metrics
 from gateway.errors import (
@@ -54,6 +55,14 @@ class Operation:
     code: str
 
 
+def operation_of(context: ExecutionContext) -> graphql.OperationDefinitionNode | None:
+    """The operation of the document that runs: the one named by ``operationName`` or the only
+    one; ``None`` when there is none (the document did not parse, the name is not in it).
+    Its name is a name of the document, never one the client made up."""
+    document = context.graphql_document
+    return graphql.get_operation_ast(document, context.operation_name) if document else None
+
+
 class OperationOutcome(SchemaExtension):
     """Notes the :class:`Operation` of each execution in the HTTP request's scope."""
 
@@ -63,9 +72,7 @@ class OperationOutcome(SchemaExtension):
         request = getattr(ec.context, "request", None)
         if request is None:
             return
-        document = ec.graphql_document
-        # The operation the document names (never a name the client made up), else None.
-        definition = graphql.get_operation_ast(document, ec.operation_name) if document else None
+        definition = operation_of(ec)
         errors = ec.result.errors if ec.result is not None else None
         request.scope.setdefault(OPERATIONS, []).append(
             Operation(
@@ -122,6 +129,7 @@ class Outcomes:
         principal = getattr(user, "principal", None)
         department = principal.department if principal else NONE
         operation_type = ",".join(types)
+        names = [op.name for op in operations]
         path = scope["path"] if "endpoint" in scope else "-"
         logs.log_request(
             request_id=scope.get(REQUEST_ID),
@@ -129,7 +137,7 @@ class Outcomes:
             path=path,
             department=department,
             org=principal.org if principal else None,
-            operation=",".join(op.name or "-" for op in operations) or None,
+            operation=",".join(n or "-" for n in names) if any(names) else None,
             operation_type=operation_type,
             status=status,
             code=code,

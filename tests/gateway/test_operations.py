@@ -18,8 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway import logs
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.storage.audit import query_hash
 from gateway.storage.database import Database
-from tests.conftest import GraphQLClient, bearer, serving
+from policies.benefits import PolicySet
+from tests.conftest import GraphQLClient, bearer, in_process, serving
 from tests.resolvers.test_settlement import ID, person, stay
 
 NAME = "王五"  # the name tests.resolvers.test_settlement.person registers with ID
@@ -282,3 +284,44 @@ async def test_metrics_can_be_turned_off(dashboard: httpx.AsyncClient) -> None:
     response = await dashboard.get("/metrics")
     assert response.status_code == 404
     assert "medgw_" not in response.text
+
+
+async def test_traces_carry_no_query_text_and_no_argument_values(
+    settings: Settings, db: Database, policies: PolicySet
+) -> None:
+    sdk = pytest.importorskip("opentelemetry.sdk.trace")
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exported = InMemorySpanExporter()
+    provider = sdk.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    trace.set_tracer_provider(provider)
+    query = f'query Person {{ beneficiary(idNumber: "{ID}") {{ name }} }}'
+    async with in_process(settings.model_copy(update={"otel": True}), db, policies) as client:
+        gql = GraphQLClient(client)
+        await person(gql)
+        assert await gql.data(query) == {"beneficiary": {"name": NAME}}
+    spans = [
+        s for s in exported.get_finished_spans() if s.attributes.get("query") == query_hash(query)
+    ]
+    [operation] = spans
+    assert operation.name == "GraphQL query: Person"
+    children = [
+        s
+        for s in exported.get_finished_spans()
+        if s.parent and s.parent.span_id == operation.context.span_id
+    ]
+    assert {s.name for s in children} >= {
+        "GraphQL Parsing",
+        "GraphQL Validation",
+        "GraphQL Resolving: beneficiary",
+    }
+    recorded = json.dumps(
+        [[s.name, dict(s.attributes or {})] for s in exported.get_finished_spans()],
+        ensure_ascii=False,
+    )
+    assert ID not in recorded
+    assert NAME not in recorded
+    assert "graphql.param" not in recorded
