@@ -132,32 +132,18 @@ class Settings(BaseSettings):
     )
 
     # Operations (README "Operations: metrics, logs, CORS").
-    metrics: bool = Field(
-        default=True,
-        validation_alias=AliasChoices("MEDGW_METRICS", "metrics"),
-        description="Serve GET /metrics (Prometheus text, no token, no personal value) and "
-        "count requests; false = no /metrics route.",
-    )
+    metrics: bool = Field(default=True, validation_alias=AliasChoices("MEDGW_METRICS", "metrics"))
+    """Serve ``GET /metrics`` (no token, no personal value) and count requests."""
     log_format_value: Literal["json", "text"] | None = Field(
-        default=None,
-        validation_alias=AliasChoices("MEDGW_LOG_FORMAT", "log_format"),
-        description="json: one JSON object per log line; text: plain lines; unset = json in "
-        "production, text in development.",
+        default=None, validation_alias=AliasChoices("MEDGW_LOG_FORMAT", "log_format")
     )
+    """``json`` or ``text`` log lines; unset = json in production, text in development."""
+    otel: bool = Field(default=False, validation_alias=AliasChoices("MEDGW_OTEL", "otel"))
+    """OpenTelemetry spans of operations and resolvers (the ``[otel]`` extra; no values)."""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=(),
-        validation_alias=AliasChoices("MEDGW_CORS_ORIGINS", "cors_origins"),
-        description="Comma-separated browser origins (https://dash.example.cn) allowed to call "
-        "the API; empty = no CORS headers.",
+        default=(), validation_alias=AliasChoices("MEDGW_CORS_ORIGINS", "cors_origins")
     )
-
-    otel: bool = Field(
-        default=False,
-        validation_alias=AliasChoices("MEDGW_OTEL", "otel"),
-        description="OpenTelemetry spans of every GraphQL operation and resolver (needs the "
-        "[otel] extra and a tracer provider, e.g. opentelemetry-instrument); no query text, "
-        "no argument values.",
-    )
+    """Comma-separated browser origins allowed to call the API; empty = no CORS headers."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod

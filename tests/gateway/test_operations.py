@@ -222,17 +222,12 @@ async def test_an_unauthenticated_request_has_its_line_too(
 
 
 @pytest.fixture(scope="module")
-def dashboard_server(settings: Settings, db: Database) -> Iterator[str]:
-    """The gateway with CORS for one dashboard origin and without metrics."""
+async def dashboard(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the gateway with CORS for one dashboard origin and without metrics."""
     configured = settings.model_copy(update={"cors_origins": (DASHBOARD,), "metrics": False})
     with serving(create_app(configured)) as url:
-        yield url
-
-
-@pytest.fixture
-async def dashboard(dashboard_server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=dashboard_server, timeout=30) as client:
-        yield client
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            yield client
 
 
 def preflight(origin: str) -> dict[str, str]:
