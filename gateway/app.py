@@ -34,9 +34,11 @@ from strawberry.extensions import MaxTokensLimiter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
 
+from gateway import logs, metrics
 from gateway.access import FieldAccess, IntrospectionForbidden, ReadAudit, Refusal, RefusalCache
 from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
+from gateway.cors import cors
 from gateway.errors import BAD_INPUT, NOT_FOUND, ErrorCodes, production_errors
 from gateway.limits import QueryLimits, limited_encoder
 from gateway.media import GRAPHQL_RESPONSE, accepts_graphql_response, as_graphql_response
@@ -49,8 +51,10 @@ from gateway.middleware import (
     json_error,
     unauthenticated,
 )
+from gateway.outcomes import OperationOutcome, Outcomes
 from gateway.storage import audit
 from gateway.storage.database import Database, resolve_url
+from gateway.tracing import tracing
 from policies.access.policy import (
     AccessPolicies,
     DepartmentPolicy,
@@ -259,6 +263,8 @@ def department_extensions(
     (with the full schema and access policies), masks and the read trail, the read audit
     record, and the rest of the hardening of the OWASP GraphQL cheat sheet."""
     extensions: list[Extension] = [
+        OperationOutcome,
+        *tracing(settings),
         production_errors() if settings.is_production else ErrorCodes,
         lambda: QueryLimits(settings),
     ]
@@ -310,6 +316,9 @@ def create_app(
     the_policies = policies or load_policies()
     full_schema, access = load_access_for_schema()
     _quiet_access_log()
+    logs.configure(settings)
+    if settings.metrics:
+        metrics.observe_settlements()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -361,8 +370,13 @@ def create_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             Mount("/graphiql/static", app=StaticFiles(directory=GRAPHIQL), name="graphiql"),
+            *([metrics.route(lambda r: gateway_of(r.scope).db.engine)] if settings.metrics else []),
         ],
-        middleware=[Middleware(RequestId)],
+        middleware=[
+            Middleware(RequestId),
+            Middleware(Outcomes, count=settings.metrics),
+            *cors(settings),
+        ],
         exception_handlers={404: http_error, 405: http_error},
         lifespan=lifespan,
     )

@@ -10,11 +10,11 @@ import secrets
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.auth import parse_duration
 
@@ -149,6 +149,20 @@ class Settings(BaseSettings):
         "decidedOn and the future-date checks; never the host's local date.",
     )
 
+    # Operations (README "Operations: metrics, logs, CORS").
+    metrics: bool = Field(default=True, validation_alias=AliasChoices("MEDGW_METRICS", "metrics"))
+    """Serve ``GET /metrics`` (no token, no personal value) and count requests."""
+    log_format_value: Literal["json", "text"] | None = Field(
+        default=None, validation_alias=AliasChoices("MEDGW_LOG_FORMAT", "log_format")
+    )
+    """``json`` or ``text`` log lines; unset = json in production, text in development."""
+    otel: bool = Field(default=False, validation_alias=AliasChoices("MEDGW_OTEL", "otel"))
+    """OpenTelemetry spans of operations and resolvers (the ``[otel]`` extra; no values)."""
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias=AliasChoices("MEDGW_CORS_ORIGINS", "cors_origins")
+    )
+    """Comma-separated browser origins allowed to call the API; empty = no CORS headers."""
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -163,6 +177,20 @@ class Settings(BaseSettings):
             return parse_duration(value)
         except ValueError:
             raise ValueError("expected a number and a unit s, m, h or d (e.g. 30d)") from None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """``"https://a, https://b"`` → ``("https://a", "https://b")``; a trailing ``/`` is
+        dropped (browsers send origins without one).
+
+        >>> Settings(MEDGW_CORS_ORIGINS="https://a.cn, https://b.cn/").cors_origins
+        ('https://a.cn', 'https://b.cn')
+        """
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        return tuple(str(item).strip().rstrip("/") for item in items if str(item).strip())
 
     @field_validator("timezone")
     @classmethod
@@ -184,6 +212,17 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def log_format(self) -> Literal["json", "text"]:
+        """``MEDGW_LOG_FORMAT``, else json in production and text in development.
+
+        >>> Settings(MEDGW_ENV="production").log_format, Settings().log_format
+        ('json', 'text')
+        """
+        if self.log_format_value is not None:
+            return self.log_format_value
+        return "json" if self.is_production else "text"
 
     @cached_property
     def jwt_secret(self) -> str:

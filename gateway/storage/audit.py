@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway import metrics
 from gateway.auth import Principal
 from gateway.storage import checkpoints
 from gateway.storage.checkpoints import Checkpoint
@@ -69,6 +70,7 @@ def record_digest(prev_hash: str, record: AuditRecord) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
+@metrics.timed(metrics.AUDIT_APPEND_SECONDS)
 async def append(
     session: AsyncSession,
     principal: Principal,
