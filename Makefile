@@ -9,18 +9,26 @@ DEMO_PERSONS ?= 2000
 SERVE_AT := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
 	$(if $(filter command line,$(origin PORT)),--port $(PORT))
 
-.PHONY: run test check format bench clean-var browser
+.PHONY: run test check format bench clean-var browser lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+# Every machine installs the same versions: the lock files pin the whole tree (`make lock`).
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml requirements-dev.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements-dev.lock -e '.[dev]'
 	touch $@ $(VENV)/.installed
+
+## Re-pin requirements.lock and requirements-dev.lock after pyproject.toml changed (needs uv).
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip compile pyproject.toml -q --python-version 3.11 --no-header -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml -q --python-version 3.11 --no-header --extra dev \
+		-o requirements-dev.lock
 
 ## Start the embedded PostgreSQL, migrate, load demo data into an empty database, serve; a
 ## "ready:" line (with the command that signs a token) follows once /readyz answers.
