@@ -181,6 +181,8 @@ class ErrorCodes(SchemaExtension):
             if self.mask_unexpected:
                 message = f"Unexpected error (request id {request_id})"
                 extensions = {"code": INTERNAL, "requestId": request_id}
+        if request_id is not None:
+            extensions["requestId"] = request_id
         return GraphQLError(
             message,
             nodes=error.nodes,

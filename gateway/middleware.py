@@ -32,11 +32,14 @@ REQUEST_ID = "medgw.request_id"
 
 
 def json_error(status: int, code: str, message: str, scope: Scope) -> JSONResponse:
-    """An error response in the GraphQL shape, with the request id."""
+    """An error response in the GraphQL shape: ``extensions.code`` and ``requestId`` (also in
+    the ``X-Request-Id`` header)."""
+    request_id = str(scope.get(REQUEST_ID, ""))
+    extensions = {"code": code, "requestId": request_id}
     return JSONResponse(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]},
+        {"data": None, "errors": [{"message": message, "extensions": extensions}]},
         status_code=status,
-        headers={"X-Request-Id": str(scope.get(REQUEST_ID, ""))},
+        headers={"X-Request-Id": request_id},
     )
 
 

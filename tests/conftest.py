@@ -193,6 +193,16 @@ def make_token(
     )
 
 
+def without_request_ids(body: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """``body`` once every error is checked to carry ``extensions.requestId`` equal to the
+    response's ``X-Request-Id``, with that key taken out (so tests compare the rest exactly)."""
+    for error in body.get("errors") or []:
+        extensions = error.get("extensions") or {}
+        assert extensions.get("requestId") == request_id, error
+        del extensions["requestId"]
+    return body
+
+
 class GraphQLClient:
     """Posts GraphQL with a department's token; ``data()`` asserts there were no errors."""
 
@@ -209,7 +219,7 @@ class GraphQLClient:
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
-        return body
+        return without_request_ids(body, response.headers["x-request-id"])
 
     async def data(
         self, query: str, variables: dict[str, Any] | None = None, **token: Any

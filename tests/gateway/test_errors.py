@@ -20,7 +20,7 @@ from gateway.cli import app as cli
 from gateway.storage import models
 from gateway.storage.database import Database
 from schema.pagination import encode_cursor
-from tests.conftest import SECRET, GraphQLClient, bearer
+from tests.conftest import SECRET, GraphQLClient, bearer, without_request_ids
 from tests.factories import add_people
 
 ID = "510402197001010013"
@@ -95,7 +95,7 @@ async def test_in_production_a_variable_of_a_misspelt_enum_value_gets_no_suggest
         json={"query": query, "variables": {"c": "MINIMUM_LIVIN"}},
         headers=bearer(),
     )
-    [error] = response.json()["errors"]
+    [error] = without_request_ids(response.json(), response.headers["x-request-id"])["errors"]
     assert error["extensions"] == {"code": "BAD_INPUT", "field": "c", "value": "MINIMUM_LIVIN"}
     assert "Did you mean" not in response.text
     assert "MINIMUM_LIVING" not in response.text

@@ -4,6 +4,7 @@ query, from a project directory with the real Makefile, against a real server on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -46,7 +47,7 @@ def project() -> Iterator[Path]:
     pytest's tmp_path: the embedded server must traverse every parent of its data directory."""
     with tempfile.TemporaryDirectory(prefix="medgw-readme-") as tmp:
         here = Path(tmp)
-        for name in ("Makefile", "pyproject.toml"):
+        for name in ("Makefile", "pyproject.toml", "requirements.lock", "requirements-dev.lock"):
             shutil.copy(ROOT / name, here / name)
         bin_dir = here / ".venv" / "bin"
         bin_dir.mkdir(parents=True)
@@ -91,7 +92,8 @@ def run_block(project: Path, script: str, port: int) -> tuple[int, str, str]:
             code = shell.wait(timeout=300)
         finally:
             # `make run &` is still serving: stop it and its children (uvicorn, PostgreSQL).
-            os.killpg(shell.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # nothing left running
+                os.killpg(shell.pid, signal.SIGTERM)
             shell.wait(timeout=30)
     return code, out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8")
 

@@ -25,7 +25,7 @@ from gateway.config import Settings
 from gateway.storage import models
 from gateway.storage.database import Database
 from policies.benefits import PolicySet
-from tests.conftest import GraphQLClient, StatementCounter, bearer, in_process
+from tests.conftest import GraphQLClient, StatementCounter, bearer, in_process, without_request_ids
 from tests.factories import add_people
 
 ID = "510402197001010013"
@@ -583,7 +583,7 @@ async def test_ending_a_category_another_body_recognised_is_forbidden_and_change
     )
     assert response.status_code == 200
     assert len(response.headers["x-request-id"]) == 32
-    body = response.json()
+    body = without_request_ids(response.json(), response.headers["x-request-id"])
     assert body["data"] == {"endIdentity": None}  # mutation fields are nullable (issue 10, 6)
     assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "field": "category"}
     assert "MINIMUM_LIVING" in body["errors"][0]["message"]
