@@ -237,7 +237,8 @@ def _announce_when_ready(settings: Settings, host: str, port: int, timeout_s: fl
             return
         err.print(
             f"ready: http://{host}:{port}/graphql ({settings.env}; data in {settings.data_dir})\n"
-            f"  a token: {medgw} token --department civil_affairs --org 东区民政局 --region 5104",
+            f"  a token: {medgw} token --department medical_insurance --org 攀枝花医保局 "
+            "--region 5104",
             highlight=False,
         )
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +112,19 @@ def test_the_readme_first_block_prints_beneficiaries(project: Path) -> None:
     body: dict[str, Any] = json.loads(answers[0])
     assert "errors" not in body, (body, stderr)
     nodes = [edge["node"] for edge in body["data"]["beneficiaries"]["edges"]]
-    assert 1 <= len(nodes) <= 3
+    assert 1 <= len(nodes) <= 5
     for node in nodes:
         assert node["name"]
         assert node["regionCode"].startswith("5104")
         assert len(node["idNumber"]) == 18
         assert "MINIMUM_LIVING" in {identity["category"] for identity in node["identities"]}
+    # The living demo: claims settled through the five payers, each adding up to its cost.
+    claims = [edge["node"] for node in nodes for edge in node["claims"]["edges"]]
+    assert claims, nodes
+    for claim in claims:
+        paid = sum(Decimal(amount) for amount in claim["settlement"].values())
+        assert paid == Decimal(claim["totalCost"]), claim
     # Served where MEDGW_PORT said, and announced with the command that signs a token.
     ready = f"ready: http://127.0.0.1:{port}/graphql (development; data in {project / 'var'})"
     assert ready in stderr
-    assert "token --department civil_affairs --org 东区民政局 --region 5104" in stderr
+    assert "token --department medical_insurance --org 攀枝花医保局 --region 5104" in stderr
