@@ -35,3 +35,36 @@ def test_every_requirement_is_pinned_in_its_lock() -> None:
 def test_both_locks_agree_on_the_versions_they_share() -> None:
     runtime, dev = pinned("requirements.lock"), pinned("requirements-dev.lock")
     assert {n: v for n, v in runtime.items() if dev.get(n, v) != v} == {}
+
+
+def test_production_code_imports_only_what_a_runtime_install_has() -> None:
+    """What gateway, schema, resolvers, policies and migrations import (anywhere in a module)
+    comes with `make run`'s install (requirements.lock), not only with the dev extras."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    runtime = set(pinned("requirements.lock")) | {"medgw"}
+    ours = {"gateway", "schema", "resolvers", "policies", "migrations"}
+    # The [otel] extra (imported only when MEDGW_OTEL=true); typeshed is for type checking only.
+    optional = {"opentelemetry", "_typeshed"}
+    distributions = packages_distributions()
+    missing: dict[str, str] = {}
+    for package in ours:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module]
+                    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                    else []
+                )
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in ours | optional or top in sys.stdlib_module_names:
+                        continue
+                    found = {_name(d) for d in distributions.get(top, [])}
+                    if not found & runtime:
+                        missing[f"{path.relative_to(ROOT)}: {name}"] = ", ".join(sorted(found))
+    assert missing == {}
