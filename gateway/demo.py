@@ -14,6 +14,7 @@ recognised 低保 after their stays, so that their claims are re-settled (ADJUST
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
 from dataclasses import dataclass
@@ -292,6 +293,26 @@ async def _live(
         return {"Authorization": f"Bearer {signed}"}
 
     mi, ca = token("medical_insurance"), token("civil_affairs")
+    requests_log = logging.getLogger("medgw.requests")  # a line per demo write: the bars say it
+    level = requests_log.level
+    requests_log.setLevel(logging.WARNING)
+    try:
+        await _post_all(app, mi, ca, claims, reversed_, late, born, today, show_progress)
+    finally:
+        requests_log.setLevel(level)
+
+
+async def _post_all(
+    app: Any,
+    mi: dict[str, str],
+    ca: dict[str, str],
+    claims: list[dict[str, Any]],
+    reversed_: list[str],
+    late: list[str],
+    born: dict[str, date],
+    today: date,
+    show_progress: bool,
+) -> None:
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://demo") as c,
