@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sys
@@ -80,8 +81,14 @@ def _url_of(settings: Settings, role: Callable[[Settings], str], variable: str) 
     except ArgumentError:
         _fail(f"{variable}: not a URL (expected postgresql://user:password@host/database)")
     if not settings.database_url:
-        err.print(f"embedded PostgreSQL in {settings.data_dir / 'pgdata'}", highlight=False)
+        _announce(settings.data_dir / "pgdata")
     return url
+
+
+@functools.cache
+def _announce(pgdata: Path) -> None:
+    """Say once per command where the embedded server lives (both roles' URLs point there)."""
+    err.print(f"embedded PostgreSQL in {pgdata}", highlight=False)
 
 
 def _database_url(settings: Settings) -> str:

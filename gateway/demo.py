@@ -170,7 +170,7 @@ def make_person(
             taken.add(number)
             break
     given = "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2, 2))))
-    pid = uuid.UUID(int=rng.getrandbits(128), version=4)
+    pid = uuid.uuid4()  # not from the seed: a second run adds new persons, never clashes
     row = {
         "id": pid,
         "id_number": number,

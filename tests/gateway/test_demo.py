@@ -132,3 +132,16 @@ async def test_the_demo_lives_claims_settled_reversed_re_settled_and_alerted(
     assert {a.status for a in alerts} == {"OPEN"}
     assert all(people[a.beneficiary_id].region_code.startswith("5104") for a in alerts)
     assert all(a.out_of_pocket > a.threshold for a in alerts)
+
+
+async def test_a_second_demo_run_adds_new_persons(
+    db: Database, settings: Settings, database_url: str
+) -> None:
+    for _ in range(2):  # the same seed twice: new persons, no clash with the first run's
+        added = await demo.load(
+            database_url, settings, persons=30, seed=3, today=TODAY, show_progress=False
+        )
+        assert added == 30
+    async with db.sessions() as session:
+        numbers = (await session.scalars(select(models.Beneficiary.id_number))).all()
+    assert len(numbers) == len(set(numbers)) == 60
