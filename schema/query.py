@@ -55,10 +55,13 @@ POLICY_REGION = strawberry.argument(
 YEAR = strawberry.argument(description="Only rows of this settlement year.")
 
 
-def _sorted(kind: str, order_by: StrEnum, orders: Mapping[str, Order]) -> tuple[str, Order]:
-    """The cursor kind and keyset order of a sort order (the id order keeps the plain kind, so
-    its cursors are those given out before sort orders existed)."""
-    if order_by.value == "ID":
+def _sorted(kind: str, order_by: StrEnum | None, orders: Mapping[str, Order]) -> tuple[str, Order]:
+    """The cursor kind and keyset order of a sort order (the id order, also when none is given,
+    keeps the plain kind, so its cursors are those given out before sort orders existed).
+
+    An order is passed only when asked for: it reveals the column it sorts on, so the access
+    policy treats it as a filter (policies/access/_fields.yaml)."""
+    if order_by is None or order_by.value == "ID":
         return kind, orders["ID"]
     return f"{kind} by {order_by.value}", orders[order_by.value]
 
@@ -142,8 +145,9 @@ class Query:
         first: Annotated[int, FIRST] = 20,
         after: Annotated[str | None, AFTER] = None,
         order_by: Annotated[
-            ClaimOrder, strawberry.argument(description="The order of the rows (default ID).")
-        ] = ClaimOrder.ID,
+            ClaimOrder | None,
+            strawberry.argument(description="The order of the rows; null (the default): ID."),
+        ] = None,
     ) -> Connection[Claim]:
         size = _page_size(info, first)
         kind, order = _sorted("claim", order_by, claims.ORDERS)
@@ -163,12 +167,12 @@ class Query:
         first: Annotated[int, FIRST] = 20,
         after: Annotated[str | None, AFTER] = None,
         order_by: Annotated[
-            AlertOrder,
+            AlertOrder | None,
             strawberry.argument(
-                description="The order of the rows (default ID; OUT_OF_POCKET_DESC: largest "
-                "amount first)."
+                description="The order of the rows; null (the default): ID. OUT_OF_POCKET_DESC: "
+                "largest amount first."
             ),
-        ] = AlertOrder.ID,
+        ] = None,
     ) -> Connection[HighCostAlert]:
         size = _page_size(info, first)
         kind, order = _sorted("alert", order_by, alerts.ORDERS)

@@ -12,13 +12,13 @@ from gateway.storage.database import Database
 from tests.conftest import GraphQLClient
 from tests.factories import add_people
 
-CLAIMS = """query($first: Int!, $after: String, $year: Int, $order: ClaimOrder!) {
+CLAIMS = """query($first: Int!, $after: String, $year: Int, $order: ClaimOrder) {
   claims(first: $first, after: $after, year: $year, orderBy: $order) {
     totalCount
     edges { cursor node { claimNumber admissionDate } }
     pageInfo { hasNextPage endCursor hasPreviousPage startCursor } } }"""
 
-ALERTS = """query($first: Int!, $after: String, $order: AlertOrder!) {
+ALERTS = """query($first: Int!, $after: String, $order: AlertOrder) {
   highCostAlerts(first: $first, after: $after, orderBy: $order) {
     totalCount
     edges { cursor node { id outOfPocket } }

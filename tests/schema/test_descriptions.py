@@ -82,4 +82,4 @@ def test_descriptions_carry_the_chinese_term_unit_and_clause() -> None:
         "yearly cap with stays)."
     )
     description = described(schema, "Query.claims(orderBy)")
-    assert description == "The order of the rows (default ID)."
+    assert description == "The order of the rows; null (the default): ID."
