@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -12,12 +11,27 @@ from gateway.storage import audit, models
 from policies.errors import InvalidInput
 from resolvers.context import Context
 from resolvers.inputs import check_text
-from resolvers.pages import keyset
+from resolvers.pages import Key, Order, Page, fetch_page
+
+_ALERT = models.HighCostAlert
+ORDERS = {
+    "ID": Order((_ALERT.id,)),
+    "OUT_OF_POCKET_DESC": Order((_ALERT.out_of_pocket, _ALERT.id), descending=True),
+    "OUT_OF_POCKET_ASC": Order((_ALERT.out_of_pocket, _ALERT.id)),
+}
+"""The sort orders of the highCostAlerts field, by the names of the GraphQL enum AlertOrder."""
 
 
 async def page(
-    ctx: Context, *, status: str | None, year: int | None, first: int, after: int | None
-) -> Sequence[models.HighCostAlert]:
+    ctx: Context,
+    *,
+    status: str | None,
+    year: int | None,
+    order: Order,
+    first: int,
+    after: Key | None,
+) -> Page[models.HighCostAlert]:
+    """``first + 1`` alerts of the caller's rows after ``after`` in ``order``, and their count."""
     stmt = select(models.HighCostAlert).where(
         ctx.rows.person_of(models.HighCostAlert.beneficiary_id)
     )
@@ -25,7 +39,7 @@ async def page(
         stmt = stmt.where(models.HighCostAlert.status == status)
     if year is not None:
         stmt = stmt.where(models.HighCostAlert.year == year)
-    return await ctx.all(keyset(stmt, models.HighCostAlert.id, after, first))
+    return await fetch_page(ctx.all, stmt, order, after, first)
 
 
 async def resolve(ctx: Context, alert_id: str, resolution: str) -> models.HighCostAlert:

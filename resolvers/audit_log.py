@@ -15,7 +15,9 @@ from gateway.errors import GatewayError
 from gateway.storage import checkpoints, models
 from gateway.storage.checkpoints import Checkpoint
 from resolvers.context import Context
-from resolvers.pages import keyset
+from resolvers.pages import Key, Order, Page, fetch_page
+
+BY_ID = Order((models.AuditRecord.id,))
 
 
 async def page(
@@ -26,8 +28,8 @@ async def page(
     since: datetime | None,
     until: datetime | None,
     first: int,
-    after: int | None,
-) -> Sequence[models.AuditRecord]:
+    after: Key | None,
+) -> Page[models.AuditRecord]:
     record = models.AuditRecord
     stmt = select(record).where(ctx.rows.audit_records())
     if department is not None:
@@ -38,7 +40,7 @@ async def page(
         stmt = stmt.where(record.at >= since)
     if until is not None:
         stmt = stmt.where(record.at < until)
-    return await ctx.all(keyset(stmt, record.id, after, first))
+    return await fetch_page(ctx.all, stmt, BY_ID, after, first)
 
 
 async def access_report(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import ColumnElement, exists, or_, select
@@ -16,7 +15,7 @@ from policies.errors import InvalidInput
 from policies.vocabulary import Category
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_region_prefix
-from resolvers.pages import keyset
+from resolvers.pages import Order, Page, fetch_page
 from resolvers.rows import RowRules
 
 
@@ -62,7 +61,7 @@ async def page(
     category: Category | None,
     first: int,
     after: uuid.UUID | None,
-) -> Sequence[models.Beneficiary]:
+) -> Page[models.Beneficiary]:
     """``first + 1`` persons in id order after ``after``, under the row rules and filters;
     FORBIDDEN for a region prefix disjoint from the token's regions."""
     stmt = select(models.Beneficiary).where(*ctx.rows.persons())
@@ -71,7 +70,9 @@ async def page(
         stmt = stmt.where(models.Beneficiary.region_code.like(f"{region_prefix}%"))
     if category is not None:
         stmt = stmt.where(holds_category(category, ctx.settings.today()))
-    return await ctx.all(keyset(stmt, models.Beneficiary.id, after, first))
+    return await fetch_page(
+        ctx.all, stmt, Order((models.Beneficiary.id,)), None if after is None else (after,), first
+    )
 
 
 async def lock_person(session: AsyncSession, rows: RowRules, id_number: str) -> models.Beneficiary:

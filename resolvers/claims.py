@@ -3,7 +3,6 @@ acknowledgement, always under the row rules of claims and of their persons."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -12,7 +11,15 @@ from gateway.errors import NotFound
 from gateway.storage import audit, models
 from resolvers.context import Context
 from resolvers.inputs import check_text
-from resolvers.pages import keyset
+from resolvers.pages import Key, Order, Page, fetch_page
+
+BY_ID = Order((models.Claim.id,))
+ORDERS = {
+    "ID": BY_ID,
+    "ADMISSION_DATE_ASC": Order((models.Claim.admission_date, models.Claim.id)),
+    "ADMISSION_DATE_DESC": Order((models.Claim.admission_date, models.Claim.id), descending=True),
+}
+"""The sort orders of the claims field, by the names of the GraphQL enum ClaimOrder."""
 
 
 async def find(ctx: Context, claim_number: str) -> models.Claim | None:
@@ -25,12 +32,13 @@ async def find(ctx: Context, claim_number: str) -> models.Claim | None:
 
 
 async def page(
-    ctx: Context, *, year: int | None, first: int, after: int | None
-) -> Sequence[models.Claim]:
+    ctx: Context, *, year: int | None, order: Order, first: int, after: Key | None
+) -> Page[models.Claim]:
+    """``first + 1`` claims of the caller's rows after ``after`` in ``order``, and their count."""
     stmt = select(models.Claim).where(*ctx.rows.claims_with_persons())
     if year is not None:
         stmt = stmt.where(models.Claim.year == year)
-    return await ctx.all(keyset(stmt, models.Claim.id, after, first))
+    return await fetch_page(ctx.all, stmt, order, after, first)
 
 
 async def acknowledge(ctx: Context, claim_number: str) -> models.Claim:

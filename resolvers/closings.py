@@ -18,7 +18,9 @@ from policies.benefits import Policy
 from policies.errors import InvalidInput
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_region, shares_region
-from resolvers.pages import keyset
+from resolvers.pages import Key, Order, Page, fetch_page
+
+BY_ID = Order((models.LateNews.id,))
 
 
 def _policies_of(ctx: Context, region_code: str, year: int) -> list[Policy]:
@@ -90,8 +92,8 @@ async def close_year(ctx: Context, region_code: str, year: int) -> models.Settle
 
 
 async def late_news_page(
-    ctx: Context, *, region_code: str | None, year: int | None, first: int, after: int | None
-) -> Sequence[models.LateNews]:
+    ctx: Context, *, region_code: str | None, year: int | None, first: int, after: Key | None
+) -> Page[models.LateNews]:
     """Late news recorded for closed years, of the caller's rows, oldest first; ``region_code``
     as for :func:`closed_years`."""
     stmt = select(models.LateNews).where(ctx.rows.person_of(models.LateNews.beneficiary_id))
@@ -99,7 +101,7 @@ async def late_news_page(
         stmt = stmt.where(models.LateNews.region_code == _policy_region(ctx, region_code))
     if year is not None:
         stmt = stmt.where(models.LateNews.year == year)
-    return await ctx.all(keyset(stmt, models.LateNews.id, after, first))
+    return await fetch_page(ctx.all, stmt, BY_ID, after, first)
 
 
 async def closed_years(

@@ -42,7 +42,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.rows = RowRules.of(self.principal, self.policy.rows)
-        self.loaders = Loaders(self.all, self.rows)
+        self.loaders = Loaders(self.all, self.rows, self.tuples)
 
     @property
     def policy(self) -> DepartmentPolicy:
@@ -64,6 +64,15 @@ class Context:
 
         async def run(session: AsyncSession) -> Sequence[Any]:
             return (await session.scalars(stmt)).all()
+
+        return await self.read(run)
+
+    async def tuples(self, stmt: Select[*tuple[Any, ...]]) -> Sequence[Any]:
+        """The rows of a select of several columns (each a tuple), on the request's read session."""
+
+        async def run(session: AsyncSession) -> Sequence[Any]:
+            rows: Sequence[Any] = (await session.execute(stmt)).all()
+            return rows
 
         return await self.read(run)
 

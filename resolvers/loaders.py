@@ -19,6 +19,7 @@ from resolvers.rows import RowRules
 
 T = TypeVar("T")
 Fetch = Callable[[Select[Any]], Awaitable[Sequence[Any]]]
+FetchTuples = Callable[[Select[*tuple[Any, ...]]], Awaitable[Sequence[Any]]]
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ def _group(rows: Sequence[Any], key: Callable[[Any], Any]) -> dict[Any, list[Any
 
 
 class Loaders:
-    def __init__(self, fetch: Fetch, rows: RowRules) -> None:
+    def __init__(self, fetch: Fetch, rows: RowRules, fetch_tuples: FetchTuples) -> None:
         self._all = fetch
+        self._tuples = fetch_tuples
         self.rows = rows
         self.identities = self._by_beneficiary(
             models.Identity, models.Identity.valid_from, models.Identity.id
@@ -52,6 +54,9 @@ class Loaders:
         self.alerts = self._by_beneficiary(models.HighCostAlert, models.HighCostAlert.year)
         self.claim_pages: DataLoader[ClaimPage, list[models.Claim]] = DataLoader(
             load_fn=self._load_claim_pages
+        )
+        self.claim_counts: DataLoader[tuple[uuid.UUID, int | None], int] = DataLoader(
+            load_fn=self._load_claim_counts
         )
         self.settlements: DataLoader[int, list[models.Settlement]] = DataLoader(
             load_fn=self._load_settlements
@@ -111,6 +116,22 @@ class Loaders:
             for page in pages:
                 out[page] = grouped.get(page.beneficiary_id, [])
         return [out[k] for k in keys]
+
+    async def _load_claim_counts(self, keys: list[tuple[uuid.UUID, int | None]]) -> list[int]:
+        # How many claims each person has (of a year, or all) under the row rules: one grouped
+        # COUNT per distinct year.
+        counts: dict[tuple[uuid.UUID, int | None], int] = {}
+        for year, asked in _group(keys, lambda k: k[1]).items():
+            person = models.Claim.beneficiary_id
+            stmt = (
+                select(person, func.count())
+                .where(person.in_([k[0] for k in asked]), *self.rows.claims())
+                .group_by(person)
+            )
+            if year is not None:
+                stmt = stmt.where(models.Claim.year == year)
+            counts.update({(p, year): n for p, n in await self._tuples(stmt)})
+        return [counts.get(k, 0) for k in keys]
 
     async def _load_settlements(self, claim_ids: list[int]) -> list[list[models.Settlement]]:
         stmt = (

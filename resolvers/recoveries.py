@@ -23,7 +23,9 @@ from resolvers import settlement
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_text
-from resolvers.pages import keyset
+from resolvers.pages import Key, Order, Page, fetch_page
+
+BY_ID = Order((models.Recovery.id,))
 
 STATUSES = ("PENDING", "RECOVERED", "WAIVED", "WITHDRAWN")
 DECISIONS = ("RECOVER", "WAIVE")
@@ -36,8 +38,8 @@ async def page(
     year: int | None,
     claim_number: str | None,
     first: int,
-    after: int | None,
-) -> Sequence[models.Recovery]:
+    after: Key | None,
+) -> Page[models.Recovery]:
     """Recoveries of the caller's rows, oldest first, filtered by status, year and claim."""
     stmt = select(models.Recovery).where(ctx.rows.person_of(models.Recovery.beneficiary_id))
     if status is not None:
@@ -50,7 +52,7 @@ async def page(
                 select(models.Claim.id).where(models.Claim.claim_number == claim_number)
             )
         )
-    return await ctx.all(keyset(stmt, models.Recovery.id, after, first))
+    return await fetch_page(ctx.all, stmt, BY_ID, after, first)
 
 
 async def claim_numbers(ctx: Context, rows: Sequence[models.Recovery]) -> dict[int, str]:

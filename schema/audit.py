@@ -13,19 +13,23 @@ from gateway.storage.checkpoints import Checkpoint
 
 @strawberry.type(description="One audited response or write.")
 class AuditRecord:
-    id: strawberry.ID
-    at: datetime
+    id: strawberry.ID = strawberry.field(description="Position in the audit chain.")
+    at: datetime = strawberry.field(description="When the response or write happened.")
     action: str = strawberry.field(description="READ or WRITE.")
-    department: str
-    org: str
+    department: str = strawberry.field(description="The caller's department (of the token).")
+    org: str = strawberry.field(description="The caller's organisation (of the token).")
     subject: str = strawberry.field(description="The user or system of the token.")
-    purpose: str | None
-    operation: str | None
+    purpose: str | None = strawberry.field(
+        description="The purpose of processing the token declares (ACCESS.md)."
+    )
+    operation: str | None = strawberry.field(description="The GraphQL operation or mutation.")
     query_hash: str | None = strawberry.field(description="SHA-256 of the query text.")
     query_text: str | None = strawberry.field(
         description="The query text as the caller sent it (null on writes and older records)."
     )
-    beneficiary_ids: list[strawberry.ID]
+    beneficiary_ids: list[strawberry.ID] = strawberry.field(
+        description="The persons whose data was read or written (Beneficiary.id)."
+    )
     field_paths: list[str] = strawberry.field(
         description="What was read, by the schema's field names (never the response's aliases)."
     )
@@ -50,9 +54,11 @@ class AuditRecord:
 
 @strawberry.type(description="Who saw or changed this person's data (PIPL access report).")
 class AccessReport:
-    id_number: str
-    beneficiary_id: strawberry.ID
-    records: list[AuditRecord]
+    id_number: str = strawberry.field(description="The person's resident ID number.")
+    beneficiary_id: strawberry.ID = strawberry.field(description="The person's Beneficiary.id.")
+    records: list[AuditRecord] = strawberry.field(
+        description="Every audit record naming the person, oldest first."
+    )
 
     @classmethod
     def of(cls, person: models.Beneficiary, records: Sequence[models.AuditRecord]) -> AccessReport:
@@ -71,7 +77,7 @@ class AuditCheckpoint:
     count: int = strawberry.field(description="Records in the chain.")
     last_id: strawberry.ID | None = strawberry.field(description="Id of the newest record.")
     head: str = strawberry.field(description="Hash of the newest record.")
-    at: datetime
+    at: datetime = strawberry.field(description="When the checkpoint was signed.")
     signature: str = strawberry.field(
         description="HMAC-SHA256 (hex) of count, last id, head and time, with a key the "
         "database does not hold."

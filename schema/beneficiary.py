@@ -18,28 +18,35 @@ from gateway.storage import models
 from policies.errors import NoPolicyInForce
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.engine import preferential_on
+from resolvers.claims import BY_ID
 from resolvers.loaders import ClaimPage
+from resolvers.pages import Page
 from schema.amounts import ZERO, Amounts, amounts
-from schema.enums import BasicScheme, Category, Gender, HospitalLevel, VisitType
-from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.enums import BasicScheme, Category, Gender, HospitalLevel, VisitType, described
+from schema.pagination import AFTER, FIRST, Connection, after_key, check_first, connection
 
 if TYPE_CHECKING:
     from resolvers.context import Context
     from schema.settlement import Settlement, SettlementEvent
 
 
+YEAR = strawberry.argument(description="Only claims of this settlement year (admission year).")
+
+
 @strawberry.type(description="A recognised category (身份) of a person, with its validity.")
 class Identity:
-    category: Category
-    valid_from: date
+    category: Category = strawberry.field(description="The category recognised.")
+    valid_from: date = strawberry.field(
+        description="First day it holds (China time; at most today when recorded)."
+    )
     valid_to: date | None = strawberry.field(description="Null while still valid.")
     reference: str = strawberry.field(description="Number of the recognition decision.")
     decided_on: date | None = strawberry.field(
         description="When the latest change (the end, once ended) was decided (China time)."
     )
     department: str = strawberry.field(description="The recognising department.")
-    org: str
-    recorded_at: datetime
+    org: str = strawberry.field(description="The organisation (of the token) that recorded it.")
+    recorded_at: datetime = strawberry.field(description="When the gateway recorded it.")
     beneficiary_id: strawberry.Private[uuid.UUID]
 
     @classmethod
@@ -74,23 +81,31 @@ class SubsidySplit:
     category: Category | None = strawberry.field(
         description="The subsidised category that won; null when none is held (or no policy)."
     )
-    assistance_fund: Decimal
-    finance: Decimal
-    individual: Decimal
+    assistance_fund: Decimal = strawberry.field(
+        description="Paid by the medical-assistance fund (医疗救助基金), yuan."
+    )
+    finance: Decimal = strawberry.field(description="Paid by public finance (财政补贴), yuan.")
+    individual: Decimal = strawberry.field(description="Left to the person (个人缴费), yuan.")
 
 
 @strawberry.type(description="Enrollment in the resident basic medical insurance for one year.")
 class Enrollment:
-    year: int
+    year: int = strawberry.field(description="The insurance year (calendar year).")
     scheme: BasicScheme = strawberry.field(
         description="RESIDENT (城乡居民医保) or EMPLOYEE (职工医保)."
     )
-    contribution: Decimal
+    contribution: Decimal = strawberry.field(
+        description="The individual contribution of the year (个人缴费标准), yuan."
+    )
     inclusive_commercial: bool = strawberry.field(
         description="Also enrolled in the region's inclusive commercial plan (惠民保)."
     )
-    enrolled_on: date
-    subsidy: SubsidySplit
+    enrolled_on: date = strawberry.field(
+        description="Enrollment date (China time): the categories held on it decide the subsidy."
+    )
+    subsidy: SubsidySplit = strawberry.field(
+        description="资助参保: who pays the contribution (SETTLEMENT.md §7)."
+    )
     beneficiary_id: strawberry.Private[uuid.UUID]
 
     @classmethod
@@ -114,9 +129,9 @@ class Enrollment:
 
 @strawberry.type(description="What a person's year cost and who paid it (the ledger).")
 class YearlySummary(Amounts):
-    year: int
+    year: int = strawberry.field(description="The settlement year (year of admission).")
     visits: int = strawberry.field(description="Settled claims (not reversed).")
-    total_cost: Decimal
+    total_cost: Decimal = strawberry.field(description="总费用 of those claims, yuan.")
 
     @classmethod
     def of(cls, year: int, m: models.Ledger | None) -> YearlySummary:
@@ -142,9 +157,11 @@ async def person_of(
 class Beneficiary:
     id: strawberry.ID = strawberry.field(description="Opaque identifier.")
     id_number: str = strawberry.field(description="Resident ID number (身份证号).")
-    name: str
-    gender: Gender
-    birth_date: date
+    name: str = strawberry.field(description="Full name (姓名) as registered.")
+    gender: Gender = strawberry.field(description="性别, as recorded.")
+    birth_date: date = strawberry.field(
+        description="出生日期; by default the one the ID number encodes."
+    )
     region_code: str = strawberry.field(description="6-digit administrative region code.")
     beneficiary_id: strawberry.Private[uuid.UUID]
 
@@ -181,7 +198,12 @@ class Beneficiary:
         "a date (default today), without saying which category."
     )
     async def preferential_treatment(
-        self, info: strawberry.Info[Context, None], on: date | None = None
+        self,
+        info: strawberry.Info[Context, None],
+        on: Annotated[
+            date | None,
+            strawberry.argument(description="The date asked about (China time; default today)."),
+        ] = None,
     ) -> bool:
         day = on or info.context.settings.today()
         identities = await info.context.loaders.identities.load(self.beneficiary_id)
@@ -198,7 +220,9 @@ class Beneficiary:
 
     @strawberry.field(description="Totals of a settlement year (zeros when nothing settled).")
     async def yearly_summary(
-        self, info: strawberry.Info[Context, None], year: int
+        self,
+        info: strawberry.Info[Context, None],
+        year: Annotated[int, strawberry.argument(description="The settlement year.")],
     ) -> YearlySummary:
         row = await info.context.loaders.ledgers.load((self.beneficiary_id, year))
         return YearlySummary.of(year, row)
@@ -217,37 +241,58 @@ class Beneficiary:
     async def claims(
         self,
         info: strawberry.Info[Context, None],
-        year: int | None = None,
-        first: int = 20,
-        after: str | None = None,
+        year: Annotated[int | None, YEAR] = None,
+        first: Annotated[int, FIRST] = 20,
+        after: Annotated[str | None, AFTER] = None,
     ) -> Connection[Claim]:
+        loaders = info.context.loaders
+        key = after_key("claim", BY_ID, after)
         page = ClaimPage(
             beneficiary_id=self.beneficiary_id,
             year=year,
             first=check_first(first, info.context.settings.max_page_size) + 1,
-            after=int(decode_cursor("claim", after)) if after else None,
+            after=None if key is None else key[0],
         )
-        rows = await info.context.loaders.claim_pages.load(page)
-        return connection(rows, first, "claim", Claim.from_model, lambda r: r.id)
+        rows = await loaders.claim_pages.load(page)
+        counted = (self.beneficiary_id, year)
+        found = Page(rows, lambda: loaders.claim_counts.load(counted))
+        return connection(found, first, "claim", Claim.from_model, BY_ID.key, after)
 
 
 @strawberry.type(description="One visit (a stay or an outpatient visit) as billed.")
 class Claim:
-    claim_number: str
-    year: int
-    type: VisitType
-    hospital_level: HospitalLevel | None
-    hospital_code: str | None
-    admission_date: date
-    discharge_date: date
-    total_cost: Decimal
+    claim_number: str = strawberry.field(
+        description="The claim's number (结算单号), unique; the idempotency key of settleClaim."
+    )
+    year: int = strawberry.field(
+        description="Settlement year: the calendar year of the admission date (SETTLEMENT.md §3)."
+    )
+    type: VisitType = strawberry.field(description="住院, 门诊慢特病 or 普通门诊.")
+    hospital_level: HospitalLevel | None = strawberry.field(
+        description="Grade of the hospital (null when not given)."
+    )
+    hospital_code: str | None = strawberry.field(
+        description="The hospital's code (定点医疗机构编码), as the hospital sent it."
+    )
+    admission_date: date = strawberry.field(description="入院日期 (China time).")
+    discharge_date: date = strawberry.field(
+        description="出院日期 (China time); the admission date for an outpatient visit."
+    )
+    total_cost: Decimal = strawberry.field(description="总费用, yuan.")
     policy_scope_cost: Decimal = strawberry.field(description="政策范围内费用.")
-    referral_compliant: bool
-    in_province: bool
+    referral_compliant: bool = strawberry.field(
+        description="按规定转诊: false means no assistance payer where the policy requires "
+        "compliance (SETTLEMENT.md §5)."
+    )
+    in_province: bool = strawberry.field(
+        description="省内就医: treated within the province (a condition of 倾斜救助 in 攀枝花)."
+    )
     diagnosis: str | None = strawberry.field(description="ICD-10 code.")
-    special_treatment_hospital: bool
+    special_treatment_hospital: bool = strawberry.field(
+        description="A designated hospital for 大病专项救治 (湖南 三)."
+    )
     carrier: str | None = strawberry.field(description="The insurer carrying the claim.")
-    reversed: bool
+    reversed: bool = strawberry.field(description="Reversed (冲销) by reverseSettlement.")
     acknowledged: bool = strawberry.field(description="Acknowledged by its carrier.")
     claim_id: strawberry.Private[int]
     beneficiary_id: strawberry.Private[uuid.UUID]
@@ -312,23 +357,75 @@ class Claim:
         )
 
 
-@strawberry.enum
+class ClaimOrder(StrEnum):
+    ID = "ID"
+    ADMISSION_DATE_ASC = "ADMISSION_DATE_ASC"
+    ADMISSION_DATE_DESC = "ADMISSION_DATE_DESC"
+
+
+described(
+    ClaimOrder,
+    "The order of a page of claims; ties are broken by the claim's id, so the order is total "
+    "and cursors stay exact.",
+    {
+        ClaimOrder.ID: "As recorded (the default): oldest record first.",
+        ClaimOrder.ADMISSION_DATE_ASC: "By admission date (入院日期), earliest first.",
+        ClaimOrder.ADMISSION_DATE_DESC: "By admission date (入院日期), latest first.",
+    },
+)
+
+
+class AlertOrder(StrEnum):
+    ID = "ID"
+    OUT_OF_POCKET_DESC = "OUT_OF_POCKET_DESC"
+    OUT_OF_POCKET_ASC = "OUT_OF_POCKET_ASC"
+
+
 class AlertStatus(StrEnum):
     OPEN = "OPEN"
     RESOLVED = "RESOLVED"
+
+
+described(
+    AlertStatus,
+    "Where a high-cost alert (主动发现) stands.",
+    {
+        AlertStatus.OPEN: "Not yet dealt with: the person may need assistance (待核查).",
+        AlertStatus.RESOLVED: "Closed by resolveAlert with what was done about it.",
+    },
+)
+described(
+    AlertOrder,
+    "The order of a page of high-cost alerts; ties are broken by the alert's id (in the same "
+    "direction), so the order is total and cursors stay exact.",
+    {
+        AlertOrder.ID: "As raised (the default): oldest alert first.",
+        AlertOrder.OUT_OF_POCKET_DESC: "By out-of-pocket amount (个人自付), largest first: who "
+        "needs attention most.",
+        AlertOrder.OUT_OF_POCKET_ASC: "By out-of-pocket amount (个人自付), smallest first.",
+    },
+)
 
 
 @strawberry.type(
     description="An insured person whose yearly out-of-pocket passed the policy's threshold."
 )
 class HighCostAlert:
-    id: strawberry.ID
-    year: int
-    out_of_pocket: Decimal
-    threshold: Decimal
-    status: AlertStatus
-    resolution: str | None
-    resolved_at: datetime | None
+    id: strawberry.ID = strawberry.field(description="Opaque identifier (resolveAlert takes it).")
+    year: int = strawberry.field(description="The settlement year.")
+    out_of_pocket: Decimal = strawberry.field(
+        description="The person's out-of-pocket (个人自付) of the year when the alert was raised, "
+        "yuan."
+    )
+    threshold: Decimal = strawberry.field(
+        description="The policy's threshold it passed, yuan (e.g. 攀枝花 第十八条: 50% of the "
+        "previous year's per-capita disposable income)."
+    )
+    status: AlertStatus = strawberry.field(description="OPEN or RESOLVED.")
+    resolution: str | None = strawberry.field(
+        description="What was done (assistance granted, not eligible, …); null while open."
+    )
+    resolved_at: datetime | None = strawberry.field(description="When it was resolved.")
     beneficiary_id: strawberry.Private[uuid.UUID]
 
     @classmethod

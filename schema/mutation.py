@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -32,13 +32,22 @@ if TYPE_CHECKING:
     from resolvers.context import Context
 
 
-@strawberry.input
+ID_NUMBER = "The person's resident ID number (身份证号, 18 characters; check digit verified)."
+
+
+@strawberry.input(description="A person to register (登记).")
 class RegisterBeneficiaryInput:
-    id_number: str
-    name: str
-    region_code: str
-    gender: Gender | None = None
-    birth_date: date | None = None
+    id_number: str = strawberry.field(description=ID_NUMBER)
+    name: str = strawberry.field(description="Full name (姓名).")
+    region_code: str = strawberry.field(
+        description="6-digit administrative region code of residence; within the token's regions."
+    )
+    gender: Gender | None = strawberry.field(
+        default=None, description="Default: from the ID number's 17th digit, which must agree."
+    )
+    birth_date: date | None = strawberry.field(
+        default=None, description="Default: the date the ID number encodes, which must agree."
+    )
 
 
 DECIDED_ON = (
@@ -48,36 +57,55 @@ DECIDED_ON = (
 )
 
 
-@strawberry.input
+@strawberry.input(
+    description="A recognised category (身份认定) or monitoring flag, with its validity."
+)
 class RecordCategoryInput:
-    id_number: str
-    category: Category
+    id_number: str = strawberry.field(description=ID_NUMBER)
+    category: Category = strawberry.field(
+        description="The category; the department must be the one that recognises it."
+    )
     valid_from: date = strawberry.field(description="At most today (China time).")
-    valid_to: date | None = None
-    reference: str
+    valid_to: date | None = strawberry.field(
+        default=None, description="Last day it holds (null: open)."
+    )
+    reference: str = strawberry.field(
+        description="Number of the recognition decision (认定文书编号)."
+    )
     decided_on: date | None = strawberry.field(default=None, description=DECIDED_ON)
 
 
-@strawberry.input
+@strawberry.input(description="The end of an open category record (身份终止).")
 class EndCategoryInput:
-    id_number: str
-    category: Category
-    valid_to: date
+    id_number: str = strawberry.field(description=ID_NUMBER)
+    category: Category = strawberry.field(description="The category whose open record ends.")
+    valid_to: date = strawberry.field(description="Last day it holds (China time).")
     decided_on: date | None = strawberry.field(default=None, description=DECIDED_ON)
 
 
-@strawberry.input
+@strawberry.input(
+    description="Enrollment (参保登记) in basic medical insurance for one year (SETTLEMENT.md §7)."
+)
 class RecordEnrollmentInput:
-    id_number: str
-    year: int
+    id_number: str = strawberry.field(description=ID_NUMBER)
+    year: int = strawberry.field(description="The insurance year.")
     contribution: Decimal = strawberry.field(description="Individual contribution, yuan.")
-    inclusive_commercial: bool = False
-    enrolled_on: date
+    inclusive_commercial: bool = strawberry.field(
+        default=False,
+        description="Also enrolled in the region's inclusive commercial plan (惠民保).",
+    )
+    enrolled_on: date = strawberry.field(
+        description="Enrollment date (China time): the categories held on it decide the subsidy."
+    )
     scheme: BasicScheme = strawberry.field(
         default=BasicScheme.RESIDENT,
         description="RESIDENT (城乡居民医保) or EMPLOYEE (职工医保: its claims must carry "
         "reported.basicInsurance).",
     )
+
+
+INPUT = strawberry.argument(description="What to write (see the input type).")
+CLAIM_NUMBER = strawberry.argument(description="The claim's number (结算单号).")
 
 
 def _settlement(state: settlement.ClaimState) -> Settlement:
@@ -107,7 +135,9 @@ def _end(data: EndCategoryInput) -> ingestion.EndCategoryInput:
 class Mutation:
     @strawberry.mutation(description="Register a person; the same ID number again returns them.")
     async def register_beneficiary(
-        self, info: strawberry.Info[Context, None], input: RegisterBeneficiaryInput
+        self,
+        info: strawberry.Info[Context, None],
+        input: Annotated[RegisterBeneficiaryInput, INPUT],
     ) -> Beneficiary | None:
         row = await ingestion.register(
             info.context,
@@ -123,28 +153,28 @@ class Mutation:
 
     @strawberry.mutation(description="Record a recognised category (civil affairs and others).")
     async def record_identity(
-        self, info: strawberry.Info[Context, None], input: RecordCategoryInput
+        self, info: strawberry.Info[Context, None], input: Annotated[RecordCategoryInput, INPUT]
     ) -> Identity | None:
         row = await ingestion.record_category(info.context, _record(input), flags=False)
         return Identity.from_model(row)
 
     @strawberry.mutation(description="End the open record of a category on validTo.")
     async def end_identity(
-        self, info: strawberry.Info[Context, None], input: EndCategoryInput
+        self, info: strawberry.Info[Context, None], input: Annotated[EndCategoryInput, INPUT]
     ) -> Identity | None:
         row = await ingestion.end_category(info.context, _end(input), flags=False)
         return Identity.from_model(row)
 
     @strawberry.mutation(description="Record a poverty-monitoring flag (rural revitalisation).")
     async def record_monitoring_flag(
-        self, info: strawberry.Info[Context, None], input: RecordCategoryInput
+        self, info: strawberry.Info[Context, None], input: Annotated[RecordCategoryInput, INPUT]
     ) -> MonitoringFlag | None:
         row = await ingestion.record_category(info.context, _record(input), flags=True)
         return MonitoringFlag.from_model(row)
 
     @strawberry.mutation(description="End the open monitoring flag of a category on validTo.")
     async def end_monitoring_flag(
-        self, info: strawberry.Info[Context, None], input: EndCategoryInput
+        self, info: strawberry.Info[Context, None], input: Annotated[EndCategoryInput, INPUT]
     ) -> MonitoringFlag | None:
         row = await ingestion.end_category(info.context, _end(input), flags=True)
         return MonitoringFlag.from_model(row)
@@ -153,7 +183,7 @@ class Mutation:
         description="Enroll a person for a year; the answer carries the subsidy split (§7)."
     )
     async def record_enrollment(
-        self, info: strawberry.Info[Context, None], input: RecordEnrollmentInput
+        self, info: strawberry.Info[Context, None], input: Annotated[RecordEnrollmentInput, INPUT]
     ) -> Enrollment | None:
         row = await ingestion.record_enrollment(
             info.context,
@@ -176,7 +206,7 @@ class Mutation:
         "today (China time) is BAD_INPUT; a closed year or a reversed claim number is CONFLICT."
     )
     async def settle_claim(
-        self, info: strawberry.Info[Context, None], input: SettleClaimInput
+        self, info: strawberry.Info[Context, None], input: Annotated[SettleClaimInput, INPUT]
     ) -> Settlement | None:
         state = await settlement.settle(
             info.context,
@@ -208,7 +238,10 @@ class Mutation:
         "year with adjustments."
     )
     async def reverse_settlement(
-        self, info: strawberry.Info[Context, None], claim_number: str, reason: str
+        self,
+        info: strawberry.Info[Context, None],
+        claim_number: Annotated[str, CLAIM_NUMBER],
+        reason: Annotated[str, strawberry.argument(description="Why (退费, 冲销); audited.")],
     ) -> Settlement | None:
         return _settlement(await settlement.reverse(info.context, claim_number, reason))
 
@@ -217,7 +250,7 @@ class Mutation:
         "stored."
     )
     def simulate_settlement(
-        self, info: strawberry.Info[Context, None], input: SimulateSettlementInput
+        self, info: strawberry.Info[Context, None], input: Annotated[SimulateSettlementInput, INPUT]
     ) -> Simulation | None:
         person, visits = input.engine()
         results = settle_visits(info.context.policies, person, visits)
@@ -231,9 +264,11 @@ class Mutation:
     async def decide_recovery(
         self,
         info: strawberry.Info[Context, None],
-        id: strawberry.ID,
-        decision: RecoveryDecision,
-        reason: str | None = None,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The recovery's id.")],
+        decision: Annotated[RecoveryDecision, strawberry.argument(description="RECOVER or WAIVE.")],
+        reason: Annotated[
+            str | None, strawberry.argument(description="Why; required to WAIVE.")
+        ] = None,
     ) -> Recovery | None:
         row = await recoveries.decide(info.context, id, decision.value, reason)
         numbers = await recoveries.claim_numbers(info.context, [row])
@@ -245,19 +280,32 @@ class Mutation:
         "claims are never re-run, settled or reversed, and late news is only listed (lateNews)."
     )
     async def close_settlement_year(
-        self, info: strawberry.Info[Context, None], region_code: str, year: int
+        self,
+        info: strawberry.Info[Context, None],
+        region_code: Annotated[
+            str, strawberry.argument(description="The policy's region code, e.g. 510400.")
+        ],
+        year: Annotated[int, strawberry.argument(description="The settlement year to close.")],
     ) -> SettlementYearClosing | None:
         row = await closings.close_year(info.context, region_code, year)
         return SettlementYearClosing.from_model(row)
 
     @strawberry.mutation(description="The carrier acknowledges receipt of a claim it carries.")
     async def acknowledge_claim(
-        self, info: strawberry.Info[Context, None], claim_number: str
+        self, info: strawberry.Info[Context, None], claim_number: Annotated[str, CLAIM_NUMBER]
     ) -> Claim | None:
         return Claim.from_model(await claims.acknowledge(info.context, claim_number))
 
     @strawberry.mutation(description="Close a high-cost alert with what was done about it.")
     async def resolve_alert(
-        self, info: strawberry.Info[Context, None], id: strawberry.ID, resolution: str
+        self,
+        info: strawberry.Info[Context, None],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The alert's id.")],
+        resolution: Annotated[
+            str,
+            strawberry.argument(
+                description="What was done (assistance granted, not eligible, …), ≤ 500 characters."
+            ),
+        ],
     ) -> HighCostAlert | None:
         return HighCostAlert.from_model(await alerts.resolve(info.context, id, resolution))

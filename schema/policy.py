@@ -12,11 +12,13 @@ from schema.enums import Category
 
 @strawberry.type(description="A regional benefit policy (policies/benefits/*.yaml).")
 class BenefitPolicy:
-    id: str
-    name: str
-    region_prefix: str
-    effective_from: date
-    effective_to: date | None
+    id: str = strawberry.field(description="Region code and year, e.g. 510400-2023.")
+    name: str = strawberry.field(description="The policy document's title.")
+    region_prefix: str = strawberry.field(
+        description="The region codes it covers start with this (510400 → 5104; §3)."
+    )
+    effective_from: date = strawberry.field(description="First day in force (admission dates).")
+    effective_to: date | None = strawberry.field(description="Last day in force (null: open).")
     source: str = strawberry.field(description="The policy document it comes from.")
     categories: list[Category] = strawberry.field(
         description="The categories it assists, highest benefit first (待遇就高)."

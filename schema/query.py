@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from resolvers import alerts, audit_log, beneficiaries, claims, closings, recoveries, statistics
+from resolvers.pages import Order
 from schema.audit import AccessReport, AuditCheckpoint, AuditRecord
-from schema.beneficiary import AlertStatus, Beneficiary, Claim, HighCostAlert
+from schema.beneficiary import (
+    AlertOrder,
+    AlertStatus,
+    Beneficiary,
+    Claim,
+    ClaimOrder,
+    HighCostAlert,
+)
 from schema.enums import Category
-from schema.pagination import Connection, check_first, connection, decode_cursor
+from schema.pagination import (
+    AFTER,
+    AMOUNT_AND_ID,
+    DATE_AND_ID,
+    FIRST,
+    KEYS,
+    Connection,
+    after_key,
+    check_first,
+    connection,
+    decode_cursor,
+)
 from schema.policy import BenefitPolicy
 from schema.recovery import LateNews, Recovery, RecoveryStatus, SettlementYearClosing
 from schema.statistics import Statistics
@@ -31,22 +52,44 @@ POLICY_REGION = strawberry.argument(
 )
 
 
-def _after(kind: str, after: str | None) -> int | None:
-    return int(decode_cursor(kind, after)) if after else None
+YEAR = strawberry.argument(description="Only rows of this settlement year.")
+
+
+def _sorted(kind: str, order_by: StrEnum | None, orders: Mapping[str, Order]) -> tuple[str, Order]:
+    """The cursor kind and keyset order of a sort order (the id order, also when none is given,
+    keeps the plain kind, so its cursors are those given out before sort orders existed).
+
+    An order is passed only when asked for: it reveals the column it sorts on, so the access
+    policy treats it as a filter (policies/access/_fields.yaml)."""
+    if order_by is None or order_by.value == "ID":
+        return kind, orders["ID"]
+    return f"{kind} by {order_by.value}", orders[order_by.value]
+
+
+for _kind, _pattern, _orders in (
+    ("claim", DATE_AND_ID, claims.ORDERS),
+    ("alert", AMOUNT_AND_ID, alerts.ORDERS),
+):
+    KEYS.update({f"{_kind} by {name}": _pattern for name in _orders if name != "ID"})
 
 
 def _page_size(info: strawberry.Info[Context, None], first: int) -> int:
     return check_first(first, info.context.settings.max_page_size)
 
 
-@strawberry.type
+@strawberry.type(description="What a department may read, under its access policy and row rules.")
 class Query:
     @strawberry.field(description="One person by opaque id or by ID number; null if not visible.")
     async def beneficiary(
         self,
         info: strawberry.Info[Context, None],
-        id: strawberry.ID | None = None,
-        id_number: str | None = None,
+        id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Beneficiary.id (opaque).")
+        ] = None,
+        id_number: Annotated[
+            str | None,
+            strawberry.argument(description="Resident ID number (身份证号); give id or this."),
+        ] = None,
     ) -> Beneficiary | None:
         row = await beneficiaries.find(info.context, id=id, id_number=id_number)
         return Beneficiary.from_model(row) if row else None
@@ -59,58 +102,89 @@ class Query:
         self,
         info: strawberry.Info[Context, None],
         region_prefix: Annotated[str | None, REGION_PREFIX] = None,
-        category: Category | None = None,
-        first: int = 20,
-        after: str | None = None,
+        category: Annotated[
+            Category | None,
+            strawberry.argument(
+                description="Only persons holding this category today (China time)."
+            ),
+        ] = None,
+        first: Annotated[int, FIRST] = 20,
+        after: Annotated[str | None, AFTER] = None,
     ) -> Connection[Beneficiary]:
         first = check_first(first, info.context.settings.max_page_size)
         after_id = (
             beneficiaries.parse_id(decode_cursor("beneficiary", after), "after") if after else None
         )
-        rows = await beneficiaries.page(
+        found = await beneficiaries.page(
             info.context,
             region_prefix=region_prefix,
             category=category,
             first=first,
             after=after_id,
         )
-        return connection(rows, first, "beneficiary", Beneficiary.from_model, lambda r: r.id)
+        return connection(
+            found, first, "beneficiary", Beneficiary.from_model, lambda r: (r.id,), after
+        )
 
     @strawberry.field(description="One claim by its number; null if not visible.")
-    async def claim(self, info: strawberry.Info[Context, None], claim_number: str) -> Claim | None:
+    async def claim(
+        self,
+        info: strawberry.Info[Context, None],
+        claim_number: Annotated[str, strawberry.argument(description="The claim's number.")],
+    ) -> Claim | None:
         row = await claims.find(info.context, claim_number)
         return Claim.from_model(row) if row else None
 
-    @strawberry.field(description="Claims the caller may see (an insurer: those it carries).")
+    @strawberry.field(
+        description="Claims the caller may see (an insurer: those it carries), in orderBy's order."
+    )
     async def claims(
         self,
         info: strawberry.Info[Context, None],
-        year: int | None = None,
-        first: int = 20,
-        after: str | None = None,
+        year: Annotated[int | None, YEAR] = None,
+        first: Annotated[int, FIRST] = 20,
+        after: Annotated[str | None, AFTER] = None,
+        order_by: Annotated[
+            ClaimOrder | None,
+            strawberry.argument(description="The order of the rows; null (the default): ID."),
+        ] = None,
     ) -> Connection[Claim]:
         size = _page_size(info, first)
-        rows = await claims.page(info.context, year=year, first=size, after=_after("claim", after))
-        return connection(rows, size, "claim", Claim.from_model, lambda r: r.id)
+        kind, order = _sorted("claim", order_by, claims.ORDERS)
+        found = await claims.page(
+            info.context, year=year, order=order, first=size, after=after_key(kind, order, after)
+        )
+        return connection(found, size, kind, Claim.from_model, order.key, after)
 
     @strawberry.field(description="High-cost alerts (主动发现) of the caller's regions.")
     async def high_cost_alerts(
         self,
         info: strawberry.Info[Context, None],
-        status: AlertStatus | None = None,
-        year: int | None = None,
-        first: int = 20,
-        after: str | None = None,
+        status: Annotated[
+            AlertStatus | None, strawberry.argument(description="Only alerts in this status.")
+        ] = None,
+        year: Annotated[int | None, YEAR] = None,
+        first: Annotated[int, FIRST] = 20,
+        after: Annotated[str | None, AFTER] = None,
+        order_by: Annotated[
+            AlertOrder | None,
+            strawberry.argument(
+                description="The order of the rows; null (the default): ID. OUT_OF_POCKET_DESC: "
+                "largest amount first."
+            ),
+        ] = None,
     ) -> Connection[HighCostAlert]:
         size = _page_size(info, first)
-        rows = await alerts.page(
+        kind, order = _sorted("alert", order_by, alerts.ORDERS)
+        found = await alerts.page(
             info.context,
             status=status.value if status else None,
             year=year,
+            order=order,
             first=size,
-            after=_after("alert", after),
+            after=after_key(kind, order, after),
         )
-        return connection(rows, size, "alert", HighCostAlert.from_model, lambda r: r.id)
+        return connection(found, size, kind, HighCostAlert.from_model, order.key, after)
 
     @strawberry.field(
         description="Recoveries (追回) of assistance after late news, of the caller's regions, "
@@ -119,28 +193,36 @@ class Query:
     async def recoveries(
         self,
         info: strawberry.Info[Context, None],
-        status: RecoveryStatus | None = None,
-        year: int | None = None,
-        claim_number: str | None = None,
-        first: int = 20,
-        after: str | None = None,
+        status: Annotated[
+            RecoveryStatus | None,
+            strawberry.argument(description="Only recoveries in this status."),
+        ] = None,
+        year: Annotated[int | None, YEAR] = None,
+        claim_number: Annotated[
+            str | None, strawberry.argument(description="Only recoveries of this claim.")
+        ] = None,
+        first: Annotated[int, FIRST] = 20,
+        after: Annotated[str | None, AFTER] = None,
     ) -> Connection[Recovery]:
         size = _page_size(info, first)
-        rows = await recoveries.page(
+        order = recoveries.BY_ID
+        key = after_key("recovery", order, after)
+        found = await recoveries.page(
             info.context,
             status=status.value if status else None,
             year=year,
             claim_number=claim_number,
             first=size,
-            after=_after("recovery", after),
+            after=key,
         )
-        numbers = await recoveries.claim_numbers(info.context, rows)
+        numbers = await recoveries.claim_numbers(info.context, found.rows)
         return connection(
-            rows,
+            found,
             size,
             "recovery",
             lambda r: Recovery.from_model(r, numbers[r.claim_id]),
-            lambda r: r.id,
+            order.key,
+            after,
         )
 
     @strawberry.field(
@@ -151,19 +233,17 @@ class Query:
         self,
         info: strawberry.Info[Context, None],
         region_code: Annotated[str | None, POLICY_REGION] = None,
-        year: int | None = None,
-        first: int = 20,
-        after: str | None = None,
+        year: Annotated[int | None, YEAR] = None,
+        first: Annotated[int, FIRST] = 20,
+        after: Annotated[str | None, AFTER] = None,
     ) -> Connection[LateNews]:
         size = _page_size(info, first)
-        rows = await closings.late_news_page(
-            info.context,
-            region_code=region_code,
-            year=year,
-            first=size,
-            after=_after("lateNews", after),
+        order = closings.BY_ID
+        key = after_key("lateNews", order, after)
+        found = await closings.late_news_page(
+            info.context, region_code=region_code, year=year, first=size, after=key
         )
-        return connection(rows, size, "lateNews", LateNews.from_model, lambda r: r.id)
+        return connection(found, size, "lateNews", LateNews.from_model, order.key, after)
 
     @strawberry.field(
         description="Settlement years closed for a policy's region (SETTLEMENT.md §9.5), newest "
@@ -173,7 +253,7 @@ class Query:
         self,
         info: strawberry.Info[Context, None],
         region_code: Annotated[str | None, POLICY_REGION] = None,
-        year: int | None = None,
+        year: Annotated[int | None, YEAR] = None,
     ) -> list[SettlementYearClosing]:
         rows = await closings.closed_years(info.context, region_code, year)
         return [SettlementYearClosing.from_model(r) for r in rows]
@@ -182,14 +262,19 @@ class Query:
     async def statistics(
         self,
         info: strawberry.Info[Context, None],
-        year: int,
+        year: Annotated[int, strawberry.argument(description="The settlement year.")],
         region_prefix: Annotated[str | None, REGION_PREFIX] = None,
     ) -> Statistics:
         return Statistics.of(await statistics.figures(info.context, region_prefix, year))
 
     @strawberry.field(description="The bundled regional benefit policies.")
     def benefit_policies(
-        self, info: strawberry.Info[Context, None], in_force_on: date | None = None
+        self,
+        info: strawberry.Info[Context, None],
+        in_force_on: Annotated[
+            date | None,
+            strawberry.argument(description="Only policies in force on this date (null: all)."),
+        ] = None,
     ) -> list[BenefitPolicy]:
         return [
             BenefitPolicy.of(p)
@@ -201,15 +286,26 @@ class Query:
     async def audit_log(
         self,
         info: strawberry.Info[Context, None],
-        department: str | None = None,
-        beneficiary_id: strawberry.ID | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        first: int = 20,
-        after: str | None = None,
+        department: Annotated[
+            str | None, strawberry.argument(description="Only records of this department.")
+        ] = None,
+        beneficiary_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Only records naming this person (Beneficiary.id)."),
+        ] = None,
+        since: Annotated[
+            datetime | None, strawberry.argument(description="Only records at or after this time.")
+        ] = None,
+        until: Annotated[
+            datetime | None, strawberry.argument(description="Only records before this time.")
+        ] = None,
+        first: Annotated[int, FIRST] = 20,
+        after: Annotated[str | None, AFTER] = None,
     ) -> Connection[AuditRecord]:
         size = _page_size(info, first)
-        rows = await audit_log.page(
+        order = audit_log.BY_ID
+        key = after_key("audit", order, after)
+        found = await audit_log.page(
             info.context,
             department=department,
             beneficiary_id=(
@@ -218,16 +314,20 @@ class Query:
             since=since,
             until=until,
             first=size,
-            after=_after("audit", after),
+            after=key,
         )
-        return connection(rows, size, "audit", AuditRecord.from_model, lambda r: r.id)
+        return connection(found, size, "audit", AuditRecord.from_model, order.key, after)
 
     @strawberry.field(
         description="The newest signed checkpoints of the audit chain, newest first (auditor "
         "only); `medgw audit verify` checks the chain against them."
     )
     async def audit_checkpoints(
-        self, info: strawberry.Info[Context, None], last: int = 20
+        self,
+        info: strawberry.Info[Context, None],
+        last: Annotated[
+            int, strawberry.argument(description="How many checkpoints, newest first (1 to max).")
+        ] = 20,
     ) -> list[AuditCheckpoint]:
         size = check_first(last, info.context.settings.max_page_size, "last")
         found = await audit_log.signed_checkpoints(info.context, size)
@@ -237,7 +337,11 @@ class Query:
         description="Who saw or changed this person's data, when, what and why (auditor only)."
     )
     async def access_report(
-        self, info: strawberry.Info[Context, None], id_number: str
+        self,
+        info: strawberry.Info[Context, None],
+        id_number: Annotated[
+            str, strawberry.argument(description="Resident ID number (身份证号).")
+        ],
     ) -> AccessReport | None:
         found = await audit_log.access_report(info.context, id_number)
         return AccessReport.of(*found) if found else None

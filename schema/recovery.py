@@ -10,24 +10,46 @@ from enum import StrEnum
 import strawberry
 
 from gateway.storage import models
+from schema.enums import described
 
 
-@strawberry.enum(description="Where a recovery stands.")
 class RecoveryStatus(StrEnum):
     PENDING = "PENDING"
-    """Awaiting medical insurance's decision (待决定)."""
     RECOVERED = "RECOVERED"
-    """Recovered: a RECOVERY event and a receivable from the person (追回)."""
     WAIVED = "WAIVED"
-    """Waived with a reason: the payment stands and is never asked back (免于追回)."""
     WITHDRAWN = "WITHDRAWN"
-    """Withdrawn: later news raised the claim's assistance again, or the claim was reversed."""
 
 
-@strawberry.enum(description="Medical insurance's decision on a pending recovery.")
+described(
+    RecoveryStatus,
+    "Where a recovery stands.",
+    {
+        RecoveryStatus.PENDING: "Awaiting medical insurance's decision (待决定).",
+        RecoveryStatus.RECOVERED: "Recovered: a RECOVERY event and a receivable from the person "
+        "(追回).",
+        RecoveryStatus.WAIVED: "Waived with a reason: the payment stands and is never asked back "
+        "(免于追回).",
+        RecoveryStatus.WITHDRAWN: "Withdrawn: later news raised the claim's assistance again, or "
+        "the claim was reversed.",
+    },
+)
+
+
 class RecoveryDecision(StrEnum):
     RECOVER = "RECOVER"
     WAIVE = "WAIVE"
+
+
+described(
+    RecoveryDecision,
+    "Medical insurance's decision on a pending recovery (SETTLEMENT.md §9.4).",
+    {
+        RecoveryDecision.RECOVER: "追回: store a RECOVERY event of negative lines and a "
+        "receivable from the person.",
+        RecoveryDecision.WAIVE: "免于追回: the payment stands (a reason is required); the amount "
+        "is never asked back.",
+    },
+)
 
 
 @strawberry.type(
@@ -36,11 +58,11 @@ class RecoveryDecision(StrEnum):
     "decides (decideRecovery)."
 )
 class Recovery:
-    id: strawberry.ID
-    claim_number: str
+    id: strawberry.ID = strawberry.field(description="Opaque identifier (decideRecovery takes it).")
+    claim_number: str = strawberry.field(description="The claim the assistance was paid on.")
     year: int = strawberry.field(description="Settlement year of the claim.")
-    policy: str
-    status: RecoveryStatus
+    policy: str = strawberry.field(description="The policy of the claim, e.g. 510400-2023.")
+    status: RecoveryStatus = strawberry.field(description="Where it stands.")
     amount: Decimal = strawberry.field(description="Total to recover, yuan (≥ 0).")
     assistance: Decimal = strawberry.field(
         description="Part of medical assistance (医疗救助), yuan; may be negative when the "
@@ -50,11 +72,13 @@ class Recovery:
         description="Part of secondary assistance (倾斜救助/再救助), yuan."
     )
     cause: str = strawberry.field(description="The late news that set the current amount.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = strawberry.field(description="When late news first set it.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
     decided_by: str | None = strawberry.field(description="department/org that decided.")
-    decided_at: datetime | None
-    decision_reason: str | None
+    decided_at: datetime | None = strawberry.field(description="When it was decided.")
+    decision_reason: str | None = strawberry.field(
+        description="The reason given with the decision (required to waive)."
+    )
     beneficiary_id: strawberry.Private[uuid.UUID]
 
     @classmethod
@@ -84,11 +108,11 @@ class Recovery:
 )
 class SettlementYearClosing:
     region_code: str = strawberry.field(description="Region code of the policy, e.g. 510400.")
-    year: int
-    policy: str
-    department: str
-    org: str
-    closed_at: datetime
+    year: int = strawberry.field(description="The settlement year closed.")
+    policy: str = strawberry.field(description="The policy in force, e.g. 510400-2023.")
+    department: str = strawberry.field(description="The department that closed it.")
+    org: str = strawberry.field(description="The organisation (of the token) that closed it.")
+    closed_at: datetime = strawberry.field(description="When it was closed.")
 
     @classmethod
     def from_model(cls, m: models.SettlementYearClosing) -> SettlementYearClosing:
@@ -104,9 +128,11 @@ class SettlementYearClosing:
 
 @strawberry.type(description="What a re-run would have changed on one claim and payer, yuan.")
 class LateNewsChange:
-    claim_number: str
-    payer: str
-    amount: Decimal
+    claim_number: str = strawberry.field(description="The claim a re-run would have changed.")
+    payer: str = strawberry.field(description="assistance (医疗救助) or secondaryAssistance.")
+    amount: Decimal = strawberry.field(
+        description="The change a re-run would have made, yuan (negative: less)."
+    )
 
 
 @strawberry.type(
@@ -114,14 +140,18 @@ class LateNewsChange:
     "(§9.5): recorded with what a re-run would have changed; no money moved."
 )
 class LateNews:
-    id: strawberry.ID
-    year: int
-    region_code: str
-    operation: str
-    changes: list[LateNewsChange]
-    department: str
-    org: str
-    recorded_at: datetime
+    id: strawberry.ID = strawberry.field(description="Opaque identifier.")
+    year: int = strawberry.field(description="The closed settlement year it touched.")
+    region_code: str = strawberry.field(description="Region code of the closed year's policy.")
+    operation: str = strawberry.field(
+        description="The write that brought the news (recordIdentity, endIdentity, …)."
+    )
+    changes: list[LateNewsChange] = strawberry.field(
+        description="What a re-run would have changed, by claim and payer (no money moved)."
+    )
+    department: str = strawberry.field(description="The department that wrote the news.")
+    org: str = strawberry.field(description="The organisation (of the token) that wrote it.")
+    recorded_at: datetime = strawberry.field(description="When it was recorded.")
     beneficiary_id: strawberry.Private[uuid.UUID]
 
     @classmethod

@@ -18,40 +18,49 @@ from policies.settlement.engine import CategoryRecord, Person, Reported, Visit, 
 from policies.vocabulary import Payer
 from resolvers.settlement import totals
 from schema.amounts import Amounts, amounts
-from schema.enums import Category, HospitalLevel, VisitType
+from schema.enums import Category, HospitalLevel, VisitType, described
 
 
 @strawberry.type(description="A segment of a schedule: ratio up to a cumulative base (null: ∞).")
 class Segment:
-    up_to: Decimal | None
-    ratio: Decimal
+    up_to: Decimal | None = strawberry.field(
+        description="Upper bound of the cumulative base, yuan (null: no bound)."
+    )
+    ratio: Decimal = strawberry.field(description="Share paid within the segment, 0 to 1.")
 
 
 @strawberry.type(description="A policy parameter used, with its clause or 'assumed'.")
 class ParameterReference:
-    name: str = strawberry.field(name="parameter")
-    value: str
+    name: str = strawberry.field(
+        name="parameter", description="The parameter's path in the policy file."
+    )
+    value: str = strawberry.field(description="Its value as applied (amounts in yuan).")
     clause: str | None = strawberry.field(description="Clause of the policy document.")
     assumed: bool = strawberry.field(description="Illustrative default, not from a document.")
 
 
 @strawberry.type(description="One payer's part of a visit and the figures behind it.")
 class PayerLine:
-    payer: str
-    applied: bool
-    reason: str
+    payer: str = strawberry.field(
+        description="basicInsurance (基本医保), criticalIllness (大病保险), inclusiveCommercial "
+        "(普惠型商业健康保险), assistance (医疗救助) or secondaryAssistance (倾斜救助 / 再救助)."
+    )
+    applied: bool = strawberry.field(description="Whether the payer applied to the visit.")
+    reason: str = strawberry.field(description="Why it applied or did not.")
     base: Decimal | None = strawberry.field(description="This visit's base for the payer.")
     year_to_date_base_before: Decimal | None = strawberry.field(
         name="baseBefore", description="Year-to-date base before."
     )
-    deductible: Decimal | None
-    segments: list[Segment]
+    deductible: Decimal | None = strawberry.field(description="起付线 used, yuan.")
+    segments: list[Segment] = strawberry.field(description="The schedule's segments (分段比例).")
     cap: Decimal | None = strawberry.field(description="Yearly cap (null: none).")
     cap_room_before: Decimal | None = strawberry.field(
         name="roomBefore", description="Cap room before this visit."
     )
     paid: Decimal = strawberry.field(name="amount", description="Paid, rounded half up to the fen.")
-    parameters: list[ParameterReference] = strawberry.field(name="references")
+    parameters: list[ParameterReference] = strawberry.field(
+        name="references", description="The policy parameters used, with their clauses."
+    )
     method: str | None = strawberry.field(
         description="perStay (basic inpatient), annual (cumulative over the year) or reported "
         "(taken as given from the core system, SETTLEMENT.md §5).",
@@ -63,12 +72,16 @@ class PayerLine:
 
 @strawberry.type(description="A category record of the person and whether it counted.")
 class CategoryCandidate:
-    category: Category
-    valid_from: date
-    valid_to: date | None
-    counted: bool
-    rules: list[str]
-    reason: str
+    category: Category = strawberry.field(description="The category of the record.")
+    valid_from: date = strawberry.field(description="First day of the record.")
+    valid_to: date | None = strawberry.field(description="Last day (null: still valid).")
+    counted: bool = strawberry.field(
+        description="Whether it counts for the visit (its interval overlaps the stay, §4.1)."
+    )
+    rules: list[str] = strawberry.field(
+        description="The rules that moved its interval (§4.2 end-of-month grace, §4.3 追溯)."
+    )
+    reason: str = strawberry.field(description="Why it counted or not.")
     decided_on: date | None = strawberry.field(
         description="When its end was decided (SETTLEMENT.md §4.2)."
     )
@@ -84,23 +97,31 @@ class CategoryCandidate:
     "(待遇就高 item by item, SETTLEMENT.md §4.5); the largest payment wins."
 )
 class AssistanceCandidate:
-    category: Category
+    category: Category = strawberry.field(description="The category whose schedule was computed.")
     paid: Decimal = strawberry.field(name="amount", description="What its schedule pays, yuan.")
-    chosen: bool
+    chosen: bool = strawberry.field(description="Whether this schedule was used.")
 
 
 @strawberry.type(description="The visit's category and why (SETTLEMENT.md §4).")
 class CategoryChoice:
-    chosen: Category | None = strawberry.field(name="category")
-    reason: str
-    records: list[CategoryCandidate] = strawberry.field(name="candidates")
+    chosen: Category | None = strawberry.field(
+        name="category",
+        description="The visit's category (§4.6); null when none is held.",
+    )
+    reason: str = strawberry.field(description="Why this category.")
+    records: list[CategoryCandidate] = strawberry.field(
+        name="candidates", description="Every category record of the person, counted or not."
+    )
     held_for_insurance: list[Category] = strawberry.field(
         description="Categories the insurance stages see (tilts, waivers)."
     )
     held_for_assistance: list[Category] = strawberry.field(
         description="Categories the assistance stages see (§4.3, §4.4)."
     )
-    candidates: list[AssistanceCandidate] = strawberry.field(name="assistanceCandidates")
+    candidates: list[AssistanceCandidate] = strawberry.field(
+        name="assistanceCandidates",
+        description="The categories whose assistance schedules competed (待遇就高, §4.5).",
+    )
 
 
 @strawberry.type(description="Why a visit was settled the way it was.")
@@ -109,9 +130,11 @@ class Explanation:
     that model, and each field here reads the attribute of its Python name (``name=`` gives the
     GraphQL name where the two differ)."""
 
-    category: CategoryChoice
-    lines: list[PayerLine] = strawberry.field(name="payers")
-    text: str
+    category: CategoryChoice = strawberry.field(description="The visit's category and why.")
+    lines: list[PayerLine] = strawberry.field(
+        name="payers", description="The five payers in order (保险在先、救助在后)."
+    )
+    text: str = strawberry.field(description="The whole explanation as readable text.")
     reported: list[str] = strawberry.field(
         description="Insurance payers whose amounts were reported upstream and taken as given.",
     )
@@ -122,9 +145,11 @@ class Explanation:
     "adjustment and reversal since."
 )
 class Settlement(Amounts):
-    claim_number: str
-    policy: str
-    category: Category | None
+    claim_number: str = strawberry.field(description="The claim's number.")
+    policy: str = strawberry.field(description="The policy applied, e.g. 510400-2023.")
+    category: Category | None = strawberry.field(
+        description="The visit's category (§4.6); null when none applies."
+    )
     stored: strawberry.Private[Mapping[str, Any]]
     """The decisive event's explanation as stored (``{}``: none), read only when asked for."""
     beneficiary_id: strawberry.Private[uuid.UUID | None] = None
@@ -133,7 +158,10 @@ class Settlement(Amounts):
     def preferential_treatment(self) -> bool:
         return self._explained is not None and self._explained.preferential_treatment
 
-    @strawberry.field(graphql_type=Explanation | None)
+    @strawberry.field(
+        graphql_type=Explanation | None,
+        description="Why: the decisive event's explanation (null if none was stored).",
+    )
     def explanation(self) -> explained.Explanation | None:
         return self._explained
 
@@ -161,10 +189,6 @@ class Settlement(Amounts):
         )
 
 
-@strawberry.enum(
-    description="Original settlement, later adjustment, reversal, or recovery (追回) decided by "
-    "medical insurance."
-)
 class SettlementKind(StrEnum):
     ORIGINAL = "ORIGINAL"
     ADJUSTMENT = "ADJUSTMENT"
@@ -172,13 +196,33 @@ class SettlementKind(StrEnum):
     RECOVERY = "RECOVERY"
 
 
+described(
+    SettlementKind,
+    "Original settlement, later adjustment, reversal, or recovery (追回) decided by medical "
+    "insurance.",
+    {
+        SettlementKind.ORIGINAL: "The settlement of the claim (一站式结算).",
+        SettlementKind.ADJUSTMENT: "More assistance paid after late news (追溯救助, "
+        "SETTLEMENT.md §9.4).",
+        SettlementKind.REVERSAL: "The whole claim cancelled (冲销, §9.6): every payer's part "
+        "negated.",
+        SettlementKind.RECOVERY: "Assistance taken back by medical insurance's decision (追回, "
+        "§9.4).",
+    },
+)
+
+
 @strawberry.type(description="One settlement event of a claim (amounts are this event's part).")
 class SettlementEvent(Amounts):
-    kind: SettlementKind
-    reason: str | None
-    created_at: datetime
-    policy: str
-    category: Category | None
+    kind: SettlementKind = strawberry.field(description="What the event did.")
+    reason: str | None = strawberry.field(
+        description="Why (the late news, or the reversal's reason); null on the original."
+    )
+    created_at: datetime = strawberry.field(description="When it was stored.")
+    policy: str = strawberry.field(description="The policy applied, e.g. 510400-2023.")
+    category: Category | None = strawberry.field(
+        description="The visit's category in this event; null when none applies."
+    )
     beneficiary_id: strawberry.Private[uuid.UUID | None] = None
 
     @classmethod
@@ -199,12 +243,14 @@ class SettlementEvent(Amounts):
 
 @strawberry.type(description="One visit of a simulation (nothing stored).")
 class SimulatedVisit(Amounts):
-    id: str
-    policy: str
-    category: Category | None
+    id: str = strawberry.field(description="The visit's id as given.")
+    policy: str = strawberry.field(description="The policy applied, e.g. 510400-2023.")
+    category: Category | None = strawberry.field(
+        description="The visit's category (§4.6); null when none applies."
+    )
     settled: strawberry.Private[explained.Explanation]
 
-    @strawberry.field(graphql_type=Explanation)
+    @strawberry.field(graphql_type=Explanation, description="Why it was settled so.")
     def explanation(self) -> explained.Explanation:
         """As a settled claim answers it: stored as JSON and read back (amounts at the precision
         they are stored with)."""
@@ -223,7 +269,22 @@ class SimulatedVisit(Amounts):
 
 @strawberry.type(description="The result of simulateSettlement, one entry per visit in order.")
 class Simulation:
-    visits: list[SimulatedVisit]
+    visits: list[SimulatedVisit] = strawberry.field(description="One per visit, in input order.")
+
+
+# Descriptions of the visit fields that settleClaim and simulateSettlement share.
+VISIT_TYPE = "住院, 门诊慢特病 or 普通门诊."
+HOSPITAL_LEVEL = "Hospital grade: sets the basic inpatient deductible and ratio."
+ADMISSION_DATE = "入院日期 (China time): picks the policy and the settlement year (§3)."
+TOTAL_COST = "总费用, yuan (two decimals at most)."
+POLICY_SCOPE_COST = "政策范围内费用, yuan (at most totalCost; the rest no payer pays)."
+REFERRAL_COMPLIANT = (
+    "按规定转诊: false means no assistance payer where the policy requires it (§5)."
+)
+IN_PROVINCE = "省内就医 (a condition of 倾斜救助 in 攀枝花 第十三条)."
+DIAGNOSIS = "ICD-10 code, compared upper-case without dots by prefix (N18.5 = N185)."
+SPECIAL_TREATMENT_HOSPITAL = "A designated hospital for 大病专项救治 (湖南 三)."
+REPORTED = "Insurance payments reported by the core system (§5), taken as given."
 
 
 @strawberry.input(
@@ -232,9 +293,17 @@ class Simulation:
     "criticalIllness → inclusiveCommercial, taken as given."
 )
 class ReportedPaymentsInput:
-    basic_insurance: Decimal | None = None
-    critical_illness: Decimal | None = None
-    inclusive_commercial: Decimal | None = None
+    basic_insurance: Decimal | None = strawberry.field(
+        default=None, description="基本医保 paid, yuan."
+    )
+    critical_illness: Decimal | None = strawberry.field(
+        default=None, description="大病保险 paid, yuan (only with basicInsurance)."
+    )
+    inclusive_commercial: Decimal | None = strawberry.field(
+        default=None,
+        description="普惠型商业健康保险 paid, yuan (only with the two others; the person must be "
+        "enrolled in the plan).",
+    )
 
     def engine(self) -> Reported:
         return Reported(self.basic_insurance, self.critical_illness, self.inclusive_commercial)
@@ -243,36 +312,42 @@ class ReportedPaymentsInput:
 @strawberry.input(description="The claim of a discharged patient (SETTLEMENT.md §8).")
 class SettleClaimInput:
     claim_number: str = strawberry.field(description="Idempotency key of the claim.")
-    id_number: str
-    type: VisitType
-    hospital_level: HospitalLevel | None = None
-    admission_date: date
+    id_number: str = strawberry.field(description="The patient's resident ID number (身份证号).")
+    type: VisitType = strawberry.field(description=VISIT_TYPE)
+    hospital_level: HospitalLevel | None = strawberry.field(
+        default=None, description=HOSPITAL_LEVEL
+    )
+    admission_date: date = strawberry.field(description=ADMISSION_DATE)
     discharge_date: date | None = strawberry.field(
         default=None, description="Defaults to the admission date."
     )
-    total_cost: Decimal
-    policy_scope_cost: Decimal
-    referral_compliant: bool = True
-    in_province: bool = True
-    diagnosis: str | None = None
-    special_treatment_hospital: bool = False
+    total_cost: Decimal = strawberry.field(description=TOTAL_COST)
+    policy_scope_cost: Decimal = strawberry.field(description=POLICY_SCOPE_COST)
+    referral_compliant: bool = strawberry.field(default=True, description=REFERRAL_COMPLIANT)
+    in_province: bool = strawberry.field(default=True, description=IN_PROVINCE)
+    diagnosis: str | None = strawberry.field(default=None, description=DIAGNOSIS)
+    special_treatment_hospital: bool = strawberry.field(
+        default=False, description=SPECIAL_TREATMENT_HOSPITAL
+    )
     carrier: str | None = strawberry.field(
         default=None, description="The insurer carrying the critical-illness claim."
     )
-    hospital_code: str | None = None
+    hospital_code: str | None = strawberry.field(
+        default=None, description="The hospital's code (定点医疗机构编码)."
+    )
     insured: bool | None = strawberry.field(
         default=None,
         description="false settles the claim as uninsured (no enrollment of the year may "
         "exist); by default the enrollment of the settlement year decides (SETTLEMENT.md §9.1).",
     )
-    reported: ReportedPaymentsInput | None = None
+    reported: ReportedPaymentsInput | None = strawberry.field(default=None, description=REPORTED)
 
 
-@strawberry.input
+@strawberry.input(description="A category record of a hypothetical person (SETTLEMENT.md §8).")
 class CategoryRecordInput:
-    category: Category
-    valid_from: date
-    valid_to: date | None = None
+    category: Category = strawberry.field(description="The category held.")
+    valid_from: date = strawberry.field(description="First day it holds.")
+    valid_to: date | None = strawberry.field(default=None, description="Last day (null: open).")
     decided_on: date | None = strawberry.field(
         default=None, description="When the end was decided (§4.2); absent: on validTo."
     )
@@ -280,33 +355,49 @@ class CategoryRecordInput:
 
 @strawberry.input(description="A hypothetical person (nothing is read from the database).")
 class SimulatedPersonInput:
-    region_code: str
-    birth_date: date
-    insured: bool = True
-    inclusive_commercial: bool = False
-    categories: list[CategoryRecordInput] = strawberry.field(default_factory=list)
+    region_code: str = strawberry.field(
+        description="6-digit region code: picks the policy (SETTLEMENT.md §3)."
+    )
+    birth_date: date = strawberry.field(description="Birth date (age-dependent rules, 湖南 三).")
+    insured: bool = strawberry.field(
+        default=True, description="Enrolled in basic insurance (参保) in the settlement year."
+    )
+    inclusive_commercial: bool = strawberry.field(
+        default=False, description="Enrolled in the region's inclusive commercial plan (惠民保)."
+    )
+    categories: list[CategoryRecordInput] = strawberry.field(
+        default_factory=list, description="The person's category records (none: ordinary)."
+    )
 
 
-@strawberry.input
+@strawberry.input(description="A hypothetical visit (SETTLEMENT.md §8); visits settle in order.")
 class SimulatedVisitInput:
-    id: str
-    type: VisitType
-    hospital_level: HospitalLevel | None = None
-    admission_date: date
-    discharge_date: date | None = None
-    total_cost: Decimal
-    policy_scope_cost: Decimal
-    referral_compliant: bool = True
-    in_province: bool = True
-    diagnosis: str | None = None
-    special_treatment_hospital: bool = False
-    reported: ReportedPaymentsInput | None = None
+    id: str = strawberry.field(description="Any id, echoed in the result.")
+    type: VisitType = strawberry.field(description=VISIT_TYPE)
+    hospital_level: HospitalLevel | None = strawberry.field(
+        default=None, description=HOSPITAL_LEVEL
+    )
+    admission_date: date = strawberry.field(description=ADMISSION_DATE)
+    discharge_date: date | None = strawberry.field(
+        default=None, description="Defaults to the admission date."
+    )
+    total_cost: Decimal = strawberry.field(description=TOTAL_COST)
+    policy_scope_cost: Decimal = strawberry.field(description=POLICY_SCOPE_COST)
+    referral_compliant: bool = strawberry.field(default=True, description=REFERRAL_COMPLIANT)
+    in_province: bool = strawberry.field(default=True, description=IN_PROVINCE)
+    diagnosis: str | None = strawberry.field(default=None, description=DIAGNOSIS)
+    special_treatment_hospital: bool = strawberry.field(
+        default=False, description=SPECIAL_TREATMENT_HOSPITAL
+    )
+    reported: ReportedPaymentsInput | None = strawberry.field(default=None, description=REPORTED)
 
 
 @strawberry.input(description="A case in the format of SETTLEMENT.md §8.")
 class SimulateSettlementInput:
-    person: SimulatedPersonInput
-    visits: list[SimulatedVisitInput]
+    person: SimulatedPersonInput = strawberry.field(description="The hypothetical person.")
+    visits: list[SimulatedVisitInput] = strawberry.field(
+        description="The visits, settled one after the other on the year's ledgers."
+    )
 
     def engine(self) -> tuple[Person, list[Visit]]:
         """The person and visits as the engine takes them; the engine validates them and names

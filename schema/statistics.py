@@ -18,7 +18,7 @@ SUPPRESSED = (
 
 @strawberry.type(description="Persons holding one category.")
 class CategoryCount:
-    category: Category
+    category: Category = strawberry.field(description="The category counted.")
     persons: int | None = strawberry.field(description=SUPPRESSED)
     suppressed: bool = strawberry.field(description="Whether `persons` is withheld.")
 
@@ -29,8 +29,10 @@ class CategoryCount:
     "Amounts in yuan."
 )
 class Statistics:
-    region_prefix: str | None
-    year: int
+    region_prefix: str | None = strawberry.field(
+        description="The region prefix asked for (null: all the caller's regions)."
+    )
+    year: int = strawberry.field(description="The settlement year.")
     suppressed: bool = strawberry.field(
         description="Whether a cell of this object (not of byCategory) is withheld as null."
     )

@@ -559,7 +559,10 @@ def test_a_missing_required_key_is_refused_at_the_line_of_its_mapping(tmp_path: 
 
 def test_a_policy_file_against_a_schema_without_its_field_is_refused(tmp_path: Path) -> None:
     copy_bundled(tmp_path)
-    shrunk = graphql.build_schema(SDL.replace("  diagnosis: String\n", ""))
+    # Claim.diagnosis with its description (a description alone is not a definition).
+    field = '  """ICD-10 code."""\n  diagnosis: String\n'
+    assert SDL.count(field) == 1
+    shrunk = graphql.build_schema(SDL.replace(field, ""))
     with pytest.raises(PolicyFileError) as caught:
         load_access(catalog_of(shrunk), tmp_path)
     assert caught.value.key.startswith("grants.Claim.diagnosis (line ")
