@@ -253,7 +253,7 @@ async def end_category(
             raise InvalidInput(
                 "validTo",
                 data.valid_to.isoformat(),
-                f"before the record's validFrom {record.valid_from.isoformat()}",
+                "before the validFrom of the open record",
             )
         before = settlement.record_of(record)
         record.valid_to = data.valid_to

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from typing import Any
 
 import httpx
@@ -83,6 +84,22 @@ async def test_an_overlapping_identity_does_not_quote_the_stored_record(
     assert "overlaps a stored MINIMUM_LIVING record of this person" in error["message"]
     assert_absent(error, "2021-06-01", "MINIMUM_LIVING-2021-06-01")
     assert await count(db, models.Identity) == before
+
+
+async def test_ending_a_record_before_it_began_does_not_quote_its_start(
+    gql: GraphQLClient, db: Database, seeded: dict[Any, Any]
+) -> None:
+    end = {"idNumber": ID, "category": "MINIMUM_LIVING", "validTo": "2020-01-01"}
+    error = await gql.error(
+        "mutation($i: EndCategoryInput!) { endIdentity(input: $i) { validTo } }",
+        {"i": end},
+        **token("civil_affairs"),
+    )
+    assert error["extensions"] == {"code": "BAD_INPUT", "field": "validTo", "value": "2020-01-01"}
+    assert_absent(error, "2021-06-01", "MINIMUM_LIVING-2021-06-01")
+    async with db.sessions() as session:
+        ends = await session.scalars(select(models.Identity.valid_to))
+        assert set(ends.all()) <= {None, date(2015, 12, 31)}  # nothing ended (seed's Jiangsu end)
 
 
 async def test_registering_another_region_s_person_tells_nothing_more_and_is_audited(

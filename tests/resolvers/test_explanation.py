@@ -17,7 +17,14 @@ from policies.settlement.engine import settle_visits
 from policies.vocabulary import Category
 from tests.conftest import GraphQLClient
 from tests.policies.shorthand import POLICIES
-from tests.resolvers.test_settlement import ID, claims, pending_recoveries, person, settle, stay
+from tests.resolvers.test_settlement import (
+    claims,
+    end_minimum_living_back_dated,
+    pending_recoveries,
+    person,
+    settle,
+    stay,
+)
 from tests.spec.examples import load_examples
 from tests.spec.test_examples_api import MI, claim_input, load_person
 
@@ -123,18 +130,7 @@ async def test_after_a_recovery_the_claim_has_no_explanation(gql: GraphQLClient)
     await settle(gql, stay("C1", "2023-03-01", "30000.00", "26000.00"))
     explained = (await gql.data(CLAIM, {"n": "C1"}))["claim"]["settlement"]
     assert explained["explanation"]["category"]["category"] == "MINIMUM_LIVING"
-    await gql.data(
-        "mutation($i: EndCategoryInput!) { endIdentity(input: $i) { validTo } }",
-        {
-            "i": {
-                "idNumber": ID,
-                "category": "MINIMUM_LIVING",
-                "validTo": "2022-12-31",
-                "decidedOn": "2023-06-01",
-            }
-        },
-        department="civil_affairs",
-    )
+    await end_minimum_living_back_dated(gql)
     [recovery] = await pending_recoveries(gql)
     await gql.data(
         f'mutation {{ decideRecovery(id: "{recovery["id"]}", decision: RECOVER) {{ status }} }}'

@@ -205,24 +205,23 @@ async def pending_recoveries(gql: GraphQLClient) -> list[dict[str, Any]]:
     return [e["node"] for e in data["recoveries"]["edges"] if e["node"]["status"] == "PENDING"]
 
 
+async def end_minimum_living_back_dated(gql: GraphQLClient) -> None:
+    """Civil affairs ends the person's 低保 on 2022-12-31, decided 2023-06-01 (§9.4 late news)."""
+    end = {"idNumber": ID, "category": "MINIMUM_LIVING", "validTo": "2022-12-31"}
+    await gql.data(
+        "mutation($i: EndCategoryInput!) { endIdentity(input: $i) { validTo } }",
+        {"i": {**end, "decidedOn": "2023-06-01"}},
+        department="civil_affairs",
+    )
+
+
 async def test_a_retroactive_end_moves_no_money_until_medical_insurance_recovers_it(
     gql: GraphQLClient,
 ) -> None:
     """SETTLEMENT.md §9.4: a decrease is never taken back automatically."""
     await person(gql, ("MINIMUM_LIVING", "2021-06-01", None))
     await settle(gql, stay("C1", "2023-03-01", "30000.00", "26000.00"))
-    await gql.data(
-        "mutation($i: EndCategoryInput!) { endIdentity(input: $i) { validTo } }",
-        {
-            "i": {
-                "idNumber": ID,
-                "category": "MINIMUM_LIVING",
-                "validTo": "2022-12-31",
-                "decidedOn": "2023-06-01",
-            }
-        },
-        department="civil_affairs",
-    )
+    await end_minimum_living_back_dated(gql)
     [claim] = await claims(gql)
     assert claim["settlement"]["assistance"] == "3864.00"
     assert [e["assistance"] for e in claim["settlements"]] == ["3864.00"]
