@@ -93,7 +93,9 @@ SETTLE = """mutation($i: SettleClaimInput!) { settleClaim(input: $i) {
   outOfPocket } }"""
 REGISTER = "mutation($i: RegisterBeneficiaryInput!) { registerBeneficiary(input: $i) { id } }"
 ENROL = "mutation($i: RecordEnrollmentInput!) { recordEnrollment(input: $i) { year } }"
-IDENTITY = "mutation($i: RecordCategoryInput!) { recordIdentity(input: $i) { category } }"
+IDENTITY = (
+    "mutation($i: RecordCategoryInput!) { recordIdentity(input: $i) { identity { category } } }"
+)
 # The same session settings as gateway.storage.database.Database.connect.
 SERVER_SETTINGS = {
     "statement_timeout": "5000",

@@ -98,8 +98,10 @@ DIAGNOSES = ("J18.9", "I63.9", "I21.9", "C34.9", "E11.9", "N18.5", "K80.2", "S72
 LEVELS = ("PRIMARY", "SECONDARY", "SECONDARY", "TERTIARY")
 SETTLE = "mutation($i: SettleClaimInput!) { settleClaim(input: $i) { claimNumber } }"
 REVERSE = """mutation($n: String!, $r: String!) {
-  reverseSettlement(claimNumber: $n, reason: $r) { outOfPocket } }"""
-RECOGNISE = "mutation($i: RecordCategoryInput!) { recordIdentity(input: $i) { category } }"
+  reverseSettlement(claimNumber: $n, reason: $r) { settlement { outOfPocket } } }"""
+RECOGNISE = (
+    "mutation($i: RecordCategoryInput!) { recordIdentity(input: $i) { identity { category } } }"
+)
 DEMO = Principal("medgw demo", "medical_insurance", "demo", ("",), purpose="demo data")
 
 

@@ -35,7 +35,10 @@ INTERNAL = "INTERNAL"
 
 # SQLSTATE classes of a server that is gone, overloaded or shutting down (not the request's fault):
 # 08 connection exception, 53 insufficient resources, 57P0x operator intervention (shutdown).
-_TRANSIENT_SQLSTATES = ("08", "53", "57P")
+# Connection exceptions, insufficient resources, operator intervention (shutdown), and a busy
+# database: statement timeout (57014), lock not available (55P03), serialization failure and
+# deadlock (40001, 40P01): the request may succeed when retried.
+_TRANSIENT_SQLSTATES = ("08", "53", "57P", "57014", "55P03", "40001", "40P01")
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 

@@ -179,8 +179,9 @@ def _category_model(ctx: Context, category: Category, flags: bool) -> CategoryMo
 
 async def record_category(
     ctx: Context, data: CategoryInput, *, flags: bool
-) -> models.Identity | models.MonitoringFlag:
-    """Record an identity (``flags=False``) or a monitoring flag (``flags=True``)."""
+) -> tuple[models.Identity | models.MonitoringFlag, settlement.Consequences]:
+    """Record an identity (``flags=False``) or a monitoring flag (``flags=True``); the record
+    and what re-running the person's open years stored (nothing when it was already stored)."""
     model = _category_model(ctx, data.category, flags)
     today = ctx.settings.today()
     if data.valid_from > today:
@@ -204,7 +205,7 @@ async def record_category(
                 data.valid_to,
                 reference,
             ):
-                return record
+                return record, settlement.Consequences()
             if _overlaps(record.valid_from, record.valid_to, data.valid_from, data.valid_to):
                 raise Conflict(
                     f"validFrom = {data.valid_from.isoformat()}: overlaps a stored "
@@ -224,16 +225,17 @@ async def record_category(
         session.add(row)
         await session.flush()
         operation = "recordMonitoringFlag" if flags else "recordIdentity"
-        await _after_change(
+        consequences = await _after_change(
             session, ctx, operation, person, _category_detail(row), None, settlement.record_of(row)
         )
-        return row
+        return row, consequences
 
 
 async def end_category(
     ctx: Context, data: EndCategoryInput, *, flags: bool
-) -> models.Identity | models.MonitoringFlag:
-    """Close the open record of a category on ``validTo`` (idempotent)."""
+) -> tuple[models.Identity | models.MonitoringFlag, settlement.Consequences]:
+    """Close the open record of a category on ``validTo`` (idempotent); the record and what
+    re-running the person's open years stored (nothing when it had already ended so)."""
     model = _category_model(ctx, data.category, flags)
     decided_on = check_decided_on(data.decided_on, ctx.settings.today())
     async with ctx.db.transaction() as session:
@@ -241,7 +243,7 @@ async def end_category(
         records = await _records(session, model, person, data.category)
         for record in records:
             if record.valid_to == data.valid_to:
-                return record
+                return record, settlement.Consequences()
         open_records = [r for r in records if r.valid_to is None]
         if not open_records:
             raise NotFound(
@@ -260,11 +262,11 @@ async def end_category(
         record.decided_on = decided_on
         await session.flush()
         operation = "endMonitoringFlag" if flags else "endIdentity"
-        await _after_change(
+        consequences = await _after_change(
             session, ctx, operation, person, _category_detail(record), before,
             settlement.record_of(record),
         )  # fmt: skip
-        return record
+        return record, consequences
 
 
 async def _records(
@@ -300,9 +302,9 @@ async def _after_change(
     detail: dict[str, Any],
     before: CategoryRecord | None,
     after: CategoryRecord | None,
-) -> None:
+) -> settlement.Consequences:
     """Late news about a person (§9.4): re-run assistance in the open years the change reaches,
-    record what it would change in closed ones, then audit."""
+    record what it would change in closed ones, then audit; what the re-runs stored."""
     writer = settlement.Writer(session, ctx.principal, ctx.policies)
     claims = await settlement.claims_of(session, person)
     years = settlement.touched_years(ctx.policies, person, claims, before, after)
@@ -310,6 +312,7 @@ async def _after_change(
         writer, person, years, operation, f"re-run after {operation}"
     )
     await _audit(session, ctx, operation, person, {**detail, **outcome})
+    return writer.consequences()
 
 
 async def record_enrollment(ctx: Context, data: EnrollmentInput) -> models.Enrollment:

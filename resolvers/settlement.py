@@ -154,6 +154,18 @@ def totals(
 
 
 @dataclass
+class Consequences:
+    """What late news stored about a person's other claims (SETTLEMENT.md §9.4): ADJUSTMENT
+    events as ``(claim number, event, lines)`` and recoveries created, changed or withdrawn as
+    ``(recovery, claim number)``, in the order they were written."""
+
+    adjustments: list[tuple[str, models.Settlement, list[models.SettlementLine]]] = field(
+        default_factory=list
+    )
+    recoveries: list[tuple[models.Recovery, str]] = field(default_factory=list)
+
+
+@dataclass
 class ClaimState:
     """A claim, its settlement events and their lines: what it has been paid so far."""
 
@@ -302,6 +314,21 @@ class Writer:
     lines: dict[int, list[models.SettlementLine]] = field(default_factory=dict)
     recoveries: list[dict[str, Any]] = field(default_factory=list)
     """Each recovery created, changed or withdrawn, for the audit record of the news."""
+    claim_numbers: dict[int, str] = field(default_factory=dict)
+    """The claim number of each event stored (by event id)."""
+    changed_recoveries: dict[int, tuple[models.Recovery, str]] = field(default_factory=dict)
+    """Each recovery created, changed or withdrawn, with its claim number (by recovery id)."""
+
+    def consequences(self) -> Consequences:
+        """What this transaction's re-runs stored: the ADJUSTMENT events and the recoveries."""
+        return Consequences(
+            adjustments=[
+                (self.claim_numbers[e.id], e, self.lines[e.id])
+                for e in self.events
+                if e.kind == "ADJUSTMENT"
+            ],
+            recoveries=list(self.changed_recoveries.values()),
+        )
 
     async def event(
         self,
@@ -339,6 +366,7 @@ class Writer:
         self.session.add_all(lines)
         self.lines[event.id] = lines
         self.events.append(event)
+        self.claim_numbers[event.id] = claim.claim_number
         return event
 
     async def store_ledger(
@@ -807,6 +835,7 @@ async def _set_recovery(
         after = str(amount)
     await writer.session.flush()
     writer.recoveries.append({"claimNumber": claim.claim_number, "before": before, "after": after})
+    writer.changed_recoveries[current.id] = (current, claim.claim_number)
 
 
 def touched_years(
@@ -904,8 +933,9 @@ def _visit_of(claim: models.Claim) -> Visit:
     )
 
 
-async def reverse(ctx: Context, claim_number: str, reason: str) -> ClaimState:
-    """Cancel a claim's settlement (refund, 追回) and re-run the rest of its year (§9.6)."""
+async def reverse(ctx: Context, claim_number: str, reason: str) -> tuple[ClaimState, Consequences]:
+    """Cancel a claim's settlement (refund, 追回) and re-run the rest of its year (§9.6); the
+    claim's state afterwards and what the re-run stored on the other claims."""
     reason_text = check_text(reason, "reason", 500, required=True) or ""
     number = check_text(claim_number, "claimNumber", 64, required=True) or ""
     async with ctx.db.transaction() as session:
@@ -965,7 +995,7 @@ async def reverse(ctx: Context, claim_number: str, reason: str) -> ClaimState:
             detail={"claimNumber": claim.claim_number, "reason": reason_text, **detail},
         )
         [state] = await claim_states(session, [claim])
-        return state
+        return state, writer.consequences()
 
 
 async def id_number_of(session: AsyncSession, claim: models.Claim) -> str:

@@ -319,7 +319,10 @@ class Claim:
 
         events = await info.context.loaders.settlements.load(self.claim_id)
         lines = await info.context.loaders.lines.load_many([e.id for e in events])
-        return [SettlementEvent.of(e, ls) for e, ls in zip(events, lines, strict=True)]
+        return [
+            SettlementEvent.of(self.claim_number, e, ls)
+            for e, ls in zip(events, lines, strict=True)
+        ]
 
     @strawberry.field(
         description="Whether the claim's current settlement applied a preferential tilt "

@@ -19,6 +19,13 @@ from schema.beneficiary import (
     MonitoringFlag,
 )
 from schema.enums import BasicScheme, Category, Gender
+from schema.payload import (
+    EndIdentityPayload,
+    EndMonitoringFlagPayload,
+    RecordIdentityPayload,
+    RecordMonitoringFlagPayload,
+    ReverseSettlementPayload,
+)
 from schema.recovery import Recovery, RecoveryDecision, SettlementYearClosing
 from schema.settlement import (
     SettleClaimInput,
@@ -151,33 +158,51 @@ class Mutation:
         )
         return Beneficiary.from_model(row)
 
-    @strawberry.mutation(description="Record a recognised category (civil affairs and others).")
+    @strawberry.mutation(
+        description="Record a recognised category (身份认定; civil affairs and the other "
+        "recognising departments, each its own categories). Assistance of the open years the "
+        "record reaches is re-run in the same transaction (SETTLEMENT.md §9.4); the payload "
+        "lists the adjustments stored. The same record again changes nothing. Overlapping a "
+        "stored record of the category is CONFLICT; another department's category FORBIDDEN."
+    )
     async def record_identity(
         self, info: strawberry.Info[Context, None], input: Annotated[RecordCategoryInput, INPUT]
-    ) -> Identity | None:
-        row = await ingestion.record_category(info.context, _record(input), flags=False)
-        return Identity.from_model(row)
+    ) -> RecordIdentityPayload | None:
+        row, consequences = await ingestion.record_category(
+            info.context, _record(input), flags=False
+        )
+        return RecordIdentityPayload.of(Identity.from_model(row), consequences)
 
-    @strawberry.mutation(description="End the open record of a category on validTo.")
+    @strawberry.mutation(
+        description="End the open record of a category on validTo (身份终止); assistance is "
+        "re-run as for recordIdentity (a lower amount becomes a pending recovery, §9.4). "
+        "Ending it again on the same day changes nothing; no open record is NOT_FOUND."
+    )
     async def end_identity(
         self, info: strawberry.Info[Context, None], input: Annotated[EndCategoryInput, INPUT]
-    ) -> Identity | None:
-        row = await ingestion.end_category(info.context, _end(input), flags=False)
-        return Identity.from_model(row)
+    ) -> EndIdentityPayload | None:
+        row, consequences = await ingestion.end_category(info.context, _end(input), flags=False)
+        return EndIdentityPayload.of(Identity.from_model(row), consequences)
 
-    @strawberry.mutation(description="Record a poverty-monitoring flag (rural revitalisation).")
+    @strawberry.mutation(
+        description="Record a poverty-monitoring flag (监测标识; rural revitalisation). "
+        "Assistance is re-run as for recordIdentity."
+    )
     async def record_monitoring_flag(
         self, info: strawberry.Info[Context, None], input: Annotated[RecordCategoryInput, INPUT]
-    ) -> MonitoringFlag | None:
-        row = await ingestion.record_category(info.context, _record(input), flags=True)
-        return MonitoringFlag.from_model(row)
+    ) -> RecordMonitoringFlagPayload | None:
+        row, _ = await ingestion.record_category(info.context, _record(input), flags=True)
+        return RecordMonitoringFlagPayload(monitoring_flag=MonitoringFlag.from_model(row))
 
-    @strawberry.mutation(description="End the open monitoring flag of a category on validTo.")
+    @strawberry.mutation(
+        description="End the open monitoring flag of a category on validTo; assistance is "
+        "re-run as for endIdentity."
+    )
     async def end_monitoring_flag(
         self, info: strawberry.Info[Context, None], input: Annotated[EndCategoryInput, INPUT]
-    ) -> MonitoringFlag | None:
-        row = await ingestion.end_category(info.context, _end(input), flags=True)
-        return MonitoringFlag.from_model(row)
+    ) -> EndMonitoringFlagPayload | None:
+        row, _ = await ingestion.end_category(info.context, _end(input), flags=True)
+        return EndMonitoringFlagPayload(monitoring_flag=MonitoringFlag.from_model(row))
 
     @strawberry.mutation(
         description="Enroll a person for a year; the answer carries the subsidy split (§7)."
@@ -242,8 +267,9 @@ class Mutation:
         info: strawberry.Info[Context, None],
         claim_number: Annotated[str, CLAIM_NUMBER],
         reason: Annotated[str, strawberry.argument(description="Why (退费, 冲销); audited.")],
-    ) -> Settlement | None:
-        return _settlement(await settlement.reverse(info.context, claim_number, reason))
+    ) -> ReverseSettlementPayload | None:
+        state, consequences = await settlement.reverse(info.context, claim_number, reason)
+        return ReverseSettlementPayload.of(state, consequences)
 
     @strawberry.mutation(
         description="Settle hypothetical visits of a hypothetical person; nothing is read or "

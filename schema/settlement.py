@@ -214,6 +214,7 @@ described(
 
 @strawberry.type(description="One settlement event of a claim (amounts are this event's part).")
 class SettlementEvent(Amounts):
+    claim_number: str = strawberry.field(description="The claim the event belongs to (结算单号).")
     kind: SettlementKind = strawberry.field(description="What the event did.")
     reason: str | None = strawberry.field(
         description="Why (the late news, or the reversal's reason); null on the original."
@@ -227,10 +228,11 @@ class SettlementEvent(Amounts):
 
     @classmethod
     def of(
-        cls, event: models.Settlement, lines: Sequence[models.SettlementLine]
+        cls, claim_number: str, event: models.Settlement, lines: Sequence[models.SettlementLine]
     ) -> SettlementEvent:
         payments = {Payer(line.payer): line.amount for line in lines}
         return cls(
+            claim_number=claim_number,
             kind=SettlementKind(event.kind),
             reason=event.reason,
             created_at=event.created_at,

@@ -109,3 +109,29 @@ def _recorders() -> dict[str, str]:
 def recorder(category: str) -> str:
     """The department that recognises ``category`` (whose policy lets it write it)."""
     return _recorders()[category]
+
+
+def category_document(category: str, verb: str = "record", selection: str = "") -> str:
+    """The ``recordIdentity`` / ``recordMonitoringFlag`` (``verb="end"``: ``end…``) document for
+    ``category`` with its input as ``$i``, selecting the record's category plus ``selection``
+    (other fields of the payload); the answer is under ``category_field(category, verb)``."""
+    mutation, record = category_field(category, verb), _record_field(category)
+    kind = "RecordCategoryInput" if verb == "record" else "EndCategoryInput"
+    return (
+        f"mutation($i: {kind}!) {{ {mutation}(input: $i) "
+        f"{{ {record} {{ category }} {selection} }} }}"
+    )
+
+
+def category_field(category: str, verb: str = "record") -> str:
+    """``recordIdentity``, ``endMonitoringFlag`` …: the mutation that writes ``category``."""
+    from policies.vocabulary import Category
+
+    flag = Category(category).is_monitoring_flag
+    return f"{verb}MonitoringFlag" if flag else f"{verb}Identity"
+
+
+def _record_field(category: str) -> str:
+    from policies.vocabulary import Category
+
+    return "monitoringFlag" if Category(category).is_monitoring_flag else "identity"

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from gateway.config import Settings
 from gateway.storage.database import Database
 from tests.conftest import GraphQLClient
-from tests.factories import id_number, recorder
+from tests.factories import category_document, id_number, recorder
 
 # 2026-06-30 17:30 UTC = 2026-07-01 01:30 in China (UTC+8).
 INSTANT = datetime(2026, 6, 30, 17, 30, tzinfo=UTC)
@@ -34,7 +34,7 @@ ENDED = id_number("510402", date(1970, 1, 1), 1)  # MINIMUM_LIVING until 30 June
 RECOGNISED = id_number("510402", date(1971, 2, 2), 2)  # MINIMUM_LIVING from 1 July 2026
 
 REGISTER = "mutation($i: RegisterBeneficiaryInput!) { registerBeneficiary(input: $i) { id } }"
-IDENTITY = "mutation($i: RecordCategoryInput!) { recordIdentity(input: $i) { category } }"
+IDENTITY = category_document("MINIMUM_LIVING")
 HOLDING = """query($category: Category!) {
   beneficiaries(first: 10, regionPrefix: "5104", category: $category) {
     edges { node { id } } } }"""

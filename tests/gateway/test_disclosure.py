@@ -91,7 +91,7 @@ async def test_ending_a_record_before_it_began_does_not_quote_its_start(
 ) -> None:
     end = {"idNumber": ID, "category": "MINIMUM_LIVING", "validTo": "2020-01-01"}
     error = await gql.error(
-        "mutation($i: EndCategoryInput!) { endIdentity(input: $i) { validTo } }",
+        "mutation($i: EndCategoryInput!) { endIdentity(input: $i) { identity { validTo } } }",
         {"i": end},
         **token("civil_affairs"),
     )
@@ -137,7 +137,7 @@ async def test_a_claim_number_of_another_person_gets_one_answer_whoever_and_wher
     await gql.data(ENROLL, {"i": {**enrollment, "enrolledOn": "2022-12-01"}}, **MI)
     await gql.data(
         'mutation { reverseSettlement(claimNumber: "C-J2017", reason: "重复报销 J2017") '
-        "{ claimNumber } }",
+        "{ settlement { claimNumber } } }",
         **MI,
     )
     claims = await count(db, models.Claim)

@@ -570,7 +570,8 @@ async def test_ending_a_category_another_body_recognised_is_forbidden_and_change
     response = await http.post(
         "/graphql",
         json={
-            "query": """mutation($i: EndCategoryInput!) { endIdentity(input: $i) { validTo } }""",
+            "query": """mutation($i: EndCategoryInput!) {
+              endIdentity(input: $i) { identity { validTo } } }""",
             "variables": {
                 "i": {
                     "idNumber": person.id_number,

@@ -27,7 +27,8 @@ from tests.resolvers.test_settlement import ID, person, stay
 NAME = "王五"  # the name tests.resolvers.test_settlement.person registers with ID
 DASHBOARD = "https://dashboard.example.cn"
 SETTLE = "mutation($i: SettleClaimInput!) { settleClaim(input: $i) { basicInsurance } }"
-REVERSE = 'mutation { reverseSettlement(claimNumber: "C1", reason: "duplicate") { assistance } }'
+REVERSE = """mutation { reverseSettlement(claimNumber: "C1", reason: "duplicate") {
+  settlement { assistance } } }"""
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], Decimal]
 
@@ -58,7 +59,7 @@ async def test_metrics_count_settlements_and_their_amounts_by_payer(
     await person(gql, ("MINIMUM_LIVING", "2021-06-01", None))
     settled = await gql.data(SETTLE, {"i": stay("C1", "2023-03-01", "30000.00", "26000.00")})
     assert settled["settleClaim"]["basicInsurance"] == "20480.00"
-    assert (await gql.data(REVERSE))["reverseSettlement"]["assistance"] == "0.00"
+    assert (await gql.data(REVERSE))["reverseSettlement"]["settlement"]["assistance"] == "0.00"
     text, after = await scrape(http)
 
     settlements = "medgw_settlements_total"

@@ -13,6 +13,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,51 @@ def test_transient_faults_are_told_apart_from_bugs() -> None:
     unique.sqlstate = "23505"  # type: ignore[attr-defined]
     assert not is_transient(unique)
     assert not is_transient(KeyError("x"))
+
+
+async def test_a_write_that_waits_past_the_statement_timeout_is_retryable_and_stores_nothing(
+    settings: Settings, admin: Any, gql: Any, tmp_path: Path
+) -> None:
+    """A busy database (a lock held longer than MEDGW_STATEMENT_TIMEOUT_MS: SQLSTATE 57014) is
+    UNAVAILABLE with Retry-After, not INTERNAL; retried once the lock is gone, it succeeds."""
+    from sqlalchemy import text
+
+    from gateway.app import create_app
+    from tests.factories import category_document, id_number
+
+    number = id_number("510402", date(1970, 1, 1), 3)
+    await gql.data(
+        "mutation($i: RegisterBeneficiaryInput!) { registerBeneficiary(input: $i) { id } }",
+        {"i": {"idNumber": number, "name": "张三", "regionCode": "510402"}},
+    )
+    busy = settings.model_copy(update={"statement_timeout_ms": 300, "retry_after_s": 3})
+    request = {
+        "query": category_document("MINIMUM_LIVING"),
+        "variables": {
+            "i": {
+                "idNumber": number,
+                "category": "MINIMUM_LIVING",
+                "validFrom": "2023-01-01",
+                "reference": "R-1",
+            }
+        },
+    }
+    headers = bearer(department="civil_affairs", org="ca-5104")
+    with serving(create_app(busy)) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30, headers=headers) as client:
+            async with admin.connect() as holder:
+                transaction = await holder.begin()
+                await holder.execute(
+                    text("SELECT id FROM beneficiaries WHERE id_number = :n FOR UPDATE"),
+                    {"n": number},
+                )
+                response = await client.post("/graphql", json=request)
+                await transaction.rollback()
+            assert_retryable(response, 3)
+            count = text("SELECT count(*) FROM identities")
+            async with admin.connect() as conn:
+                assert await conn.scalar(count) == 0
+            retried = await client.post("/graphql", json=request)
+    assert retried.json() == {
+        "data": {"recordIdentity": {"identity": {"category": "MINIMUM_LIVING"}}}
+    }

@@ -163,6 +163,16 @@ ROWS: list[tuple[str, Cells]] = [
     ("Beneficiary: birthYear", cells("birth year")),
     ("Beneficiary: identities | Identity: *", union(CATEGORIES)),
     ("Mutation: recordIdentity endIdentity", writers(CATEGORIES)),
+    # a write's payload: its record for the writer; what the write changed in settlements for
+    # the writers who also read settlements
+    ("RecordIdentityPayload: identity | EndIdentityPayload: identity",
+     {d: "R" if c == "W" else "–" for d, c in writers(CATEGORIES).items()}),
+    ("RecordIdentityPayload: adjustments | EndIdentityPayload: adjustments",
+     {d: "R" if c == "W" and reads(cells(SETTLEMENTS)[d]) else "–"
+      for d, c in writers(CATEGORIES).items()}),
+    ("RecordMonitoringFlagPayload: * | EndMonitoringFlagPayload: *",
+     {d: "R" if c == "W" else "–" for d, c in writers(FLAGS).items()}),
+    ("ReverseSettlementPayload: *", MEDICAL_INSURANCE_ONLY),
     # a category shown inside a subsidy or a settlement: for who reads both
     ("SubsidySplit: category", both(CATEGORIES, ENROLLMENTS)),
     ("Settlement: category | SettlementEvent: category", both(CATEGORIES, SETTLEMENTS)),

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from gateway.storage import models
 from gateway.storage.database import Database
 from tests.conftest import GraphQLClient
+from tests.factories import category_document
 
 ENROLL = """mutation($i: RecordEnrollmentInput!) { recordEnrollment(input: $i) {
   year contribution subsidy { policy category assistanceFund finance individual } } }"""
@@ -23,7 +24,7 @@ async def person(gql: GraphQLClient, number: str, region: str, category: str) ->
         regions=(region[:2],),
     )
     await gql.data(
-        "mutation($i: RecordCategoryInput!) { recordIdentity(input: $i) { category } }",
+        category_document("MINIMUM_LIVING"),
         {
             "i": {
                 "idNumber": number,

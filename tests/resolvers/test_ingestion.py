@@ -16,13 +16,15 @@ ID = "510402197001010013"  # male, born 1970-01-01, 攀枝花东区
 REGISTER = """mutation($i: RegisterBeneficiaryInput!) {
   registerBeneficiary(input: $i) { id idNumber name gender birthDate regionCode } }"""
 RECORD_IDENTITY = """mutation($i: RecordCategoryInput!) {
-  recordIdentity(input: $i) { category validFrom validTo reference department org } }"""
+  recordIdentity(input: $i) { identity { category validFrom validTo reference department org } }
+}"""
 RECORD_FLAG = """mutation($i: RecordCategoryInput!) {
-  recordMonitoringFlag(input: $i) { category validFrom validTo reference department } }"""
+  recordMonitoringFlag(input: $i) {
+    monitoringFlag { category validFrom validTo reference department } } }"""
 END_IDENTITY = """mutation($i: EndCategoryInput!) {
-  endIdentity(input: $i) { category validFrom validTo } }"""
+  endIdentity(input: $i) { identity { category validFrom validTo } } }"""
 END_FLAG = """mutation($i: EndCategoryInput!) {
-  endMonitoringFlag(input: $i) { category validFrom validTo } }"""
+  endMonitoringFlag(input: $i) { monitoringFlag { category validFrom validTo } } }"""
 
 
 async def count(db: Database, model: Any) -> int:
@@ -141,7 +143,7 @@ async def test_identity_is_recorded_with_the_recording_department(gql: GraphQLCl
         department="civil_affairs",
         org="东区民政局",
     )
-    assert data["recordIdentity"] == {
+    assert data["recordIdentity"]["identity"] == {
         "category": "MINIMUM_LIVING",
         "validFrom": "2021-06-01",
         "validTo": None,
@@ -250,7 +252,7 @@ async def test_ending_an_identity_closes_the_open_record(gql: GraphQLClient) -> 
         {"i": {"idNumber": ID, "category": "MINIMUM_LIVING", "validTo": "2023-05-10"}},
         department="civil_affairs",
     )
-    assert ended["endIdentity"] == {
+    assert ended["endIdentity"]["identity"] == {
         "category": "MINIMUM_LIVING",
         "validFrom": "2021-06-01",
         "validTo": "2023-05-10",
@@ -304,7 +306,7 @@ async def test_monitoring_flags_are_recorded_and_ended_apart_from_identities(
         "reference": "监测1",
     }
     data = await gql.data(RECORD_FLAG, {"i": flag}, department="rural_revitalisation")
-    assert data["recordMonitoringFlag"]["department"] == "rural_revitalisation"
+    assert data["recordMonitoringFlag"]["monitoringFlag"]["department"] == "rural_revitalisation"
     error = await gql.error(
         RECORD_FLAG, {"i": {**flag, "category": "ORPHAN"}}, department="rural_revitalisation"
     )
@@ -314,7 +316,7 @@ async def test_monitoring_flags_are_recorded_and_ended_apart_from_identities(
         {"i": {"idNumber": ID, "category": "MONITORED", "validTo": "2023-12-31"}},
         department="rural_revitalisation",
     )
-    assert ended["endMonitoringFlag"]["validTo"] == "2023-12-31"
+    assert ended["endMonitoringFlag"]["monitoringFlag"]["validTo"] == "2023-12-31"
     assert (await count(db, models.MonitoringFlag), await count(db, models.Identity)) == (1, 0)
 
 

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from gateway.storage import models
 from gateway.storage.database import Database
 from policies.settlement.ledger import Ledger
-from policies.vocabulary import Payer
+from policies.vocabulary import Category, Payer
 from tests.conftest import GraphQLClient
-from tests.factories import recorder
+from tests.factories import category_document, category_field, recorder
 
 ID = "510402197001010013"  # 攀枝花东区, born 1970-01-01
 SETTLE = """mutation($i: SettleClaimInput!) { settleClaim(input: $i) {
@@ -45,10 +45,16 @@ async def person(gql: GraphQLClient, *categories: tuple[str, str, str | None]) -
         await record(gql, category, valid_from, valid_to)
 
 
-async def record(gql: GraphQLClient, category: str, valid_from: str, valid_to: str | None) -> None:
-    mutation = "recordMonitoringFlag" if category == "MONITORED" else "recordIdentity"
-    await gql.data(
-        f"mutation($i: RecordCategoryInput!) {{ {mutation}(input: $i) {{ category }} }}",
+ADJUSTMENTS = "adjustments { claimNumber kind assistance outOfPocket reason }"
+
+
+async def record(
+    gql: GraphQLClient, category: str, valid_from: str, valid_to: str | None
+) -> dict[str, Any]:
+    """Record ``category`` by the department that recognises it; the mutation's payload."""
+    flag = Category(category).is_monitoring_flag
+    data = await gql.data(
+        category_document(category, selection="" if flag else ADJUSTMENTS),
         {
             "i": {
                 "idNumber": ID,
@@ -60,6 +66,7 @@ async def record(gql: GraphQLClient, category: str, valid_from: str, valid_to: s
         },
         department=recorder(category),
     )
+    return dict(data[category_field(category)])
 
 
 def stay(number: str, admitted: str, total: str, scope: str, **extra: Any) -> dict[str, Any]:
@@ -182,7 +189,24 @@ async def test_late_recognition_adds_adjustments_without_rewriting_history(
     await settle(gql, stay("C1", "2023-03-01", "30000.00", "26000.00"))
     await settle(gql, stay("C2", "2023-05-01", "12000.00", "11000.00"))
     # 低保 recognised in July: retroactive to 1 January (攀枝花 第十九条).
-    await record(gql, "MINIMUM_LIVING", "2023-07-01", None)
+    recorded = await record(gql, "MINIMUM_LIVING", "2023-07-01", None)
+    # The payload lists the two adjustments the recognition stored, claim by claim.
+    assert recorded == {
+        "identity": {"category": "MINIMUM_LIVING"},
+        "adjustments": [
+            {
+                "claimNumber": claim,
+                "kind": "ADJUSTMENT",
+                "assistance": amount,
+                "outOfPocket": f"-{amount}",
+                "reason": "re-run after recordIdentity",
+            }
+            for claim, amount in (("C1", "3864.00"), ("C2", "1764.00"))
+        ],
+    }
+    # The same record again is stored already: nothing re-run, no adjustment.
+    again = await record(gql, "MINIMUM_LIVING", "2023-07-01", None)
+    assert again == {"identity": {"category": "MINIMUM_LIVING"}, "adjustments": []}
     found = await claims(gql)
     assert [c["settlement"]["assistance"] for c in found] == ["3864.00", "1764.00"]
     assert [c["settlement"]["category"] for c in found] == ["MINIMUM_LIVING"] * 2
@@ -209,7 +233,7 @@ async def end_minimum_living_back_dated(gql: GraphQLClient) -> None:
     """Civil affairs ends the person's 低保 on 2022-12-31, decided 2023-06-01 (§9.4 late news)."""
     end = {"idNumber": ID, "category": "MINIMUM_LIVING", "validTo": "2022-12-31"}
     await gql.data(
-        "mutation($i: EndCategoryInput!) { endIdentity(input: $i) { validTo } }",
+        "mutation($i: EndCategoryInput!) { endIdentity(input: $i) { identity { validTo } } }",
         {"i": {**end, "decidedOn": "2023-06-01"}},
         department="civil_affairs",
     )
@@ -255,12 +279,29 @@ async def test_reversal_cancels_a_claim_and_resettles_the_later_ones(
     assert (await settle(gql, second))["assistance"] == "1534.00"
     reversed_ = await gql.data(
         """mutation { reverseSettlement(claimNumber: "C1", reason: "退费") {
-          basicInsurance assistance outOfPocket } }"""
+          settlement { claimNumber basicInsurance assistance outOfPocket }
+          adjustments { claimNumber kind assistance }
+          recoveries { claimNumber status amount assistance cause } } }"""
     )
+    # The payload says what the reversal set off: no adjustment (C2's assistance would fall),
+    # one pending recovery of C2's 351.00 (worked out below).
     assert reversed_["reverseSettlement"] == {
-        "basicInsurance": "0.00",
-        "assistance": "0.00",
-        "outOfPocket": "0.00",
+        "settlement": {
+            "claimNumber": "C1",
+            "basicInsurance": "0.00",
+            "assistance": "0.00",
+            "outOfPocket": "0.00",
+        },
+        "adjustments": [],
+        "recoveries": [
+            {
+                "claimNumber": "C2",
+                "status": "PENDING",
+                "amount": "351.00",
+                "assistance": "351.00",
+                "cause": "reversal of C1",
+            }
+        ],
     }
     c1, c2 = await claims(gql)
     assert c1["reversed"] is True
@@ -273,7 +314,8 @@ async def test_reversal_cancels_a_claim_and_resettles_the_later_ones(
     assert (recovery["claimNumber"], recovery["amount"]) == ("C2", "351.00")
     # Reversing again is a conflict that says when and why.
     error = await gql.error(
-        'mutation { reverseSettlement(claimNumber: "C1", reason: "x") { assistance } }'
+        'mutation { reverseSettlement(claimNumber: "C1", reason: "x") '
+        "{ settlement { assistance } } }"
     )
     assert error["extensions"]["code"] == "CONFLICT"
     assert "reversed at" in error["message"]
@@ -287,7 +329,8 @@ async def test_reversal_cancels_a_claim_and_resettles_the_later_ones(
 
 async def test_reversal_of_an_unknown_claim_is_not_found(gql: GraphQLClient) -> None:
     error = await gql.error(
-        'mutation { reverseSettlement(claimNumber: "nope", reason: "x") { assistance } }'
+        'mutation { reverseSettlement(claimNumber: "nope", reason: "x") '
+        "{ settlement { assistance } } }"
     )
     assert error["extensions"]["code"] == "NOT_FOUND"
 

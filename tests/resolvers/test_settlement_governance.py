@@ -37,7 +37,7 @@ from policies.settlement.engine import (
 )
 from policies.vocabulary import Category, HospitalLevel, Payer, VisitType
 from tests.conftest import GraphQLClient
-from tests.factories import id_number, recorder
+from tests.factories import category_document, id_number, recorder
 
 PANZHIHUA = "510402"  # 攀枝花东区: policy 510400-2023
 JIANGSU = "320102"  # 南京玄武: policy 320000-2015
@@ -65,7 +65,7 @@ DECIDE = """mutation($id: ID!, $d: RecoveryDecision!, $r: String) {
 CLOSE = """mutation($r: String!, $y: Int!) { closeSettlementYear(regionCode: $r, year: $y) {
   regionCode year policy department } }"""
 REVERSE = """mutation($n: String!, $r: String!) { reverseSettlement(claimNumber: $n, reason: $r) {
-  claimNumber basicInsurance assistance outOfPocket } }"""
+  settlement { claimNumber basicInsurance assistance outOfPocket } } }"""
 ENROLL = """mutation($i: RecordEnrollmentInput!) { recordEnrollment(input: $i) {
   year scheme inclusiveCommercial } }"""
 LATE_NEWS = """query($r: String, $y: Int) { lateNews(regionCode: $r, year: $y) { edges { node {
@@ -101,11 +101,6 @@ async def enroll(gql: GraphQLClient, number: str, year: int, **extra: Any) -> di
     return dict((await gql.data(ENROLL, enrollment(number, year, **extra)))["recordEnrollment"])
 
 
-def _mutation(category: str, verb: str) -> str:
-    flag = Category(category).is_monitoring_flag
-    return f"{verb}MonitoringFlag" if flag else f"{verb}Identity"
-
-
 async def record(
     gql: GraphQLClient,
     number: str,
@@ -125,9 +120,8 @@ async def record(
     }
     if decided_on is not None:
         item["decidedOn"] = decided_on
-    mutation = _mutation(category, "record")
     return await gql.post(
-        f"mutation($i: RecordCategoryInput!) {{ {mutation}(input: $i) {{ category }} }}",
+        category_document(category),
         {"i": item},
         department=recorder(category),
     )
@@ -140,9 +134,8 @@ async def end(
     item: dict[str, Any] = {"idNumber": number, "category": category, "validTo": valid_to}
     if decided_on is not None:
         item["decidedOn"] = decided_on
-    mutation = _mutation(category, "end")
     return await gql.post(
-        f"mutation($i: EndCategoryInput!) {{ {mutation}(input: $i) {{ category }} }}",
+        category_document(category, "end"),
         {"i": item},
         department=recorder(category),
     )
@@ -882,7 +875,8 @@ async def test_a_reversed_claim_is_reversed_once_and_never_resubmitted(
     await enroll(gql, PAN_ID, 2023)
     claim = stay(PAN_ID, "C1", "2023-03-01", "30000.00", "26000.00")
     await settle(gql, claim)
-    assert (await gql.data(REVERSE, {"n": "C1", "r": "退费重结"}))["reverseSettlement"] == {
+    reversed_ = await gql.data(REVERSE, {"n": "C1", "r": "退费重结"})
+    assert reversed_["reverseSettlement"]["settlement"] == {
         "claimNumber": "C1",
         "basicInsurance": "0.00",
         "assistance": "0.00",

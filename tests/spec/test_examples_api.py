@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.resident_id import check_character
-from policies.vocabulary import Category
 from tests.conftest import GraphQLClient
-from tests.factories import recorder
+from tests.factories import category_document, recorder
 from tests.spec.examples import load_examples
 
 EXAMPLES = load_examples()
@@ -46,10 +45,8 @@ async def load_person(gql: GraphQLClient, person: dict[str, Any], years: set[int
         **MI,
     )
     for i, record in enumerate(person.get("categories", [])):
-        flag = Category(record["category"]).is_monitoring_flag
-        mutation = "recordMonitoringFlag" if flag else "recordIdentity"
         await gql.data(
-            f"mutation($i: RecordCategoryInput!) {{ {mutation}(input: $i) {{ category }} }}",
+            category_document(record["category"]),
             {
                 "i": {
                     "idNumber": number,
