@@ -38,6 +38,7 @@ from typing import Any
 import graphql
 from sqlalchemy import Select, String, case, cast, extract, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, join
 
 from gateway.access import looks_up_personal, refusal
 from gateway.arguments import YEARS, check_value
@@ -450,13 +451,8 @@ def statement(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, ...]
     ``_beneficiary``; the row rules, filters and order applied."""
     kind = ExportKind(request.kind)
     person = models.Beneficiary
-    personal = [
-        cast(person.id, String).label("beneficiaryId"),
-        person.id_number.label("idNumber"),
-        person.name.label("name"),
-        person.region_code.label("regionCode"),
-    ]
-    region = [] if request.region is None else [person.region_code.like(f"{request.region}%")]
+    personal = _personal(person)
+    region = _region(person, request)
     if kind is ExportKind.SUBSIDIES:
         e = models.Enrollment
         stmt: Select[*tuple[Any, ...]] = (
@@ -503,13 +499,27 @@ def statement(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, ...]
             .order_by(a.id)
         )
         return alerts
-    return _settlements(request, rows, personal, region)
+    return _settlements(request, rows)
 
 
-def _settlements(
-    request: ExportRequest, rows: RowRules, personal: list[Any], region: list[Any]
-) -> Select[*tuple[Any, ...]]:
-    c, s, line, person = models.Claim, models.Settlement, models.SettlementLine, models.Beneficiary
+def _personal(person: Any) -> list[Any]:
+    return [
+        cast(person.id, String).label("beneficiaryId"),
+        person.id_number.label("idNumber"),
+        person.name.label("name"),
+        person.region_code.label("regionCode"),
+    ]
+
+
+def _region(person: Any, request: ExportRequest) -> list[Any]:
+    return [] if request.region is None else [person.region_code.like(f"{request.region}%")]
+
+
+def _settlements(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, ...]]:
+    c, s, line = models.Claim, models.Settlement, models.SettlementLine
+    # The row rules of persons are EXISTS over beneficiaries (and, for an insurer, claims): the
+    # person shown is joined under an alias so that those subqueries do not correlate to it.
+    person = aliased(models.Beneficiary)
     events = (
         select(func.count().label("n"), func.sum(s.out_of_pocket).label("out_of_pocket"))
         .where(s.claim_id == c.id)
@@ -539,7 +549,7 @@ def _settlements(
             c.type.label("type"),
             c.admission_date.label("admissionDate"),
             c.discharge_date.label("dischargeDate"),
-            *personal,
+            *_personal(person),
             c.carrier.label("carrier"),
             (c.reversed_at.is_not(None)).label("reversed"),
             c.total_cost.label("totalCost"),
@@ -551,11 +561,9 @@ def _settlements(
             person.id.label(_PERSON),
         )
         .select_from(
-            c.__table__.join(person.__table__, person.id == c.beneficiary_id)
-            .join(events, true())
-            .join(lines, true())
+            join(c, person, person.id == c.beneficiary_id).join(events, true()).join(lines, true())
         )
-        .where(c.year == request.year, *rows.claims(), *rows.persons(), *region)
+        .where(c.year == request.year, *rows.claims_with_persons(), *_region(person, request))
         .order_by(c.hospital_code.nulls_last(), c.admission_date, c.id)
     )
     if request.month is not None:
