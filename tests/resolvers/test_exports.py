@@ -296,12 +296,14 @@ async def test_the_subsidy_list_equals_the_graphql_read_of_the_same_caller(
     assert {row["name"] for row in exported} == {"张三丰", "李四", "王五"}
     [a] = [row for row in exported if row["idNumber"] == A]
     # 低保 held on the enrollment date: 攀枝花 subsidises the contribution (values from the API).
-    assert a["category"] == "MINIMUM_LIVING" and Decimal(a["individual"]) < Decimal("380.00")
+    assert a["category"] == "MINIMUM_LIVING"
+    assert Decimal(a["individual"]) < Decimal("380.00")
 
 
 async def test_the_subsidy_list_filters_by_fund_and_region(world: None, db: Database) -> None:
     paid = await export(db, principal(), ExportRequest("subsidies", 2023, fund="assistanceFund"))
-    assert paid and all(Decimal(row["assistanceFund"]) > 0 for row in paid)
+    assert paid
+    assert all(Decimal(row["assistanceFund"]) > 0 for row in paid)
     assert A in {row["idNumber"] for row in paid}
     region = await export(db, principal(), ExportRequest("subsidies", 2023, region="3708"))
     assert [row["idNumber"] for row in region] == [C]
@@ -331,7 +333,8 @@ async def test_the_settlements_of_medical_insurance_equal_the_graphql_read(
     rows = by("claimNumber", exported)
     # The late news is in the columns: B's adjustment paid, A's assistance recovered.
     assert Decimal(rows["X-B1"]["adjustments"]) > 0
-    assert Decimal(rows["X-A1"]["recoveries"]) < 0 and rows["X-A1"]["assistance"] == "0.00"
+    assert Decimal(rows["X-A1"]["recoveries"]) < 0
+    assert rows["X-A1"]["assistance"] == "0.00"
     # Per hospital, then admission date.
     assert [row["claimNumber"] for row in exported] == ["X-A1", "X-B1", "X-A2", "X-C1"]
     march = await export(
@@ -485,7 +488,8 @@ async def test_one_audit_record_per_export_as_the_graphql_read_writes_it(
     assert sorted(exported.field_paths) == sorted(read.field_paths)
     assert set(exported.beneficiary_ids) == set(read.beneficiary_ids)
     assert {str(b) for b in exported.beneficiary_ids} == {row["beneficiaryId"] for row in rows}
-    assert exported.department == who.department and exported.detail == {"export": kind}
+    assert exported.department == who.department
+    assert exported.detail == {"export": kind}
 
 
 async def test_an_empty_export_writes_no_record(db: Database) -> None:
@@ -502,16 +506,18 @@ async def test_a_large_export_streams_in_bounded_memory(db: Database, admin: Asy
     async with admin.begin() as conn:
         await conn.execute(
             text(
-                "INSERT INTO beneficiaries (id, id_number, name, gender, birth_date, region_code, created_by) "
-                "SELECT gen_random_uuid(), '510402' || lpad(i::text, 12, '0'), '测试' || i, 'MALE', "
+                "INSERT INTO beneficiaries (id, id_number, name, gender, birth_date, region_code, "
+                "created_by) SELECT gen_random_uuid(), '510402' || lpad(i::text, 12, '0'), "
+                "'测试' || i, 'MALE', "
                 "DATE '1970-01-01', '510402', 'test' FROM generate_series(1, :n) AS i"
             ),
             {"n": LARGE},
         )
         await conn.execute(
             text(
-                "INSERT INTO enrollments (beneficiary_id, year, scheme, contribution, inclusive_commercial, "
-                "enrolled_on, subsidy_assistance_fund, subsidy_finance, subsidy_individual, department, org) "
+                "INSERT INTO enrollments (beneficiary_id, year, scheme, contribution, "
+                "inclusive_commercial, enrolled_on, subsidy_assistance_fund, subsidy_finance, "
+                "subsidy_individual, department, org) "
                 "SELECT id, 2023, 'RESIDENT', 380, false, DATE '2022-12-01', 285, 0, 95, "
                 "'medical_insurance', 'o' FROM beneficiaries"
             )
