@@ -40,6 +40,7 @@ from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
 from gateway.cors import cors
 from gateway.errors import BAD_INPUT, NOT_FOUND, ErrorCodes, production_errors
+from gateway.exports import Exports
 from gateway.limits import QueryLimits, limited_encoder
 from gateway.media import GRAPHQL_RESPONSE, accepts_graphql_response, as_graphql_response
 from gateway.middleware import (
@@ -369,6 +370,11 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            Route(
+                "/exports/{kind}.{format}",
+                AuthenticationMiddleware(Exports(), backend=tokens, on_error=unauthenticated),
+                methods=["GET"],
+            ),
             Mount("/graphiql/static", app=StaticFiles(directory=GRAPHIQL), name="graphiql"),
             *([metrics.route(lambda r: gateway_of(r.scope).db.engine)] if settings.metrics else []),
         ],
