@@ -39,6 +39,7 @@ from gateway.access import FieldAccess, IntrospectionForbidden, ReadAudit, Refus
 from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
 from gateway.cors import cors
+from gateway.documents import ClaimDocuments
 from gateway.errors import BAD_INPUT, NOT_FOUND, ErrorCodes, production_errors
 from gateway.limits import QueryLimits, limited_encoder
 from gateway.media import GRAPHQL_RESPONSE, accepts_graphql_response, as_graphql_response
@@ -364,12 +365,16 @@ def create_app(
             max_bytes=lambda scope: gateway_of(scope).settings.max_body_bytes,
         ),
     )
+    documents = AuthenticationMiddleware(
+        ClaimDocuments(gateway_of), backend=tokens, on_error=unauthenticated
+    )
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             Mount("/graphiql/static", app=StaticFiles(directory=GRAPHIQL), name="graphiql"),
+            Route("/documents/claims/{claim_number}.{kind}", documents, methods=["GET"]),
             *([metrics.route(lambda r: gateway_of(r.scope).db.engine)] if settings.metrics else []),
         ],
         middleware=[

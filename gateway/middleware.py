@@ -31,11 +31,13 @@ REQUEST_ID = "medgw.request_id"
 """The scope key of the request id (also sent back as ``X-Request-Id``)."""
 
 
-def json_error(status: int, code: str, message: str, scope: Scope) -> JSONResponse:
+def json_error(
+    status: int, code: str, message: str, scope: Scope, **details: object
+) -> JSONResponse:
     """An error response in the GraphQL shape: ``extensions.code`` and ``requestId`` (also in
-    the ``X-Request-Id`` header)."""
+    the ``X-Request-Id`` header), and ``details`` (``field``, ``value``, ``forbidden``)."""
     request_id = str(scope.get(REQUEST_ID, ""))
-    extensions = {"code": code, "requestId": request_id}
+    extensions = {**details, "code": code, "requestId": request_id}
     return JSONResponse(
         {"data": None, "errors": [{"message": message, "extensions": extensions}]},
         status_code=status,
