@@ -39,6 +39,7 @@ from gateway.access import FieldAccess, IntrospectionForbidden, ReadAudit, Refus
 from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
 from gateway.cors import cors
+from gateway.documents import ClaimDocuments
 from gateway.errors import BAD_INPUT, NOT_FOUND, ErrorCodes, production_errors
 from gateway.exports import Exports
 from gateway.limits import QueryLimits, limited_encoder
@@ -365,6 +366,9 @@ def create_app(
             max_bytes=lambda scope: gateway_of(scope).settings.max_body_bytes,
         ),
     )
+    documents = AuthenticationMiddleware(
+        ClaimDocuments(gateway_of), backend=tokens, on_error=unauthenticated
+    )
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
@@ -376,6 +380,7 @@ def create_app(
                 methods=["GET"],
             ),
             Mount("/graphiql/static", app=StaticFiles(directory=GRAPHIQL), name="graphiql"),
+            Route("/documents/claims/{claim_number}.{kind}", documents, methods=["GET"]),
             *([metrics.route(lambda r: gateway_of(r.scope).db.engine)] if settings.metrics else []),
         ],
         middleware=[

@@ -77,7 +77,8 @@ async def page(
 
 async def lock_person(session: AsyncSession, rows: RowRules, id_number: str) -> models.Beneficiary:
     """The person a write is about, locked until the transaction ends; NOT_FOUND when missing
-    or outside the caller's rows.
+    or outside the caller's rows (:meth:`RowRules.admissible`: a hospital names any person of
+    its regions).
 
     FOR NO KEY UPDATE serialises writes about one person (settlement, identities, enrollment)
     while inserts that merely reference the person proceed; every write locks the person
@@ -87,7 +88,7 @@ async def lock_person(session: AsyncSession, rows: RowRules, id_number: str) -> 
     person = (
         await session.scalars(
             select(models.Beneficiary)
-            .where(models.Beneficiary.id_number == number, *rows.persons())
+            .where(models.Beneficiary.id_number == number, *rows.admissible())
             .with_for_update(key_share=True)
         )
     ).one_or_none()

@@ -7,7 +7,11 @@ forbidden row is never loaded, and is indistinguishable from a missing one.
 - ``region``: persons whose region code starts with one of the token's prefixes (and everything
   hanging off them: claims, alerts, ledgers, aggregates);
 - ``carrier``: only claims whose carrier is the token's organisation;
-- ``carried_persons``: only persons with at least one such claim.
+- ``carried_persons``: only persons with at least one such claim;
+- ``hospital``: only claims whose hospital code is the token's organisation (a hospital,
+  定点医疗机构), and only persons with at least one such claim; a patient the hospital admits
+  for the first time is named by ID number in its admission check and its claim
+  (:meth:`RowRules.admissible`).
 
 Audit records follow their persons: a record is visible when one of its beneficiaries is in the
 caller's rows (ACCESS.md, rows: "the auditor included").
@@ -24,7 +28,7 @@ from sqlalchemy import ColumnElement, exists, false, func, or_
 from gateway.auth import Principal
 from gateway.storage import models
 
-KNOWN = frozenset({"region", "carrier", "carried_persons"})
+KNOWN = frozenset({"region", "carrier", "carried_persons", "hospital"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,23 @@ class RowRules:
                     models.Claim.carrier == self.principal.org,
                 )
             )
+        if "hospital" in self.rules:
+            conditions.append(
+                exists().where(
+                    models.Claim.beneficiary_id == models.Beneficiary.id,
+                    models.Claim.hospital_code == self.principal.org,
+                )
+            )
         return conditions
+
+    def admissible(self) -> list[ColumnElement[bool]]:
+        """Conditions on ``beneficiaries`` for a person named by ID number in a write or an
+        admission check: :meth:`persons`, except that a hospital may name any person of its
+        regions (a patient admitted for the first time has no claim of it yet). What it may
+        *read* about persons stays :meth:`persons`."""
+        if "hospital" in self.rules:
+            return [self.region(models.Beneficiary.region_code)]
+        return self.persons()
 
     def person_of(self, beneficiary_id: Any) -> ColumnElement[bool]:
         """Rows about one person (alerts, recoveries, late news) that the caller may see: the
@@ -63,9 +83,17 @@ class RowRules:
 
     def claims(self) -> list[ColumnElement[bool]]:
         """Conditions on ``claims`` (the person's own rules apply through :meth:`persons`)."""
+        conditions: list[ColumnElement[bool]] = []
         if "carrier" in self.rules:
-            return [models.Claim.carrier == self.principal.org]
-        return []
+            conditions.append(models.Claim.carrier == self.principal.org)
+        if "hospital" in self.rules:
+            conditions.append(models.Claim.hospital_code == self.principal.org)
+        return conditions
+
+    def own_hospital(self, hospital_code: str | None) -> bool:
+        """May the caller submit a claim of ``hospital_code``? A hospital only its own code;
+        every other department that may settle claims, any code."""
+        return "hospital" not in self.rules or hospital_code == self.principal.org
 
     def claims_with_persons(self) -> list[ColumnElement[bool]]:
         """Conditions on ``claims`` including their persons' rules (needs no join)."""

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import resident_id
 from gateway.auth import Principal
-from gateway.errors import Conflict, NotFound, PreconditionFailed
+from gateway.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from gateway.storage import audit, models
 from policies.benefits import PolicySet
 from policies.errors import InvalidInput
@@ -455,8 +455,18 @@ def _payments(result: VisitSettlement) -> dict[Payer, Decimal]:
 
 
 async def settle(ctx: Context, data: ClaimInput) -> ClaimState:
-    """Settle one claim (idempotent on the claim number)."""
+    """Settle one claim (idempotent on the claim number). A hospital (row rule ``hospital``)
+    submits claims of its own hospital code only: any other code, or none, is FORBIDDEN naming
+    ``hospitalCode`` and the value sent, before anything is read or stored."""
     claim_input = check_claim(data, ctx.settings.today())
+    if not ctx.rows.own_hospital(claim_input.hospital_code):
+        code = claim_input.hospital_code
+        raise Forbidden(
+            f"hospitalCode = {code or '(none)'}: a hospital submits claims of its own hospital "
+            "code only",
+            field="hospitalCode",
+            value=code,
+        )
     digest = claim_input.content_hash()
     try:
         async with ctx.db.transaction() as session:

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from resolvers import alerts, audit_log, beneficiaries, claims, closings, recoveries, statistics
+from resolvers.admission import deposit_waiver
 from resolvers.pages import Order
+from schema.admission import DepositWaiver
 from schema.audit import AccessReport, AuditCheckpoint, AuditRecord
 from schema.beneficiary import (
     AlertOrder,
@@ -345,3 +347,21 @@ class Query:
     ) -> AccessReport | None:
         found = await audit_log.access_report(info.context, id_number)
         return AccessReport.of(*found) if found else None
+
+    @strawberry.field(
+        description="At admission (hospitals): is the person entitled to 先诊疗后付费 / deposit "
+        "waiver on a date? Yes or no, no category. A lookup by ID number: a personal read, "
+        "audited as depositWaiver(idNumber) even when nobody is found."
+    )
+    async def deposit_waiver(
+        self,
+        info: strawberry.Info[Context, None],
+        id_number: Annotated[
+            str, strawberry.argument(description="The patient's resident ID number (身份证号).")
+        ],
+        on: Annotated[
+            date | None,
+            strawberry.argument(description="The admission date (China time); default today."),
+        ] = None,
+    ) -> DepositWaiver:
+        return DepositWaiver.of(await deposit_waiver(info.context, id_number, on))

@@ -63,10 +63,11 @@ ACCESS_DIRECTORY = Path(__file__).parent
 FIELDS_FILE = "_fields.yaml"
 MUTATION = "Mutation"
 
-ROW_RULES: frozenset[str] = frozenset({"region", "carrier", "carried_persons"})
+ROW_RULES: frozenset[str] = frozenset({"region", "carrier", "carried_persons", "hospital"})
 """Row rules the resolvers know how to enforce in SQL: ``region`` (only rows whose region code
 starts with one of the token's region prefixes), ``carrier`` (only claims whose carrier is the
-token's organisation), ``carried_persons`` (only persons of those claims)."""
+token's organisation), ``carried_persons`` (only persons of those claims), ``hospital`` (only
+claims whose hospital code is the token's organisation, and the persons of those claims)."""
 
 # Which mutations record (and end) which kind of category, keyed by Category.is_monitoring_flag.
 _CATEGORY_MUTATIONS: Mapping[bool, tuple[str, str]] = {

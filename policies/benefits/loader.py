@@ -35,6 +35,7 @@ from policies.benefits.model import (
     BasicRules,
     CategoryRules,
     CriticalIllnessRules,
+    DepositWaiverRules,
     DiscoveryRules,
     Fund,
     Param,
@@ -447,6 +448,13 @@ class DiscoveryFile(_File):
     out_of_pocket_share_of_pcdi: Versions[Entry[Ratio]]
 
 
+class DepositWaiverFile(_File):
+    """先诊疗后付费: the categories whose holders are admitted without a deposit. Any category
+    may be named (the national notice names some that a region's schedules do not)."""
+
+    categories: Versions[Entry[Categories]]
+
+
 class RegionFile(_File):
     code: RegionCode
     prefix: Text
@@ -499,6 +507,7 @@ class PolicyFile(_File):
         dict[Category, Annotated[tuple[SubsidyPartFile, ...], Field(min_length=1)]] | None
     ) = None
     discovery: DiscoveryFile | None = None
+    deposit_waiver: DepositWaiverFile | None = None
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Self:
@@ -671,6 +680,9 @@ def _policy(f: PolicyFile, file: str) -> Policy:
             for c, parts in (f.enrollment_subsidy or {}).items()
         },
         discovery=_optional(lambda d: _build(DiscoveryRules, d, pid, "discovery"), f.discovery),
+        deposit_waiver=_optional(
+            lambda d: _build(DepositWaiverRules, d, pid, "deposit_waiver"), f.deposit_waiver
+        ),
     )
 
 

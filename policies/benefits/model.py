@@ -259,6 +259,28 @@ class DiscoveryRules:
 
 
 @dataclass(frozen=True)
+class DepositWaiverRules:
+    """先诊疗后付费 / 住院押金减免 (民发〔2017〕12号 (五), 攀枝花 第十六条): holders of these
+    categories are admitted to hospital without a deposit."""
+
+    categories: Param[tuple[Category, ...]]
+
+    def entitles(self, held: Iterable[Category], on: date) -> bool:
+        """Whether any category ``held`` on ``on`` entitles (:class:`ParameterNotInForce` before
+        the parameter's first ``since``).
+
+        >>> from policies.benefits import load_policies
+        >>> rules = load_policies().by_id("510400-2023").deposit_waiver
+        >>> rules.entitles([Category.MINIMUM_LIVING], date(2024, 5, 1))
+        True
+        >>> rules.entitles([Category.MONITORED], date(2024, 5, 1))
+        False
+        """
+        entitling = set(self.categories.at(on).value)
+        return any(category in entitling for category in held)
+
+
+@dataclass(frozen=True)
 class Policy:
     """One regional benefit policy, as loaded from its YAML file."""
 
@@ -284,6 +306,8 @@ class Policy:
     uninsured: UninsuredRules | None
     enrollment_subsidy: Mapping[Category, tuple[SubsidyPart, ...]]
     discovery: DiscoveryRules | None
+    deposit_waiver: DepositWaiverRules | None = None
+    """先诊疗后付费: who is admitted without a deposit (None: the policy names nobody)."""
 
     def covers(self, region_code: str) -> bool:
         """Whether the region code starts with the policy's prefix.

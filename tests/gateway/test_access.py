@@ -50,6 +50,7 @@ JIANGSU = "320102196502020010"
 NAME = "张三丰"
 CLAIM = "C-0001"
 INSURER = "insurer-a"
+HOSPITAL = "H-510402-01"  # the hospital code of the seeded claims
 PAYERS = (
     "basicInsurance",
     "criticalIllness",
@@ -106,6 +107,7 @@ ARGUMENTS: dict[tuple[str, str], str] = {
     ("Query", "claim"): f'(claimNumber: "{CLAIM}")',
     ("Query", "statistics"): '(year: 2023, regionPrefix: "5104")',
     ("Query", "accessReport"): f'(idNumber: "{ID}")',
+    ("Query", "depositWaiver"): f'(idNumber: "{ID}", on: "2023-03-01")',
     ("Beneficiary", "yearlySummary"): "(year: 2023)",
     ("Mutation", "simulateSettlement"): SIMULATION,
 }
@@ -125,6 +127,8 @@ def token(department: str) -> dict[str, Any]:
     """The token of a department: the insurer carries INSURER's claims for claim handling."""
     if department == "insurer":
         return {"department": department, "org": INSURER, "purpose": "claim_handling"}
+    if department == "hospital":
+        return {"department": department, "org": HOSPITAL, "purpose": "treatment"}
     return {"department": department, "org": f"{department}-5104"}
 
 
@@ -254,7 +258,7 @@ def claim_input(number: str, total: str, scope: str, person: str = ID) -> dict[s
             "idNumber": person,
             "type": "INPATIENT",
             "hospitalLevel": "SECONDARY",
-            "hospitalCode": "H-510402-01",
+            "hospitalCode": HOSPITAL,
             "admissionDate": "2023-03-01",
             "dischargeDate": "2023-03-11",
             "totalCost": total,
@@ -308,7 +312,7 @@ async def seed(gql: GraphQLClient) -> dict[Step, Any]:
         ("Claim", "year"): 2023,
         ("Claim", "type"): "INPATIENT",
         ("Claim", "hospitalLevel"): "SECONDARY",
-        ("Claim", "hospitalCode"): "H-510402-01",
+        ("Claim", "hospitalCode"): HOSPITAL,
         ("Claim", "admissionDate"): "2023-03-01",
         ("Claim", "dischargeDate"): "2023-03-11",
         ("Claim", "totalCost"): "100000.00",
@@ -342,6 +346,9 @@ async def seed(gql: GraphQLClient) -> dict[Step, Any]:
         ("Statistics", "claims"): 1,
         **{("Statistics", key): value for key, value in totals.items()},
         ("AccessReport", "idNumber"): ID,
+        # 低保 in 攀枝花 on the admission date: 先诊疗后付费 (攀枝花 第十六条).
+        ("DepositWaiver", "entitled"): True,
+        ("DepositWaiver", "on"): "2023-03-01",
         ("AccessReport", "beneficiaryId"): person,
         # Every category record of the person (and of the simulated one) is still open.
         ("CategoryCandidate", "validTo"): None,
@@ -415,6 +422,7 @@ async def snapshot(db: Database) -> dict[str, str]:
 # A value for every filter argument of _fields.yaml; {person} is the seeded person's id.
 FILTER_VALUES = {
     ("Query", "beneficiary", "idNumber"): f'"{ID}"',
+    ("Query", "depositWaiver", "idNumber"): f'"{ID}"',
     ("Query", "beneficiaries", "regionPrefix"): '"5104"',
     ("Query", "beneficiaries", "category"): "MINIMUM_LIVING",
     ("Query", "claims", "year"): "2023",

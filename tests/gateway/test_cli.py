@@ -233,7 +233,10 @@ def test_token_help_lists_the_departments_and_purposes_of_the_access_policies() 
     text = " ".join(result.stdout.split())
     departments = ", ".join(f"{name} ({policies[name].title})" for name in sorted(policies))
     assert f"Departments: {departments}." in text
-    assert "Purposes: claim_handling (needed by insurer for personal fields)." in text
+    assert (
+        "Purposes: claim_handling (needed by insurer for personal fields), "
+        "treatment (needed by hospital for personal fields)."
+    ) in text
 
 
 ENV_PROD = "error: MEDGW_ENV = 'prod': Input should be 'development' or 'production'"

@@ -228,8 +228,29 @@ ROWS: list[tuple[str, Cells]] = [
      " | LateNewsEdge: * | SettlementYearClosing: *", MEDICAL_INSURANCE_ONLY),
     ("Mutation: decideRecovery closeSettlementYear",
      {d: "W" if d == "medical_insurance" else "–" for d in ALL_DEPARTMENTS}),
+    # ACCESS.md's hospital paragraph: the admission check is the hospital's alone.
+    ("Query: depositWaiver | DepositWaiver: *", {d: "–" for d in ALL_DEPARTMENTS}),
 ]
+# ACCESS.md gives the hospital a paragraph instead of a matrix column: "whether a person is
+# entitled to 先诊疗后付费 … (yes/no, no category), the claims of its own hospital code with their
+# settlement lines, … name and ID number of those claims' persons as printed on the 结算单";
+# it submits claims of its own hospital code. Not the category, tilt, explanation or reasons.
+HOSPITAL_GRANTS = (
+    "Query: depositWaiver claim claims | DepositWaiver: * | ClaimConnection: * | ClaimEdge: *"
+    " | PageInfo: * | Claim: * -preferentialTreatment -acknowledged | Beneficiary: name idNumber"
+    " | Settlement: * -category -explanation -preferentialTreatment"
+    " | SettlementEvent: * -category -reason"
+)
 # fmt: on
+
+
+def test_the_hospital_file_grants_exactly_the_hospital_paragraph_of_access_md(
+    policies: AccessPolicies,
+) -> None:
+    hospital = policies.departments["hospital"]
+    reads = {cell: Mode.READ for cell in fields(HOSPITAL_GRANTS)}
+    assert dict(hospital.grants) == {**reads, ("Mutation", "settleClaim"): Mode.WRITE}
+    assert hospital.purposes_for_personal == {"treatment"}
 
 
 def expected_mode(type_name: str, cell: str) -> Mode | None:
@@ -251,7 +272,7 @@ def policies() -> AccessPolicies:
 def test_bundled_files_load_with_every_department_and_recognising_body(
     policies: AccessPolicies,
 ) -> None:
-    assert set(policies.departments) == set(ALL_DEPARTMENTS)
+    assert set(policies.departments) == {*ALL_DEPARTMENTS, "hospital"}
     for name, policy in policies.departments.items():
         assert policy.department == name
         assert policy.title
@@ -309,7 +330,10 @@ def test_every_department_is_limited_by_region_and_the_insurer_by_carrier_too(
     policies: AccessPolicies,
 ) -> None:
     for name, policy in policies.departments.items():
-        expected = {"region", "carrier", "carried_persons"} if name == "insurer" else {"region"}
+        expected = {
+            "insurer": {"region", "carrier", "carried_persons"},
+            "hospital": {"region", "hospital"},
+        }.get(name, {"region"})
         assert policy.rows == expected, name
 
 
