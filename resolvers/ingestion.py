@@ -21,7 +21,7 @@ from policies.errors import InvalidInput
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
-from resolvers import settlement
+from resolvers import alerts, applications, settlement
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_money, check_region, check_text
@@ -227,6 +227,7 @@ async def record_category(
         await _after_change(
             session, ctx, operation, person, _category_detail(row), None, settlement.record_of(row)
         )
+        await applications.recognised_by(session, ctx.principal, row, operation)
         return row
 
 
@@ -309,6 +310,7 @@ async def _after_change(
     outcome = await settlement.late_news(
         writer, person, years, operation, f"re-run after {operation}"
     )
+    await alerts.review_person(session, ctx.principal, ctx.policies, person, operation)
     await _audit(session, ctx, operation, person, {**detail, **outcome})
 
 
