@@ -337,18 +337,7 @@ async def seed(gql: GraphQLClient) -> dict[Step, Any]:
         ("HighCostAlert", "resolvedBy"): None,
         ("HighCostAlert", "identity"): None,
         ("HighCostAlert", "monitoringFlag"): None,
-        **{
-            ("Application", name): None
-            for name in (
-                "acknowledgedBy",
-                "acknowledgedAt",
-                "resolution",
-                "resolvedBy",
-                "resolvedAt",
-                "identity",
-                "monitoringFlag",
-            )
-        },  # fmt: skip
+        **{("Application", name): None for name in APPLICATION_NULLS},
         ("Statistics", "regionPrefix"): "5104",
         ("Statistics", "year"): 2023,
         ("Statistics", "persons"): 1,
@@ -382,6 +371,18 @@ async def seed(gql: GraphQLClient) -> dict[Step, Any]:
         expected[(kind, "org")] = token(by)["org"]
     assert settled["category"] == "MINIMUM_LIVING"
     return expected
+
+
+APPLICATION_NULLS = (
+    "acknowledgedBy",
+    "acknowledgedAt",
+    "resolution",
+    "resolvedBy",
+    "resolvedAt",
+    "identity",
+    "monitoringFlag",
+)
+"""Fields of the seeded (undecided) applications that are null."""
 
 
 async def seed_alert(db: Database) -> None:

@@ -69,11 +69,11 @@ def test_a_policy_file_without_a_discovery_section_is_refused(tmp_path: Path) ->
 
 
 def test_active_discovery_without_a_threshold_is_refused(tmp_path: Path) -> None:
-    text = edited(
-        PANZHIHUA,
-        '  threshold: {value: 0.50, unit: share_of_pcdi, since: 2023-02-01, clause: "攀枝花 第十八条"}\n',
-        "",
+    line = (
+        "  threshold: {value: 0.50, unit: share_of_pcdi, since: 2023-02-01, "
+        'clause: "攀枝花 第十八条"}'
     )
+    text = edited(PANZHIHUA, line + "\n", "")
     error = refused(tmp_path, text)
     assert error.key.startswith("discovery.threshold")
     assert "active discovery needs a threshold" in error.reason

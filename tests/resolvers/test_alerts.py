@@ -122,7 +122,8 @@ async def test_a_reversal_under_the_threshold_closes_the_alert_and_a_new_stay_re
     reopened = await only_alert(gql)
     assert (reopened["id"], reopened["status"]) == (alert["id"], "OPEN")
     assert reopened["outOfPocket"] == await out_of_pocket(gql) == alert["outOfPocket"]
-    assert reopened["resolution"] is None and reopened["acknowledgedBy"] is None
+    assert reopened["resolution"] is None
+    assert reopened["acknowledgedBy"] is None
 
 
 async def test_a_rejected_alert_keeps_its_reason_and_department_and_its_figure_current(
@@ -242,7 +243,8 @@ async def test_a_person_already_holding_an_assisted_category_is_not_alerted(
 async def test_the_deprecated_resolve_alert_closes_with_its_note(gql: GraphQLClient) -> None:
     alert = await raised(gql)
     body = await gql.data(
-        'mutation($id: ID!) { resolveAlert(id: $id, resolution: "已电话核实") { status resolution } }',
+        'mutation($id: ID!) { resolveAlert(id: $id, resolution: "已电话核实") {'
+        " status resolution } }",
         {"id": alert["id"]},
         **CIVIL,
     )
