@@ -245,6 +245,8 @@ async def review(
             .with_for_update()
         )
     ).one_or_none()
+    # Audited apart from the write that caused it (whose own record keeps its operation name).
+    operation = f"highCostAlert after {cause}"[:120]
     rule = _threshold(policies, year.region_code, year.year)
     threshold = None if rule is None else rule[1]
     held = await assisted_record(
@@ -262,7 +264,7 @@ async def review(
             threshold=rule[1],
             status=State.OPEN.value,
         )
-        return await change(session, principal, raised, None, operation=cause)
+        return await change(session, principal, raised, None, operation=operation)
     figure = (year.out_of_pocket, threshold)
     moved = alert.out_of_pocket != year.out_of_pocket or (
         threshold is not None and alert.threshold != threshold
@@ -271,21 +273,21 @@ async def review(
     if held is not None and status in (State.OPEN, State.ACKNOWLEDGED, State.REJECTED):
         reason = f"recognised: {held.category} recorded by {held.department}/{held.org}"
         return await change(
-            session, principal, alert, Action.HELD, operation=cause, reason=reason, record=held,
+            session, principal, alert, Action.HELD, operation=operation, reason=reason, record=held,
             figure=figure,
         )  # fmt: skip
     if threshold is not None and not above and status in (State.OPEN, State.ACKNOWLEDGED):
         reason = f"out-of-pocket {year.out_of_pocket} is no longer above the threshold {threshold}"
         return await change(
-            session, principal, alert, Action.FELL_BELOW, operation=cause, reason=reason,
+            session, principal, alert, Action.FELL_BELOW, operation=operation, reason=reason,
             figure=figure,
         )  # fmt: skip
     if status is State.CLOSED and above and alert.out_of_pocket <= (threshold or 0) and not held:
         return await change(
-            session, principal, alert, Action.ROSE_ABOVE, operation=cause, figure=figure
+            session, principal, alert, Action.ROSE_ABOVE, operation=operation, figure=figure
         )
     if moved:
-        return await change(session, principal, alert, None, operation=cause, figure=figure)
+        return await change(session, principal, alert, None, operation=operation, figure=figure)
     return alert
 
 

@@ -228,5 +228,11 @@ async def recognised_by(
     for row in pending:
         reason = f"recognised: {record.category} recorded by {record.department}/{record.org}"
         await change(
-            session, principal, row, Action.HELD, operation=operation, reason=reason, record=record
+            session,
+            principal,
+            row,
+            Action.HELD,
+            operation=f"application after {operation}",
+            reason=reason,
+            record=record,
         )
