@@ -21,7 +21,7 @@ from policies.errors import InvalidInput
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
-from resolvers import settlement
+from resolvers import alerts, applications, settlement
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_money, check_region, check_text
@@ -228,6 +228,7 @@ async def record_category(
         consequences = await _after_change(
             session, ctx, operation, person, _category_detail(row), None, settlement.record_of(row)
         )
+        await applications.recognised_by(session, ctx.principal, row, operation)
         return row, consequences
 
 
@@ -311,6 +312,7 @@ async def _after_change(
     outcome = await settlement.late_news(
         writer, person, years, operation, f"re-run after {operation}"
     )
+    await alerts.review_person(session, ctx.principal, ctx.policies, person, operation)
     await _audit(session, ctx, operation, person, {**detail, **outcome})
     return writer.consequences()
 

@@ -135,6 +135,7 @@ async def decide(
                 visits=row.visits,
                 total_cost=row.total_cost,
             )
+            await writer.discover(person, row, claim.insured, "decideRecovery")
         await session.flush()
         await audit.append(
             session,

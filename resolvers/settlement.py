@@ -46,6 +46,7 @@ from policies.settlement.engine import (
 )
 from policies.settlement.explanation import Explanation
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
+from resolvers import alerts
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
@@ -422,32 +423,15 @@ class Writer:
             row, ledger, paid, visits=int(visits), total_cost=Decimal(total_cost)
         )
 
-    async def discover(self, person: models.Beneficiary, row: models.Ledger, insured: bool) -> None:
-        """主动发现: open an alert when an insured person's yearly out-of-pocket passes the
-        policy's threshold (攀枝花 第十八条); keep an open alert's figure current."""
-        if not insured or row.visits == 0:
-            return
-        try:
-            policy = self.policies.in_force(person.region_code, date(row.year, 12, 31))
-        except LookupError:
-            return
-        threshold = policy.discovery_threshold(row.year)
-        if threshold is None or row.out_of_pocket <= threshold:
-            return
-        stmt = pg_insert(models.HighCostAlert).values(
-            beneficiary_id=person.id,
-            year=row.year,
-            out_of_pocket=row.out_of_pocket,
-            threshold=threshold,
-            status="OPEN",
+    async def discover(
+        self, person: models.Beneficiary, row: models.Ledger, insured: bool, cause: str
+    ) -> None:
+        """主动发现 after the person-year's ledger changed: raise, update or close its alert
+        (resolvers/alerts.py; 攀枝花 第十八条, 鲁医保发 四(一))."""
+        year = alerts.Year(
+            person.id, person.region_code, row.year, row.out_of_pocket, row.visits, insured
         )
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["beneficiary_id", "year"],
-                set_={"out_of_pocket": stmt.excluded.out_of_pocket},
-                where=models.HighCostAlert.status == "OPEN",
-            )
-        )
+        await alerts.review(self.session, self.principal, self.policies, year, cause)
 
 
 def _payments(result: VisitSettlement) -> dict[Payer, Decimal]:
@@ -619,7 +603,7 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         visits=row.visits + 1,
         total_cost=row.total_cost + visit.total_cost,
     )
-    await writer.discover(person, row, subject.insured)
+    await writer.discover(person, row, subject.insured, "settleClaim")
     await audit.append(
         session,
         ctx.principal,
@@ -796,7 +780,7 @@ async def rerun_year(
             )  # fmt: skip
     if apply and row is not None:
         await writer.recount_ledger(row, ledger)
-        await writer.discover(person, row, any_insured)
+        await writer.discover(person, row, any_insured, cause)
     return changes
 
 

@@ -10,7 +10,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Self, TypeVar
 
 import strawberry
 
@@ -18,6 +18,7 @@ from gateway.storage import models
 from policies.errors import NoPolicyInForce
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.engine import preferential_on
+from resolvers import alerts
 from resolvers.claims import BY_ID
 from resolvers.loaders import ClaimPage
 from resolvers.pages import Page
@@ -35,6 +36,10 @@ YEAR = strawberry.argument(description="Only claims of this settlement year (adm
 
 @strawberry.type(description="A recognised category (身份) of a person, with its validity.")
 class Identity:
+    id: strawberry.ID = strawberry.field(
+        description="Opaque identifier of the record (recogniseAlert and recogniseApplication "
+        "take it as identityId, or flagId for a monitoring flag)."
+    )
     category: Category = strawberry.field(description="The category recognised.")
     valid_from: date = strawberry.field(
         description="First day it holds (China time; at most today when recorded)."
@@ -52,6 +57,7 @@ class Identity:
     @classmethod
     def from_model(cls, m: models.Identity | models.MonitoringFlag) -> Self:
         return cls(
+            id=strawberry.ID(str(m.id)),
             category=Category(m.category),
             valid_from=m.valid_from,
             valid_to=m.valid_to,
@@ -386,15 +392,28 @@ class AlertOrder(StrEnum):
 
 class AlertStatus(StrEnum):
     OPEN = "OPEN"
-    RESOLVED = "RESOLVED"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    RECOGNISED = "RECOGNISED"
+    REJECTED = "REJECTED"
+    CLOSED = "CLOSED"
 
 
 described(
     AlertStatus,
-    "Where a high-cost alert (主动发现) stands.",
+    "Where a high-cost alert (主动发现) or an application (依申请救助) stands; the allowed moves "
+    "are a table (resolvers/lifecycle.py): OPEN → ACKNOWLEDGED → RECOGNISED or REJECTED; "
+    "RECOGNISED automatically once the person is recognised by any department; an alert is "
+    "CLOSED when the out-of-pocket falls back under the threshold and OPEN again if it rises "
+    "above it later.",
     {
-        AlertStatus.OPEN: "Not yet dealt with: the person may need assistance (待核查).",
-        AlertStatus.RESOLVED: "Closed by resolveAlert with what was done about it.",
+        AlertStatus.OPEN: "Raised or received; nobody has taken it up yet (待核查 / 已受理).",
+        AlertStatus.ACKNOWLEDGED: "Taken up by an assessing department (核查中 / 已转办).",
+        AlertStatus.RECOGNISED: "The person was recognised (认定): linked to the identity or "
+        "monitoring-flag record.",
+        AlertStatus.REJECTED: "The assessing department decided not to recognise, with a reason "
+        "(不予认定).",
+        AlertStatus.CLOSED: "Closed without a decision: the out-of-pocket is no longer above the "
+        "threshold (or closed by the deprecated resolveAlert with its note).",
     },
 )
 described(
@@ -411,39 +430,92 @@ described(
 
 
 @strawberry.type(
-    description="An insured person whose yearly out-of-pocket passed the policy's threshold."
+    description="An insured person whose yearly out-of-pocket passed the policy's threshold "
+    "(主动发现, 攀枝花 第十八条; 主动识别, 鲁医保发 四(一)), pushed to the recognising departments."
 )
 class HighCostAlert:
-    id: strawberry.ID = strawberry.field(description="Opaque identifier (resolveAlert takes it).")
+    id: strawberry.ID = strawberry.field(
+        description="Opaque identifier (acknowledgeAlert, recogniseAlert and rejectAlert take it)."
+    )
     year: int = strawberry.field(description="The settlement year.")
+    policy: str | None = strawberry.field(
+        description="The benefit policy whose discovery rule raised it (e.g. 510400-2023)."
+    )
     out_of_pocket: Decimal = strawberry.field(
-        description="The person's out-of-pocket (个人自付) of the year when the alert was raised, "
-        "yuan."
+        description="The person's out-of-pocket (个人自付) of the year now, yuan: kept current by "
+        "every settlement, adjustment, recovery and reversal (as yearlySummary.outOfPocket)."
     )
     threshold: Decimal = strawberry.field(
-        description="The policy's threshold it passed, yuan (e.g. 攀枝花 第十八条: 50% of the "
-        "previous year's per-capita disposable income)."
+        description="The policy's threshold, yuan (攀枝花 第十八条: 50% of the previous year's "
+        "per-capita disposable income; 济宁: an assumed amount)."
     )
-    status: AlertStatus = strawberry.field(description="OPEN or RESOLVED.")
+    status: AlertStatus = strawberry.field(description="Where it stands (AlertStatus).")
+    acknowledged_by: str | None = strawberry.field(
+        description="department/org that took it up (ACKNOWLEDGED); null before."
+    )
+    acknowledged_at: datetime | None = strawberry.field(description="When it was taken up.")
+    assessing_department: str | None = strawberry.field(
+        description="The department that assessed it: acknowledged, rejected, or recorded the "
+        "recognising record."
+    )
     resolution: str | None = strawberry.field(
-        description="What was done (assistance granted, not eligible, …); null while open."
+        description="Why it was closed: the rejection's reason, the recognition, the fall under "
+        "the threshold; null while open."
     )
-    resolved_at: datetime | None = strawberry.field(description="When it was resolved.")
+    resolved_by: str | None = strawberry.field(
+        description="department/org that decided it, or gateway for an automatic change."
+    )
+    resolved_at: datetime | None = strawberry.field(description="When it was decided or closed.")
+    updated_at: datetime = strawberry.field(description="When it last changed (figure or state).")
     beneficiary_id: strawberry.Private[uuid.UUID]
+    identity_id: strawberry.Private[int | None]
+    flag_id: strawberry.Private[int | None]
 
     @classmethod
     def from_model(cls, m: models.HighCostAlert) -> HighCostAlert:
         return cls(
             id=strawberry.ID(str(m.id)),
             year=m.year,
+            policy=m.policy,
             out_of_pocket=m.out_of_pocket,
             threshold=m.threshold,
             status=AlertStatus(m.status),
+            acknowledged_by=m.acknowledged_by,
+            acknowledged_at=m.acknowledged_at,
+            assessing_department=m.department,
             resolution=m.resolution,
+            resolved_by=m.resolved_by,
             resolved_at=m.resolved_at,
+            updated_at=m.updated_at,
             beneficiary_id=m.beneficiary_id,
+            identity_id=m.identity_id,
+            flag_id=m.flag_id,
         )
 
     @strawberry.field(description="The person the alert is about.")
     async def beneficiary(self, info: strawberry.Info[Context, None]) -> Beneficiary | None:
         return await person_of(info, self.beneficiary_id)
+
+    @strawberry.field(description="The identity record that recognised the person (RECOGNISED).")
+    async def identity(self, info: strawberry.Info[Context, None]) -> Identity | None:
+        return await linked_record(info, models.Identity, self.identity_id, Identity)
+
+    @strawberry.field(description="The monitoring-flag record that recognised the person.")
+    async def monitoring_flag(self, info: strawberry.Info[Context, None]) -> MonitoringFlag | None:
+        return await linked_record(info, models.MonitoringFlag, self.flag_id, MonitoringFlag)
+
+
+R = TypeVar("R", Identity, MonitoringFlag)
+
+
+async def linked_record(
+    info: strawberry.Info[Context, None],
+    model: type[models.Identity] | type[models.MonitoringFlag],
+    key: int | None,
+    kind: type[R],
+) -> R | None:
+    """The linked identity or flag record (its person is the alert's, already in the rows)."""
+    if key is None:
+        return None
+    row = await alerts.linked(info.context, model, key)
+    return None if row is None else kind.from_model(row)

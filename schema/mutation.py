@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from policies.settlement.engine import Visit, settle_visits
-from resolvers import alerts, claims, closings, ingestion, recoveries, settlement
+from resolvers import alerts, applications, claims, closings, ingestion, recoveries, settlement
+from resolvers.lifecycle import Action
+from schema.application import Application, SubmitApplicationInput
 from schema.beneficiary import (
     Beneficiary,
     Claim,
@@ -38,6 +40,16 @@ from schema.settlement import (
 if TYPE_CHECKING:
     from resolvers.context import Context
 
+
+ALERT_ID = strawberry.argument(description="The alert's id (HighCostAlert.id).")
+APPLICATION_ID = strawberry.argument(description="The application's id (Application.id).")
+IDENTITY_ID = strawberry.argument(
+    description="Identity.id of the record that recognised the person (or give flagId)."
+)
+FLAG_ID = strawberry.argument(
+    description="MonitoringFlag.id of the record that recognised the person (or give identityId)."
+)
+REASON = strawberry.argument(description="Why (≤ 500 characters); kept with the decision.")
 
 ID_NUMBER = "The person's resident ID number (身份证号, 18 characters; check digit verified)."
 
@@ -322,7 +334,12 @@ class Mutation:
     ) -> Claim | None:
         return Claim.from_model(await claims.acknowledge(info.context, claim_number))
 
-    @strawberry.mutation(description="Close a high-cost alert with what was done about it.")
+    @strawberry.mutation(
+        description="Close an OPEN or ACKNOWLEDGED high-cost alert with a free-text note "
+        "(status CLOSED).",
+        deprecation_reason="Free text links nothing: use acknowledgeAlert, then recogniseAlert "
+        "(with the identity or flag record) or rejectAlert (with a reason).",
+    )
     async def resolve_alert(
         self,
         info: strawberry.Info[Context, None],
@@ -334,4 +351,108 @@ class Mutation:
             ),
         ],
     ) -> HighCostAlert | None:
-        return HighCostAlert.from_model(await alerts.resolve(info.context, id, resolution))
+        row = await alerts.act(info.context, id, Action.CLOSE, reason=resolution)
+        return HighCostAlert.from_model(row)
+
+    @strawberry.mutation(
+        description="An assessing department takes up an OPEN high-cost alert (核查): "
+        "ACKNOWLEDGED, and that department decides it. CONFLICT naming the state otherwise."
+    )
+    async def acknowledge_alert(
+        self, info: strawberry.Info[Context, None], id: Annotated[strawberry.ID, ALERT_ID]
+    ) -> HighCostAlert | None:
+        return HighCostAlert.from_model(await alerts.act(info.context, id, Action.ACKNOWLEDGE))
+
+    @strawberry.mutation(
+        description="The assessing department recognised the person (认定): the ACKNOWLEDGED alert "
+        "becomes RECOGNISED, linked to the identity or monitoring-flag record (of this person; "
+        "give exactly one). Recording an assisted category for the person does this by itself."
+    )
+    async def recognise_alert(
+        self,
+        info: strawberry.Info[Context, None],
+        id: Annotated[strawberry.ID, ALERT_ID],
+        identity_id: Annotated[strawberry.ID | None, IDENTITY_ID] = None,
+        flag_id: Annotated[strawberry.ID | None, FLAG_ID] = None,
+    ) -> HighCostAlert | None:
+        row = await alerts.act(
+            info.context, id, Action.RECOGNISE, identity_id=identity_id, flag_id=flag_id
+        )
+        return HighCostAlert.from_model(row)
+
+    @strawberry.mutation(
+        description="The assessing department decided not to recognise the person (不予认定): the "
+        "ACKNOWLEDGED alert becomes REJECTED with the reason and the department."
+    )
+    async def reject_alert(
+        self,
+        info: strawberry.Info[Context, None],
+        id: Annotated[strawberry.ID, ALERT_ID],
+        reason: Annotated[str, REASON],
+    ) -> HighCostAlert | None:
+        row = await alerts.act(info.context, id, Action.REJECT, reason=reason)
+        return HighCostAlert.from_model(row)
+
+    @strawberry.mutation(
+        description="受理: record a person's application for assistance at the caller's window; "
+        "it is routed (分办转办) to the department that recognises the category (OPEN)."
+    )
+    async def submit_application(
+        self,
+        info: strawberry.Info[Context, None],
+        input: Annotated[
+            SubmitApplicationInput, strawberry.argument(description="The application.")
+        ],
+    ) -> Application | None:
+        row = await applications.submit(
+            info.context, input.id_number, input.category, input.statement
+        )
+        return Application.from_model(row)
+
+    @strawberry.mutation(
+        description="The department an application was routed to takes it up (ACKNOWLEDGED)."
+    )
+    async def acknowledge_application(
+        self, info: strawberry.Info[Context, None], id: Annotated[strawberry.ID, APPLICATION_ID]
+    ) -> Application | None:
+        row = await applications.act(info.context, id, Action.ACKNOWLEDGE)
+        return Application.from_model(row)
+
+    @strawberry.mutation(
+        description="The routed department recognised the applicant: RECOGNISED, linked to the "
+        "identity or monitoring-flag record it recorded (give exactly one); recording the "
+        "category applied for does this by itself. Fed back to the receiving window."
+    )
+    async def recognise_application(
+        self,
+        info: strawberry.Info[Context, None],
+        id: Annotated[strawberry.ID, APPLICATION_ID],
+        identity_id: Annotated[strawberry.ID | None, IDENTITY_ID] = None,
+        flag_id: Annotated[strawberry.ID | None, FLAG_ID] = None,
+        reason: Annotated[
+            str | None,
+            strawberry.argument(description="Optional note (≤ 500 characters)."),
+        ] = None,
+    ) -> Application | None:
+        row = await applications.act(
+            info.context,
+            id,
+            Action.RECOGNISE,
+            identity_id=identity_id,
+            flag_id=flag_id,
+            reason=reason,
+        )
+        return Application.from_model(row)
+
+    @strawberry.mutation(
+        description="The routed department decided not to recognise the applicant: REJECTED with "
+        "the reason, fed back to the receiving window (结果反馈)."
+    )
+    async def reject_application(
+        self,
+        info: strawberry.Info[Context, None],
+        id: Annotated[strawberry.ID, APPLICATION_ID],
+        reason: Annotated[str, REASON],
+    ) -> Application | None:
+        row = await applications.act(info.context, id, Action.REJECT, reason=reason)
+        return Application.from_model(row)

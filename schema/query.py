@@ -9,10 +9,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from resolvers import alerts, audit_log, beneficiaries, claims, closings, recoveries, statistics
+from resolvers import (
+    alerts,
+    applications,
+    audit_log,
+    beneficiaries,
+    claims,
+    closings,
+    recoveries,
+    statistics,
+)
 from resolvers.admission import deposit_waiver
 from resolvers.pages import Order
 from schema.admission import DepositWaiver
+from schema.application import Application
 from schema.audit import AccessReport, AuditCheckpoint, AuditRecord
 from schema.beneficiary import (
     AlertOrder,
@@ -187,6 +197,30 @@ class Query:
             after=after_key(kind, order, after),
         )
         return connection(found, size, kind, HighCostAlert.from_model, order.key, after)
+
+    @strawberry.field(
+        description="Applications for assistance (依申请救助) of the caller's regions that its "
+        "department received (受理) or was routed (分办转办), oldest first: the routed department "
+        "decides them, the receiving window reads the result (结果反馈)."
+    )
+    async def applications(
+        self,
+        info: strawberry.Info[Context, None],
+        status: Annotated[
+            AlertStatus | None, strawberry.argument(description="Only applications in this status.")
+        ] = None,
+        first: Annotated[int, FIRST] = 20,
+        after: Annotated[str | None, AFTER] = None,
+    ) -> Connection[Application]:
+        size = _page_size(info, first)
+        order = applications.BY_ID
+        found = await applications.page(
+            info.context,
+            status=status.value if status else None,
+            first=size,
+            after=after_key("application", order, after),
+        )
+        return connection(found, size, "application", Application.from_model, order.key, after)
 
     @strawberry.field(
         description="Recoveries (追回) of assistance after late news, of the caller's regions, "

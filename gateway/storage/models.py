@@ -362,7 +362,32 @@ class LateNews(Base):
     __table_args__ = (Index("ix_late_news_region_code_year", "region_code", "year"),)
 
 
-class HighCostAlert(Base):
+ALERT_STATES = ["OPEN", "ACKNOWLEDGED", "RECOGNISED", "REJECTED", "CLOSED"]
+"""Where an alert or an application stands (resolvers/lifecycle.py holds the transitions)."""
+
+
+class _Assessed:
+    """The lifecycle columns shared by high-cost alerts and applications: who took it up
+    (ACKNOWLEDGED), who decided it and why (RECOGNISED, REJECTED, CLOSED), and the identity or
+    flag record that recognised the person."""
+
+    status: Mapped[str] = mapped_column(String(12), default="OPEN")
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120))
+    """``department/org`` of the assessing department that took it up."""
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    department: Mapped[str | None] = mapped_column(String(40))
+    """The assessing department: the one that acknowledged, recognised or rejected it."""
+    resolved_by: Mapped[str | None] = mapped_column(String(120))
+    """``department/org`` that closed it, or ``gateway`` for an automatic transition."""
+    resolution: Mapped[str | None] = mapped_column(String(500))
+    """Why it was closed: the rejection's reason, the recognition, the fall under threshold."""
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("identities.id"))
+    flag_id: Mapped[int | None] = mapped_column(ForeignKey("monitoring_flags.id"))
+    updated_at: Mapped[datetime] = _now()
+
+
+class HighCostAlert(_Assessed, Base):
     """主动发现: a person whose yearly out-of-pocket passed the policy's threshold."""
 
     __tablename__ = "high_cost_alerts"
@@ -370,18 +395,40 @@ class HighCostAlert(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
     year: Mapped[int] = mapped_column(SmallInteger)
+    policy: Mapped[str | None] = mapped_column(String(40))
     out_of_pocket: Mapped[Decimal] = mapped_column(Money)
+    """The year's out-of-pocket now (the ledger's), kept current by every settlement event."""
     threshold: Mapped[Decimal] = mapped_column(Money)
-    status: Mapped[str] = mapped_column(String(12), default="OPEN")
-    resolved_by: Mapped[str | None] = mapped_column(String(120))
-    resolution: Mapped[str | None] = mapped_column(String(500))
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
 
     __table_args__ = (
         UniqueConstraint("beneficiary_id", "year"),
-        CheckConstraint("status IN ('OPEN', 'RESOLVED')", name="status"),
+        CheckConstraint(_one_of("status", ALERT_STATES), name="status"),
         Index("ix_high_cost_alerts_status_id", "status", "id"),
+    )
+
+
+class AssistanceApplication(_Assessed, Base):
+    """依申请救助 (攀枝花 第十九、二十二条; 鲁医保发 四(一)): a person's application for a category,
+    received (受理) at one department's window, routed (分办转办) to the department that recognises
+    the category, decided there and fed back (结果反馈)."""
+
+    __tablename__ = "assistance_applications"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    category: Mapped[str] = mapped_column(String(40))
+    statement: Mapped[str] = mapped_column(String(500))
+    """What the person asks and why, as written at the window."""
+    received_department: Mapped[str] = mapped_column(String(40))
+    received_by: Mapped[str] = mapped_column(String(120))
+    routed_to: Mapped[str] = mapped_column(String(40))
+    """The department that recognises the category (its access policy's write_categories)."""
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ALERT_STATES), name="status"),
+        Index("ix_assistance_applications_routed_to_status", "routed_to", "status"),
     )
 
 

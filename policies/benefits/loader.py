@@ -444,8 +444,25 @@ class SubsidyPartFile(_File):
     fund: Versions[Entry[Fund]]
 
 
+class ThresholdEntry(_Measured):
+    unit: Literal["yuan", "share_of_pcdi"] = "yuan"
+
+
 class DiscoveryFile(_File):
-    out_of_pocket_share_of_pcdi: Versions[Entry[Ratio]]
+    """主动发现 (攀枝花 第十八条, 鲁医保发 四(一)): whether the policy reports insured persons
+    with a high yearly out-of-pocket, and above what. Every policy file says it: ``active:
+    false`` with the clause (or ``assumed``) where the document has no such mechanism."""
+
+    active: Versions[Entry[StrictBool]]
+    threshold: Versions[ThresholdEntry] | None = None
+
+    @model_validator(mode="after")
+    def _threshold_when_active(self) -> Self:
+        if any(version.value for version in self.active) and self.threshold is None:
+            raise refuse(
+                "missing required key (an active discovery needs a threshold)", "threshold"
+            )
+        return self
 
 
 class DepositWaiverFile(_File):
@@ -506,7 +523,7 @@ class PolicyFile(_File):
     enrollment_subsidy: (
         dict[Category, Annotated[tuple[SubsidyPartFile, ...], Field(min_length=1)]] | None
     ) = None
-    discovery: DiscoveryFile | None = None
+    discovery: DiscoveryFile
     deposit_waiver: DepositWaiverFile | None = None
 
     @model_validator(mode="after")
@@ -528,8 +545,6 @@ class PolicyFile(_File):
         _no_gap(self.monitoring_standard, "monitoring_standard", start.year, last)
         self._only_listed_categories()
         uses_pcdi = [loc for loc, e in entries if e.unit_of() is Unit.SHARE_OF_PCDI]
-        if self.discovery is not None:
-            uses_pcdi.append(("discovery", "out_of_pocket_share_of_pcdi"))
         if uses_pcdi and self.pcdi is None:
             raise refuse("depends on PCDI but the policy has no pcdi table", *uses_pcdi[0])
         for loc, entry in entries:
@@ -679,7 +694,7 @@ def _policy(f: PolicyFile, file: str) -> Policy:
             )
             for c, parts in (f.enrollment_subsidy or {}).items()
         },
-        discovery=_optional(lambda d: _build(DiscoveryRules, d, pid, "discovery"), f.discovery),
+        discovery=_build(DiscoveryRules, f.discovery, pid, "discovery"),
         deposit_waiver=_optional(
             lambda d: _build(DepositWaiverRules, d, pid, "deposit_waiver"), f.deposit_waiver
         ),

@@ -253,9 +253,11 @@ class SubsidyPart:
 
 @dataclass(frozen=True)
 class DiscoveryRules:
-    """主动发现: persons whose yearly out-of-pocket exceeds a share of the previous year's PCDI."""
+    """主动发现: whether insured persons whose yearly out-of-pocket exceeds ``threshold`` (yuan, or
+    a share of the previous year's PCDI) are reported to the recognising departments."""
 
-    out_of_pocket_share_of_pcdi: Param[Decimal]
+    active: Param[bool]
+    threshold: Param[Decimal] | None
 
 
 @dataclass(frozen=True)
@@ -305,7 +307,7 @@ class Policy:
     secondary_assistance: SecondaryRules | None
     uninsured: UninsuredRules | None
     enrollment_subsidy: Mapping[Category, tuple[SubsidyPart, ...]]
-    discovery: DiscoveryRules | None
+    discovery: DiscoveryRules
     deposit_waiver: DepositWaiverRules | None = None
     """先诊疗后付费: who is admitted without a deposit (None: the policy names nobody)."""
 
@@ -342,12 +344,25 @@ class Policy:
         return param.latest
 
     def discovery_threshold(self, year: int) -> Decimal | None:
-        """The yearly out-of-pocket above which an insured person is reported (攀枝花 第十八条):
-        PCDI of ``year - 1`` × the share; None when the policy has no active discovery."""
-        if self.discovery is None:
+        """The yearly out-of-pocket (yuan) above which an insured person of settlement year
+        ``year`` is reported (攀枝花 第十八条: PCDI of ``year - 1`` × 50% = 21,000.00 for 2023);
+        None when the policy has no active discovery in that year."""
+        on = self._date_in(year)
+        rules = self.discovery
+        if not rules.active.at(on).value or rules.threshold is None:
             return None
-        share = self.discovery.out_of_pocket_share_of_pcdi.at(self._date_in(year))
-        return round_money(self.pcdi_for(year - 1).value * share.value)
+        threshold = rules.threshold.at(on)
+        if threshold.unit is Unit.SHARE_OF_PCDI:
+            return round_money(self.pcdi_for(year - 1).value * threshold.value)
+        return round_money(threshold.value)
+
+    @property
+    def assisted_categories(self) -> frozenset[Category]:
+        """The categories this policy assists (a schedule of its own in the main or
+        general-outpatient assistance): their holders are not "discovered", they are known."""
+        if self.assistance is None:
+            return frozenset()
+        return frozenset(self.assistance.schedules) | frozenset(self.assistance.general_outpatient)
 
     def _date_in(self, year: int) -> date:
         """A date of ``year`` on which the policy is in force (for yearly questions)."""

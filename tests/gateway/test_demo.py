@@ -129,9 +129,18 @@ async def test_the_demo_lives_claims_settled_reversed_re_settled_and_alerted(
     assert kinds["REVERSAL"] == len(reversed_)
     assert len(late) >= 1
     assert kinds["ADJUSTMENT"] >= 1  # the late 低保 recognitions re-settled claims
-    assert {a.status for a in alerts} == {"OPEN"}
-    assert all(people[a.beneficiary_id].region_code.startswith("5104") for a in alerts)
-    assert all(a.out_of_pocket > a.threshold for a in alerts)
+    # 攀枝花 and 济宁 discover (their policy files' discovery rules); an alert is OPEN above its
+    # threshold, CLOSED at or under it (a reversal), RECOGNISED linked to the late 低保 record.
+    assert "OPEN" in {a.status for a in alerts}
+    assert {people[a.beneficiary_id].region_code[:4] for a in alerts} <= {"5104", "3708"}
+    for alert in alerts:
+        assert alert.status in ("OPEN", "CLOSED", "RECOGNISED"), alert.status
+        if alert.status == "OPEN":
+            assert alert.out_of_pocket > alert.threshold
+        elif alert.status == "CLOSED":
+            assert alert.out_of_pocket <= alert.threshold
+        else:
+            assert alert.identity_id is not None
 
 
 async def test_a_second_demo_run_adds_new_persons(

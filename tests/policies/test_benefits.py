@@ -151,7 +151,7 @@ def test_discovery_threshold_is_half_of_the_previous_years_pcdi(policies: Policy
     panzhihua = policies.by_id("510400-2023")
     assert panzhihua.discovery_threshold(2023) == Decimal("21000.00")
     assert panzhihua.discovery_threshold(2025) == Decimal("23000.00")
-    assert policies.by_id("370800-2021").discovery_threshold(2023) is None
+    assert policies.by_id("320000-2015").discovery_threshold(2023) is None
 
 
 # -- choosing the policy -----------------------------------------------------------------------
