@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import Principal
 from gateway.errors import Conflict, NotFound
-from gateway.storage import audit, models
+from gateway.storage import models
 from policies.benefits import PolicySet
 from policies.errors import InvalidInput
 from resolvers.context import Context
 from resolvers.inputs import check_text
-from resolvers.lifecycle import Action, State, next_state
+from resolvers.lifecycle import Action, State, audit_transition, next_state
 from resolvers.pages import Key, Order, Page, fetch_page
 
 _ALERT = models.HighCostAlert
@@ -158,17 +158,8 @@ async def change(
     }
     if action is not None:
         detail["action"] = action.value
-    if reason is not None:
-        detail["reason"] = reason
-    if record is not None:
-        detail["identity" if isinstance(record, models.Identity) else "flag"] = record.id
-    await audit.append(
-        session,
-        principal,
-        action="WRITE",
-        operation=operation,
-        beneficiary_ids=[alert.beneficiary_id],
-        detail=detail,
+    await audit_transition(
+        session, principal, operation, alert.beneficiary_id, detail, reason=reason, record=record
     )
     return alert
 

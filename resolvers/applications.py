@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import Principal
 from gateway.errors import Conflict, Forbidden, NotFound
-from gateway.storage import audit, models
+from gateway.storage import models
 from policies.errors import InvalidInput
 from policies.vocabulary import Category
 from resolvers.alerts import (
@@ -37,7 +37,7 @@ from resolvers.alerts import (
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_text
-from resolvers.lifecycle import Action, State, next_state
+from resolvers.lifecycle import Action, State, audit_transition, next_state
 from resolvers.pages import Key, Order, Page, fetch_page
 
 _APP = models.AssistanceApplication
@@ -97,17 +97,8 @@ async def change(
         "from": before,
         "to": row.status,
     }
-    if reason is not None:
-        detail["reason"] = reason
-    if record is not None:
-        detail["identity" if isinstance(record, models.Identity) else "flag"] = record.id
-    await audit.append(
-        session,
-        principal,
-        action="WRITE",
-        operation=operation,
-        beneficiary_ids=[row.beneficiary_id],
-        detail=detail,
+    await audit_transition(
+        session, principal, operation, row.beneficiary_id, detail, reason=reason, record=record
     )
     return row
 

@@ -16,10 +16,16 @@ gateway.errors.Conflict: id = 5: the alert is CLOSED; rejectAlert is allowed onl
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth import Principal
 from gateway.errors import Conflict
+from gateway.storage import audit, models
 
 
 class State(StrEnum):
@@ -93,4 +99,30 @@ def next_state(kind: str, ident: str, state: str, action: Action) -> State:
         + " or ".join(allowed),
         field="id",
         state=state,
+    )
+
+
+async def audit_transition(
+    session: AsyncSession,
+    principal: Principal,
+    operation: str,
+    beneficiary_id: uuid.UUID,
+    detail: dict[str, Any],
+    *,
+    reason: str | None,
+    record: models.Identity | models.MonitoringFlag | None,
+) -> None:
+    """The WRITE audit record of one transition of an alert or application: ``detail`` plus the
+    reason given and the identity or flag record that resolved it, if any."""
+    if reason is not None:
+        detail["reason"] = reason
+    if record is not None:
+        detail["identity" if isinstance(record, models.Identity) else "flag"] = record.id
+    await audit.append(
+        session,
+        principal,
+        action="WRITE",
+        operation=operation,
+        beneficiary_ids=[beneficiary_id],
+        detail=detail,
     )
