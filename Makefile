@@ -9,7 +9,7 @@ DEMO_PERSONS ?= 2000
 SERVE_AT := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
 	$(if $(filter command line,$(origin PORT)),--port $(PORT))
 
-.PHONY: run test check format bench clean-var browser lock
+.PHONY: run test check format bench clean-var browser lock bench-settle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,8 +67,13 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Benchmarks (on demand, not part of the suite).
+## Benchmarks (on demand, not part of the suite): every figure of the performance issue against
+## a raw asyncpg baseline, last line `BENCH {...}` (bench/README.md).
 bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.suite
+
+## settleClaim alone, with its correctness checks (bench/settle.py; options there).
+bench-settle: $(VENV)/.installed-dev
 	$(BIN)/python bench/settle.py
 
 clean-var:

@@ -325,8 +325,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(url: str, data_dir: Path, processes: int, workers: int) -> Iterator[list[str]]:
-    """``processes`` separate uvicorn processes of the gateway, each with ``workers`` workers."""
+def serve(
+    url: str, data_dir: Path, processes: int, workers: int, log: Path | None = None
+) -> Iterator[list[str]]:
+    """``processes`` separate uvicorn processes of the gateway, each with ``workers`` workers;
+    their output goes to ``log`` when given (else to this process's)."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -339,7 +342,12 @@ def serve(url: str, data_dir: Path, processes: int, workers: int) -> Iterator[li
         for port in ports:
             command = [sys.executable, "-m", "uvicorn", "gateway.main:app", "--port", str(port)]
             command += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
-            started.append(subprocess.Popen(command, env=env, cwd=ROOT))
+            output = None if log is None else log.open("ab")
+            started.append(
+                subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=output)
+            )
+            if output is not None:
+                output.close()
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         deadline = time.monotonic() + 90
         for url_, process in zip(urls, started, strict=True):

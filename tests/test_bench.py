@@ -1,14 +1,57 @@
 """The benchmark scripts import against the code as it is (they are not run by the suite, so a
-renamed function would otherwise break ``make bench`` unnoticed)."""
+renamed function would otherwise break ``make bench`` unnoticed), and the suite runs end to end
+in its tiny mode with a summary line a machine can read. No speed is asserted here."""
 
 from __future__ import annotations
 
 import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = {
+    "settle_ratio",
+    "page100_slowdown",
+    "point_slowdown",
+    "statements_per_settle",
+    "resettle_100_ms",
+    "audited_reads_4_vs_1",
+}
 
-@pytest.mark.parametrize("module", ["bench.settle", "bench.fuzz"])
+
+@pytest.mark.parametrize("module", ["bench.settle", "bench.fuzz", "bench.suite"])
 def test_a_benchmark_script_imports(module: str) -> None:
     loaded = importlib.import_module(module)
     assert callable(loaded.main)
+
+
+def test_the_suite_in_quick_mode_ends_with_a_summary_of_positive_figures() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DATABASE_URL", None)  # its own embedded PostgreSQL, as `make bench`
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.suite", "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("BENCH {")
+    figures = json.loads(last.removeprefix("BENCH "))
+    assert set(figures) == KEYS
+    for key, value in figures.items():
+        assert isinstance(value, float | int), key
+        assert math.isfinite(value), key
+        assert value > 0, key
+    # The statement count is exact, not a timing: a settlement takes at least the raw 14.
+    assert figures["statements_per_settle"] >= 14
+    assert "SQL per request" in done.stdout
