@@ -447,10 +447,13 @@ def load() -> str:
 
 
 def rss_mb() -> tuple[float, float]:
-    """(RSS of the uvicorn processes, RSS of this process), MiB."""
+    """(RSS of the uvicorn processes and their workers, RSS of this process), MiB."""
     me = psutil.Process()
-    children = me.children(recursive=True)
-    served = sum(c.memory_info().rss for c in children if "uvicorn" in " ".join(c.cmdline()))
+    served = 0
+    for child in me.children():
+        if "uvicorn" in " ".join(child.cmdline()):
+            tree = [child, *child.children(recursive=True)]
+            served += sum(p.memory_info().rss for p in tree)
     return served / 2**20, me.memory_info().rss / 2**20
 
 
@@ -710,7 +713,7 @@ def main(
     progress = Progress(console=console, transient=True)
     with progress, s.scratch_database() as (url, _), tempfile.TemporaryDirectory() as data:
         migrate.upgrade(url)
-        with s.serve(url, Path(data), 1, workers) as urls:
+        with s.serve(url, Path(data), 1, workers, log=Path(data) / "uvicorn.log") as urls:
             found = asyncio.run(
                 suite(
                     url,

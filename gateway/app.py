@@ -54,6 +54,7 @@ from gateway.middleware import (
     unauthenticated,
 )
 from gateway.outcomes import OperationOutcome, Outcomes
+from gateway.query_cache import cached_documents
 from gateway.storage import audit
 from gateway.storage.database import Database, resolve_url
 from gateway.tracing import tracing
@@ -275,6 +276,7 @@ def department_extensions(
         extensions.append(
             lambda: Refusal(full_schema=full_schema, access=access, policy=policy, cache=cache)
         )
+    extensions.append(cached_documents(settings))
     extensions += [
         ArgumentCheck,
         FieldAccess,

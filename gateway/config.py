@@ -163,6 +163,15 @@ class Settings(BaseSettings):
     )
     """Comma-separated browser origins allowed to call the API; empty = no CORS headers."""
 
+    # Performance (README "Performance").
+    document_cache_bytes: int = Field(
+        default=16_000_000,
+        ge=0,
+        validation_alias="MEDGW_DOCUMENT_CACHE_BYTES",
+        description="Per department: parsed and validated documents, by query hash "
+        "(gateway/query_cache.py); 0 = none.",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

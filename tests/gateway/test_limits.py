@@ -273,6 +273,15 @@ def amplifier(outer: int, inner: int, copies: int = 1) -> str:
     return "query($n: String!) { " + " ".join(f"a{i}: {one}" for i in range(copies)) + " }"
 
 
+def sized_amplifier() -> str:
+    """The amplifier with its page sizes given by the variable ``$size``."""
+    return (
+        amplifier(100, 100)
+        .replace("first: 100", "first: $size")
+        .replace("$n: String!", "$n: String!, $size: Int!")
+    )
+
+
 def amplifier_cost(outer: int, inner: int) -> int:
     # beneficiary, claims, then per outer claim: edges node beneficiary claims, then per inner
     # claim: edges node settlement explanation text.
@@ -301,11 +310,7 @@ async def test_page_sizes_given_as_variables_count_too(
     http: httpx.AsyncClient, db: Database
 ) -> None:
     [person] = await add_people(db, 1, claims_each=2)
-    query = (
-        amplifier(100, 100)
-        .replace("first: 100", "first: $size")
-        .replace("$n: String!", "$n: String!, $size: Int!")
-    )
+    query = sized_amplifier()
     variables = {"n": person.id_number, "size": 100}
     response = await http.post(
         "/graphql", json={"query": query, "variables": variables}, headers=bearer()
