@@ -33,6 +33,7 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import MaxTokensLimiter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionResult
 
 from gateway import logs, metrics
 from gateway.access import FieldAccess, IntrospectionForbidden, ReadAudit, Refusal, RefusalCache
@@ -55,6 +56,7 @@ from gateway.middleware import (
 )
 from gateway.outcomes import OperationOutcome, Outcomes
 from gateway.query_cache import cached_documents
+from gateway.reconnection import at_most_twice
 from gateway.storage import audit
 from gateway.storage.database import Database, resolve_url
 from gateway.tracing import tracing
@@ -144,6 +146,24 @@ class GraphQLView(GraphQL[Context, None]):
             code = NOT_FOUND if e.status_code == 404 else BAD_INPUT
             response = json_error(e.status_code, code, e.reason, scope)
         await response(scope, receive, send)
+
+    async def execute_single(
+        self,
+        request: Any,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: Any,
+    ) -> ExecutionResult:
+        """strawberry's, run once more when it lost its database connection having committed
+        nothing (:mod:`gateway.reconnection`)."""
+        run = super().execute_single
+        return await at_most_twice(
+            lambda ctx: run(request, request_adapter, sub_response, ctx, root_value, request_data),
+            context,
+            sub_response,
+        )
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)

@@ -90,13 +90,7 @@ def is_transient(error: BaseException) -> bool:
     >>> is_transient(ValueError("x"))
     False
     """
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in causes(error):
         if isinstance(current, sa.TimeoutError | OSError):
             return True
         if isinstance(current, sa.DBAPIError) and current.connection_invalidated:
@@ -104,8 +98,24 @@ def is_transient(error: BaseException) -> bool:
         sqlstate = getattr(current, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATES):
             return True
-        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
     return False
+
+
+def causes(error: BaseException | None) -> Iterator[BaseException]:
+    """``error`` and what caused it: its causes, contexts and wrapped driver errors, each once.
+
+    >>> [type(e).__name__ for e in causes(ValueError("x"))]
+    ['ValueError']
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
 
 
 def code_of(error: GraphQLError) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sqlalchemy import event, text
@@ -58,6 +59,17 @@ def resolve_migration_url(settings: Settings) -> str:
 
 
 @dataclass
+class Commits:
+    """How many transactions a unit of work (one GraphQL operation) has committed."""
+
+    count: int = 0
+
+
+COMMITS: ContextVar[Commits | None] = ContextVar("medgw_commits", default=None)
+"""The running operation's :class:`Commits` (set by gateway/reconnection.py)."""
+
+
+@dataclass
 class Database:
     """One engine per process; sessions never expire loaded objects on commit."""
 
@@ -70,7 +82,10 @@ class Database:
             url,
             pool_size=settings.pool_size,
             max_overflow=settings.pool_size,
-            pool_pre_ping=True,
+            # No ping before each checkout (a round trip per transaction): a connection found
+            # dead is dropped with the pool's older ones, and the request that met it is run
+            # again once if it had committed nothing (gateway/reconnection.py).
+            pool_pre_ping=False,
             pool_timeout=settings.connection_timeout_s,
             # Bound values (ID numbers, names) never appear in errors or logs (ACCESS.md).
             hide_parameters=True,
@@ -88,9 +103,13 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on any error."""
+        """A session inside one transaction: committed on success, rolled back on any error.
+        Each commit is counted in :data:`COMMITS` (when the caller set one)."""
         async with self.sessions() as session, session.begin():
             yield session
+        commits = COMMITS.get()
+        if commits is not None:
+            commits.count += 1
 
     async def ping(self) -> bool:
         try:
