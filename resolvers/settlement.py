@@ -319,6 +319,8 @@ class Writer:
     """The claim number of each event stored (by event id)."""
     changed_recoveries: dict[int, tuple[models.Recovery, str]] = field(default_factory=dict)
     """Each recovery created, changed or withdrawn, with its claim number (by recovery id)."""
+    held_lines: list[models.SettlementLine] | None = None
+    """Lines waiting for :meth:`store_held_lines` (None: each event's lines go to the session)."""
 
     def consequences(self) -> Consequences:
         """What this transaction's re-runs stored: the ADJUSTMENT events and the recoveries."""
@@ -364,7 +366,7 @@ class Writer:
             )
             for p in PAYERS
         ]
-        self.session.add_all(lines)
+        self.add_lines(lines)
         self.lines[event.id] = lines
         self.events.append(event)
         self.claim_numbers[event.id] = claim.claim_number
@@ -432,6 +434,27 @@ class Writer:
             person.id, person.region_code, row.year, row.out_of_pocket, row.visits, insured
         )
         await alerts.review(self.session, self.principal, self.policies, year, cause)
+
+    def add_lines(self, lines: Sequence[models.SettlementLine]) -> None:
+        """An event's settlement lines: to the session, or held (:meth:`hold_lines`)."""
+        if self.held_lines is None:
+            self.session.add_all(lines)
+        else:
+            self.held_lines += lines
+
+    def hold_lines(self) -> None:
+        """Hold the lines of the events stored from now on, for one multi-row insert by
+        :meth:`store_held_lines` (a re-run's events: one insert of all their lines, not one per
+        event). Nothing may read those lines from the database in between."""
+        if self.held_lines is None:
+            self.held_lines = []
+
+    async def store_held_lines(self) -> None:
+        """Insert the held lines (one statement) and stop holding."""
+        held, self.held_lines = self.held_lines or [], None
+        if held:
+            self.session.add_all(held)
+            await self.session.flush()
 
 
 def _payments(result: VisitSettlement) -> dict[Payer, Decimal]:
@@ -732,6 +755,7 @@ async def rerun_year(
     ledger = Ledger.empty(year)
     changes: list[Change] = []
     any_insured = False
+    writer.hold_lines()  # the lines of all the year's adjustments: one insert, after the loop
     for state in states:
         claim = state.claim
         paid = state.payments
@@ -778,6 +802,7 @@ async def rerun_year(
                 writer, claim, recovery, (amount, split) if amount else None, cause,
                 policy=result.policy_id,
             )  # fmt: skip
+    await writer.store_held_lines()
     if apply and row is not None:
         await writer.recount_ledger(row, ledger)
         await writer.discover(person, row, any_insured, cause)
