@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg  # type: ignore[import-untyped]
+import graphql
 import httpx
 import psutil
 import typer
@@ -307,6 +308,8 @@ def gateway_calls(
 # -- statements per request -----------------------------------------------------------------------
 
 
+RESETTLE_COUNTED = 10
+"""Claims of the late re-settlement whose statements are counted."""
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
@@ -379,6 +382,14 @@ async def count_statements(
                 with counter.counting():
                     await s.post(client, POINT, {"n": point}, auth)
                 figures["gateway point"] = per(counter, 1)
+                number = s.id_number(20_000)
+                await unrecognised(client, number, RESETTLE_COUNTED, "RC")
+                with counter.counting():
+                    await recognise_late(client, number)
+                figures["gateway resettle"] = per(counter, 1)
+                schema = app.state.gateway.views["medical_insurance"].schema._schema
+                figures["parse+validate page"] = parse_and_validate_ms(schema, PAGE)
+                figures["parse+validate point"] = parse_and_validate_ms(schema, POINT)
     finally:
         await db.dispose()
     conn = await asyncpg.connect(**s.asyncpg_options(url))
@@ -407,34 +418,54 @@ def per(counter: Statements, requests: int) -> tuple[float, float]:
     return counter.statements / requests, counter.transactions / requests
 
 
+def parse_and_validate_ms(schema: graphql.GraphQLSchema, query: str) -> tuple[float, float]:
+    """(ms, 0): what graphql-core's parse and validate of ``query`` cost, median of 20; the
+    document cache (gateway/query_cache.py) saves this on every request after the first."""
+    times = []
+    for _ in range(20):
+        began = time.perf_counter()
+        graphql.validate(schema, graphql.parse(query))
+        times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times), 0.0
+
+
 # -- late re-settlement ---------------------------------------------------------------------------
 
 
+async def unrecognised(client: httpx.AsyncClient, number: str, claims: int, prefix: str) -> None:
+    """A person enrolled without any category, who settles ``claims`` stays."""
+    mi = s.token(**s.MI)
+    person = {"idNumber": number, "name": "重结", "regionCode": s.REGION}
+    await s.post(client, s.REGISTER, {"i": person}, mi)
+    enrolment = {
+        "idNumber": number,
+        "year": s.YEAR,
+        "contribution": "380.00",
+        "enrolledOn": "2022-12-01",
+    }
+    await s.post(client, s.ENROL, {"i": enrolment}, mi)
+    for claim in s.claims_for(prefix, claims, [number]):
+        await s.post(client, s.SETTLE, claim.variables(), mi)
+
+
+async def recognise_late(client: httpx.AsyncClient, number: str) -> None:
+    """Civil affairs recognises the person (MINIMUM_LIVING) from before the first stay: this
+    ``recordIdentity`` re-settles every stay of the year."""
+    identity = {
+        "idNumber": number,
+        "category": "MINIMUM_LIVING",
+        "validFrom": "2021-06-01",
+        "reference": f"late-{number}",
+    }
+    await s.post(client, s.IDENTITY, {"i": identity}, s.token(**s.CA))
+
+
 async def resettle_ms(urls: Sequence[str], number: str, claims: int, prefix: str) -> float:
-    """A person enrolled without any category settles ``claims`` stays; then civil affairs
-    recognises them (MINIMUM_LIVING) from before the first stay: the milliseconds of that
-    ``recordIdentity``, which re-settles every stay of the year."""
-    mi, ca = s.token(**s.MI), s.token(**s.CA)
+    """The milliseconds of a late recognition that re-settles ``claims`` stays."""
     async with httpx.AsyncClient(base_url=urls[0], timeout=300) as client:
-        person = {"idNumber": number, "name": "重结", "regionCode": s.REGION}
-        await s.post(client, s.REGISTER, {"i": person}, mi)
-        enrolment = {
-            "idNumber": number,
-            "year": s.YEAR,
-            "contribution": "380.00",
-            "enrolledOn": "2022-12-01",
-        }
-        await s.post(client, s.ENROL, {"i": enrolment}, mi)
-        for claim in s.claims_for(prefix, claims, [number]):
-            await s.post(client, s.SETTLE, claim.variables(), mi)
-        identity = {
-            "idNumber": number,
-            "category": "MINIMUM_LIVING",
-            "validFrom": "2021-06-01",
-            "reference": f"late-{number}",
-        }
+        await unrecognised(client, number, claims, prefix)
         began = time.perf_counter()
-        await s.post(client, s.IDENTITY, {"i": identity}, ca)
+        await recognise_late(client, number)
         return (time.perf_counter() - began) * 1000
 
 
@@ -661,7 +692,17 @@ def report(found: dict[str, Any], page: int) -> dict[str, float]:
             "{:.1f} / {:.1f}".format(*counted[f"gateway {kind}"]),
             "{:.1f} / {:.1f}".format(*counted[f"raw {kind}"]),
         )
+    statements.add_row(
+        f"late re-settlement of {RESETTLE_COUNTED} claims",
+        "{:.0f} / {:.0f}".format(*counted["gateway resettle"]),
+        "",
+    )
     console.print(statements)
+    console.print(
+        "parse + validate per request without the document cache: "
+        f"page {counted['parse+validate page'][0]:.2f} ms, "
+        f"point {counted['parse+validate point'][0]:.2f} ms"
+    )
     resettle = found["resettles"]
     console.print(
         f"late re-settlement of {found['resettle_claims']} claims (recordIdentity): "
