@@ -4,6 +4,7 @@ request, which is run again once on a live connection when it had committed noth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -49,6 +50,16 @@ class Pool:
                 ),
                 {"p": self.pids},
             )
+            for _ in range(100):  # the backends end asynchronously: wait until they are gone
+                alive = await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(CAST(:p AS int[]))"
+                    ),
+                    {"p": self.pids},
+                )
+                if not alive:
+                    break
+                await asyncio.sleep(0.05)
         return int(ended or 0)
 
 
