@@ -7,7 +7,9 @@ Delivery, shared by every gateway process without sending twice:
 1. **Fan-out** (:func:`fan_out`): the process that locks the ``webhooks`` row of
    ``outbox_cursors`` (``FOR UPDATE SKIP LOCKED``; the others skip) reads the final events
    after it (:mod:`resolvers.outbox`, never skipping one), inserts one pending delivery per
-   event and webhook that wants its type, and moves the cursor, in one transaction.
+   event and webhook that wants its type (events after the webhook's registration), and moves
+   the cursor, in one transaction. The cursor is created by the first registration, so an
+   event committed while no dispatcher runs is fanned out when one starts.
 2. **Delivery** (:func:`due`): a process takes due pending deliveries ``FOR UPDATE SKIP
    LOCKED`` and keeps them locked while it sends, so no other process sends them meanwhile; the
    outcome (delivered, or the next attempt after ``backoff · 2^(attempts-1)`` seconds, or dead
@@ -104,7 +106,14 @@ async def register(ctx: Context, url: str, events: Sequence[str], secret: str) -
         secret=secret,
     )
     async with ctx.db.transaction() as session:
+        since = await outbox.start(session)
+        row.since_txid, row.since_event = since.txid, since.event_id
         session.add(row)
+        await session.execute(  # the fan-out starts here the first time
+            insert(OutboxCursor)
+            .values(consumer=CONSUMER, txid=since.txid, event_id=since.event_id)
+            .on_conflict_do_nothing()
+        )
         await session.flush()
         await audit.append(
             session,
@@ -215,17 +224,7 @@ async def fan_out(session: AsyncSession, limit: int = 500) -> int:
             .with_for_update(skip_locked=True)
         )
     ).one_or_none()
-    if cursor is None:
-        exists = await session.scalar(
-            select(func.count()).select_from(OutboxCursor).where(OutboxCursor.consumer == CONSUMER)
-        )
-        if not exists:  # the first dispatcher ever: from now on
-            now = await outbox.start(session)
-            await session.execute(
-                insert(OutboxCursor)
-                .values(consumer=CONSUMER, txid=now.txid, event_id=now.event_id)
-                .on_conflict_do_nothing()
-            )
+    if cursor is None:  # another process fans out, or no webhook was ever registered
         return 0
     position = outbox.Position(cursor.txid, cursor.event_id)
     events = await outbox.read_after(session, position, limit=limit)
@@ -237,6 +236,7 @@ async def fan_out(session: AsyncSession, limit: int = 500) -> int:
         for event in events
         for hook in hooks
         if event.type in hook.events
+        and outbox.position_of(event) > outbox.Position(hook.since_txid, hook.since_event)
     ]
     if rows:
         await session.execute(insert(WebhookDelivery).values(rows).on_conflict_do_nothing())
@@ -276,8 +276,8 @@ def record_attempt(
     ``backoff_s · 2^(attempts-1)`` seconds, or DEAD once ``max_attempts`` are spent."""
     now = datetime.now(UTC)
     delivery.attempts += 1
-    if error is None:
-        delivery.status, delivery.delivered_at, delivery.last_error = "DELIVERED", now, None
+    if error is None:  # last_error stays: why the attempts before failed
+        delivery.status, delivery.delivered_at = "DELIVERED", now
         return
     delivery.last_error = error[:300]
     if delivery.attempts >= max_attempts:

@@ -79,7 +79,8 @@ class WebhookDelivery:
         description="When the next attempt is due (PENDING)."
     )
     last_error: str | None = strawberry.field(
-        description="Why the last attempt failed: the receiver's status or the network error."
+        description="Why the last failed attempt failed (the receiver's status or the network "
+        "error); kept once delivered."
     )
     delivered_at: datetime | None = strawberry.field(description="When it was delivered.")
 

@@ -109,6 +109,9 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(Text)
     events: Mapped[list[str]] = mapped_column(ARRAY(String(24)))
     secret: Mapped[str] = mapped_column(Text)
+    since_txid: Mapped[int] = mapped_column(BigInteger)
+    since_event: Mapped[int] = mapped_column(BigInteger)
+    """Where the outbox stood at registration: only later events are delivered to it."""
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

@@ -62,6 +62,8 @@ def upgrade() -> None:
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("events", postgresql.ARRAY(sa.String(length=24)), nullable=False),
         sa.Column("secret", sa.Text(), nullable=False),
+        sa.Column("since_txid", sa.BigInteger(), nullable=False),
+        sa.Column("since_event", sa.BigInteger(), nullable=False),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
