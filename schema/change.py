@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import graphql
 import strawberry
 
-from policies.access.walker import forbidden_paths
 from resolvers import outbox
 from schema.application import Application
 from schema.beneficiary import Beneficiary, Claim, HighCostAlert
@@ -138,17 +137,33 @@ async def feed(
     )
 
 
-class _PersonalOnly:
-    """Grants all but personal fields: the walk lists the personal paths a document selects."""
+def personal_paths(
+    info: strawberry.Info[Context, None],
+) -> list[str]:
+    """Every personal field the running subscription selects, as a dotted path of field names
+    (aliases ignored, fragments expanded), as the read audit names them:
+    ``claimChanged.claim.beneficiary.name``."""
+    raw = info._raw_info
+    access = info.context.access
+    found: set[str] = set()
 
-    def __init__(self, ctx: Context) -> None:
-        self.access = ctx.access
+    def walk(selections: graphql.SelectionSetNode, parent: Any, path: tuple[str, ...]) -> None:
+        for node in selections.selections:
+            if isinstance(node, graphql.FragmentSpreadNode):
+                walk(raw.fragments[node.name.value].selection_set, parent, path)
+            elif isinstance(node, graphql.InlineFragmentNode):
+                walk(node.selection_set, parent, path)
+            elif isinstance(node, graphql.FieldNode) and node.name.value in parent.fields:
+                name = node.name.value
+                here = (*path, name)
+                if access.is_personal(parent.name, name):
+                    found.add(".".join(here))
+                target = graphql.get_named_type(parent.fields[name].type)
+                if node.selection_set and isinstance(target, graphql.GraphQLObjectType):
+                    walk(node.selection_set, target, here)
 
-    def can_use(self, type_name: str, field: str) -> bool:
-        return not self.access.is_personal(type_name, field)
-
-    def can_use_argument(self, type_name: str, field: str, argument: str) -> bool:
-        return True
+    walk(raw.operation.selection_set, raw.schema.subscription_type, ())
+    return sorted(found)
 
 
 async def _follow(
@@ -157,7 +172,7 @@ async def _follow(
     ctx = info.context
     raw = info._raw_info
     document = graphql.DocumentNode(definitions=(raw.operation, *raw.fragments.values()))
-    paths = forbidden_paths(document, raw.schema, _PersonalOnly(ctx))
+    paths = personal_paths(info)
     name = raw.operation.name.value if raw.operation.name else info.field_name
     position = outbox.Position.decode(since) if since is not None else None
     async for item in outbox.follow(
