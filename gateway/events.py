@@ -28,7 +28,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import graphql
 import httpx
@@ -42,17 +42,29 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 
 from gateway.auth import Principal, Unauthenticated, authenticate
+from gateway.config import Settings
 from gateway.middleware import REQUEST_ID
+from gateway.storage.database import Database
 from gateway.storage.outbox import OutboxEvent, Webhook, close_listeners, listener
+from policies.access.policy import AccessPolicies
+from policies.benefits import PolicySet
 from resolvers import outbox, webhooks
 from resolvers.context import Context
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
+
+class Gateway(Protocol):
+    """What the running service holds (:class:`gateway.app.Gateway`), as far as events use it."""
+
+    settings: Settings
+    db: Database
+    policies: PolicySet
+    access: AccessPolicies
+    views: dict[str, Any]
+
 
 log = logging.getLogger("medgw.events")
 
-GatewayOf = Callable[[Scope], "Gateway"]
+GatewayOf = Callable[[Scope], Gateway]
 
 
 def context_for(gateway: Gateway, principal: Principal, request: Any, request_id: str) -> Context:
@@ -223,8 +235,8 @@ class WebhookDispatcher:
         key = f"{hook.department}/{hook.purpose}"
         if key not in self.documents:
             view = self.gateway.views[hook.department]
-            policy, access = view.schema.policy, self.gateway.access  # type: ignore[attr-defined]
-            raw: graphql.GraphQLSchema = view.schema._schema  # type: ignore[attr-defined]
+            policy, access = view.schema.policy, self.gateway.access
+            raw: graphql.GraphQLSchema = view.schema._schema
             if raw.get_type("Change") is None:
                 return None
             personal_ok = not policy.needs_purpose(hook.purpose)

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage import audit, models
@@ -176,6 +176,11 @@ async def visible(
             select(app).where(
                 app.id.in_([int(k) for k in keys[APPLICATION_CHANGED]]),
                 rows.person_of(app.beneficiary_id),
+                # as the applications query: those the department received or was routed
+                or_(
+                    app.received_department == rows.principal.department,
+                    app.routed_to == rows.principal.department,
+                ),
             )
         )
         found.update(((APPLICATION_CHANGED, str(a.id)), a) for a in applications)

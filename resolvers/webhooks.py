@@ -142,7 +142,7 @@ async def mine(ctx: Context) -> list[Webhook]:
     return list(await ctx.all(stmt))
 
 
-async def delete(ctx: Context, webhook_id: str) -> bool:
+async def delete(ctx: Context, webhook_id: str) -> Webhook:
     """Delete one of the caller's webhooks (its deliveries go with it); NOT_FOUND otherwise."""
     key = parse_id(webhook_id)
     async with ctx.db.transaction() as session:
@@ -159,7 +159,7 @@ async def delete(ctx: Context, webhook_id: str) -> bool:
             operation="deleteWebhook",
             detail={"webhook": webhook_id},
         )
-    return True
+    return row
 
 
 async def deliveries(

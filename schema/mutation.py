@@ -476,20 +476,25 @@ class Mutation:
         "not of the whsec_ form."
     )
     async def register_webhook(
-        self, info: strawberry.Info[Context, None], input: webhook.RegisterWebhookInput
+        self,
+        info: strawberry.Info[Context, None],
+        input: Annotated[webhook.RegisterWebhookInput, INPUT],
     ) -> webhook.Webhook | None:
         row = await webhooks.register(
             info.context, input.url, [e.value for e in input.events], input.secret
         )
         return webhook.Webhook.from_model(row)
 
-    @strawberry.mutation(description="Delete one of the caller's webhooks; NOT_FOUND otherwise.")
+    @strawberry.mutation(
+        description="Delete one of the caller's webhooks (its deliveries with it) and answer it "
+        "as it was; NOT_FOUND otherwise."
+    )
     async def delete_webhook(
         self,
         info: strawberry.Info[Context, None],
         id: Annotated[strawberry.ID, strawberry.argument(description="The webhook's id.")],
-    ) -> bool | None:
-        return await webhooks.delete(info.context, id)
+    ) -> webhook.Webhook | None:
+        return webhook.Webhook.from_model(await webhooks.delete(info.context, id))
 
     @strawberry.mutation(
         description="Send a delivery again (a dead letter, or one already delivered): pending, "
