@@ -928,6 +928,7 @@ def visible_types(policy: DepartmentPolicy) -> dict[str, set[str]]:
     """The object types a department's schema holds (reachable from Query and from every
     mutation it may run) with the fields it may use."""
     found = {"Query"} | ({"Mutation"} if any(t == "Mutation" for t, _ in policy.grants) else set())
+    found |= {SUBSCRIPTION} if any(t == SUBSCRIPTION for t, _ in policy.grants) else set()
     queue = deque(sorted(found))
     while queue:
         parent = queue.popleft()
