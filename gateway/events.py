@@ -28,13 +28,13 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import graphql
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -42,25 +42,11 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 
 from gateway.auth import Principal, Unauthenticated, authenticate
-from gateway.config import Settings
+from gateway.documents import Gateway
 from gateway.middleware import REQUEST_ID
-from gateway.storage.database import Database
 from gateway.storage.outbox import OutboxEvent, Webhook, close_listeners, listener
-from policies.access.policy import AccessPolicies
-from policies.benefits import PolicySet
 from resolvers import outbox, webhooks
 from resolvers.context import Context
-
-
-class Gateway(Protocol):
-    """What the running service holds (:class:`gateway.app.Gateway`), as far as events use it."""
-
-    settings: Settings
-    db: Database
-    policies: PolicySet
-    access: AccessPolicies
-    views: dict[str, Any]
-
 
 log = logging.getLogger("medgw.events")
 
@@ -163,9 +149,6 @@ class Subscriptions(GraphQL[Any, None]):
         except Unauthenticated as exc:
             log.info("websocket refused: %s", exc)
             raise ConnectionRejectionError from exc
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, send)
 
 
 # -- webhooks -----------------------------------------------------------------------------------

@@ -234,3 +234,30 @@ async def test_the_discovery_loop_is_pushed_and_fed_back(
     statuses = [body["data"]["alert"]["status"] for body in receiver.bodies()]
     assert statuses[0] == "OPEN"
     assert statuses[-1] == "RECOGNISED"
+
+
+async def test_rural_revitalisation_follows_the_identities_recorded_by_civil_affairs(
+    http_server: str, gql: GraphQLClient, db: Database
+) -> None:
+    await insured(gql)
+    since = await cursor_now(gql)
+    rural = {"department": "rural_revitalisation", "org": "xczx-5104", "regions": ("5104",)}
+    async with session_of(http_server, **rural) as socket:
+        await socket.subscribe(
+            """subscription($s: String) { identityChanged(since: $s) { type
+              beneficiary { regionCode identities { category validFrom } } } }""",
+            {"s": since},
+        )
+        assert "errors" not in await record(gql, PERSON, "MINIMUM_LIVING", "2023-06-01")
+        change = (await socket.next())["identityChanged"]
+    assert change == {
+        "type": "IDENTITY_CHANGED",
+        "beneficiary": {
+            "regionCode": PANZHIHUA,
+            "identities": [{"category": "MINIMUM_LIVING", "validFrom": "2023-06-01"}],
+        },
+    }
+    async with session_of(http_server, **PICC) as socket:  # insurers read no identities
+        await socket.subscribe("subscription { identityChanged { type } }")
+        message = await socket.receive()
+    assert message["payload"][0]["extensions"]["forbidden"] == ["identityChanged"]
