@@ -216,3 +216,25 @@ async def test_the_feed_under_concurrent_writes_never_skips_or_repeats(db: Datab
     assert orders == sorted(orders)
     ids = [event_id for _, event_id in orders]
     assert ids != sorted(ids)  # the run did commit out of sequence order
+
+
+async def test_the_feed_pages_by_first_and_filters_by_type(gql: GraphQLClient) -> None:
+    await insured(gql)
+    for number in ("G-1", "G-2", "G-3"):
+        await settle(gql, stay(PERSON, number, "2023-03-01", "10000.00", "9000.00"))
+    assert "errors" not in await record(gql, PERSON, "MINIMUM_LIVING", "2023-06-01")
+    page = "query($s: String, $t: [ChangeType!]) { changes(since: $s, types: $t, first: 2) {"
+    page += " cursor hasMore changes { type claim { claimNumber } } } }"
+    seen: list[tuple[str, str | None]] = []
+    since = None
+    while True:
+        found = (await gql.data(page, {"s": since, "t": None}))["changes"]
+        seen += [(c["type"], (c["claim"] or {}).get("claimNumber")) for c in found["changes"]]
+        since = found["cursor"]
+        if not found["hasMore"]:
+            break
+    assert seen[:3] == [("CLAIM_CHANGED", n) for n in ("G-1", "G-2", "G-3")]
+    assert ("IDENTITY_CHANGED", None) in seen
+    only = (await gql.data(page, {"s": None, "t": ["IDENTITY_CHANGED"]}))["changes"]
+    assert [c["type"] for c in only["changes"]] == ["IDENTITY_CHANGED"]
+    assert only["hasMore"] is False
