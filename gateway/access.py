@@ -19,6 +19,7 @@ from typing import Any
 import graphql
 from cachetools import LRUCache
 from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from gateway.errors import FORBIDDEN, INTERNAL
 from gateway.storage import audit
@@ -338,6 +339,8 @@ class ReadAudit(SchemaExtension):
         result = self.execution_context.result
         if not trail or result is None or result.data is None:
             return
+        if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+            return  # audited per delivered batch, before it leaves (resolvers/outbox.follow)
         context = self.execution_context.context
         # Give the read connection back first: a request does not hold two connections, so a
         # burst of requests cannot exhaust the pool waiting for their audit writes.

@@ -25,7 +25,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -35,7 +35,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
 
-from gateway import logs, metrics
+from gateway import events, logs, metrics
 from gateway.access import FieldAccess, IntrospectionForbidden, ReadAudit, Refusal, RefusalCache
 from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
@@ -355,11 +355,14 @@ def create_app(
         gateway.views = build_views(gateway)
         app.state.gateway = gateway
         try:
-            async with audit.Checkpointer(
-                database,
-                settings.audit_key,
-                settings.audit_checkpoints,
-                settings.audit_checkpoint_seconds,
+            async with (
+                audit.Checkpointer(
+                    database,
+                    settings.audit_key,
+                    settings.audit_checkpoints,
+                    settings.audit_checkpoint_seconds,
+                ),
+                events.running(gateway),
             ):
                 yield
         finally:
@@ -404,6 +407,7 @@ def create_app(
             Mount("/graphiql/static", app=StaticFiles(directory=GRAPHIQL), name="graphiql"),
             Route("/documents/claims/{claim_number}.{kind}", documents, methods=["GET"]),
             *([metrics.route(lambda r: gateway_of(r.scope).db.engine)] if settings.metrics else []),
+            WebSocketRoute("/graphql", events.Subscriptions(gateway_of)),
         ],
         middleware=[
             Middleware(RequestId),

@@ -162,6 +162,38 @@ class Settings(BaseSettings):
         default=(), validation_alias=AliasChoices("MEDGW_CORS_ORIGINS", "cors_origins")
     )
     """Comma-separated browser origins allowed to call the API; empty = no CORS headers."""
+    # Change notifications (resolvers/outbox.py, resolvers/webhooks.py).
+    webhooks: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("MEDGW_WEBHOOKS", "webhooks"),
+        description="Run the webhook dispatcher in this process (several processes share the "
+        "work; false: this one delivers none).",
+    )
+    outbox_poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias=AliasChoices("MEDGW_OUTBOX_POLL_S", "outbox_poll_s"),
+        description="Seconds a dispatcher or subscription waits for a notification before it "
+        "looks at the outbox anyway.",
+    )
+    webhook_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        validation_alias=AliasChoices("MEDGW_WEBHOOK_MAX_ATTEMPTS", "webhook_max_attempts"),
+        description="Attempts of one delivery before it goes to the dead letters.",
+    )
+    webhook_backoff_s: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias=AliasChoices("MEDGW_WEBHOOK_BACKOFF_S", "webhook_backoff_s"),
+        description="The first retry's delay; each further retry waits twice as long.",
+    )
+    webhook_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices("MEDGW_WEBHOOK_TIMEOUT_S", "webhook_timeout_s"),
+        description="How long a receiver may take to answer a delivery.",
+    )
 
     # Performance (README "Performance").
     document_cache_bytes: int = Field(

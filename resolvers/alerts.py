@@ -24,6 +24,7 @@ from gateway.errors import Conflict, NotFound
 from gateway.storage import models
 from policies.benefits import PolicySet
 from policies.errors import InvalidInput
+from resolvers import outbox
 from resolvers.context import Context
 from resolvers.inputs import check_text
 from resolvers.lifecycle import Action, State, audit_transition, next_state
@@ -161,6 +162,7 @@ async def change(
     await audit_transition(
         session, principal, operation, alert.beneficiary_id, detail, reason=reason, record=record
     )
+    await outbox.alert_changed(session, alert)
     return alert
 
 

@@ -25,6 +25,7 @@ from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.storage import models
 from policies.errors import InvalidInput
 from policies.vocabulary import Category
+from resolvers import outbox
 from resolvers.alerts import (
     Record,
     apply,
@@ -100,6 +101,7 @@ async def change(
     await audit_transition(
         session, principal, operation, row.beneficiary_id, detail, reason=reason, record=record
     )
+    await outbox.application_changed(session, row)
     return row
 
 

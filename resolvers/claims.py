@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from gateway.errors import NotFound
 from gateway.storage import audit, models
+from resolvers import outbox
 from resolvers.context import Context
 from resolvers.inputs import check_text
 from resolvers.pages import Key, Order, Page, fetch_page
@@ -66,4 +67,5 @@ async def acknowledge(ctx: Context, claim_number: str) -> models.Claim:
                 beneficiary_ids=[claim.beneficiary_id],
                 detail={"claimNumber": claim.claim_number},
             )
+            await outbox.claim_changed(session, claim, acknowledged=True)
         return claim

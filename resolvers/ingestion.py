@@ -21,7 +21,7 @@ from policies.errors import InvalidInput
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
-from resolvers import alerts, applications, settlement
+from resolvers import alerts, applications, outbox, settlement
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_money, check_region, check_text
@@ -314,6 +314,7 @@ async def _after_change(
     )
     await alerts.review_person(session, ctx.principal, ctx.policies, person, operation)
     await _audit(session, ctx, operation, person, {**detail, **outcome})
+    await outbox.identity_changed(session, person, operation)
     return writer.consequences()
 
 

@@ -20,6 +20,7 @@ from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
 from gateway.errors import log_errors
+from schema.change import Subscription
 from schema.mutation import Mutation
 from schema.query import Query
 
@@ -64,13 +65,19 @@ def build_schema(
     """The full schema, or (with ``policy``) the schema of one department."""
     if policy is None:
         return strawberry.Schema(
-            query=Query, mutation=Mutation, extensions=list(extensions), config=config
+            query=Query,
+            mutation=Mutation,
+            subscription=Subscription,
+            extensions=list(extensions),
+            config=config,
         )
     writes = any(type_name == "Mutation" for type_name, _ in policy.grants)
+    follows = any(type_name == "Subscription" for type_name, _ in policy.grants)
     return DepartmentSchema(
         policy,
         query=Query,
         mutation=Mutation if writes else None,
+        subscription=Subscription if follows else None,
         extensions=list(extensions),
         config=config,
     )

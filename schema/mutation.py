@@ -9,8 +9,18 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from policies.settlement.engine import Visit, settle_visits
-from resolvers import alerts, applications, claims, closings, ingestion, recoveries, settlement
+from resolvers import (
+    alerts,
+    applications,
+    claims,
+    closings,
+    ingestion,
+    recoveries,
+    settlement,
+    webhooks,
+)
 from resolvers.lifecycle import Action
+from schema import webhook
 from schema.application import Application, SubmitApplicationInput
 from schema.beneficiary import (
     Beneficiary,
@@ -456,3 +466,43 @@ class Mutation:
     ) -> Application | None:
         row = await applications.act(info.context, id, Action.REJECT, reason=reason)
         return Application.from_model(row)
+
+    # -- webhooks (schema/webhook.py, resolvers/webhooks.py) ----------------------------------
+
+    @strawberry.mutation(
+        description="Register an endpoint for change notifications on behalf of the caller's "
+        "department and organisation (deliveries read with the token's regions and purpose). "
+        "BAD_INPUT for a bad url, no events, an event the department may not read, or a secret "
+        "not of the whsec_ form."
+    )
+    async def register_webhook(
+        self,
+        info: strawberry.Info[Context, None],
+        input: Annotated[webhook.RegisterWebhookInput, INPUT],
+    ) -> webhook.Webhook | None:
+        row = await webhooks.register(
+            info.context, input.url, [e.value for e in input.events], input.secret
+        )
+        return webhook.Webhook.from_model(row)
+
+    @strawberry.mutation(
+        description="Delete one of the caller's webhooks (its deliveries with it) and answer it "
+        "as it was; NOT_FOUND otherwise."
+    )
+    async def delete_webhook(
+        self,
+        info: strawberry.Info[Context, None],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The webhook's id.")],
+    ) -> webhook.Webhook | None:
+        return webhook.Webhook.from_model(await webhooks.delete(info.context, id))
+
+    @strawberry.mutation(
+        description="Send a delivery again (a dead letter, or one already delivered): pending, "
+        "due now, attempts counted afresh."
+    )
+    async def redeliver_webhook(
+        self,
+        info: strawberry.Info[Context, None],
+        id: Annotated[strawberry.ID, strawberry.argument(description="The delivery's id.")],
+    ) -> webhook.WebhookDelivery | None:
+        return webhook.WebhookDelivery.from_model(await webhooks.redeliver(info.context, id))

@@ -18,9 +18,11 @@ from resolvers import (
     closings,
     recoveries,
     statistics,
+    webhooks,
 )
 from resolvers.admission import deposit_waiver
 from resolvers.pages import Order
+from schema import change, webhook
 from schema.admission import DepositWaiver
 from schema.application import Application
 from schema.audit import AccessReport, AuditCheckpoint, AuditRecord
@@ -399,3 +401,48 @@ class Query:
         ] = None,
     ) -> DepositWaiver:
         return DepositWaiver.of(await deposit_waiver(info.context, id_number, on))
+
+    # -- change notifications (schema/change.py, resolvers/outbox.py) --------------------------
+
+    @strawberry.field(
+        description="The change feed: what changed that the caller may read, after since:, in "
+        "transaction order, at most first per call; the cursor never skips a change (a change "
+        "appears once every transaction before it has finished). Pull-based sync: keep "
+        "ChangeFeed.cursor, ask again with it."
+    )
+    async def changes(
+        self,
+        info: strawberry.Info[Context, None],
+        since: Annotated[str | None, change.SINCE] = None,
+        types: Annotated[list[change.ChangeType] | None, change.TYPES_ARGUMENT] = None,
+        first: Annotated[int, FIRST] = 20,
+    ) -> change.ChangeFeed:
+        return await change.feed(info.context, since, types, _page_size(info, first))
+
+    @strawberry.field(description="The webhooks of the caller's department and organisation.")
+    async def webhooks(self, info: strawberry.Info[Context, None]) -> list[webhook.Webhook]:
+        return [webhook.Webhook.from_model(row) for row in await webhooks.mine(info.context)]
+
+    @strawberry.field(
+        description="Deliveries of the caller's webhooks, newest first; status: DEAD lists the "
+        "dead letters."
+    )
+    async def webhook_deliveries(
+        self,
+        info: strawberry.Info[Context, None],
+        status: Annotated[
+            webhook.DeliveryStatus | None,
+            strawberry.argument(description="Only deliveries in this status."),
+        ] = None,
+        webhook_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only this webhook's.")
+        ] = None,
+        first: Annotated[int, FIRST] = 20,
+    ) -> list[webhook.WebhookDelivery]:
+        rows = await webhooks.deliveries(
+            info.context,
+            status.value if status else None,
+            webhook_id,
+            _page_size(info, first),
+        )
+        return [webhook.WebhookDelivery.from_model(row) for row in rows]

@@ -37,7 +37,8 @@ SECRET = "test-secret-" + "x" * 40
 TABLES = (
     "recoveries, late_news, settlement_year_closings, settlement_lines, settlements, ledgers, "
     "high_cost_alerts, claims, enrollments, "
-    "identities, monitoring_flags, beneficiaries, audit_log"
+    "identities, monitoring_flags, beneficiaries, audit_log, "
+    "webhook_deliveries, webhooks, outbox_cursors, outbox_events"
 )
 
 
@@ -121,6 +122,8 @@ def settings(
         # Aggregates over the one or two persons a test seeds are shown; k-suppression (default
         # k = 5) is tested with its own app in tests/gateway/test_aggregates.py.
         statistics_k=1,
+        # No webhook dispatcher in the shared apps: tests/resolvers/test_webhooks.py runs its own.
+        webhooks=False,
     )
 
 

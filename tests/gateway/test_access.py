@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ PAYLOADS = {
     if target is not None and target.endswith("Payload")
 }
 DEPARTMENTS = sorted(ACCESS.departments)
+SUBSCRIPTION = "Subscription"  # walked over a WebSocket by tests/gateway/test_subscriptions.py
 
 ID = "510402197001010013"  # 攀枝花东区, born 1970-01-01, male
 # 南京, whose late news (a back-dated end of 低保) leaves a pending recovery in 2017 and is only
@@ -425,6 +427,64 @@ async def seed_alert(db: Database) -> None:
                 ),
                 {"n": ID, "d": department, "w": f"{department}/x"},
             )
+    await seed_changes(db)
+
+
+WHSEC = "whsec_" + "a" * 44
+
+
+def seeded_webhook(department: str, which: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"medgw-test:{department}:{which}")
+
+
+def seeded_delivery(department: str) -> int:
+    return DEPARTMENTS.index(department) + 1
+
+
+async def seed_changes(db: Database) -> None:
+    """The outbox rows of the alert and applications seed_alert inserts by SQL, and for each
+    department that reads its webhooks two of them (one with a delivered delivery, one spare
+    for deleteWebhook)."""
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO outbox_events (type, beneficiary_id, subject, detail) "
+                "SELECT 'ALERT_CHANGED', beneficiary_id, id::text, '{}'::jsonb "
+                "FROM high_cost_alerts UNION ALL "
+                "SELECT 'APPLICATION_CHANGED', beneficiary_id, id::text, '{}'::jsonb "
+                "FROM assistance_applications"
+            )
+        )
+        event = await conn.scalar(text("SELECT min(id) FROM outbox_events"))
+        for department, policy in ACCESS.departments.items():
+            if not policy.can_use("Query", "webhooks"):
+                continue
+            for which in ("delivering", "spare"):
+                await conn.execute(
+                    text(
+                        "INSERT INTO webhooks (id, department, org, subject, regions, url, "
+                        "events, secret, since_txid, since_event) VALUES (:id, :d, :o, 'tester', "
+                        "'{5104}', 'http://127.0.0.1:9/hook', '{CLAIM_CHANGED}', :s, 0, 0)"
+                    ),
+                    {
+                        "id": seeded_webhook(department, which),
+                        "d": department,
+                        "o": token(department)["org"],
+                        "s": WHSEC,
+                    },
+                )
+            await conn.execute(
+                text(
+                    "INSERT INTO webhook_deliveries (id, webhook_id, event_id, status, attempts, "
+                    "last_error, delivered_at) VALUES (:id, :w, :e, 'DELIVERED', 2, 'HTTP 503', "
+                    "now())"
+                ),
+                {
+                    "id": seeded_delivery(department),
+                    "w": seeded_webhook(department, "delivering"),
+                    "e": event,
+                },
+            )
 
 
 async def seed_late_news(gql: GraphQLClient, mi: dict[str, Any]) -> None:
@@ -615,8 +675,8 @@ async def test_every_field_and_filter_answers_or_is_refused_as_the_department_po
     own = routes(policy.can_use)
     walk = Walk(gql, count_statements(), department, expected)
     for type_name, fields in CATALOG.items():
-        if type_name == "Mutation" or type_name in PAYLOADS:
-            continue
+        if type_name in ("Mutation", SUBSCRIPTION) or type_name in PAYLOADS:
+            continue  # subscriptions: tests/gateway/test_subscriptions.py
         for field in fields:
             cell = (type_name, field)
             mode = policy.mode(*cell)
@@ -632,7 +692,7 @@ def test_every_grant_is_reachable_except_the_pinned_ones() -> None:
     unreachable = {}
     for department, policy in ACCESS.departments.items():
         own = routes(policy.can_use)
-        cells = {cell for cell in policy.grants if cell[0] not in own}
+        cells = {cell for cell in policy.grants if cell[0] not in own and cell[0] != SUBSCRIPTION}
         # A payload's fields are reached by running its mutation.
         cells = {c for c in cells if not policy.can_use("Mutation", PAYLOADS.get(c[0], ""))}
         if cells:
@@ -652,7 +712,7 @@ def test_the_walk_knows_every_required_argument() -> None:
             if required and (type_name, name) not in ARGUMENTS:
                 missing.append(f"{type_name}.{name}({', '.join(required)})")
     assert missing == []
-    assert set(FULL_ROUTES) == set(CATALOG) - set(PAYLOADS)
+    assert set(FULL_ROUTES) == set(CATALOG) - set(PAYLOADS) - {SUBSCRIPTION}
 
 
 # --- mutations -------------------------------------------------------------------------------
@@ -733,6 +793,15 @@ def mutation_request(
         "rejectApplication": ("ID!", 'id: $v, reason: "不符合"', "1"),
         "decideRecovery": ("ID!", 'id: $v, decision: WAIVE, reason: "hardship"', str(recovery)),
         "closeSettlementYear": ("Int!", 'regionCode: "320000", year: $v', 2017),
+        "registerWebhook": (
+            "RegisterWebhookInput!",
+            "input: $v",
+            {"url": "http://127.0.0.1:9/hook", "events": ["CLAIM_CHANGED"], "secret": WHSEC}
+            if policy.can_use("Change", "claim")
+            else {"url": "http://127.0.0.1:9/hook", "events": ["ALERT_CHANGED"], "secret": WHSEC},
+        ),
+        "deleteWebhook": ("ID!", "id: $v", str(seeded_webhook(policy.department, "spare"))),
+        "redeliverWebhook": ("ID!", "id: $v", str(seeded_delivery(policy.department))),
     }
     variable_type, arguments, value = requests[name]
     document = f"mutation($v: {variable_type}) {{ {name}({arguments}) {{ {selected} }} }}"
@@ -859,6 +928,7 @@ def visible_types(policy: DepartmentPolicy) -> dict[str, set[str]]:
     """The object types a department's schema holds (reachable from Query and from every
     mutation it may run) with the fields it may use."""
     found = {"Query"} | ({"Mutation"} if any(t == "Mutation" for t, _ in policy.grants) else set())
+    found |= {SUBSCRIPTION} if any(t == SUBSCRIPTION for t, _ in policy.grants) else set()
     queue = deque(sorted(found))
     while queue:
         parent = queue.popleft()

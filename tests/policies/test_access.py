@@ -148,6 +148,10 @@ CONNECTED = (PERSONS, union(CLAIMS, SETTLEMENTS), union(ALERTS), union("audit lo
 PAGING = {d: "R" if any(c[d] == "R" for c in CONNECTED) else "–" for d in ALL_DEPARTMENTS}
 
 MEDICAL_INSURANCE_ONLY = {d: "R" if d == "medical_insurance" else "–" for d in ALL_DEPARTMENTS}
+NOTIFIED = {
+    d: "R" if reads(union(ALERTS)[d]) or reads(both(CLAIMS, PERSON)[d]) else "–"
+    for d in ALL_DEPARTMENTS
+}
 
 # The schema's fields by matrix row, with the cell each department should have. A field may sit
 # in two rows if they agree (settleClaim writes claims and settlements).
@@ -237,6 +241,18 @@ ROWS: list[tuple[str, Cells]] = [
      {d: "W" if d == "medical_insurance" else "–" for d in ALL_DEPARTMENTS}),
     # ACCESS.md's hospital paragraph: the admission check is the hospital's alone.
     ("Query: depositWaiver | DepositWaiver: *", {d: "–" for d in ALL_DEPARTMENTS}),
+    # Change notifications (issue 12; not in the matrix): the feed and webhooks for every
+    # department that reads alerts, or claims with their persons; each kind of change for who
+    # reads its subject.
+    ("Query: changes webhooks webhookDeliveries | ChangeFeed: * | Change: cursor type at"
+     " | Webhook: * | WebhookDelivery: *", NOTIFIED),
+    ("Mutation: registerWebhook deleteWebhook redeliverWebhook",
+     {d: c.replace("R", "W") for d, c in NOTIFIED.items()}),
+    ("Change: claim | Subscription: claimChanged", both(CLAIMS, PERSON)),
+    ("Change: alert | Subscription: alertChanged", union(ALERTS)),
+    ("Change: beneficiary | Subscription: identityChanged", union(CATEGORIES)),
+    ("Change: application",
+     {d: "R" if "W" in cells(REGISTER)[d] else "–" for d in ALL_DEPARTMENTS}),
 ]
 # ACCESS.md gives the hospital a paragraph instead of a matrix column: "whether a person is
 # entitled to 先诊疗后付费 … (yes/no, no category), the claims of its own hospital code with their
