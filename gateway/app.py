@@ -34,7 +34,7 @@ from strawberry.extensions import MaxTokensLimiter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
 
-from gateway import logs, metrics
+from gateway import dashboard, logs, metrics
 from gateway.access import FieldAccess, IntrospectionForbidden, ReadAudit, Refusal, RefusalCache
 from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
@@ -381,6 +381,7 @@ def create_app(
             ),
             Mount("/graphiql/static", app=StaticFiles(directory=GRAPHIQL), name="graphiql"),
             Route("/documents/claims/{claim_number}.{kind}", documents, methods=["GET"]),
+            *dashboard.routes(),
             *([metrics.route(lambda r: gateway_of(r.scope).db.engine)] if settings.metrics else []),
         ],
         middleware=[
