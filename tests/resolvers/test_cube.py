@@ -50,7 +50,7 @@ INPATIENT, GENERAL = "INPATIENT", "OUTPATIENT_GENERAL"
 # (region, category held from 2022, [(type, level, discharge month, total cost)])
 PEOPLE: list[tuple[str, str | None, list[tuple[str, str | None, int, int]]]] = [
     *[
-        ("510402", "MINIMUM_LIVING", [(INPATIENT, "SECONDARY", 3 + i % 3, 20_000 + 7_000 * i)])
+        ("510402", "MINIMUM_LIVING", [(INPATIENT, "SECONDARY", 3 + i // 5, 20_000 + 7_000 * i)])
         for i in range(6)
     ],
     (
@@ -58,7 +58,7 @@ PEOPLE: list[tuple[str, str | None, list[tuple[str, str | None, int, int]]]] = [
         "MINIMUM_LIVING",
         [(INPATIENT, "TERTIARY", 5, 90_000), (GENERAL, None, 9, 1_200)],
     ),
-    *[("510403", None, [("INPATIENT", "PRIMARY", 4 + i, 3_000 + 900 * i)]) for i in range(5)],
+    *[("510403", None, [("INPATIENT", "PRIMARY", 4, 3_000 + 900 * i)]) for i in range(5)],
     ("510403", None, [("INPATIENT", "TERTIARY", 6, 45_000), ("INPATIENT", "SECONDARY", 7, 8_000)]),
     *[
         ("510411", "EXTREME_POVERTY", [("INPATIENT", "SECONDARY", 8, 30_000 + 500 * i)])
