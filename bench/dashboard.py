@@ -112,7 +112,7 @@ def generate(persons: int, claims: int) -> list[str]:
                    date '{YEAR}-01-01' + (n % 350), date '{YEAR}-01-01' + (n % 350) + 5,
                    t.cost, round(t.cost * 0.8, 2), true, true, false, 'bench-insurer',
                    '510400-2023', 'x'
-            FROM generate_series(1, {claims}) n,
+            FROM generate_series(1::bigint, {claims}) n,
                  LATERAL (SELECT (800 + (n * 104729) % 60000)::numeric(14, 2) AS cost) t""",
         f"""INSERT INTO settlements (id, claim_id, beneficiary_id, year, kind, policy, category,
                                     out_of_pocket, explanation, department, org)

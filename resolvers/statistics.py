@@ -7,6 +7,8 @@ category narrows an aggregate down to one person's figures. Zero persons is show
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -47,6 +49,24 @@ class Figures:
     def suppressed(self) -> bool:
         """Whether any cell of the top level was suppressed."""
         return self.persons is None or self.claims is None
+
+
+def withheld(persons: Sequence[int], k: int) -> set[int]:
+    """Which cells of one breakdown to withhold (by index), given the persons behind each: those
+    over 1 to k−1 persons, and then, so that they cannot be found as the whole minus the cells
+    shown, the smallest others until at least two are withheld and together they stand for k
+    persons or more (complementary suppression).
+
+    >>> sorted(withheld([2, 8, 6], 5)), sorted(withheld([2, 3, 8, 6], 5))
+    ([0, 2], [0, 1])
+    >>> sorted(withheld([1, 1, 8, 6, 9], 5)), withheld([8, 0, 6], 5)
+    ([0, 1, 3], set())
+    """
+    hidden = {i for i, n in enumerate(persons) if not shown(n, k)}
+    others = sorted((n, i) for i, n in enumerate(persons) if i not in hidden and n > 0)
+    while hidden and (len(hidden) == 1 or sum(persons[i] for i in hidden) < k) and others:
+        hidden.add(others.pop(0)[1])
+    return hidden
 
 
 def shown(persons: int, k: int) -> bool:
@@ -136,8 +156,9 @@ async def figures(ctx: Context, region_prefix: str | None, year: int) -> Figures
 
 # Dashboards (issue 14): figures of the rollup kept by resolvers/cube.py.
 
-DIMENSIONS = ("year", "month", "region", "category", "visit_type", "hospital_level")
-"""The cells of a dashboard, besides ``payer``, ``assisted`` and ``band``."""
+BREAKDOWNS = ("month", "region", "category", "visit_type", "hospital_level", "band")
+"""The breakdowns whose cells add up to the whole (each event or person in one cell): a withheld
+cell must not be the whole minus the others (:func:`withheld`)."""
 
 
 @dataclass(frozen=True)
@@ -266,10 +287,10 @@ async def board(ctx: Context, region_prefix: str | None, year: int) -> Board:
     )
     k = ctx.settings.statistics_k
 
-    def cell(row: Any) -> Cell:
+    def cell(row: Any, hidden: bool) -> Cell:
         m = row._mapping
         persons = int(m["persons"] or 0)
-        if not shown(persons, k):
+        if hidden:
             return Cell(m["dim"], m["value"], suppressed=True)
         paid = {p: Decimal(m[p.field_name] or 0) for p in Payer}
         if m["dim"] in ("payer", "assisted"):
@@ -290,22 +311,37 @@ async def board(ctx: Context, region_prefix: str | None, year: int) -> Board:
         )
 
     async def run(session: AsyncSession) -> Board:
-        rows = (await session.execute(cells_q)).all()
         # A cell everyone left (a reversed claim) is not shown; the whole year always is.
-        cells = [cell(r) for r in rows if r.persons or r.dim == "year"]
-        alerts = [
-            (str(s), int(n) if shown(n, k) else None)
-            for s, n in (await session.execute(alerts_q)).all()
-        ]
-        subsidies = []
-        for category, total, n, fund, finance, individual in (
-            await session.execute(subsidies_q)
-        ).all():
-            key = None if total else str(category)
-            if shown(n, k):
-                subsidies.append(Subsidy(key, False, n, fund, finance, individual))
+        rows = [r for r in (await session.execute(cells_q)).all() if r.persons or r.dim == "year"]
+        hide: set[int] = set()
+        by_dim: dict[str, list[int]] = defaultdict(list)
+        for i, r in enumerate(rows):
+            by_dim[r.dim].append(i)
+        for dim, indices in by_dim.items():
+            counts = [int(rows[i].persons) for i in indices]
+            if dim in BREAKDOWNS:
+                hide |= {indices[j] for j in withheld(counts, k)}
             else:
+                hide |= {i for i, n in zip(indices, counts, strict=True) if not shown(n, k)}
+        cells = [cell(r, i in hide) for i, r in enumerate(rows)]
+        states = [(str(s), int(n)) for s, n in (await session.execute(alerts_q)).all()]
+        alerts = [(s, n if shown(n, k) else None) for s, n in states if s == "ALL"]
+        by_state = [(s, n) for s, n in states if s != "ALL"]
+        hidden = withheld([n for _, n in by_state], k)
+        alerts += [(s, None if j in hidden else n) for j, (s, n) in enumerate(by_state)]
+        found = (await session.execute(subsidies_q)).all()
+        hidden = withheld([int(r[2]) for r in found if not r[1]], k)
+        subsidies, j = [], 0
+        for category, total, n, fund, finance, individual in found:
+            key = None if total else str(category)
+            if total:
+                withhold = not shown(n, k)
+            else:
+                withhold, j = j in hidden, j + 1
+            if withhold:
                 subsidies.append(Subsidy(key, True))
+            else:
+                subsidies.append(Subsidy(key, False, n, fund, finance, individual))
         return Board(region_prefix, year, k, cells, alerts, subsidies)
 
     return await ctx.read(run)

@@ -152,12 +152,14 @@ async def test_the_page_shows_the_seeded_figures_and_suppresses_small_cells(
         assert await cell(page, "by-category", "EXTREME_POVERTY", "label") == "特困人员"
         for field in ("persons", "totalCost", "outOfPocketShare"):
             assert await cell(page, "by-category", "EXTREME_POVERTY", field) == SUPPRESSED
-        # By region one level below the token's prefix: 510411 (two persons) is suppressed.
-        for region in ("510402", "510403"):
-            assert await cell(page, "by-region", region, "outOfPocket") == money(
-                ref.total("region", region).money["out_of_pocket"]
-            )
-        assert await cell(page, "by-region", "510411", "outOfPocket") == SUPPRESSED
+        # By region one level below the token's prefix: 510411 (two persons) is suppressed, and
+        # so is the next smallest, 510403, lest 510411 be 5104 minus the regions shown.
+        assert await cell(page, "by-region", "510402", "outOfPocket") == money(
+            ref.total("region", "510402").money["out_of_pocket"]
+        )
+        assert ref.persons("region", "510403") == len(PEOPLE) - 2 - 7
+        for region in ("510403", "510411"):
+            assert await cell(page, "by-region", region, "outOfPocket") == SUPPRESSED
         # The payers' shares of the total cost.
         basic = ref.total("payer", "basicInsurance").money["basicInsurance"]
         assert await cell(page, "by-payer", "basicInsurance", "amount") == money(basic)

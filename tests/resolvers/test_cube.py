@@ -425,6 +425,13 @@ async def test_cells_under_k_persons_are_null_and_suppressed(
     assert rare["suppressed"] is True
     assert all(rare[f] is None for f in ("persons", "claims", "totalCost", "outOfPocketShare"))
     assert by_category["MINIMUM_LIVING"]["suppressed"] is False
+    # The next smallest category is withheld too: 特困人员 is not the whole minus the others.
+    assert by_category["NONE"]["suppressed"] is True
+    for breakdown in ("byMonth", "byRegion", "byCategory", "byVisitType", "byHospitalLevel"):
+        withheld = [c for c in found[breakdown] if c["suppressed"]]
+        assert len(withheld) != 1, breakdown
+    withheld_bands = [b for b in found["outOfPocketBands"] if b["suppressed"]]
+    assert len(withheld_bands) != 1
     assert found["total"]["persons"] == len(PEOPLE)
     # A region prefix of two persons shows nothing of them either.
     response = await default_k.post(
