@@ -109,7 +109,7 @@ def generate(persons: int, claims: int) -> list[str]:
                    CASE WHEN n % 10 = 0 THEN 'OUTPATIENT_GENERAL' ELSE 'INPATIENT' END,
                    CASE WHEN n % 10 = 0 THEN NULL
                         ELSE (ARRAY['PRIMARY', 'SECONDARY', 'TERTIARY'])[1 + n % 3] END,
-                   date '{YEAR}-01-01' + (n % 350), date '{YEAR}-01-01' + (n % 350) + 5,
+                   date '{YEAR}-01-01' + (n % 350)::int, date '{YEAR}-01-01' + (n % 350)::int + 5,
                    t.cost, round(t.cost * 0.8, 2), true, true, false, 'bench-insurer',
                    '510400-2023', 'x'
             FROM generate_series(1::bigint, {claims}) n,
