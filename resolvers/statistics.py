@@ -324,11 +324,15 @@ async def board(ctx: Context, region_prefix: str | None, year: int) -> Board:
             else:
                 hide |= {i for i, n in zip(indices, counts, strict=True) if not shown(n, k)}
         cells = [cell(r, i in hide) for i, r in enumerate(rows)]
+        if any(c.dim == "year" and c.suppressed for c in cells):
+            # Under k persons in all: which months, categories… have any would say theirs.
+            cells = [c for c in cells if c.dim not in BREAKDOWNS]
         states = [(str(s), int(n)) for s, n in (await session.execute(alerts_q)).all()]
         alerts = [(s, n if shown(n, k) else None) for s, n in states if s == "ALL"]
         by_state = [(s, n) for s, n in states if s != "ALL"]
         hidden = withheld([n for _, n in by_state], k)
-        alerts += [(s, None if j in hidden else n) for j, (s, n) in enumerate(by_state)]
+        if all(n is not None for _, n in alerts):  # the states of under k persons: none
+            alerts += [(s, None if j in hidden else n) for j, (s, n) in enumerate(by_state)]
         found = (await session.execute(subsidies_q)).all()
         hidden = withheld([int(r[2]) for r in found if not r[1]], k)
         subsidies, j = [], 0
@@ -342,6 +346,9 @@ async def board(ctx: Context, region_prefix: str | None, year: int) -> Board:
                 subsidies.append(Subsidy(key, True))
             else:
                 subsidies.append(Subsidy(key, False, n, fund, finance, individual))
+        if any(x.category is None and x.suppressed for x in subsidies):
+            # The categories of under k persons in all: none.
+            subsidies = [x for x in subsidies if x.category is None]
         return Board(region_prefix, year, k, cells, alerts, subsidies)
 
     return await ctx.read(run)

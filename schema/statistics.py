@@ -254,9 +254,13 @@ class Dashboard:
                 OutOfPocketBand(
                     lower=Decimal(low),
                     upper=Decimal(BANDS[i + 1]) if i + 1 < len(BANDS) else None,
-                    suppressed=c is not None and c.suppressed,
-                    persons=0 if c is None else c.persons,
-                    out_of_pocket=ZERO if c is None else c.out_of_pocket,
+                    suppressed=total.suppressed or (c is not None and c.suppressed),
+                    persons=None if total.suppressed else 0 if c is None else c.persons,
+                    out_of_pocket=None
+                    if total.suppressed
+                    else ZERO
+                    if c is None
+                    else c.out_of_pocket,
                 )
             )
         return cls(
@@ -272,7 +276,9 @@ class Dashboard:
             by_hospital_level=[DashboardCell.of(c) for c in b.of("hospital_level")],
             by_payer=[
                 PayerShare.of(
-                    payers.get(p.value)
+                    statistics.Cell("payer", p.value, True)
+                    if total.suppressed  # which payers paid under k persons: not said
+                    else payers.get(p.value)
                     or statistics.Cell("payer", p.value, False, 0, paid={}, share=NONE)
                 )
                 for p in Payer

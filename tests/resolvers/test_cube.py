@@ -439,7 +439,11 @@ async def test_cells_under_k_persons_are_null_and_suppressed(
     )
     narrow = response.json()["data"]["dashboard"]
     assert (narrow["total"]["suppressed"], narrow["total"]["persons"]) == (True, None)
-    assert all(c["suppressed"] or c["persons"] == 0 for c in narrow["byMonth"])
+    # Nor which months, levels, categories or bands they had: no breakdown at all.
+    for breakdown in ("byMonth", "byRegion", "byCategory", "byVisitType", "byHospitalLevel"):
+        assert narrow[breakdown] == [], breakdown
+    assert all(b["suppressed"] and b["persons"] is None for b in narrow["outOfPocketBands"])
+    assert [(c["persons"], c["amount"]) for c in narrow["byPayer"]] == [(None, None)] * 5
 
 
 async def test_a_department_without_statistics_is_refused(gql: GraphQLClient) -> None:
