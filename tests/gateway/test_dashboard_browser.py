@@ -194,3 +194,29 @@ async def test_a_department_without_statistics_sees_the_refusal(
         assert "dashboard" in refusal
         await page.screenshot(path=str(ARTIFACTS / "dashboard-refused.png"))
     assert browser.elsewhere == []
+
+
+async def test_the_page_and_its_assets_are_the_gateway_s_own(http: Any) -> None:
+    """Without a browser too: the page, its script and ECharts come from the gateway, the
+    Content-Security-Policy allows no other origin."""
+    page = await http.get("/dashboard")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "connect-src 'self'" in policy
+    assert "script-src 'self'" in policy
+    assert page.headers["cache-control"] == "no-store"
+    for name in ("echarts.min.js", "dashboard.js", "dashboard.css", "LICENSE"):
+        asset = await http.get(f"/dashboard/static/{name}")
+        assert asset.status_code == 200, name
+        if name == "dashboard.js":
+            assert "https://" not in asset.text
+            assert "localStorage" not in asset.text  # the token: sessionStorage only
+    assert "https://" not in page.text
+    assert (await http.get("/dashboard/static/missing.js")).status_code == 404
+
+
+def test_the_wheel_carries_the_page_and_echarts() -> None:
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert '"static/dashboard/*"' in pyproject
