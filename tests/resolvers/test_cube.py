@@ -452,3 +452,18 @@ async def test_a_department_without_statistics_is_refused(gql: GraphQLClient) ->
     )
     assert error["extensions"]["code"] == "FORBIDDEN"
     assert "dashboard" in error["message"]
+
+
+def test_only_departments_whose_rows_are_regions_read_the_rollup() -> None:
+    """The rollup is kept by region code only: a department whose rows are narrower (an
+    insurer's carried claims, a hospital's own) must not be granted it."""
+    from gateway.app import load_access_for_schema
+
+    _, access = load_access_for_schema()
+    readers = {
+        name for name, policy in access.departments.items() if policy.can_use("Query", "dashboard")
+    }
+    assert {"dashboard", "finance", "health", "medical_insurance"} <= readers
+    assert {"insurer", "hospital"}.isdisjoint(readers)
+    for name in readers:
+        assert access.departments[name].rows == frozenset({"region"}), name
