@@ -18,7 +18,8 @@ only that payer's column filled), ``assisted`` (``-``: assistance or secondary a
 and, in the cube only, ``band`` (the person's yearly out-of-pocket band, by its lower bound in
 yuan, :data:`BANDS`).
 
-The cube is maintained by :func:`record` (one SQL statement per event) and can be built again
+The cube is maintained by :func:`record` (the deltas of a transaction's events, written by one
+SQL statement when it commits) and can be built again
 from the settlement events by :func:`rebuild` (the migration's backfill; a test checks that
 both agree). A person's region is taken from ``beneficiaries`` at each event: a person who moves
 keeps the old region's rows until :func:`rebuild`.
@@ -26,11 +27,13 @@ keeps the old region's rows until :func:`rebuild`.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.storage import models
 from policies.vocabulary import PAYERS, Payer
@@ -64,51 +67,55 @@ def active_sql(alias: str) -> str:
 
 _COLUMNS = ", ".join(SUMS)
 _ADD = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in SUMS)
-_TYPES = {"dim": "text", "value": "text", "claims": "int"}
-_UNNEST = ", ".join(f"CAST(:{c} AS {_TYPES.get(c, 'numeric')}[])" for c in ("dim", "value", *SUMS))
+_TYPES = {"beneficiary_id": "uuid", "year": "int", "dim": "text", "value": "text", "claims": "int"}
+_KEYS = ("beneficiary_id", "year", "dim", "value")
+_UNNEST = ", ".join(f"CAST(:{c} AS {_TYPES.get(c, 'numeric')}[])" for c in (*_KEYS, *SUMS))
 _OLD_BAND = ", ".join("-o.out_of_pocket" if c == "out_of_pocket" else "0" for c in SUMS)
 _NEW_BAND = ", ".join("n.out_of_pocket" if c == "out_of_pocket" else "0" for c in SUMS)
 
 RECORD = text(f"""
-WITH d AS (SELECT * FROM unnest({_UNNEST}) AS d(dim, value, {_COLUMNS})),
-r AS (SELECT region_code FROM beneficiaries WHERE id = :beneficiary_id),
+WITH d AS (SELECT * FROM unnest({_UNNEST}) AS d({", ".join(_KEYS)}, {_COLUMNS})),
+r AS (
+  SELECT id AS beneficiary_id, region_code FROM beneficiaries
+  WHERE id IN (SELECT beneficiary_id FROM d)
+),
 o AS (
   SELECT * FROM dashboard_person_cells
-  WHERE beneficiary_id = :beneficiary_id AND year = :year
+  WHERE (beneficiary_id, year) IN (SELECT beneficiary_id, year FROM d)
 ),
 n AS (
-  INSERT INTO dashboard_person_cells AS t (beneficiary_id, year, dim, value, region_code, {
-    _COLUMNS
-})
-  SELECT :beneficiary_id, :year, d.dim, d.value, r.region_code, {", ".join(f"d.{c}" for c in SUMS)}
-  FROM d, r ORDER BY d.dim, d.value
-  ON CONFLICT (beneficiary_id, year, dim, value) DO UPDATE
+  INSERT INTO dashboard_person_cells AS t ({", ".join(_KEYS)}, region_code, {_COLUMNS})
+  SELECT {", ".join(f"d.{c}" for c in _KEYS)}, r.region_code, {", ".join(f"d.{c}" for c in SUMS)}
+  FROM d JOIN r USING (beneficiary_id) ORDER BY {", ".join(f"d.{c}" for c in _KEYS)}
+  ON CONFLICT ({", ".join(_KEYS)}) DO UPDATE
   SET region_code = excluded.region_code, {_ADD}
   RETURNING t.*
 ),
 c AS (
-  SELECT n.dim, n.value,
+  SELECT n.year, n.region_code, n.dim, n.value,
          {active_sql("n")}::int - coalesce({active_sql("o")}::int, 0) AS persons,
          {", ".join(f"d.{c}" for c in SUMS)}
-  FROM n JOIN d USING (dim, value) LEFT JOIN o USING (dim, value)
+  FROM n JOIN d USING ({", ".join(_KEYS)}) LEFT JOIN o USING ({", ".join(_KEYS)})
   UNION ALL
-  SELECT 'band', {band_sql("o.out_of_pocket")}, -1, {_OLD_BAND}
+  SELECT o.year, o.region_code, 'band', {band_sql("o.out_of_pocket")}, -1, {_OLD_BAND}
   FROM o WHERE o.dim = 'year' AND {active_sql("o")}
   UNION ALL
-  SELECT 'band', {band_sql("n.out_of_pocket")}, 1, {_NEW_BAND}
+  SELECT n.year, n.region_code, 'band', {band_sql("n.out_of_pocket")}, 1, {_NEW_BAND}
   FROM n WHERE n.dim = 'year' AND {active_sql("n")}
 )
 INSERT INTO dashboard_cube AS t (year, region_code, dim, value, persons, {_COLUMNS})
-SELECT :year, r.region_code, c.dim, c.value, sum(c.persons), {
+SELECT c.year, c.region_code, c.dim, c.value, sum(c.persons), {
     ", ".join(f"sum(c.{c})" for c in SUMS)
 }
-FROM c, r GROUP BY r.region_code, c.dim, c.value ORDER BY c.dim, c.value
+FROM c GROUP BY c.year, c.region_code, c.dim, c.value
+ORDER BY c.year, c.region_code, c.dim, c.value
 ON CONFLICT (year, region_code, dim, value) DO UPDATE
 SET persons = t.persons + excluded.persons, {_ADD}
 """)
-"""One event into the person cells and the cube, in one statement: the person's old cells (the
-statement's snapshot) against the new ones say who enters or leaves a cell and a band. The cube's
-rows are written in key order, so concurrent settlements cannot deadlock on them."""
+"""A transaction's events into the person cells and the cube, in one statement: the persons' old
+cells (the statement's snapshot, under the ledger locks of their person-years) against the new
+ones say who enters or leaves a cell and a band. Both tables' rows are written in key order,
+once per transaction, so concurrent transactions cannot deadlock on them."""
 
 
 def deltas(
@@ -150,7 +157,12 @@ def deltas(
     return rows
 
 
-async def record(
+PENDING = "dashboard_cube"
+"""The key of a session's ``info`` under which its transaction's deltas wait for the commit."""
+Key = tuple[uuid.UUID, int, str, str]
+
+
+def record(
     session: AsyncSession,
     claim: models.Claim,
     kind: str,
@@ -158,18 +170,39 @@ async def record(
     out_of_pocket: Decimal,
     category: str | None,
 ) -> None:
-    """Add one settlement event to the rollup, in the caller's transaction (called at the end
-    of ``resolvers.settlement.Writer.event``)."""
-    rows = deltas(claim, kind, payments, out_of_pocket, category)
-    params: dict[str, object] = {
-        "beneficiary_id": claim.beneficiary_id,
-        "year": claim.year,
-        "dim": [r[0] for r in rows],
-        "value": [r[1] for r in rows],
-    }
+    """Add one settlement event to the rollup of the caller's transaction (called at the end of
+    ``resolvers.settlement.Writer.event``): summed in memory per person cell, written by one
+    statement just before the transaction commits (:func:`write_pending`), dropped if it rolls
+    back."""
+    pending: dict[Key, list[int | Decimal]] = session.info.setdefault(PENDING, {})
+    for dim, value, sums in deltas(claim, kind, payments, out_of_pocket, category):
+        key = (claim.beneficiary_id, claim.year, dim, value)
+        cell = pending.setdefault(key, [0, *([ZERO] * (len(SUMS) - 1))])
+        for i, amount in enumerate(sums):
+            cell[i] += amount
+
+
+def write_pending(session: Session) -> None:
+    """Write the deltas the session's transaction recorded (a ``before_commit`` listener; the
+    asyncio session runs it in its greenlet, so it may execute SQL)."""
+    pending: dict[Key, list[int | Decimal]] | None = session.info.pop(PENDING, None)
+    if not pending:
+        return
+    keys = sorted(pending)
+    params: dict[str, object] = {c: [k[i] for k in keys] for i, c in enumerate(_KEYS)}
     for i, column in enumerate(SUMS):
-        params[column] = [r[2][i] for r in rows]
-    await session.execute(RECORD, params)
+        params[column] = [pending[k][i] for k in keys]
+    session.execute(RECORD, params)
+
+
+def drop_pending(session: Session, *_: object) -> None:
+    """Forget the deltas of a transaction that rolled back."""
+    session.info.pop(PENDING, None)
+
+
+event.listen(Session, "before_commit", write_pending)
+event.listen(Session, "after_rollback", drop_pending)
+event.listen(Session, "after_soft_rollback", drop_pending)
 
 
 _LINES = ", ".join(

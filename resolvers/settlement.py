@@ -368,7 +368,7 @@ class Writer:
         self.lines[event.id] = lines
         self.events.append(event)
         self.claim_numbers[event.id] = claim.claim_number
-        await cube.record(self.session, claim, kind, payments, out_of_pocket, category)
+        cube.record(self.session, claim, kind, payments, out_of_pocket, category)
         return event
 
     async def store_ledger(

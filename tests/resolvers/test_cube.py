@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from gateway.config import Settings
+from gateway.storage import models
 from gateway.storage.database import Database
 from policies.benefits import PolicySet
 from policies.labels import label
@@ -467,3 +468,45 @@ def test_only_departments_whose_rows_are_regions_read_the_rollup() -> None:
     assert {"insurer", "hospital"}.isdisjoint(readers)
     for name in readers:
         assert access.departments[name].rows == frozenset({"region"}), name
+
+
+async def adjust(db: Database, numbers: list[str], *, fail: bool) -> None:
+    """Five yuan more out-of-pocket on each claim, in the rollup only, in one transaction of
+    several persons; ``fail``: then roll back."""
+    async with db.transaction() as session:
+        for number in numbers:
+            claim = await session.scalar(
+                select(models.Claim).where(models.Claim.claim_number == number)
+            )
+            assert claim is not None
+            cube.record(session, claim, "ADJUSTMENT", {}, Decimal("5.00"), "MINIMUM_LIVING")
+        if fail:
+            raise RuntimeError("rolled back")
+
+
+async def year_out_of_pocket(db: Database) -> Decimal:
+    async with db.transaction() as session:
+        total = await session.scalar(
+            text("SELECT sum(out_of_pocket) FROM dashboard_cube WHERE dim = 'year'")
+        )
+    return Decimal(total)
+
+
+async def test_the_events_of_a_rolled_back_transaction_leave_no_trace(
+    gql: GraphQLClient, db: Database
+) -> None:
+    await seed(gql)
+    kept = await cube_rows(db)
+    with pytest.raises(RuntimeError, match="rolled back"):
+        await adjust(db, ["DASH-0-0"], fail=True)
+    async with db.transaction() as session:
+        assert cube.PENDING not in session.info
+    assert await cube_rows(db) == kept
+    # Committed, for three persons of three regions, it is written (the events do not have
+    # it: a rebuild takes it back).
+    before = await year_out_of_pocket(db)
+    await adjust(db, ["DASH-0-0", "DASH-7-0", "DASH-13-0"], fail=False)
+    assert await year_out_of_pocket(db) == before + 15
+    async with db.transaction() as session:
+        await cube.rebuild(session)
+    assert await cube_rows(db) == kept
