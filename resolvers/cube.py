@@ -33,7 +33,7 @@ from decimal import Decimal
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from gateway.storage import models
 from policies.vocabulary import PAYERS, Payer
@@ -195,14 +195,15 @@ def write_pending(session: Session) -> None:
     session.execute(RECORD, params)
 
 
-def drop_pending(session: Session, *_: object) -> None:
-    """Forget the deltas of a transaction that rolled back."""
-    session.info.pop(PENDING, None)
+def drop_pending(session: Session, transaction: SessionTransaction) -> None:
+    """Forget the deltas of a transaction that ended without commit (rolled back, closed); a
+    savepoint's end is not the transaction's."""
+    if transaction.parent is None:
+        session.info.pop(PENDING, None)
 
 
 event.listen(Session, "before_commit", write_pending)
-event.listen(Session, "after_rollback", drop_pending)
-event.listen(Session, "after_soft_rollback", drop_pending)
+event.listen(Session, "after_transaction_end", drop_pending)
 
 
 _LINES = ", ".join(
