@@ -35,7 +35,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
 
-from gateway import events, logs, metrics
+from gateway import dashboard, events, logs, metrics
 from gateway.access import FieldAccess, IntrospectionForbidden, ReadAudit, Refusal, RefusalCache
 from gateway.arguments import ArgumentCheck
 from gateway.config import Settings
@@ -406,6 +406,7 @@ def create_app(
             ),
             Mount("/graphiql/static", app=StaticFiles(directory=GRAPHIQL), name="graphiql"),
             Route("/documents/claims/{claim_number}.{kind}", documents, methods=["GET"]),
+            *dashboard.routes(),
             *([metrics.route(lambda r: gateway_of(r.scope).db.engine)] if settings.metrics else []),
             WebSocketRoute("/graphql", events.Subscriptions(gateway_of)),
         ],

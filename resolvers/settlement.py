@@ -46,7 +46,7 @@ from policies.settlement.engine import (
 )
 from policies.settlement.explanation import Explanation
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
-from resolvers import alerts, outbox
+from resolvers import alerts, cube, outbox
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
@@ -371,6 +371,7 @@ class Writer:
         self.events.append(event)
         self.claim_numbers[event.id] = claim.claim_number
         await outbox.claim_changed(self.session, claim, kind=kind)
+        cube.record(self.session, claim, kind, payments, out_of_pocket, category)
         return event
 
     async def store_ledger(

@@ -49,7 +49,7 @@ from schema.pagination import (
 )
 from schema.policy import BenefitPolicy
 from schema.recovery import LateNews, Recovery, RecoveryStatus, SettlementYearClosing
-from schema.statistics import Statistics
+from schema.statistics import Dashboard, Statistics
 
 if TYPE_CHECKING:
     from resolvers.context import Context
@@ -304,6 +304,18 @@ class Query:
         region_prefix: Annotated[str | None, REGION_PREFIX] = None,
     ) -> Statistics:
         return Statistics.of(await statistics.figures(info.context, region_prefix, year))
+
+    @strawberry.field(
+        description="A dashboard's figures of a year over the caller's regions (issue 14): by "
+        "month, region, category, visit type, hospital level and payer, k-suppressed."
+    )
+    async def dashboard(
+        self,
+        info: strawberry.Info[Context, None],
+        year: Annotated[int, strawberry.argument(description="The settlement year.")],
+        region_prefix: Annotated[str | None, REGION_PREFIX] = None,
+    ) -> Dashboard:
+        return Dashboard.of(await statistics.board(info.context, region_prefix, year))
 
     @strawberry.field(description="The bundled regional benefit policies.")
     def benefit_policies(

@@ -38,7 +38,8 @@ TABLES = (
     "recoveries, late_news, settlement_year_closings, settlement_lines, settlements, ledgers, "
     "high_cost_alerts, claims, enrollments, "
     "identities, monitoring_flags, beneficiaries, audit_log, "
-    "webhook_deliveries, webhooks, outbox_cursors, outbox_events"
+    "webhook_deliveries, webhooks, outbox_cursors, outbox_events, "
+    "dashboard_person_cells, dashboard_cube"
 )
 
 

@@ -25,7 +25,9 @@ KEYS = {
 }
 
 
-@pytest.mark.parametrize("module", ["bench.settle", "bench.fuzz", "bench.suite", "bench.events"])
+@pytest.mark.parametrize(
+    "module", ["bench.settle", "bench.fuzz", "bench.suite", "bench.events", "bench.dashboard"]
+)
 def test_a_benchmark_script_imports(module: str) -> None:
     loaded = importlib.import_module(module)
     assert callable(loaded.main)

@@ -462,3 +462,54 @@ class AuditRecord(Base):
         Index("ix_audit_log_beneficiary_ids", "beneficiary_ids", postgresql_using="gin"),
         Index("ix_audit_log_at", "at"),
     )
+
+
+DASHBOARD_DIMENSIONS = ["year", "month", "category", "visit_type", "hospital_level", "payer"]
+"""The dimensions of the dashboard rollup (resolvers/cube.py); the cube adds ``assisted`` (a
+person paid assistance or secondary assistance) and ``band`` (the person's yearly out-of-pocket
+band)."""
+
+
+class _DashboardSums:
+    """The additive figures of a dashboard cell: settled claims (reversals take theirs back) and
+    the money of every settlement event, in yuan."""
+
+    claims: Mapped[int] = mapped_column(default=0)
+    total_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    out_of_scope: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    """Cost outside the policy scope (目录外费用): total cost minus policy-scope cost."""
+    out_of_pocket: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    basic_insurance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    critical_illness: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    inclusive_commercial: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    assistance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    secondary_assistance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+
+
+class DashboardPersonCell(_DashboardSums, Base):
+    """One person's figures in one value of one dimension of a year (resolvers/cube.py): what
+    tells whether the person counts in the cube's cell (distinct persons do not add up across
+    months or categories, but they do across regions, a person being in one region)."""
+
+    __tablename__ = "dashboard_person_cells"
+
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("beneficiaries.id"), primary_key=True
+    )
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(40), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(6))
+
+
+class DashboardCube(_DashboardSums, Base):
+    """The dashboard rollup: per year, region code, dimension and value, the persons behind the
+    cell and its sums, kept in the transaction of every settlement event (resolvers/cube.py)."""
+
+    __tablename__ = "dashboard_cube"
+
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(40), primary_key=True)
+    persons: Mapped[int] = mapped_column(default=0)

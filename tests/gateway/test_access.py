@@ -109,6 +109,7 @@ ARGUMENTS: dict[tuple[str, str], str] = {
     ("Query", "beneficiary"): f'(idNumber: "{ID}")',
     ("Query", "claim"): f'(claimNumber: "{CLAIM}")',
     ("Query", "statistics"): '(year: 2023, regionPrefix: "5104")',
+    ("Query", "dashboard"): '(year: 2023, regionPrefix: "5104")',
     ("Query", "accessReport"): f'(idNumber: "{ID}")',
     ("Query", "depositWaiver"): f'(idNumber: "{ID}", on: "2023-03-01")',
     ("Beneficiary", "yearlySummary"): "(year: 2023)",

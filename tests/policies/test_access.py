@@ -220,6 +220,8 @@ ROWS: list[tuple[str, Cells]] = [
     ("Mutation: acknowledgeApplication recogniseApplication rejectApplication",
      {d: "W" if "W" in cells(CATEGORIES)[d] + cells(FLAGS)[d] else "–" for d in ALL_DEPARTMENTS}),
     ("Query: statistics | Statistics: * | CategoryCount: *", union("aggregates")),
+    ("Query: dashboard | Dashboard: * | DashboardCell: * | PayerShare: * | OutOfPocketBand: *"
+     " | DashboardCount: * | SubsidyTotal: *", union("aggregates")),
     ("Query: auditLog accessReport auditCheckpoints | AuditRecord: * | AccessReport: *"
      " | AuditRecordConnection: * | AuditRecordEdge: * | AuditCheckpoint: *", union("audit log")),
     ("Query: benefitPolicies | BenefitPolicy: *", union(POLICIES)),

@@ -16,6 +16,7 @@ from tests.conftest import GraphQLClient
 from tests.factories import add_people
 
 STATISTICS = "query($p: String) { statistics(year: 2023, regionPrefix: $p) { persons } }"
+DASHBOARD = "query($p: String) { dashboard(year: 2023, regionPrefix: $p) { total { persons } } }"
 BENEFICIARIES = """query($p: String) { beneficiaries(regionPrefix: $p) {
   edges { node { regionCode } } } }"""
 LATE_NEWS = "query($r: String) { lateNews(regionCode: $r) { edges { node { year } } } }"
@@ -28,6 +29,7 @@ REGISTER = """mutation($r: String!) { registerBeneficiary(input: {
 # Every region argument of the schema, with a query using it and a value outside a 5104 token.
 OUTSIDE = {
     "Query.statistics(regionPrefix)": (STATISTICS, {"p": "37"}),
+    "Query.dashboard(regionPrefix)": (DASHBOARD, {"p": "37"}),
     "Query.beneficiaries(regionPrefix)": (BENEFICIARIES, {"p": "3708"}),
     "Query.lateNews(regionCode)": (LATE_NEWS, {"r": "370800"}),
     "Query.settlementYearClosings(regionCode)": (CLOSINGS, {"r": "320000"}),
