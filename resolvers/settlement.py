@@ -46,7 +46,7 @@ from policies.settlement.engine import (
 )
 from policies.settlement.explanation import Explanation
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
-from resolvers import alerts
+from resolvers import alerts, funds
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
@@ -368,6 +368,7 @@ class Writer:
         self.lines[event.id] = lines
         self.events.append(event)
         self.claim_numbers[event.id] = claim.claim_number
+        await funds.post_settlement(self.session, self.policies, claim, event, lines)
         return event
 
     async def store_ledger(

@@ -38,6 +38,7 @@ TABLES = (
     "recoveries, late_news, settlement_year_closings, settlement_lines, settlements, ledgers, "
     "high_cost_alerts, claims, enrollments, "
     "identities, monitoring_flags, beneficiaries, audit_log"
+    ", fund_entries, fund_accounts"
 )
 
 
