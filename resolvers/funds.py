@@ -11,7 +11,7 @@ SETTLEMENT.md §9.5) is refused with ``CONFLICT``, and so is the event it belong
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -39,9 +39,19 @@ def _zone() -> ZoneInfo:
     return ZoneInfo(Settings().timezone)
 
 
-def today() -> date:
-    """Today in China time (``MEDGW_TIMEZONE``): the booking day of a later event."""
-    return datetime.now(_zone()).date()
+def zone_name() -> str:
+    """The configured time zone (``MEDGW_TIMEZONE``, China by default)."""
+    return _zone().key
+
+
+async def today(session: AsyncSession) -> date:
+    """The transaction's day in China time: the booking day of a later event, the same day as
+    the event's ``created_at`` (both are the transaction's ``now()``)."""
+    found = await session.scalar(
+        text("SELECT (now() AT TIME ZONE :zone)::date"), {"zone": zone_name()}
+    )
+    assert isinstance(found, date)
+    return found
 
 
 async def closed(session: AsyncSession, region_code: str | None, year: int) -> bool:
@@ -73,7 +83,7 @@ async def post_settlement(
     if await closed(session, region, claim.year):
         raise _refuse_closed(claim.year, region or "")
     the_rules = rules()
-    booked_on = claim.discharge_date if event.kind == "ORIGINAL" else today()
+    booked_on = claim.discharge_date if event.kind == "ORIGINAL" else await today(session)
     if the_rules.rule_of(event.kind).mirror:
         await session.execute(
             text(

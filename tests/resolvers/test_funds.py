@@ -11,28 +11,44 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from gateway.errors import Conflict
+from gateway.storage import models
 from gateway.storage.database import Database
 from policies.benefits import PolicySet
+from resolvers import funds, reconciliation
 from tests.conftest import GraphQLClient
 from tests.factories import id_number
 from tests.resolvers.test_settlement_governance import (
     BORN,
+    CLOSE,
+    ENROLL,
+    LATE_NEWS,
     SEQUENCE,
     YEAR,
     _scenario,
     _step,
+    end,
     enroll,
+    enrollment,
+    ok,
     record,
+    refused,
     register,
+    settle,
+    snapshot,
+    stay,
 )
+
+CLOSINGS = "{ settlementYearClosings { regionCode year } }"
 
 ZERO = Decimal("0.00")
 
@@ -103,7 +119,11 @@ async def assert_ledgers_hold(db: Database) -> None:
                 "(SELECT FROM fund_entries e WHERE e.settlement_id = s.id)"
             )
         )
-    assert missing == 0
+        assert missing == 0
+        # the product's own reconciliation agrees: by settlement year and by booking days
+        assert await reconciliation.differences(session, ["3", "5"], year=YEAR) == []
+        everything = (date(2000, 1, 1), date(2100, 12, 31))
+        assert await reconciliation.differences(session, ["3", "5"], period=everything) == []
 
 
 @st.composite
@@ -164,3 +184,88 @@ async def test_the_entries_are_never_edited(
             await conn.execute(text(statement))
     assert await balances(db, POSTED) == before
     assert Counter(k for k, _, _ in before) == Counter({"ASSISTANCE_FUND": 1, "BASIC_FUND": 1})
+
+
+PAN_ID = id_number("510402", BORN, 11)
+OTHER_ID = id_number("510402", BORN, 12)
+
+
+async def _a_settled_2024(gql: GraphQLClient) -> None:
+    await register(gql, PAN_ID, "510402")
+    ok(await record(gql, PAN_ID, "MINIMUM_LIVING", "2021-06-01"))
+    await enroll(gql, PAN_ID, 2024)
+    # 2024: basic 80% × (26,000 − 400) = 20,480; assistance 70% × 5,520 = 3,864.
+    got = await settle(gql, stay(PAN_ID, "F24", "2024-03-01", "30000.00", "26000.00"))
+    assert got["assistance"] == "3864.00"
+
+
+async def test_closing_refuses_a_year_whose_ledgers_do_not_reconcile(
+    gql: GraphQLClient, db: Database, admin: Any
+) -> None:
+    await _a_settled_2024(gql)
+    # Someone with database rights adds one side of a posting to the assistance fund's account.
+    async with admin.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO fund_entries (account_id, settlement_id, kind, flow, side, amount, "
+                "year, booked_on) SELECT a.id, s.id, 'ORIGINAL', 'assistance', 'DEBIT', 100, "
+                "2024, '2024-03-05' FROM fund_accounts a, settlements s "
+                "WHERE a.kind = 'ASSISTANCE_FUND' AND a.region_code = '510402'"
+            )
+        )
+    async with db.sessions() as session:
+        [found] = await reconciliation.differences(session, ["5104"], year=2024)
+    assert (found.fund, found.region_code, found.flow) == (
+        "ASSISTANCE_FUND",
+        "510402",
+        "assistance",
+    )
+    # the fund paid 3,864.00 of assistance, the entries say 3,964.00
+    assert (found.expected, found.posted) == (Decimal("3864.00"), Decimal("3964.00"))
+    before = await snapshot(db)
+    error = refused(await gql.post(CLOSE, {"r": "510400", "y": 2024}))
+    assert error["extensions"]["code"] == "CONFLICT", error
+    assert error["extensions"]["field"] == "year"
+    assert "ASSISTANCE_FUND/510402 assistance: expected 3864.00, posted 3964.00" in error["message"]
+    assert await snapshot(db) == before
+    assert (await gql.data(CLOSINGS))["settlementYearClosings"] == []
+
+
+async def test_after_closing_nothing_is_posted_to_the_year_and_late_news_is_listed(
+    gql: GraphQLClient, db: Database
+) -> None:
+    await _a_settled_2024(gql)
+    closed = (await gql.data(CLOSE, {"r": "510400", "y": 2024}))["closeSettlementYear"]
+    assert closed["year"] == 2024
+    posted = await balances(db, POSTED)
+    # A subsidy of the closed year (a late enrollment) is refused, naming the year.
+    await register(gql, OTHER_ID, "510402")
+    ok(await record(gql, OTHER_ID, "MINIMUM_LIVING", "2021-06-01"))
+    before = await snapshot(db)
+    error = refused(await gql.post(ENROLL, enrollment(OTHER_ID, 2024)))
+    assert error["extensions"]["code"] == "CONFLICT", error
+    assert "settlement year 2024 is closed for 510400" in error["message"]
+    assert await snapshot(db) == before
+    # So is the bulk poster, for an enrollment stored around it.
+    async with db.transaction() as session:
+        person = await session.scalar(
+            select(models.Beneficiary.id).where(models.Beneficiary.id_number == OTHER_ID)
+        )
+        row = models.Enrollment(
+            beneficiary_id=person, year=2024, contribution=Decimal("380.00"),
+            inclusive_commercial=False, enrolled_on=date(2023, 12, 1),
+            subsidy_policy="510400-2023", subsidy_assistance_fund=Decimal("380.00"),
+            subsidy_finance=ZERO, subsidy_individual=ZERO, department="x", org="y",
+        )  # fmt: skip
+        session.add(row)
+        await session.flush()
+        with pytest.raises(Conflict, match="settlement year 2024 is closed"):
+            await funds.post_enrollments(session, [row.id])
+        await session.rollback()
+    # Late news for the closed year moves no money and is listed.
+    ok(await end(gql, PAN_ID, "MINIMUM_LIVING", "2023-12-31", decided_on="2024-06-01"))
+    assert await balances(db, POSTED) == posted
+    news = (await gql.data(LATE_NEWS, {"r": "510400", "y": 2024}))["lateNews"]["edges"]
+    assert [n["node"]["changes"] for n in news] == [
+        [{"claimNumber": "F24", "payer": "assistance", "amount": "-3864.00"}]
+    ]

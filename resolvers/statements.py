@@ -1,0 +1,173 @@
+"""Fund statements (issue 13; 鲁医保发〔2020〕79号 四(三): the assistance fund's special account is
+reconciled with finance at least once a quarter): for a fund, a region prefix and a period
+(a month, a quarter or a year of the booking days), the opening balance, the postings by event
+kind and flow (the payer line or subsidy part), and the closing balance.
+
+The same statement serves every reader, with the rows it may see: a hospital's is the account
+``HOSPITAL`` of its own hospital code (what each payer owes it for its claims: the ``flow`` of a
+line is the payer, net of reversals), an insurer's the insurer accounts of its own carrier
+(claims paid, adjustments, reversals: the ``kind`` of a line). Balances are debits minus credits
+in yuan: a payer's account is in debit by what it paid, a payee's in credit by what it is owed.
+"""
+
+from __future__ import annotations
+
+from calendar import monthrange
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
+
+from gateway.errors import Forbidden
+from gateway.storage import models
+from policies.errors import InvalidInput
+from policies.funds import AccountKind
+from policies.money import ZERO
+from resolvers.context import Context
+from resolvers.inputs import check_in_token, check_region_prefix, check_text
+
+PERIODS = ("MONTH", "QUARTER", "YEAR")
+INSURER_FUNDS = (AccountKind.CRITICAL_ILLNESS_INSURER, AccountKind.INCLUSIVE_COMMERCIAL_INSURER)
+
+
+def period_bounds(year: int, period: str, number: int | None) -> tuple[date, date]:
+    """First and last day of the period (``number``: the month 1–12 or the quarter 1–4).
+
+    >>> period_bounds(2026, "QUARTER", 2)
+    (datetime.date(2026, 4, 1), datetime.date(2026, 6, 30))
+    >>> period_bounds(2026, "YEAR", None)
+    (datetime.date(2026, 1, 1), datetime.date(2026, 12, 31))
+    """
+    if period not in PERIODS:
+        raise InvalidInput("period", period, f"one of {', '.join(PERIODS)}")
+    if period == "YEAR":
+        if number not in (None, 1):
+            raise InvalidInput("number", number, "a YEAR statement takes no number")
+        return date(year, 1, 1), date(year, 12, 31)
+    count = 12 if period == "MONTH" else 4
+    if number is None or not 1 <= number <= count:
+        raise InvalidInput("number", number, f"the {period.lower()} of the year, 1 to {count}")
+    first_month = number if period == "MONTH" else 3 * number - 2
+    last_month = number if period == "MONTH" else 3 * number
+    return date(year, first_month, 1), date(year, last_month, monthrange(year, last_month)[1])
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    kind: str
+    flow: str
+    debit: Decimal
+    credit: Decimal
+
+
+@dataclass(frozen=True)
+class Statement:
+    fund: AccountKind
+    region_prefix: str | None
+    party: str | None
+    period_start: date
+    period_end: date
+    opening: Decimal
+    lines: list[StatementLine]
+
+    @property
+    def debits(self) -> Decimal:
+        return sum((line.debit for line in self.lines), ZERO)
+
+    @property
+    def credits(self) -> Decimal:
+        return sum((line.credit for line in self.lines), ZERO)
+
+    @property
+    def closing(self) -> Decimal:
+        return self.opening + self.debits - self.credits
+
+
+def readable_party(ctx: Context, fund: AccountKind, party: str | None) -> str | None:
+    """The party the caller may read the fund of: an insurer its own carrier's insurer
+    accounts, a hospital its own hospital code's account (FORBIDDEN otherwise, naming the
+    field); a person's account is never a statement of its own (BAD_INPUT)."""
+    party = check_text(party, "party", 120)
+    own = ctx.principal.org
+    rules = ctx.rows.rules
+    if "carrier" in rules or "hospital" in rules:
+        allowed = INSURER_FUNDS if "carrier" in rules else (AccountKind.HOSPITAL,)
+        if fund not in allowed:
+            raise Forbidden(
+                f"fund = {fund}: this department reads only "
+                f"{' and '.join(a.value for a in allowed)} statements of its own",
+                field="fund",
+                value=fund.value,
+            )
+        if party is not None and party != own:
+            raise Forbidden(
+                f"party = {party}: only the caller's own ({own})", field="party", value=party
+            )
+        return own
+    if fund is AccountKind.PERSON and party is not None:
+        raise InvalidInput("party", party, "person accounts are summed per region, not one by one")
+    return party
+
+
+def accounts_of(
+    ctx: Context, fund: AccountKind, region_prefix: str | None, party: str | None
+) -> list[ColumnElement[bool]]:
+    """WHERE conditions on ``fund_accounts``: the fund, the token's regions, the prefix asked
+    (checked against the token) and the party."""
+    conditions: list[ColumnElement[bool]] = [
+        models.FundAccount.kind == fund.value,
+        ctx.rows.region(models.FundAccount.region_code),
+    ]
+    if region_prefix is not None:
+        prefix = check_in_token(ctx.principal, "regionPrefix", check_region_prefix(region_prefix))
+        conditions.append(models.FundAccount.region_code.like(f"{prefix}%"))
+    if party is not None:
+        conditions.append(models.FundAccount.party == party)
+    return conditions
+
+
+async def statement(
+    ctx: Context,
+    *,
+    fund: str,
+    year: int,
+    period: str,
+    number: int | None,
+    region_prefix: str | None,
+    party: str | None,
+) -> Statement:
+    """The statement of ``fund`` (an account kind) for the period; see the module."""
+    try:
+        kind = AccountKind(fund)
+    except ValueError:
+        raise InvalidInput("fund", fund, f"one of {', '.join(AccountKind)}") from None
+    start, end = period_bounds(year, period, number)
+    who = readable_party(ctx, kind, party)
+    where = accounts_of(ctx, kind, region_prefix, who)
+    entries = models.FundEntry
+    amount = entries.amount
+    in_period = entries.booked_on >= start
+    event_kind = case((in_period, entries.kind), else_=None)
+    flow = case((in_period, entries.flow), else_=None)
+    stmt: Select[tuple[str | None, str | None, Decimal, Decimal]] = (
+        select(
+            event_kind,
+            flow,
+            func.coalesce(func.sum(case((entries.side == "DEBIT", amount), else_=ZERO)), ZERO),
+            func.coalesce(func.sum(case((entries.side == "CREDIT", amount), else_=ZERO)), ZERO),
+        )
+        .join(models.FundAccount, models.FundAccount.id == entries.account_id)
+        .where(and_(*where), entries.booked_on <= end)
+        .group_by(event_kind, flow)
+        .order_by(event_kind, flow)
+    )
+    rows = await ctx.tuples(stmt)
+    opening = ZERO
+    lines: list[StatementLine] = []
+    for kind_of, flow_of, debit, credit in rows:
+        if kind_of is None or flow_of is None:
+            opening += debit - credit
+        else:
+            lines.append(StatementLine(kind_of, flow_of, debit, credit))
+    return Statement(kind, region_prefix, who, start, end, opening, lines)
