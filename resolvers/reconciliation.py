@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.errors import Conflict
 from policies.funds import AccountKind, PostingRules
 from policies.funds.rules import SUBSIDY_PARTS, Party
-from resolvers import funds
+from resolvers import funds, statements
+from resolvers.context import Context
+from resolvers.inputs import check_in_token, check_region_prefix
 
 
 @dataclass(frozen=True)
@@ -152,10 +154,12 @@ async def differences(
     *,
     year: int | None = None,
     period: tuple[date, date] | None = None,
+    every: bool = False,
 ) -> list[Difference]:
     """Every account, flow and amount where the entries differ from the source rows, for the
     settlement ``year`` or the booking ``period`` (first and last day), over the region
-    ``prefixes``; empty when the ledgers reconcile."""
+    ``prefixes``; empty when the ledgers reconcile. ``every``: all accounts and flows, equal
+    or not."""
     if (year is None) == (period is None):
         raise ValueError("give either a year or a period")
     by_year = year is not None
@@ -168,7 +172,7 @@ async def differences(
                coalesce(w.balance, 0), coalesce(h.balance, 0)
         FROM want w FULL JOIN have h ON (w.kind, w.region_code, w.party, w.flow)
                                       = (h.kind, h.region_code, h.party, h.flow)
-        WHERE coalesce(w.balance, 0) <> coalesce(h.balance, 0)
+        WHERE {"TRUE" if every else "coalesce(w.balance, 0) <> coalesce(h.balance, 0)"}
         ORDER BY 1, 2, 3, 4
     """
     params: dict[str, object] = {
@@ -197,3 +201,53 @@ async def refuse_differences(session: AsyncSession, prefix: str, year: int) -> N
             "see fundReconciliation",
             field="year",
         )
+
+
+def prefixes_of(ctx: Context, region_prefix: str | None) -> list[str]:
+    """The region prefixes a reconciliation covers: the token's, narrowed to ``region_prefix``
+    (which must share a region with the token: FORBIDDEN otherwise).
+
+    A prefix within a token prefix is taken as it is; one broader than some token prefixes
+    (``51`` with a ``5104`` token) covers those token prefixes only."""
+    regions = list(ctx.principal.regions)
+    if region_prefix is None:
+        return regions
+    prefix = check_in_token(ctx.principal, "regionPrefix", check_region_prefix(region_prefix))
+    if any(prefix.startswith(p) for p in regions):
+        return [prefix]
+    return [p for p in regions if p.startswith(prefix)]
+
+
+@dataclass(frozen=True)
+class Report:
+    region_prefix: str | None
+    year: int
+    period: str | None
+    bounds: tuple[date, date]
+    lines: list[Difference]
+    """Every account and flow, equal or not."""
+
+    @property
+    def balanced(self) -> bool:
+        return not any(line.difference for line in self.lines)
+
+
+async def report(
+    ctx: Context,
+    *,
+    year: int,
+    period: str | None,
+    number: int | None,
+    region_prefix: str | None,
+) -> Report:
+    """The reconciliation of the settlement ``year`` (no ``period``) or of the booking days of
+    one period of ``year`` (a statement's), over the caller's regions."""
+    prefixes = prefixes_of(ctx, region_prefix)
+    bounds = statements.period_bounds(year, period or "YEAR", number)
+
+    async def run(session: AsyncSession) -> list[Difference]:
+        if period is None:
+            return await differences(session, prefixes, year=year, every=True)
+        return await differences(session, prefixes, period=bounds, every=True)
+
+    return Report(region_prefix, year, period, bounds, await ctx.read(run))

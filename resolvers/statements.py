@@ -24,6 +24,7 @@ from gateway.storage import models
 from policies.errors import InvalidInput
 from policies.funds import AccountKind
 from policies.money import ZERO
+from resolvers import funds
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_region_prefix, check_text
 
@@ -65,7 +66,8 @@ class StatementLine:
 class Statement:
     fund: AccountKind
     region_prefix: str | None
-    party: str | None
+    party: str
+    """The carrier or hospital code; '' for all accounts of the kind (or a fund without one)."""
     period_start: date
     period_end: date
     opening: Decimal
@@ -130,16 +132,18 @@ def accounts_of(
 async def statement(
     ctx: Context,
     *,
-    fund: str,
+    fund: str | None,
     year: int,
     period: str,
     number: int | None,
     region_prefix: str | None,
     party: str | None,
 ) -> Statement:
-    """The statement of ``fund`` (an account kind) for the period; see the module."""
+    """The statement of ``fund`` (an account kind; default: an insurer's critical-illness
+    account, a hospital's own account, else the assistance fund) for the period; see the
+    module."""
     try:
-        kind = AccountKind(fund)
+        kind = AccountKind(fund) if fund is not None else default_fund(ctx)
     except ValueError:
         raise InvalidInput("fund", fund, f"one of {', '.join(AccountKind)}") from None
     start, end = period_bounds(year, period, number)
@@ -164,10 +168,23 @@ async def statement(
     )
     rows = await ctx.tuples(stmt)
     opening = ZERO
-    lines: list[StatementLine] = []
+    posted: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
     for kind_of, flow_of, debit, credit in rows:
         if kind_of is None or flow_of is None:
             opening += debit - credit
         else:
-            lines.append(StatementLine(kind_of, flow_of, debit, credit))
-    return Statement(kind, region_prefix, who, start, end, opening, lines)
+            posted[kind_of, flow_of] = (debit, credit)
+    # Every row the rules can post to the fund, in the rules' order, zero when nothing was.
+    layout = funds.rules().layout(kind)
+    keys = layout + sorted(set(posted) - set(layout))
+    lines = [StatementLine(k, f, *posted.get((k, f), (ZERO, ZERO))) for k, f in keys]
+    return Statement(kind, region_prefix, who or "", start, end, opening, lines)
+
+
+def default_fund(ctx: Context) -> AccountKind:
+    """The fund a caller's statement is of when none is named."""
+    if "carrier" in ctx.rows.rules:
+        return AccountKind.CRITICAL_ILLNESS_INSURER
+    if "hospital" in ctx.rows.rules:
+        return AccountKind.HOSPITAL
+    return AccountKind.ASSISTANCE_FUND

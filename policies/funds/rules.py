@@ -163,6 +163,29 @@ class PostingRules(_Strict):
             )
         return entries
 
+    def layout(self, account: AccountKind) -> list[tuple[str, str]]:
+        """The (event kind, flow) pairs the rules can post to an account of that kind, in
+        order: the rows of its statement, shown even when nothing was posted.
+
+        >>> load_rules().layout(AccountKind.FINANCE)
+        [('SUBSIDY', 'finance')]
+        >>> load_rules().layout(AccountKind.CRITICAL_ILLNESS_INSURER)[:2]
+        [('ORIGINAL', 'criticalIllness'), ('ADJUSTMENT', 'criticalIllness')]
+        """
+        payees = {k for r in self.settlement.values() for k in r.credit}
+        rows: list[tuple[str, str]] = []
+        for event in SETTLEMENT_KINDS:
+            rule = self.rule_of(event)
+            credited = account in payees if rule.mirror else account in rule.credit
+            rows += [
+                (event, payer.value) for payer in Payer if self.payers[payer] is account or credited
+            ]
+        for part in SUBSIDY_PARTS:
+            sub = self.subsidies[part]  # type: ignore[index]
+            if account in (sub.debit, sub.credit):
+                rows.append((SUBSIDY_KIND, part))
+        return rows
+
     def rule_of(self, kind: str) -> SettlementRule:
         if kind not in self.settlement:
             raise ValueError(f"unknown settlement kind {kind!r}")
