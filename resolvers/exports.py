@@ -51,6 +51,7 @@ from policies.access.policy import AccessPolicies, DepartmentPolicy, Mode
 from policies.access.walker import forbidden_paths
 from policies.errors import InvalidInput
 from policies.vocabulary import Payer
+from resolvers import payments
 from resolvers.inputs import check_in_token, check_region_prefix
 from resolvers.rows import RowRules
 
@@ -64,6 +65,7 @@ class ExportKind(StrEnum):
     SUBSIDIES = "subsidies"
     ALERTS = "alerts"
     SETTLEMENTS = "settlements"
+    PAYMENTS = "payments"
 
 
 class Fund(StrEnum):
@@ -186,6 +188,26 @@ FIELDS: Mapping[ExportKind, tuple[str, tuple[Field, ...]]] = {
             ),
         ),
     ),
+    # Issue 13: what the assistance fund owes each hospital and person (resolvers/payments.py),
+    # from the fund ledgers; the GraphQL read it stands for is the claims' settlement events.
+    ExportKind.PAYMENTS: (
+        "claims",
+        (
+            _field("payee", "收款方类型", "edges.node.hospitalCode", key=True),
+            _field("hospitalCode", "定点医疗机构编码", "edges.node.hospitalCode"),
+            *_person("edges.node.beneficiary"),
+            _field("periodStart", "起始日期", "edges.node.settlements.createdAt", Kind.DATE),
+            _field("periodEnd", "截止日期", "edges.node.settlements.createdAt", Kind.DATE),
+            Field(
+                Column("amount", "应付医疗救助金额", Kind.MONEY),
+                (
+                    "edges.node.dischargeDate",
+                    *(f"edges.node.settlements.{name}" for name in (*_EVENTS, "createdAt")),
+                ),
+                key=True,
+            ),
+        ),
+    ),
 }
 """Every column of each kind, in order, under the root field of its GraphQL read. The
 settlement's amounts are the sums of its events (original, adjustments, reversal, recoveries),
@@ -223,7 +245,8 @@ class ExportRequest:
         only = {"month": ExportKind.SETTLEMENTS, "hospital": ExportKind.SETTLEMENTS}
         only["fund"] = ExportKind.SUBSIDIES
         for option, allowed in only.items():
-            if getattr(self, option) is not None and kind is not allowed:
+            also = kind is ExportKind.PAYMENTS and option == "month"  # payments: a month too
+            if getattr(self, option) is not None and kind is not allowed and not also:
                 value = getattr(self, option)
                 raise InvalidInput(option, value, f"applies to the {allowed} export only")
         if self.month is not None and not 1 <= self.month <= 12:
@@ -499,6 +522,8 @@ def statement(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, ...]
             .order_by(a.id)
         )
         return alerts
+    if kind is ExportKind.PAYMENTS:
+        return payments.select_payments(request.year, request.month, request.region, rows, _PERSON)
     return _settlements(request, rows)
 
 
@@ -587,6 +612,7 @@ class Export:
         self.session = session
         self.stmt = stmt
         self.beneficiary_ids: list[uuid.UUID] = []
+        self.has_rows = False
 
     @classmethod
     async def open(cls, db: Database, principal: Principal, plan: Plan) -> Export:
@@ -603,8 +629,13 @@ class Export:
         export = cls(plan, session, stmt)
         try:
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            persons = select(stmt.subquery().c[_PERSON]).distinct()
+            listed = stmt.subquery().c[_PERSON]
+            persons = select(listed).where(listed.is_not(None)).distinct()
             export.beneficiary_ids = list((await session.scalars(persons)).all())
+            # A payment file may hold hospitals only: rows, but nobody's data to record.
+            export.has_rows = bool(export.beneficiary_ids) or bool(
+                await session.scalar(select(func.count()).select_from(stmt.subquery()))
+            )
             if export.beneficiary_ids:
                 async with db.transaction() as writing:
                     await audit.append(
@@ -625,7 +656,7 @@ class Export:
     async def rows(self) -> AsyncIterator[Row]:
         """The rows, masked, one value per column of the plan, fetched :data:`FETCH_ROWS` at a
         time from a server-side cursor."""
-        if not self.beneficiary_ids:
+        if not self.has_rows:
             return
         masks = self.plan.masks
         result = await self.session.stream(self.stmt.execution_options(yield_per=FETCH_ROWS))
