@@ -190,7 +190,9 @@ def _subsidy_sides() -> str:
     return ", ".join(rows)
 
 
-def _subsidy_sql() -> str:
+def _subsidy_sql(which: str) -> str:
+    """The entries (as rows) of the unposted subsidies of the enrollments ``which`` selects
+    (a condition on ``enrollments e``)."""
     return f"""
         WITH rule(part, side, account_kind, personal) AS (VALUES {_subsidy_sides()}),
         part AS (
@@ -199,7 +201,7 @@ def _subsidy_sql() -> str:
             JOIN beneficiaries b ON b.id = e.beneficiary_id
             CROSS JOIN LATERAL (VALUES ('assistanceFund', e.subsidy_assistance_fund),
                                        ('finance', e.subsidy_finance)) AS p(part, amount)
-            WHERE e.id = ANY(:ids) AND p.amount <> 0
+            WHERE {which} AND p.amount <> 0
               AND NOT EXISTS (SELECT FROM fund_entries f WHERE f.enrollment_id = e.id)
         )
         SELECT part.id, part.year, part.enrolled_on, part.part, rule.account_kind,
@@ -232,20 +234,21 @@ async def post_enrollments(session: AsyncSession, enrollment_ids: Sequence[int])
     ).first()
     if shut is not None:
         raise _refuse_closed(int(shut.year), str(shut.region_code))
-    sides = _subsidy_sql()
-    await session.execute(
-        text(
-            f"INSERT INTO fund_accounts (kind, region_code, party) "
-            f"SELECT DISTINCT account_kind, region_code, party FROM ({sides}) s "
-            "ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING"
-        ).bindparams(ids)
-    )
-    await session.execute(
-        text(
-            "INSERT INTO fund_entries "
-            "(account_id, enrollment_id, kind, flow, side, amount, year, booked_on) "
-            f"SELECT a.id, s.id, 'SUBSIDY', s.part, s.side, s.amount, s.year, s.enrolled_on "
-            f"FROM ({sides}) s JOIN fund_accounts a ON a.kind = s.account_kind "
-            "AND a.region_code = s.region_code AND a.party = s.party ORDER BY s.id, s.part, s.side"
-        ).bindparams(ids)
+    for statement in subsidy_statements("e.id = ANY(:ids)"):
+        await session.execute(text(statement).bindparams(ids))
+
+
+def subsidy_statements(which: str) -> tuple[str, str]:
+    """The two INSERT … SELECT statements that post the unposted subsidies of the enrollments
+    ``which`` selects: open the accounts, write the entries."""
+    sides = _subsidy_sql(which)
+    return (
+        "INSERT INTO fund_accounts (kind, region_code, party) "
+        f"SELECT DISTINCT account_kind, region_code, party FROM ({sides}) s "
+        "ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING",
+        "INSERT INTO fund_entries "
+        "(account_id, enrollment_id, kind, flow, side, amount, year, booked_on) "
+        "SELECT a.id, s.id, 'SUBSIDY', s.part, s.side, s.amount, s.year, s.enrolled_on "
+        f"FROM ({sides}) s JOIN fund_accounts a ON a.kind = s.account_kind "
+        "AND a.region_code = s.region_code AND a.party = s.party ORDER BY s.id, s.part, s.side",
     )

@@ -7,15 +7,19 @@ Create Date: 2026-12-01
 ``fund_accounts`` (kind, region code, party) and ``fund_entries`` (one side of a posting of a
 settlement event or an enrollment subsidy, policies/funds/postings.yaml). Amounts are never
 edited: like ``audit_log`` (migration 0002), a trigger refuses UPDATE, DELETE and TRUNCATE on
-both tables, and the gateway's role may only SELECT and INSERT them.
+both tables, and the gateway's role may only SELECT and INSERT them. Every settlement event and
+enrollment subsidy stored before is posted by today's rules (resolvers/history.py).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from resolvers.history import post_history
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -129,6 +133,8 @@ def upgrade() -> None:
             f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
             "FOR EACH STATEMENT EXECUTE FUNCTION fund_ledgers_append_only()"
         )
+    # What was settled and enrolled before: posted by today's rules (resolvers/history.py).
+    post_history(op.get_bind(), os.environ.get("MEDGW_TIMEZONE") or "Asia/Shanghai")
     # The app role (migration 0005) may only read and append; where it exists.
     op.execute(
         f"""

@@ -24,7 +24,7 @@ from gateway.errors import Conflict
 from gateway.storage import models
 from gateway.storage.database import Database
 from policies.benefits import PolicySet
-from resolvers import funds, reconciliation
+from resolvers import funds, history, reconciliation
 from tests.conftest import GraphQLClient
 from tests.factories import id_number
 from tests.resolvers.test_settlement_governance import (
@@ -269,3 +269,32 @@ async def test_after_closing_nothing_is_posted_to_the_year_and_late_news_is_list
     assert [n["node"]["changes"] for n in news] == [
         [{"claimNumber": "F24", "payer": "assistance", "amount": "-3864.00"}]
     ]
+
+
+ENTRIES = """
+SELECT a.kind, a.region_code, a.party, e.settlement_id, e.enrollment_id, e.kind, e.flow, e.side,
+       e.amount, e.year, e.booked_on
+FROM fund_entries e JOIN fund_accounts a ON a.id = e.account_id ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+"""
+
+
+async def test_migration_0010_posts_the_history_as_the_events_posted_it(
+    gql: GraphQLClient, db: Database, admin: Any
+) -> None:
+    from tests.resolvers.test_statements import scenario
+
+    await scenario(gql)
+    async with db.sessions() as session:
+        posted = (await session.execute(text(ENTRIES))).all()
+    assert {row[5] for row in posted} >= {"ORIGINAL", "ADJUSTMENT", "REVERSAL", "SUBSIDY"}
+    # The database as it was before 0010: nothing posted.
+    async with admin.begin() as conn:
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(text("TRUNCATE fund_entries, fund_accounts"))
+    async with admin.begin() as conn:
+        written = await conn.run_sync(history.post_history)
+        again = await conn.run_sync(history.post_history)
+    assert (written, again) == (len(posted), 0)
+    async with db.sessions() as session:
+        assert (await session.execute(text(ENTRIES))).all() == posted
+    await assert_ledgers_hold(db)
