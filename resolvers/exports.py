@@ -36,7 +36,8 @@ from types import TracebackType
 from typing import Any
 
 import graphql
-from sqlalchemy import Select, String, case, cast, extract, func, select, true
+from sqlalchemy import Select, String, case, cast, extract, func, null, select, true
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, join
 
@@ -50,8 +51,9 @@ from gateway.tables import Column, Kind, Row
 from policies.access.policy import AccessPolicies, DepartmentPolicy, Mode
 from policies.access.walker import forbidden_paths
 from policies.errors import InvalidInput
+from policies.funds import AccountKind
 from policies.vocabulary import Payer
-from resolvers import payments
+from resolvers import payments, statements
 from resolvers.inputs import check_in_token, check_region_prefix
 from resolvers.rows import RowRules
 
@@ -66,6 +68,7 @@ class ExportKind(StrEnum):
     ALERTS = "alerts"
     SETTLEMENTS = "settlements"
     PAYMENTS = "payments"
+    STATEMENTS = "statements"
 
 
 class Fund(StrEnum):
@@ -208,11 +211,36 @@ FIELDS: Mapping[ExportKind, tuple[str, tuple[Field, ...]]] = {
             ),
         ),
     ),
+    # Issue 13: a fund's statement (resolvers/statements.py), one row per line.
+    ExportKind.STATEMENTS: (
+        "fundStatement",
+        (
+            _field("fund", "基金账户", "fund", key=True),
+            _field("party", "承办机构/医疗机构", "party"),
+            _field("periodStart", "起始日期", "periodStart", Kind.DATE),
+            _field("periodEnd", "截止日期", "periodEnd", Kind.DATE),
+            _field("opening", "期初余额", "opening", Kind.MONEY),
+            _field("kind", "业务类型", "lines.kind", key=True),
+            _field("flow", "资金项目", "lines.flow"),
+            _field("debit", "借方", "lines.debit", Kind.MONEY, key=True),
+            _field("credit", "贷方", "lines.credit", Kind.MONEY, key=True),
+            _field("closing", "期末余额", "closing", Kind.MONEY),
+        ),
+    ),
 }
 """Every column of each kind, in order, under the root field of its GraphQL read. The
 settlement's amounts are the sums of its events (original, adjustments, reversal, recoveries),
 as ``Claim.settlement`` gives them; ``adjustments`` is the assistance and secondary-assistance
 lines of its ADJUSTMENT events, ``recoveries`` those of its RECOVERY events (negative)."""
+
+
+EXTRA_OPTIONS: Mapping[str, tuple[ExportKind, ...]] = {
+    "month": (ExportKind.PAYMENTS, ExportKind.STATEMENTS),
+    "hospital": (ExportKind.STATEMENTS,),
+    "fund": (ExportKind.STATEMENTS,),
+}
+"""Options of issue 13's kinds: a month (payments, statements), a party (a statement's
+hospital code or carrier, as ``hospital``) and the fund of a statement (an account kind)."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +273,7 @@ class ExportRequest:
         only = {"month": ExportKind.SETTLEMENTS, "hospital": ExportKind.SETTLEMENTS}
         only["fund"] = ExportKind.SUBSIDIES
         for option, allowed in only.items():
-            also = kind is ExportKind.PAYMENTS and option == "month"  # payments: a month too
+            also = kind in EXTRA_OPTIONS.get(option, ())  # issue 13's kinds
             if getattr(self, option) is not None and kind is not allowed and not also:
                 value = getattr(self, option)
                 raise InvalidInput(option, value, f"applies to the {allowed} export only")
@@ -255,8 +283,9 @@ class ExportRequest:
             check_value("hospital", self.hospital)
             if not self.hospital.strip() or len(self.hospital) > 40:
                 raise InvalidInput("hospital", self.hospital, "expected a hospital code")
-        if self.fund is not None and self.fund not in set(Fund):
-            raise InvalidInput("fund", self.fund, f"expected one of {', '.join(Fund)}")
+        funds_of = AccountKind if kind is ExportKind.STATEMENTS else Fund
+        if self.fund is not None and self.fund not in set(funds_of):
+            raise InvalidInput("fund", self.fund, f"expected one of {', '.join(funds_of)}")
         if self.region is not None:
             check_in_token(principal, "region", check_region_prefix(self.region, "region"))
         names = [field.column.name for field in FIELDS[kind][1]]
@@ -291,6 +320,16 @@ class Plan:
 
 def _arguments(request: ExportRequest, kind: ExportKind) -> str:
     """The root field's arguments in the GraphQL read (filters the schema has)."""
+    if kind is ExportKind.STATEMENTS:
+        given = {
+            "fund": request.fund,
+            "period": "MONTH" if request.month else "YEAR",
+            "number": request.month,
+            "regionPrefix": f'"{request.region}"' if request.region else None,
+            "party": f'"{request.hospital.strip()}"' if request.hospital else None,
+        }
+        more = "".join(f", {name}: {value}" for name, value in given.items() if value)
+        return f"(year: {request.year}{more})"
     if kind is ExportKind.SUBSIDIES:
         return f'(regionPrefix: "{request.region}")' if request.region else ""
     return f"(year: {request.year})"
@@ -522,6 +561,13 @@ def statement(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, ...]
             .order_by(a.id)
         )
         return alerts
+    if kind is ExportKind.STATEMENTS:
+        lines = statements.select_statement(
+            rows, fund=request.fund, year=request.year,
+            period="MONTH" if request.month else "YEAR", number=request.month,
+            region_prefix=request.region, party=request.hospital,
+        )  # fmt: skip
+        return lines.add_columns(cast(null(), UUID).label(_PERSON))
     if kind is ExportKind.PAYMENTS:
         return payments.select_payments(request.year, request.month, request.region, rows, _PERSON)
     return _settlements(request, rows)

@@ -16,8 +16,21 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+    select,
+    values,
+)
 
 from gateway.errors import Forbidden
 from gateway.storage import models
@@ -27,6 +40,7 @@ from policies.money import ZERO
 from resolvers import funds
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_region_prefix, check_text
+from resolvers.rows import RowRules
 
 PERIODS = ("MONTH", "QUARTER", "YEAR")
 INSURER_FUNDS = (AccountKind.CRITICAL_ILLNESS_INSURER, AccountKind.INCLUSIVE_COMMERCIAL_INSURER)
@@ -86,15 +100,14 @@ class Statement:
         return self.opening + self.debits - self.credits
 
 
-def readable_party(ctx: Context, fund: AccountKind, party: str | None) -> str | None:
+def readable_party(rows: RowRules, fund: AccountKind, party: str | None) -> str | None:
     """The party the caller may read the fund of: an insurer its own carrier's insurer
     accounts, a hospital its own hospital code's account (FORBIDDEN otherwise, naming the
     field); a person's account is never a statement of its own (BAD_INPUT)."""
     party = check_text(party, "party", 120)
-    own = ctx.principal.org
-    rules = ctx.rows.rules
-    if "carrier" in rules or "hospital" in rules:
-        allowed = INSURER_FUNDS if "carrier" in rules else (AccountKind.HOSPITAL,)
+    own = rows.principal.org
+    if "carrier" in rows.rules or "hospital" in rows.rules:
+        allowed = INSURER_FUNDS if "carrier" in rows.rules else (AccountKind.HOSPITAL,)
         if fund not in allowed:
             raise Forbidden(
                 f"fund = {fund}: this department reads only "
@@ -113,20 +126,88 @@ def readable_party(ctx: Context, fund: AccountKind, party: str | None) -> str | 
 
 
 def accounts_of(
-    ctx: Context, fund: AccountKind, region_prefix: str | None, party: str | None
+    rows: RowRules, fund: AccountKind, region_prefix: str | None, party: str | None
 ) -> list[ColumnElement[bool]]:
     """WHERE conditions on ``fund_accounts``: the fund, the token's regions, the prefix asked
     (checked against the token) and the party."""
     conditions: list[ColumnElement[bool]] = [
         models.FundAccount.kind == fund.value,
-        ctx.rows.region(models.FundAccount.region_code),
+        rows.region(models.FundAccount.region_code),
     ]
     if region_prefix is not None:
-        prefix = check_in_token(ctx.principal, "regionPrefix", check_region_prefix(region_prefix))
+        prefix = check_in_token(rows.principal, "regionPrefix", check_region_prefix(region_prefix))
         conditions.append(models.FundAccount.region_code.like(f"{prefix}%"))
     if party is not None:
         conditions.append(models.FundAccount.party == party)
     return conditions
+
+
+def select_statement(
+    rows: RowRules,
+    *,
+    fund: str | None,
+    year: int,
+    period: str,
+    number: int | None,
+    region_prefix: str | None,
+    party: str | None,
+) -> Select[tuple[Any, ...]]:
+    """The statement as rows, one per line (every line the rules can post to the fund, in their
+    order, then any other posted), labelled fund, party, periodStart, periodEnd, opening, kind,
+    flow, debit, credit, closing: what ``fundStatement`` answers and the ``statements`` export
+    writes. BAD_INPUT for an unknown fund or period, FORBIDDEN as :func:`readable_party`."""
+    try:
+        kind = AccountKind(fund) if fund is not None else default_fund(rows)
+    except ValueError:
+        raise InvalidInput("fund", fund, f"one of {', '.join(AccountKind)}") from None
+    start, end = period_bounds(year, period, number)
+    who = readable_party(rows, kind, party)
+    where = and_(*accounts_of(rows, kind, region_prefix, who))
+    entry, account = models.FundEntry, models.FundAccount
+    debit = func.sum(case((entry.side == "DEBIT", entry.amount), else_=ZERO))
+    credit = func.sum(case((entry.side == "CREDIT", entry.amount), else_=ZERO))
+    sums = (
+        select(entry.kind, entry.flow, debit.label("debit"), credit.label("credit"))
+        .join(account, account.id == entry.account_id)
+        .where(where, entry.booked_on.between(start, end))
+        .group_by(entry.kind, entry.flow)
+        .subquery("sums")
+    )
+    opening = (
+        select(func.coalesce(debit - credit, ZERO))
+        .join(account, account.id == entry.account_id)
+        .where(where, entry.booked_on < start)
+        .scalar_subquery()
+    )
+    layout = values(
+        column("position", Integer), column("kind", String), column("flow", String), name="layout"
+    ).data([(i, k, f) for i, (k, f) in enumerate(funds.rules().layout(kind))])
+    line_debit = func.coalesce(sums.c.debit, ZERO)
+    line_credit = func.coalesce(sums.c.credit, ZERO)
+    return (
+        select(
+            literal(kind.value).label("fund"),
+            literal(who or "").label("party"),
+            literal(start).label("periodStart"),
+            literal(end).label("periodEnd"),
+            opening.label("opening"),
+            func.coalesce(layout.c.kind, sums.c.kind).label("kind"),
+            func.coalesce(layout.c.flow, sums.c.flow).label("flow"),
+            line_debit.label("debit"),
+            line_credit.label("credit"),
+            (opening + func.sum(line_debit - line_credit).over()).label("closing"),
+        )
+        .select_from(
+            layout.join(
+                sums, and_(layout.c.kind == sums.c.kind, layout.c.flow == sums.c.flow), full=True
+            )
+        )
+        .order_by(
+            func.coalesce(layout.c.position, 1_000_000),
+            func.coalesce(layout.c.kind, sums.c.kind),
+            func.coalesce(layout.c.flow, sums.c.flow),
+        )
+    )
 
 
 async def statement(
@@ -141,50 +222,28 @@ async def statement(
 ) -> Statement:
     """The statement of ``fund`` (an account kind; default: an insurer's critical-illness
     account, a hospital's own account, else the assistance fund) for the period; see the
-    module."""
-    try:
-        kind = AccountKind(fund) if fund is not None else default_fund(ctx)
-    except ValueError:
-        raise InvalidInput("fund", fund, f"one of {', '.join(AccountKind)}") from None
-    start, end = period_bounds(year, period, number)
-    who = readable_party(ctx, kind, party)
-    where = accounts_of(ctx, kind, region_prefix, who)
-    entries = models.FundEntry
-    amount = entries.amount
-    in_period = entries.booked_on >= start
-    event_kind = case((in_period, entries.kind), else_=None)
-    flow = case((in_period, entries.flow), else_=None)
-    stmt: Select[tuple[str | None, str | None, Decimal, Decimal]] = (
-        select(
-            event_kind,
-            flow,
-            func.coalesce(func.sum(case((entries.side == "DEBIT", amount), else_=ZERO)), ZERO),
-            func.coalesce(func.sum(case((entries.side == "CREDIT", amount), else_=ZERO)), ZERO),
-        )
-        .join(models.FundAccount, models.FundAccount.id == entries.account_id)
-        .where(and_(*where), entries.booked_on <= end)
-        .group_by(event_kind, flow)
-        .order_by(event_kind, flow)
-    )
+    module and :func:`select_statement`."""
+    stmt = select_statement(
+        ctx.rows, fund=fund, year=year, period=period, number=number,
+        region_prefix=region_prefix, party=party,
+    )  # fmt: skip
     rows = await ctx.tuples(stmt)
-    opening = ZERO
-    posted: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
-    for kind_of, flow_of, debit, credit in rows:
-        if kind_of is None or flow_of is None:
-            opening += debit - credit
-        else:
-            posted[kind_of, flow_of] = (debit, credit)
-    # Every row the rules can post to the fund, in the rules' order, zero when nothing was.
-    layout = funds.rules().layout(kind)
-    keys = layout + sorted(set(posted) - set(layout))
-    lines = [StatementLine(k, f, *posted.get((k, f), (ZERO, ZERO))) for k, f in keys]
-    return Statement(kind, region_prefix, who or "", start, end, opening, lines)
+    first = rows[0]
+    return Statement(
+        AccountKind(first.fund),
+        region_prefix,
+        first.party,
+        first.periodStart,
+        first.periodEnd,
+        Decimal(first.opening),
+        [StatementLine(r.kind, r.flow, Decimal(r.debit), Decimal(r.credit)) for r in rows],
+    )
 
 
-def default_fund(ctx: Context) -> AccountKind:
+def default_fund(rows: RowRules) -> AccountKind:
     """The fund a caller's statement is of when none is named."""
-    if "carrier" in ctx.rows.rules:
+    if "carrier" in rows.rules:
         return AccountKind.CRITICAL_ILLNESS_INSURER
-    if "hospital" in ctx.rows.rules:
+    if "hospital" in rows.rules:
         return AccountKind.HOSPITAL
     return AccountKind.ASSISTANCE_FUND

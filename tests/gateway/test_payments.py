@@ -142,3 +142,64 @@ async def test_medgw_export_payments_writes_the_same_rows(
     response = await http.get("/exports/payments.csv", params={"year": 2023}, headers=bearer(**MI))
     assert written
     assert written == read_back(response.content, Format.CSV, KINDS)
+
+
+STATEMENT = """query($y: Int!, $f: AccountKind, $p: StatementPeriod!, $n: Int, $party: String) {
+  fundStatement(year: $y, fund: $f, period: $p, number: $n, party: $party) {
+  fund party periodStart periodEnd opening closing lines { kind flow debit credit } } }"""
+STATEMENT_KINDS = ["text"] * 4 + ["money"] + ["text"] * 2 + ["money"] * 3
+
+
+def statement_rows(data: dict[str, Any]) -> list[dict[str, str]]:
+    s = data["fundStatement"]
+    head = {k: s[k] for k in ("fund", "party", "periodStart", "periodEnd", "opening")}
+    return [{**head, **line, "closing": s["closing"]} for line in s["lines"]]
+
+
+@pytest.mark.parametrize("shape", [Format.CSV, Format.XLSX])
+@pytest.mark.parametrize(
+    ("token", "params"),
+    [
+        (MI, {"fund": "ASSISTANCE_FUND"}),
+        (MI, {"fund": "HOSPITAL", "hospital": "H-1", "month": 2}),
+        ({"department": "hospital", "org": "H-1", "regions": ("5104",)}, {}),
+        ({"department": "insurer", "org": "picc", "regions": ("5104",)}, {"month": 11}),
+    ],
+    ids=["mi-assistance", "mi-hospital-month", "hospital", "insurer-month"],
+)
+async def test_the_statement_file_equals_the_graphql_statement_of_the_same_token(
+    gql: GraphQLClient, http: httpx.AsyncClient, shape: Format, token: dict[str, Any],
+    params: dict[str, Any],
+) -> None:  # fmt: skip
+    await scenario(gql)
+    response = await http.get(
+        f"/exports/statements.{shape}", params={"year": 2023, **params}, headers=bearer(**token)
+    )
+    assert response.status_code == 200, response.text
+    exported = read_back(response.content, shape, STATEMENT_KINDS)
+    variables = {
+        "y": 2023,
+        "f": params.get("fund"),
+        "p": "MONTH" if "month" in params else "YEAR",
+        "n": params.get("month"),
+        "party": params.get("hospital"),
+    }
+    api = statement_rows(await gql.data(STATEMENT, variables, **token))
+    assert exported == api
+    assert any(row["debit"] != "0.00" or row["credit"] != "0.00" for row in api)
+
+
+async def test_an_insurer_cannot_export_another_fund_or_carrier(
+    gql: GraphQLClient, http: httpx.AsyncClient
+) -> None:
+    await scenario(gql)
+    insurer = {"department": "insurer", "org": "picc", "regions": ("5104",)}
+    for params in ({"fund": "BASIC_FUND"}, {"hospital": "cpic"}):
+        response = await http.get(
+            "/exports/statements.csv", params={"year": 2023, **params}, headers=bearer(**insurer)
+        )
+        assert response.status_code == 403, response.text
+    response = await http.get(
+        "/exports/statements.csv", params={"year": 2023}, headers=bearer(department="health")
+    )
+    assert response.status_code == 403, response.text
