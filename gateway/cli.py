@@ -535,7 +535,8 @@ def export_table(
         str,
         typer.Argument(
             help="subsidies (资助参保 per fund), alerts (主动发现), settlements (per hospital, "
-            "month).",
+            "month), payments (what the assistance fund owes hospitals and persons), "
+            "statements (a fund's statement; --fund an account kind, --hospital its party).",
             metavar="KIND",
             show_default=False,
         ),

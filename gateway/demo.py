@@ -35,6 +35,7 @@ from policies.benefits import PolicySet, load_policies
 from policies.settlement.engine import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
+from resolvers import funds
 
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
@@ -389,7 +390,10 @@ async def _load(
                 if flags:
                     await session.execute(insert(models.MonitoringFlag), flags)
                 if enrollments:
-                    await session.execute(insert(models.Enrollment), enrollments)
+                    enrolled = await session.scalars(
+                        insert(models.Enrollment).returning(models.Enrollment.id), enrollments
+                    )
+                    await funds.post_enrollments(session, enrolled.all())
                 await audit.append(
                     session,
                     DEMO,

@@ -16,6 +16,7 @@ from gateway.errors import Conflict
 from gateway.storage import audit, models
 from policies.benefits import Policy
 from policies.errors import InvalidInput
+from resolvers import reconciliation
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_region, shares_region
 from resolvers.pages import Key, Order, Page, fetch_page
@@ -42,7 +43,8 @@ def _policies_of(ctx: Context, region_code: str, year: int) -> list[Policy]:
 
 async def close_year(ctx: Context, region_code: str, year: int) -> models.SettlementYearClosing:
     """Close ``year`` for the policy region (idempotent). Refused while a recovery of that year
-    is pending (CONFLICT naming how many), for a year not yet over (BAD_INPUT), and outside the
+    is pending (CONFLICT naming how many) or the year's fund ledgers do not reconcile (CONFLICT
+    naming the first difference), for a year not yet over (BAD_INPUT), and outside the
     caller's regions (FORBIDDEN)."""
     check_region(region_code)
     today = ctx.settings.today()
@@ -70,6 +72,7 @@ async def close_year(ctx: Context, region_code: str, year: int) -> models.Settle
                 "decide them (decideRecovery) before closing",
                 field="year",
             )
+        await reconciliation.refuse_differences(session, policies[-1].region_prefix, year)
         closing = models.SettlementYearClosing(
             region_code=region_code,
             year=year,

@@ -36,7 +36,8 @@ from types import TracebackType
 from typing import Any
 
 import graphql
-from sqlalchemy import Select, String, case, cast, extract, func, select, true
+from sqlalchemy import Select, String, case, cast, extract, func, null, select, true
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, join
 
@@ -50,7 +51,9 @@ from gateway.tables import Column, Kind, Row
 from policies.access.policy import AccessPolicies, DepartmentPolicy, Mode
 from policies.access.walker import forbidden_paths
 from policies.errors import InvalidInput
+from policies.funds import AccountKind
 from policies.vocabulary import Payer
+from resolvers import payments, statements
 from resolvers.inputs import check_in_token, check_region_prefix
 from resolvers.rows import RowRules
 
@@ -64,6 +67,8 @@ class ExportKind(StrEnum):
     SUBSIDIES = "subsidies"
     ALERTS = "alerts"
     SETTLEMENTS = "settlements"
+    PAYMENTS = "payments"
+    STATEMENTS = "statements"
 
 
 class Fund(StrEnum):
@@ -186,11 +191,56 @@ FIELDS: Mapping[ExportKind, tuple[str, tuple[Field, ...]]] = {
             ),
         ),
     ),
+    # Issue 13: what the assistance fund owes each hospital and person (resolvers/payments.py),
+    # from the fund ledgers; the GraphQL read it stands for is the claims' settlement events.
+    ExportKind.PAYMENTS: (
+        "claims",
+        (
+            _field("payee", "收款方类型", "edges.node.hospitalCode", key=True),
+            _field("hospitalCode", "定点医疗机构编码", "edges.node.hospitalCode"),
+            *_person("edges.node.beneficiary"),
+            _field("periodStart", "起始日期", "edges.node.settlements.createdAt", Kind.DATE),
+            _field("periodEnd", "截止日期", "edges.node.settlements.createdAt", Kind.DATE),
+            Field(
+                Column("amount", "应付医疗救助金额", Kind.MONEY),
+                (
+                    "edges.node.dischargeDate",
+                    *(f"edges.node.settlements.{name}" for name in (*_EVENTS, "createdAt")),
+                ),
+                key=True,
+            ),
+        ),
+    ),
+    # Issue 13: a fund's statement (resolvers/statements.py), one row per line.
+    ExportKind.STATEMENTS: (
+        "fundStatement",
+        (
+            _field("fund", "基金账户", "fund", key=True),
+            _field("party", "承办机构/医疗机构", "party"),
+            _field("periodStart", "起始日期", "periodStart", Kind.DATE),
+            _field("periodEnd", "截止日期", "periodEnd", Kind.DATE),
+            _field("opening", "期初余额", "opening", Kind.MONEY),
+            _field("kind", "业务类型", "lines.kind", key=True),
+            _field("flow", "资金项目", "lines.flow"),
+            _field("debit", "借方", "lines.debit", Kind.MONEY, key=True),
+            _field("credit", "贷方", "lines.credit", Kind.MONEY, key=True),
+            _field("closing", "期末余额", "closing", Kind.MONEY),
+        ),
+    ),
 }
 """Every column of each kind, in order, under the root field of its GraphQL read. The
 settlement's amounts are the sums of its events (original, adjustments, reversal, recoveries),
 as ``Claim.settlement`` gives them; ``adjustments`` is the assistance and secondary-assistance
 lines of its ADJUSTMENT events, ``recoveries`` those of its RECOVERY events (negative)."""
+
+
+EXTRA_OPTIONS: Mapping[str, tuple[ExportKind, ...]] = {
+    "month": (ExportKind.PAYMENTS, ExportKind.STATEMENTS),
+    "hospital": (ExportKind.STATEMENTS,),
+    "fund": (ExportKind.STATEMENTS,),
+}
+"""Options of issue 13's kinds: a month (payments, statements), a party (a statement's
+hospital code or carrier, as ``hospital``) and the fund of a statement (an account kind)."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +273,8 @@ class ExportRequest:
         only = {"month": ExportKind.SETTLEMENTS, "hospital": ExportKind.SETTLEMENTS}
         only["fund"] = ExportKind.SUBSIDIES
         for option, allowed in only.items():
-            if getattr(self, option) is not None and kind is not allowed:
+            also = kind in EXTRA_OPTIONS.get(option, ())  # issue 13's kinds
+            if getattr(self, option) is not None and kind is not allowed and not also:
                 value = getattr(self, option)
                 raise InvalidInput(option, value, f"applies to the {allowed} export only")
         if self.month is not None and not 1 <= self.month <= 12:
@@ -232,8 +283,9 @@ class ExportRequest:
             check_value("hospital", self.hospital)
             if not self.hospital.strip() or len(self.hospital) > 40:
                 raise InvalidInput("hospital", self.hospital, "expected a hospital code")
-        if self.fund is not None and self.fund not in set(Fund):
-            raise InvalidInput("fund", self.fund, f"expected one of {', '.join(Fund)}")
+        funds_of = AccountKind if kind is ExportKind.STATEMENTS else Fund
+        if self.fund is not None and self.fund not in set(funds_of):
+            raise InvalidInput("fund", self.fund, f"expected one of {', '.join(funds_of)}")
         if self.region is not None:
             check_in_token(principal, "region", check_region_prefix(self.region, "region"))
         names = [field.column.name for field in FIELDS[kind][1]]
@@ -268,6 +320,16 @@ class Plan:
 
 def _arguments(request: ExportRequest, kind: ExportKind) -> str:
     """The root field's arguments in the GraphQL read (filters the schema has)."""
+    if kind is ExportKind.STATEMENTS:
+        given = {
+            "fund": request.fund,
+            "period": "MONTH" if request.month else "YEAR",
+            "number": request.month,
+            "regionPrefix": f'"{request.region}"' if request.region else None,
+            "party": f'"{request.hospital.strip()}"' if request.hospital else None,
+        }
+        more = "".join(f", {name}: {value}" for name, value in given.items() if value)
+        return f"(year: {request.year}{more})"
     if kind is ExportKind.SUBSIDIES:
         return f'(regionPrefix: "{request.region}")' if request.region else ""
     return f"(year: {request.year})"
@@ -499,6 +561,15 @@ def statement(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, ...]
             .order_by(a.id)
         )
         return alerts
+    if kind is ExportKind.STATEMENTS:
+        lines = statements.select_statement(
+            rows, fund=request.fund, year=request.year,
+            period="MONTH" if request.month else "YEAR", number=request.month,
+            region_prefix=request.region, party=request.hospital,
+        )  # fmt: skip
+        return lines.add_columns(cast(null(), UUID).label(_PERSON))
+    if kind is ExportKind.PAYMENTS:
+        return payments.select_payments(request.year, request.month, request.region, rows, _PERSON)
     return _settlements(request, rows)
 
 
@@ -587,6 +658,7 @@ class Export:
         self.session = session
         self.stmt = stmt
         self.beneficiary_ids: list[uuid.UUID] = []
+        self.has_rows = False
 
     @classmethod
     async def open(cls, db: Database, principal: Principal, plan: Plan) -> Export:
@@ -603,8 +675,13 @@ class Export:
         export = cls(plan, session, stmt)
         try:
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            persons = select(stmt.subquery().c[_PERSON]).distinct()
+            listed = stmt.subquery().c[_PERSON]
+            persons = select(listed).where(listed.is_not(None)).distinct()
             export.beneficiary_ids = list((await session.scalars(persons)).all())
+            # A payment file may hold hospitals only: rows, but nobody's data to record.
+            export.has_rows = bool(export.beneficiary_ids) or bool(
+                await session.scalar(select(func.count()).select_from(stmt.subquery()))
+            )
             if export.beneficiary_ids:
                 async with db.transaction() as writing:
                     await audit.append(
@@ -625,7 +702,7 @@ class Export:
     async def rows(self) -> AsyncIterator[Row]:
         """The rows, masked, one value per column of the plan, fetched :data:`FETCH_ROWS` at a
         time from a server-side cursor."""
-        if not self.beneficiary_ids:
+        if not self.has_rows:
             return
         masks = self.plan.masks
         result = await self.session.stream(self.stmt.execution_options(yield_per=FETCH_ROWS))

@@ -21,7 +21,7 @@ from policies.errors import InvalidInput
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
-from resolvers import alerts, applications, outbox, settlement
+from resolvers import alerts, applications, funds, outbox, settlement
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_money, check_region, check_text
@@ -389,6 +389,7 @@ async def record_enrollment(ctx: Context, data: EnrollmentInput) -> models.Enrol
         )
         session.add(row)
         await session.flush()
+        await funds.post_enrollments(session, [row.id])
         detail = {
             "year": data.year,
             "scheme": data.scheme,

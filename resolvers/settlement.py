@@ -46,7 +46,7 @@ from policies.settlement.engine import (
 )
 from policies.settlement.explanation import Explanation
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
-from resolvers import alerts, cube, outbox
+from resolvers import alerts, cube, funds, outbox
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
@@ -372,6 +372,7 @@ class Writer:
         self.claim_numbers[event.id] = claim.claim_number
         await outbox.claim_changed(self.session, claim, kind=kind)
         cube.record(self.session, claim, kind, payments, out_of_pocket, category)
+        await funds.post_settlement(self.session, self.policies, claim, event, lines)
         return event
 
     async def store_ledger(

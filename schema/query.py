@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from policies.funds import AccountKind
 from resolvers import (
     alerts,
     applications,
@@ -16,7 +17,9 @@ from resolvers import (
     beneficiaries,
     claims,
     closings,
+    reconciliation,
     recoveries,
+    statements,
     statistics,
     webhooks,
 )
@@ -35,6 +38,7 @@ from schema.beneficiary import (
     HighCostAlert,
 )
 from schema.enums import Category
+from schema.fund import FundReconciliation, FundStatement, StatementPeriod
 from schema.pagination import (
     AFTER,
     AMOUNT_AND_ID,
@@ -458,3 +462,80 @@ class Query:
             _page_size(info, first),
         )
         return [webhook.WebhookDelivery.from_model(row) for row in rows]
+
+    @strawberry.field(
+        description="A fund's statement for a period (issue 13): opening balance, postings by "
+        "event kind and flow, closing balance, yuan. Finance and medical insurance read every "
+        "fund of their regions; an insurer only its own carrier's insurer accounts, a hospital "
+        "only its own account (what each payer owes it for its claims); another fund or party is "
+        "FORBIDDEN naming it. BAD_INPUT for a period number out of range."
+    )
+    async def fund_statement(
+        self,
+        info: strawberry.Info[Context, None],
+        year: Annotated[int, strawberry.argument(description="The calendar year of the period.")],
+        fund: Annotated[
+            AccountKind | None,
+            strawberry.argument(
+                description="The account kind; default: an insurer's CRITICAL_ILLNESS_INSURER, "
+                "a hospital's HOSPITAL, else ASSISTANCE_FUND."
+            ),
+        ] = None,
+        period: Annotated[
+            StatementPeriod, strawberry.argument(description="MONTH, QUARTER or YEAR.")
+        ] = StatementPeriod.YEAR,
+        number: Annotated[
+            int | None,
+            strawberry.argument(description="The month (1–12) or quarter (1–4); none for YEAR."),
+        ] = None,
+        region_prefix: Annotated[str | None, REGION_PREFIX] = None,
+        party: Annotated[
+            str | None,
+            strawberry.argument(
+                description="A carrier or hospital code (default: all; an insurer's or a "
+                "hospital's own is implied)."
+            ),
+        ] = None,
+    ) -> FundStatement:
+        return FundStatement.of(
+            await statements.statement(
+                info.context,
+                fund=None if fund is None else fund.value,
+                year=year,
+                period=period.value,
+                number=number,
+                region_prefix=region_prefix,
+                party=party,
+            )
+        )
+
+    @strawberry.field(
+        description="Reconciliation of the fund ledgers with the settlement lines and subsidies "
+        "(finance, medical insurance): by settlement year (what closeSettlementYear requires), "
+        "or by the booking days of a period of the year."
+    )
+    async def fund_reconciliation(
+        self,
+        info: strawberry.Info[Context, None],
+        year: Annotated[int, strawberry.argument(description="The settlement or calendar year.")],
+        period: Annotated[
+            StatementPeriod | None,
+            strawberry.argument(
+                description="A period of the year by booking day; none: the settlement year."
+            ),
+        ] = None,
+        number: Annotated[
+            int | None,
+            strawberry.argument(description="The month (1–12) or quarter (1–4)."),
+        ] = None,
+        region_prefix: Annotated[str | None, REGION_PREFIX] = None,
+    ) -> FundReconciliation:
+        return FundReconciliation.of(
+            await reconciliation.report(
+                info.context,
+                year=year,
+                period=None if period is None else period.value,
+                number=number,
+                region_prefix=region_prefix,
+            )
+        )

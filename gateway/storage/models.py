@@ -513,3 +513,76 @@ class DashboardCube(_DashboardSums, Base):
     dim: Mapped[str] = mapped_column(String(16), primary_key=True)
     value: Mapped[str] = mapped_column(String(40), primary_key=True)
     persons: Mapped[int] = mapped_column(default=0)
+
+
+ACCOUNT_KINDS = [
+    "BASIC_FUND",
+    "CRITICAL_ILLNESS_INSURER",
+    "INCLUSIVE_COMMERCIAL_INSURER",
+    "ASSISTANCE_FUND",
+    "FINANCE",
+    "HOSPITAL",
+    "PERSON",
+]
+"""policies/funds/rules.py's AccountKind (kept literal here: the storage imports no rules)."""
+
+
+class FundAccount(Base):
+    """One account of the fund ledgers (policies/funds/postings.yaml): a kind, the region code
+    of the persons it is kept for, and a party (carrier, hospital code, person id, or '').
+    Append-only (migration 0010)."""
+
+    __tablename__ = "fund_accounts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    region_code: Mapped[str] = mapped_column(String(6))
+    party: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        UniqueConstraint("kind", "region_code", "party"),
+        CheckConstraint(_one_of("kind", ACCOUNT_KINDS), name="kind"),
+        Index(
+            "ix_fund_accounts_region_code",
+            "region_code",
+            postgresql_ops={"region_code": "text_pattern_ops"},
+        ),
+    )
+
+
+class FundEntry(Base):
+    """One side of a double-entry posting: a positive amount debited or credited to one account,
+    from one settlement event's payer line or one enrollment's subsidy part (``flow``). The
+    debits and credits of each event are equal. Append-only: a trigger refuses UPDATE, DELETE
+    and TRUNCATE, and the gateway's role may only SELECT and INSERT (migration 0010)."""
+
+    __tablename__ = "fund_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("fund_accounts.id"))
+    settlement_id: Mapped[int | None] = mapped_column(ForeignKey("settlements.id"), index=True)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    """ORIGINAL, ADJUSTMENT, REVERSAL, RECOVERY (the settlement event's) or SUBSIDY."""
+    flow: Mapped[str] = mapped_column(String(24))
+    """The payer line (basicInsurance …) or the subsidy part (assistanceFund, finance)."""
+    side: Mapped[str] = mapped_column(String(6))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    year: Mapped[int] = mapped_column(SmallInteger)
+    """The settlement year (the claim's, the enrollment's): what closing a year stops."""
+    booked_on: Mapped[date] = mapped_column(Date)
+    """The day the money fell due, China time: the discharge for an ORIGINAL event, the event's
+    day for the later ones, the enrollment day for a subsidy. Statements' periods read it."""
+    created_at: Mapped[datetime] = _now()
+
+    __table_args__ = (
+        CheckConstraint("side IN ('DEBIT', 'CREDIT')", name="side"),
+        CheckConstraint("amount > 0", name="amount"),
+        CheckConstraint(
+            "kind IN ('ORIGINAL', 'ADJUSTMENT', 'REVERSAL', 'RECOVERY', 'SUBSIDY')", name="kind"
+        ),
+        CheckConstraint("(settlement_id IS NULL) <> (enrollment_id IS NULL)", name="source"),
+        Index("ix_fund_entries_account_id_booked_on", "account_id", "booked_on"),
+        Index("ix_fund_entries_year_account_id", "year", "account_id"),
+    )

@@ -114,6 +114,11 @@ ARGUMENTS: dict[tuple[str, str], str] = {
     ("Query", "depositWaiver"): f'(idNumber: "{ID}", on: "2023-03-01")',
     ("Beneficiary", "yearlySummary"): "(year: 2023)",
     ("Mutation", "simulateSettlement"): SIMULATION,
+    ("Query", "fundStatement"): '(year: 2023, regionPrefix: "5104")',
+    (
+        "Query",
+        "fundReconciliation",
+    ): '(year: 2023, period: QUARTER, number: 1, regionPrefix: "5104")',
 }
 # Grants that no query can reach because the department may not use any field leading to the
 # type: the auditor sees beneficiary ids only inside audit records (AuditRecord.beneficiaryIds),

@@ -14,6 +14,7 @@ from gateway.config import Settings
 from gateway.storage import models
 from gateway.storage.database import Database
 from policies.benefits import PolicySet
+from resolvers import reconciliation
 
 TODAY = date(2026, 11, 24)
 
@@ -154,3 +155,23 @@ async def test_a_second_demo_run_adds_new_persons(
     async with db.sessions() as session:
         numbers = (await session.scalars(select(models.Beneficiary.id_number))).all()
     assert len(numbers) == len(set(numbers)) == 60
+
+
+async def test_the_demo_posts_its_money_to_the_fund_ledgers_and_they_reconcile(
+    db: Database, settings: Settings, database_url: str
+) -> None:
+    """Issue 13: a fresh `make run` has balances."""
+    await demo.load(database_url, settings, persons=120, seed=6, today=TODAY, show_progress=False)
+    async with db.sessions() as session:
+        kinds = set(
+            (
+                await session.scalars(
+                    select(models.FundAccount.kind).join(
+                        models.FundEntry, models.FundEntry.account_id == models.FundAccount.id
+                    )
+                )
+            ).all()
+        )
+        assert {"BASIC_FUND", "ASSISTANCE_FUND", "HOSPITAL", "CRITICAL_ILLNESS_INSURER"} <= kinds
+        for year in (TODAY.year - 1, TODAY.year):
+            assert await reconciliation.differences(session, ["3", "4", "5"], year=year) == []

@@ -96,7 +96,7 @@ def _names(shape: Format) -> list[str]:
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [
-        (["payments", "--as", "civil_affairs"], "KIND = payments", 2),
+        (["invoices", "--as", "civil_affairs"], "KIND = invoices", 2),
         (["alerts", "--as", "police"], "--as = police", 2),
         (["alerts", "--as", "civil_affairs", "--month", "13"], "--month = 13", 2),
         (["alerts", "--as", "civil_affairs", "--format", "pdf"], "--format = pdf", 2),

@@ -129,11 +129,11 @@ async def test_medical_insurance_gets_every_settlement_column(
             {"field": "format", "value": "pdf"},
         ),
         (
-            "/exports/payments.csv?year=2023",
+            "/exports/invoices.csv?year=2023",
             {},
             400,
             "BAD_INPUT",
-            {"field": "kind", "value": "payments"},
+            {"field": "kind", "value": "invoices"},
         ),
         (
             "/exports/alerts.csv?year=2023&yaer=1",

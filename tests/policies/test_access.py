@@ -255,6 +255,13 @@ ROWS: list[tuple[str, Cells]] = [
     ("Change: beneficiary | Subscription: identityChanged", union(CATEGORIES)),
     ("Change: application",
      {d: "R" if "W" in cells(REGISTER)[d] else "–" for d in ALL_DEPARTMENTS}),
+    # Issue 13: fund statements for finance and medical insurance, and for an insurer its own
+    # carrier's (the row rule is the resolver's); the reconciliation for the first two only.
+    ("Query: fundStatement | FundStatement: * | FundStatementLine: *",
+     {d: "R" if d in ("medical_insurance", "finance", "insurer") else "–"
+      for d in ALL_DEPARTMENTS}),
+    ("Query: fundReconciliation | FundReconciliation: * | FundReconciliationLine: *",
+     {d: "R" if d in ("medical_insurance", "finance") else "–" for d in ALL_DEPARTMENTS}),
 ]
 # ACCESS.md gives the hospital a paragraph instead of a matrix column: "whether a person is
 # entitled to 先诊疗后付费 … (yes/no, no category), the claims of its own hospital code with their
@@ -265,6 +272,7 @@ HOSPITAL_GRANTS = (
     " | PageInfo: * | Claim: * -preferentialTreatment -acknowledged | Beneficiary: name idNumber"
     " | Settlement: * -category -explanation -preferentialTreatment"
     " | SettlementEvent: * -category -reason"
+    " | Query: fundStatement | FundStatement: * | FundStatementLine: *"  # its own (issue 13)
 )
 # fmt: on
 

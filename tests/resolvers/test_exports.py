@@ -414,7 +414,7 @@ def test_what_the_department_may_not_read_is_refused_naming_the_columns(
 @pytest.mark.parametrize(
     ("request_", "field", "value"),
     [
-        (ExportRequest("payments", 2023), "kind", "payments"),
+        (ExportRequest("invoices", 2023), "kind", "invoices"),
         (ExportRequest("alerts", 1800), "year", 1800),
         (ExportRequest("alerts", 2023, month=3), "month", 3),
         (ExportRequest("settlements", 2023, month=13), "month", 13),

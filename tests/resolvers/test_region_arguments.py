@@ -25,6 +25,9 @@ CLOSE = """mutation($r: String!) { closeSettlementYear(regionCode: $r, year: 201
   regionCode } }"""
 REGISTER = """mutation($r: String!) { registerBeneficiary(input: {
   idNumber: "370802197001019013", name: "张三", regionCode: $r }) { id } }"""
+FUND_STATEMENT = "query($p: String) { fundStatement(year: 2023, regionPrefix: $p) { closing } }"
+FUND_RECONCILIATION = """query($p: String) { fundReconciliation(year: 2023, regionPrefix: $p) {
+  balanced } }"""
 
 # Every region argument of the schema, with a query using it and a value outside a 5104 token.
 OUTSIDE = {
@@ -35,6 +38,8 @@ OUTSIDE = {
     "Query.settlementYearClosings(regionCode)": (CLOSINGS, {"r": "320000"}),
     "Mutation.closeSettlementYear(regionCode)": (CLOSE, {"r": "320000"}),
     "RegisterBeneficiaryInput.regionCode": (REGISTER, {"r": "370802"}),
+    "Query.fundStatement(regionPrefix)": (FUND_STATEMENT, {"p": "37"}),
+    "Query.fundReconciliation(regionPrefix)": (FUND_RECONCILIATION, {"p": "3708"}),
 }
 NOT_DATA_SCOPE = {
     # A hypothetical person of a simulation: nothing is read or stored.

@@ -1,0 +1,254 @@
+"""Posting to the fund ledgers (issue 13), in the transaction of the event that moves the money.
+
+Every settlement event (:func:`post_settlement`, called by ``settlement.Writer.event``) and
+every enrollment subsidy (:func:`post_enrollments`, called by ``ingestion.record_enrollment``
+and by bulk imports) posts balanced entries by the rules of ``policies/funds/postings.yaml``.
+Entries are never edited (the tables are append-only); a correction is a later event. A
+posting to a settlement year that is closed for its policy region (``closeSettlementYear``,
+SETTLEMENT.md §9.5) is refused with ``CONFLICT``, and so is the event it belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BindParameter, bindparam, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.config import Settings
+from gateway.errors import Conflict
+from gateway.storage import models
+from policies.benefits import PolicySet
+from policies.funds import Account, AccountKind, Entry, Parties, PostingRules, load_rules
+from policies.funds.rules import SUBSIDY_PARTS
+from policies.vocabulary import Payer
+
+
+@cache
+def rules() -> PostingRules:
+    """The posting rules, read once per process."""
+    return load_rules()
+
+
+@cache
+def _zone() -> ZoneInfo:
+    return ZoneInfo(Settings().timezone)
+
+
+def zone_name() -> str:
+    """The configured time zone (``MEDGW_TIMEZONE``, China by default)."""
+    return _zone().key
+
+
+async def today(session: AsyncSession) -> date:
+    """The transaction's day in China time: the booking day of a later event, the same day as
+    the event's ``created_at`` (both are the transaction's ``now()``)."""
+    found = await session.scalar(
+        text("SELECT (now() AT TIME ZONE :zone)::date"), {"zone": zone_name()}
+    )
+    assert isinstance(found, date)
+    return found
+
+
+async def closed(session: AsyncSession, region_code: str | None, year: int) -> bool:
+    """Whether ``year`` is closed for the policy region ``region_code``."""
+    if region_code is None:
+        return False
+    found = await session.get(models.SettlementYearClosing, (region_code, year))
+    return found is not None
+
+
+def _refuse_closed(year: int, region_code: str) -> Conflict:
+    return Conflict(
+        f"year = {year}: settlement year {year} is closed for {region_code}; "
+        "nothing can be posted to it",
+        field="year",
+    )
+
+
+async def post_settlement(
+    session: AsyncSession,
+    policies: PolicySet,
+    claim: models.Claim,
+    event: models.Settlement,
+    lines: Sequence[models.SettlementLine],
+) -> None:
+    """Post one settlement event: by its kind's rule, or (REVERSAL) by reversing every earlier
+    entry of its claim. CONFLICT when the claim's year is closed for its policy region."""
+    region = _policy_region(policies, claim.policy or event.policy)
+    if await closed(session, region, claim.year):
+        raise _refuse_closed(claim.year, region or "")
+    the_rules = rules()
+    booked_on = claim.discharge_date if event.kind == "ORIGINAL" else await today(session)
+    if the_rules.rule_of(event.kind).mirror:
+        await session.execute(
+            text(
+                "INSERT INTO fund_entries "
+                "(account_id, settlement_id, kind, flow, side, amount, year, booked_on) "
+                "SELECT e.account_id, :event, :kind, e.flow, "
+                "CASE e.side WHEN 'DEBIT' THEN 'CREDIT' ELSE 'DEBIT' END, e.amount, e.year, "
+                ":booked_on FROM fund_entries e "
+                "JOIN settlements s ON s.id = e.settlement_id "
+                "WHERE s.claim_id = :claim AND s.id < :event ORDER BY e.id"
+            ),
+            {"event": event.id, "kind": event.kind, "claim": claim.id, "booked_on": booked_on},
+        )
+        return
+    region_code = await session.scalar(
+        select(models.Beneficiary.region_code).where(models.Beneficiary.id == claim.beneficiary_id)
+    )
+    parties = Parties(
+        str(region_code),
+        carrier=claim.carrier,
+        hospital=claim.hospital_code,
+        person=str(claim.beneficiary_id),
+    )
+    entries = the_rules.settlement_entries(
+        event.kind, {Payer(line.payer): line.amount for line in lines}, parties
+    )
+    await _store(session, entries, settlement_id=event.id, kind=event.kind, year=claim.year,
+                 booked_on=booked_on)  # fmt: skip
+
+
+async def _store(
+    session: AsyncSession,
+    entries: Sequence[Entry],
+    *,
+    settlement_id: int,
+    kind: str,
+    year: int,
+    booked_on: date,
+) -> None:
+    if not entries:
+        return
+    ids = await account_ids(session, {e.account for e in entries})
+    await session.execute(
+        insert(models.FundEntry),
+        [
+            {
+                "account_id": ids[e.account],
+                "settlement_id": settlement_id,
+                "kind": kind,
+                "flow": e.flow,
+                "side": e.side.value,
+                "amount": e.amount,
+                "year": year,
+                "booked_on": booked_on,
+            }
+            for e in entries
+        ],
+    )
+
+
+async def account_ids(session: AsyncSession, accounts: set[Account]) -> dict[Account, int]:
+    """The ids of ``accounts``, opening those that do not exist yet."""
+    keys = sorted((a.kind.value, a.region_code, a.party) for a in accounts)
+    await session.execute(
+        insert(models.FundAccount)
+        .values([{"kind": k, "region_code": r, "party": p} for k, r, p in keys])
+        .on_conflict_do_nothing()
+    )
+    rows = await session.execute(
+        select(
+            models.FundAccount.id,
+            models.FundAccount.kind,
+            models.FundAccount.region_code,
+            models.FundAccount.party,
+        ).where(
+            tuple_(
+                models.FundAccount.kind, models.FundAccount.region_code, models.FundAccount.party
+            ).in_(keys)
+        )
+    )
+    return {Account(AccountKind(k), r, p): int(i) for i, k, r, p in rows.all()}
+
+
+def _policy_region(policies: PolicySet, policy_id: str | None) -> str | None:
+    if not policy_id:
+        return None
+    try:
+        return policies.by_id(policy_id).region_code
+    except KeyError:
+        return None
+
+
+def _subsidy_sides() -> str:
+    """VALUES rows (part, side, account kind, party from the person?) of the subsidy rules."""
+    the_rules = rules()
+    rows = []
+    for part in SUBSIDY_PARTS:
+        rule = the_rules.subsidies[part]  # type: ignore[index]
+        for side, kind in (("DEBIT", rule.debit), ("CREDIT", rule.credit)):
+            party = the_rules.party_of(kind)
+            if party not in ("none", "person"):
+                raise ValueError(f"a subsidy cannot post to a {kind} account (party {party})")
+            rows.append(f"('{part}', '{side}', '{kind.value}', {party == 'person'})")
+    return ", ".join(rows)
+
+
+def _subsidy_sql(which: str) -> str:
+    """The entries (as rows) of the unposted subsidies of the enrollments ``which`` selects
+    (a condition on ``enrollments e``)."""
+    return f"""
+        WITH rule(part, side, account_kind, personal) AS (VALUES {_subsidy_sides()}),
+        part AS (
+            SELECT e.id, e.year, e.enrolled_on, b.region_code, b.id AS person, p.part, p.amount
+            FROM enrollments e
+            JOIN beneficiaries b ON b.id = e.beneficiary_id
+            CROSS JOIN LATERAL (VALUES ('assistanceFund', e.subsidy_assistance_fund),
+                                       ('finance', e.subsidy_finance)) AS p(part, amount)
+            WHERE {which} AND p.amount <> 0
+              AND NOT EXISTS (SELECT FROM fund_entries f WHERE f.enrollment_id = e.id)
+        )
+        SELECT part.id, part.year, part.enrolled_on, part.part, rule.account_kind,
+               part.region_code,
+               CASE WHEN rule.personal THEN part.person::text ELSE '' END AS party,
+               CASE WHEN (part.amount > 0) = (rule.side = 'DEBIT') THEN 'DEBIT' ELSE 'CREDIT'
+               END AS side,
+               abs(part.amount) AS amount
+        FROM part JOIN rule ON rule.part = part.part
+    """
+
+
+async def post_enrollments(session: AsyncSession, enrollment_ids: Sequence[int]) -> None:
+    """Post the subsidies of these enrollments (those not posted yet), set-based: one INSERT …
+    SELECT opens the accounts, one INSERT … SELECT writes the entries, whatever the number.
+    CONFLICT (nothing posted) when one's year is closed for its policy region (the policy id's
+    region code, e.g. ``510400`` of ``510400-2023``)."""
+    if not enrollment_ids:
+        return
+    ids: BindParameter[list[int]] = bindparam("ids", value=list(enrollment_ids))
+    shut = (
+        await session.execute(
+            text(
+                "SELECT e.year, c.region_code FROM enrollments e "
+                "JOIN settlement_year_closings c ON c.year = e.year "
+                "AND c.region_code = split_part(e.subsidy_policy, '-', 1) "
+                "WHERE e.id = ANY(:ids) LIMIT 1"
+            ).bindparams(ids)
+        )
+    ).first()
+    if shut is not None:
+        raise _refuse_closed(int(shut.year), str(shut.region_code))
+    for statement in subsidy_statements("e.id = ANY(:ids)"):
+        await session.execute(text(statement).bindparams(ids))
+
+
+def subsidy_statements(which: str) -> tuple[str, str]:
+    """The two INSERT … SELECT statements that post the unposted subsidies of the enrollments
+    ``which`` selects: open the accounts, write the entries."""
+    sides = _subsidy_sql(which)
+    return (
+        "INSERT INTO fund_accounts (kind, region_code, party) "
+        f"SELECT DISTINCT account_kind, region_code, party FROM ({sides}) s "
+        "ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING",
+        "INSERT INTO fund_entries "
+        "(account_id, enrollment_id, kind, flow, side, amount, year, booked_on) "
+        "SELECT a.id, s.id, 'SUBSIDY', s.part, s.side, s.amount, s.year, s.enrolled_on "
+        f"FROM ({sides}) s JOIN fund_accounts a ON a.kind = s.account_kind "
+        "AND a.region_code = s.region_code AND a.party = s.party ORDER BY s.id, s.part, s.side",
+    )
