@@ -37,7 +37,8 @@ SECRET = "test-secret-" + "x" * 40
 TABLES = (
     "recoveries, late_news, settlement_year_closings, settlement_lines, settlements, ledgers, "
     "high_cost_alerts, claims, enrollments, "
-    "identities, monitoring_flags, beneficiaries, audit_log"
+    "identities, monitoring_flags, beneficiaries, audit_log, "
+    "import_problems, imports"
 )
 
 
