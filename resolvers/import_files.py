@@ -197,7 +197,8 @@ class PersonRow(_Row):
 
 class CategoryRow(_Row):
     idNumber: Text
-    category: Text
+    category: Text | None = None
+    """Required unless the list is a snapshot of one category."""
     validFrom: Day
     validTo: Day | None = None
     decidedOn: Day | None = None

@@ -23,7 +23,12 @@ from gateway.resident_id import check_character
 from gateway.storage import models
 from gateway.storage.database import Database
 from policies.benefits import PolicySet
+from policies.settlement.categories import CategoryRecord
+from policies.settlement.engine import settle_visit
+from policies.settlement.ledger import Ledger
 from policies.settlement.subsidy import enrollment_subsidy
+from policies.settlement.visit import Person
+from policies.vocabulary import Category, Payer
 from resolvers import settlement
 from resolvers.imports import ImportRequest, Summary, import_file, plan, report_rows
 
@@ -349,3 +354,115 @@ async def test_an_overlap_with_a_stored_record_is_a_conflict(
             "overlaps a stored MINIMUM_LIVING record of this person; end that record first",
         )
     ]
+
+
+SETTLE = """mutation($i: SettleClaimInput!) { settleClaim(input: $i) { claimNumber assistance } }"""
+A, B, C = (
+    id_number(f"510402{born}{n:03d}")
+    for n, born in ((11, "19600203"), (12, "19650407"), (13, "19700609"))
+)
+AS_OF = date(2026, 10, 1)
+
+
+async def test_a_snapshot_adds_changes_and_ends_records_and_resettles_as_the_engine_does(
+    db: Database, policies: PolicySet, settings: Settings, tmp_path: Path, gql: Any
+) -> None:
+    persons = [
+        ["身份证号", "姓名", "区划代码"],
+        [A, "甲", "510402"],
+        [B, "乙", "510402"],
+        [C, "丙", "510402"],
+    ]
+    await run(db, policies, settings, "persons", write(tmp_path / "p.csv", persons))
+    enrollments = [["idNumber", "year", "contribution", "enrolledOn"]] + [
+        [n, "2026", "380.00", "2025-12-01"] for n in (A, B, C)
+    ]
+    await run(db, policies, settings, "enrollments", write(tmp_path / "e.csv", enrollments))
+    before = [["身份证号", "类别", "认定日期", "文号"]] + [
+        [n, "低保", "2025-01-01", "东民发〔2025〕1号"] for n in (A, B)
+    ]
+    await run(db, policies, settings, "identities", write(tmp_path / "i.csv", before))
+    for n in (A, B, C):
+        claim = {
+            "claimNumber": f"S-{n[-4:]}",
+            "idNumber": n,
+            "type": "INPATIENT",
+            "hospitalLevel": "SECONDARY",
+            "admissionDate": "2026-10-20",
+            "dischargeDate": "2026-10-25",
+            "totalCost": "30000.00",
+            "policyScopeCost": "26000.00",
+        }
+        await gql.data(SETTLE, {"i": claim})
+    # The 低保 list of 5104 on 2026-10-01: A is gone, B's record starts later, C is new.
+    snapshot = [
+        ["身份证号", "认定日期", "决定日期", "文号"],
+        [B, "2026-11-01", "2026-10-01", "东民发〔2026〕9号"],
+        [C, "2026-01-01", "2026-10-01", "东民发〔2026〕9号"],
+    ]
+    path = write(tmp_path / "snapshot.csv", snapshot, "gb18030")
+    summary = await run(
+        db,
+        policies,
+        settings,
+        "identities",
+        path,
+        snapshot=True,
+        category="MINIMUM_LIVING",
+        as_of=AS_OF,
+    )
+    report = [r async for r in report_rows(db, principal("civil_affairs"), _id(summary))]
+    assert report == []
+    assert (summary.status, summary.stored, summary.changed, summary.ended) == ("STORED", 1, 1, 1)
+    expected_records = {
+        A: (Category.MINIMUM_LIVING, date(2025, 1, 1), AS_OF, AS_OF),
+        B: (Category.MINIMUM_LIVING, date(2026, 11, 1), None, AS_OF),
+        C: (Category.MINIMUM_LIVING, date(2026, 1, 1), None, AS_OF),
+    }
+    async with db.sessions() as session:
+        targets = {}
+        for number, record in expected_records.items():
+            person = await session.scalar(
+                select(models.Beneficiary).where(models.Beneficiary.id_number == number)
+            )
+            assert person is not None
+            assert await settlement.category_records(session, person) == [CategoryRecord(*record)]
+            [claim] = await settlement.claims_of(session, person)
+            [state] = await settlement.claim_states(session, [claim])
+            subject = Person("510402", person.birth_date, categories=(CategoryRecord(*record),))
+            result, _ = settle_visit(
+                policies,
+                subject,
+                settlement.visit_as_settled(claim, state.payments),
+                Ledger.empty(2026),
+            )
+            target = result.payments[Payer.ASSISTANCE] + result.payments[Payer.SECONDARY_ASSISTANCE]
+            paid = state.payments[Payer.ASSISTANCE] + state.payments[Payer.SECONDARY_ASSISTANCE]
+            pending = await session.scalar(
+                select(func.coalesce(func.sum(models.Recovery.amount), 0)).where(
+                    models.Recovery.claim_id == claim.id, models.Recovery.status == "PENDING"
+                )
+            )
+            # Increases are paid as adjustments, decreases wait as recoveries (§9.4).
+            assert paid - pending == target, number
+            targets[number] = (paid, pending, target)
+    # A lost 低保 before the stay: all its assistance awaits recovery; C, new, was paid by an
+    # adjustment.
+    assert targets[A][2] == 0
+    assert targets[A][1] == targets[A][0] > 0
+    assert targets[C][2] > 0
+    assert targets[C][1] == 0
+    assert summary.adjustments >= 1
+    # Nothing was deleted: three records, A's kept and ended.
+    assert await count(db, models.Identity) == 3
+    again = await run(
+        db,
+        policies,
+        settings,
+        "identities",
+        path,
+        snapshot=True,
+        category="MINIMUM_LIVING",
+        as_of=AS_OF,
+    )
+    assert (again.stored, again.changed, again.ended, again.adjustments) == (0, 0, 0, 0)
