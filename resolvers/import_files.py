@@ -85,6 +85,7 @@ class Sheet:
         self.header = header
         self.rows = rows
         self.done = done
+        self.source: object = None
 
 
 def is_xlsx(path: Path) -> bool:
@@ -114,7 +115,10 @@ def _csv(raw: BinaryIO, encoding: str) -> Sheet:
             if any(cells):
                 yield reader.line_num, cells
 
-    return Sheet(header, rows(), raw.tell)
+    sheet = Sheet(header, rows(), raw.tell)
+    # Holding the wrapper keeps it from closing ``raw`` when the rows are all read.
+    sheet.source = text
+    return sheet
 
 
 @contextmanager
