@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import re
 import zipfile
@@ -158,7 +159,13 @@ def _day(value: Any) -> Any:
         return value.date()
     if isinstance(value, date) or value is None:
         return value
-    match = _DAY.match(str(value).strip())
+    return _parse_day(str(value).strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_day(text: str) -> date:
+    """Cached: a list repeats the same few dates (bounded, so memory stays flat)."""
+    match = _DAY.match(text)
     if match is None:
         raise ValueError("expected a date such as 2026-11-30")
     y, m, d = (int(g) for g in (match.groups()[:3] if match.group(1) else match.groups()[3:]))
@@ -169,6 +176,8 @@ def _day(value: Any) -> Any:
 
 
 def _text(value: Any) -> Any:
+    if type(value) is str:
+        return value.strip()
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return value if value is None else str(value).strip()
@@ -263,6 +272,7 @@ class RowParser:
         self.columns = columns or load_columns()
         self.checks = checks or RowChecks(date.max, lambda _: True, "")
         self.model = _MODELS[kind]
+        self._categories: dict[str, Category] = {}
         wanted = self.columns.kinds[kind]  # type: ignore[index]
         self.header_problems: list[Problem] = []
         self.index: dict[str, int] = {}
@@ -389,10 +399,14 @@ class RowParser:
             if checks.category is None:
                 raise InvalidInput("category", "", "is required")
             return checks.category
-        code = self.columns.category(word)
-        if code is None:
-            raise InvalidInput("category", word, "unknown category")
-        category = Category(code)
+        category = self._categories.get(word)
+        if category is None:
+            code = self.columns.category(word)
+            if code is None:
+                raise InvalidInput("category", word, "unknown category")
+            category = Category(code)
+            if len(self._categories) < 256:
+                self._categories[word] = category
         flags = self.kind == "flags"
         if category.is_monitoring_flag != flags:
             kind = "a monitoring flag" if category.is_monitoring_flag else "an identity"

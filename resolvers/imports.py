@@ -33,7 +33,9 @@ grow with the file).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -66,6 +68,8 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 10_000
 """Rows per COPY batch (the most rows held in memory at once)."""
+STATEMENT_TIMEOUT = "1h"
+"""The statement timeout inside an import's transaction (a bulk job, not a request)."""
 PAGE = 1_000
 """Persons per page when re-settling, enrollments per page when splitting contributions."""
 
@@ -322,6 +326,8 @@ class Importer:
         self, session: AsyncSession, job_id: uuid.UUID, path: Path, summary: Summary
     ) -> None:
         kind = self.planned.kind
+        # A list of a million rows takes longer than a request's statement timeout.
+        await session.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
         work = _Work(session, self, summary)
         await work.create_tables()
         with open_sheet(path) as sheet:
@@ -492,27 +498,32 @@ class _Work:
         }
         driver = await self._driver()
         names = ["line", *(name for name, _ in self.columns)]
-        records: list[Record] = []
-        problems: list[Problem] = []
-        count = 0
         progress = self.importer.progress
-        for line, cells in rows:
-            parsed = parser.parse(line, cells)
-            count += 1
-            if isinstance(parsed, tuple):
-                records.append(parsed)
-            else:
-                problems.extend(parsed)
-            if len(records) + len(problems) >= BATCH_ROWS:
-                await driver.copy_records_to_table("import_stage", records=records, columns=names)
-                await self.problems(problems)
-                records, problems = [], []
-                if progress is not None:
-                    progress(count, done())
-        await driver.copy_records_to_table("import_stage", records=records, columns=names)
-        await self.problems(problems)
-        if progress is not None:
-            progress(count, done())
+        count = 0
+
+        def parse_batch() -> tuple[list[Record], list[Problem], int, int]:
+            records: list[Record] = []
+            problems: list[Problem] = []
+            for line, cells in itertools.islice(rows, BATCH_ROWS):
+                parsed = parser.parse(line, cells)
+                if isinstance(parsed, tuple):
+                    records.append(parsed)
+                else:
+                    problems.extend(parsed)
+            return records, problems, len(records) + len({p.line for p in problems}), done()
+
+        # Parsing (a worker thread) overlaps the COPY of the batch before it (the server).
+        parsing = asyncio.ensure_future(asyncio.to_thread(parse_batch))
+        while True:
+            records, problems, parsed, position = await parsing
+            if not parsed:
+                break
+            parsing = asyncio.ensure_future(asyncio.to_thread(parse_batch))
+            await driver.copy_records_to_table("import_stage", records=records, columns=names)
+            await self.problems(problems)
+            count += parsed
+            if progress is not None:
+                progress(count, position)
         self.summary.rows = count
         await self.sql("ANALYZE import_stage")
 
@@ -705,18 +716,21 @@ class _Work:
             "EXISTS (SELECT 1 FROM claims c WHERE c.beneficiary_id = {0}.beneficiary_id "
             "AND c.reversed_at IS NULL)"
         )
-        stored = await self.session.scalar(
-            text(
-                f"WITH new AS (INSERT INTO {target} (beneficiary_id, category, valid_from, "
-                "valid_to, reference, decided_on, department, org) SELECT p.beneficiary_id, "
-                "p.category, p.valid_from, p.valid_to, p.reference, p.decided_on, :department,"
-                f" :org FROM import_plan p WHERE p.record_id IS NULL AND {self._valid('p')} "
-                "RETURNING id, beneficiary_id, category, valid_from, valid_to, decided_on), "
-                "kept AS (INSERT INTO import_change SELECT id, beneficiary_id, category, NULL, "
-                "NULL, NULL, valid_from, valid_to, decided_on FROM new n WHERE "
-                f"{with_claims.format('n')}) SELECT count(*) FROM new"
-            ),
-            {"department": principal.department, "org": principal.org},
+        new = f"p.record_id IS NULL AND {self._valid('p')}"
+        inserted = await self.sql(
+            f"INSERT INTO {target} (beneficiary_id, category, valid_from, valid_to, reference, "
+            "decided_on, department, org) SELECT p.beneficiary_id, p.category, p.valid_from, "
+            f"p.valid_to, p.reference, p.decided_on, :department, :org FROM import_plan p "
+            # In person order the index entries and foreign-key probes go to neighbouring pages.
+            f"WHERE {new} ORDER BY p.beneficiary_id",
+            department=principal.department,
+            org=principal.org,
+        )
+        stored = inserted.rowcount
+        await self.sql(
+            "INSERT INTO import_change SELECT NULL, p.beneficiary_id, p.category, NULL, NULL, "
+            "NULL, p.valid_from, p.valid_to, p.decided_on FROM import_plan p "
+            f"WHERE {new} AND {with_claims.format('p')}"
         )
         changed = await self.session.scalar(
             text(

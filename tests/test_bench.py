@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["bench.settle", "bench.fuzz"])
+@pytest.mark.parametrize("module", ["bench.settle", "bench.fuzz", "bench.import"])
 def test_a_benchmark_script_imports(module: str) -> None:
     loaded = importlib.import_module(module)
     assert callable(loaded.main)
