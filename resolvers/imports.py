@@ -60,7 +60,7 @@ from policies.errors import InvalidInput
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
-from resolvers import alerts, settlement
+from resolvers import alerts, applications, settlement
 from resolvers.import_files import Problem, Record, RowChecks, RowParser, open_sheet
 from resolvers.rows import RowRules
 
@@ -361,6 +361,15 @@ class Importer:
             ),
             {"id": job_id},
         )
+        if work.disclosed:
+            await audit.append(
+                session,
+                self.principal,
+                action="READ",
+                operation=f"mutation {OPERATIONS[kind]}",
+                beneficiary_ids=work.disclosed,
+                field_paths=[f"{OPERATIONS[kind]}(idNumber)"],
+            )
         await audit.append(
             session,
             self.principal,
@@ -464,6 +473,8 @@ class _Work:
         self.columns = _STAGE_COLUMNS[self.kind]
         self.admissible = _admissible(RowRules.of(importer.principal, importer.policy.rows))
         self.labels: dict[str, str] = {}
+        self.disclosed: list[uuid.UUID] = []
+        """Persons outside the caller's rows whose ID numbers the file gave (persons)."""
 
     async def sql(self, statement: str, **params: Any) -> Any:
         return await self.session.execute(text(statement), params)
@@ -577,6 +588,17 @@ class _Work:
             "change the person's region code",
             name="this idNumber is registered with another name",
             region="this idNumber is registered with another regionCode",
+        )
+
+        # As registerBeneficiary (resolvers/ingestion._disclosed): the refusal tells the caller
+        # that a person outside its regions holds the number; the audit records who learnt it.
+        self.disclosed = list(
+            (
+                await self.sql(
+                    "SELECT beneficiaries.id FROM import_stage s JOIN beneficiaries ON "
+                    f"beneficiaries.id_number = s.id_number WHERE NOT ({self.admissible})"
+                )
+            ).scalars()
         )
 
     async def _stage_persons(self) -> None:
@@ -749,6 +771,7 @@ class _Work:
         self.summary.unchanged = (
             self.summary.rows - self.summary.refused - self.summary.stored - self.summary.changed
         )
+        await self._recognised(new)
         if self.planned.snapshot:
             ended = await self.session.scalar(
                 text(
@@ -769,6 +792,32 @@ class _Work:
             )
             self.summary.ended = int(ended or 0)
         await self._resettle()
+
+    async def _recognised(self, new: str) -> None:
+        """Pending applications (依申请救助) for a category the import recorded are RECOGNISED,
+        linked to the new record, as after ``recordIdentity`` (resolvers/applications.py)."""
+        flags = self.kind is ImportKind.FLAGS
+        found = (
+            await self.sql(
+                f"SELECT r.id FROM import_plan p JOIN {_TARGETS[self.kind]} r ON "
+                "r.beneficiary_id = p.beneficiary_id AND r.category = p.category AND "
+                "r.valid_from = p.valid_from WHERE "
+                f"{new} AND EXISTS (SELECT 1 FROM assistance_applications a WHERE "
+                "a.beneficiary_id = p.beneficiary_id AND a.category = p.category AND "
+                "a.status = ANY(:pending))",
+                pending=list(applications.PENDING),
+            )
+        ).scalars()
+        for record_id in list(found):
+            record: models.Identity | models.MonitoringFlag | None = (
+                await self.session.get(models.MonitoringFlag, record_id)
+                if flags
+                else await self.session.get(models.Identity, record_id)
+            )
+            assert record is not None
+            await applications.recognised_by(
+                self.session, self.importer.principal, record, OPERATIONS[self.kind]
+            )
 
     async def _resettle(self) -> None:
         """Late news (§9.4) for every person whose changed records reach a claim: the years

@@ -333,6 +333,35 @@ async def test_persons_outside_the_callers_regions_are_refused_with_nothing_stor
     report = [r async for r in report_rows(db, principal("civil_affairs"), _id(summary))]
     assert report[0] == (2, "身份证号", example("identities")[1][0], "no such beneficiary")
     assert await count(db, models.Identity) == 0
+    # A person of 5104 listed by a 3708 department: refused, and the disclosure audited.
+    number = example("persons")[1][0]
+    rows = [["身份证号", "姓名", "区划代码"], [number, "张三", "370802"]]
+    summary = await run(
+        db, policies, settings, "persons", write(tmp_path / "x.csv", rows), regions=("3708",)
+    )
+    report = [r async for r in report_rows(db, principal("civil_affairs"), _id(summary))]
+    assert report == [
+        (
+            2,
+            "身份证号",
+            number,
+            "may not be registered with this token; its region's department can change the "
+            "person's region code",
+        )
+    ]
+    async with db.sessions() as session:
+        disclosed = await session.scalar(
+            select(models.AuditRecord).where(
+                models.AuditRecord.operation == "mutation importPersons"
+            )
+        )
+        person = await session.scalar(
+            select(models.Beneficiary).where(models.Beneficiary.id_number == number)
+        )
+    assert disclosed is not None
+    assert person is not None
+    assert (disclosed.action, disclosed.beneficiary_ids) == ("READ", [person.id])
+    assert person.region_code == "510402"
 
 
 async def test_an_overlap_with_a_stored_record_is_a_conflict(
@@ -466,3 +495,30 @@ async def test_a_snapshot_adds_changes_and_ends_records_and_resettles_as_the_eng
         as_of=AS_OF,
     )
     assert (again.stored, again.changed, again.ended, again.adjustments) == (0, 0, 0, 0)
+
+
+async def test_an_imported_identity_recognises_the_pending_application(
+    db: Database, policies: PolicySet, settings: Settings, tmp_path: Path, gql: Any
+) -> None:
+    await run(db, policies, settings, "persons", write(tmp_path / "p.csv", example("persons")))
+    person = example("persons")[1][0]
+    submit = """mutation($i: SubmitApplicationInput!) { submitApplication(input: $i) { id } }"""
+    await gql.data(
+        submit,
+        {"i": {"idNumber": person, "category": "MINIMUM_LIVING", "statement": "申请低保"}},
+        department="medical_insurance",
+        regions=("5104",),
+    )
+    await run(
+        db, policies, settings, "identities", write(tmp_path / "i.csv", example("identities"))
+    )
+    async with db.sessions() as session:
+        application = await session.scalar(select(models.AssistanceApplication))
+        identity = await session.scalar(
+            select(models.Identity)
+            .where(models.Identity.category == "MINIMUM_LIVING")
+            .order_by(models.Identity.valid_from.desc())
+        )
+    assert application is not None
+    assert identity is not None
+    assert (application.status, application.identity_id) == ("RECOGNISED", identity.id)
