@@ -245,12 +245,12 @@ GENDERS = {
 
 @dataclass(frozen=True)
 class RowChecks:
-    """What a row is checked against beyond its shape: today (China time), whether the caller
-    may write a category (its department's ``write_categories``) and, for a snapshot, the one
+    """What a row is checked against beyond its shape: today (China time), the categories the
+    caller may write (its department's ``write_categories``) and, for a snapshot, the one
     category the list is of (its rows may leave the category column out)."""
 
     today: date
-    may_write: Callable[[Category], bool]
+    write_categories: frozenset[Category]
     department: str
     category: Category | None = None
     regions: tuple[str, ...] = ("",)
@@ -270,7 +270,7 @@ class RowParser:
     ) -> None:
         self.kind = kind
         self.columns = columns or load_columns()
-        self.checks = checks or RowChecks(date.max, lambda _: True, "")
+        self.checks = checks or RowChecks(date.max, frozenset(Category), "")
         self.model = _MODELS[kind]
         self._categories: dict[str, Category] = {}
         wanted = self.columns.kinds[kind]  # type: ignore[index]
@@ -412,13 +412,29 @@ class RowParser:
             kind = "a monitoring flag" if category.is_monitoring_flag else "an identity"
             other = "flags" if category.is_monitoring_flag else "identities"
             raise InvalidInput("category", word, f"is {kind}; import it as {other}")
-        if not checks.may_write(category):
+        if category not in checks.write_categories:
             raise InvalidInput("category", word, f"{checks.department} does not recognise it")
         if checks.category is not None and category != checks.category:
             raise InvalidInput(
                 "category", word, f"this snapshot is the list of {checks.category.value}"
             )
         return category
+
+
+Batch = tuple[list[Record], list[Problem], int]
+"""The staging records of a batch of rows, their problems, and how many rows it held."""
+
+
+def parse_batch(parser: RowParser, rows: Sequence[tuple[int, Sequence[Any]]]) -> Batch:
+    records: list[Record] = []
+    problems: list[Problem] = []
+    for line, cells in rows:
+        parsed = parser.parse(line, cells)
+        if isinstance(parsed, tuple):
+            records.append(parsed)
+        else:
+            problems.extend(parsed)
+    return records, problems, len(rows)
 
 
 def _shown(value: Any) -> str:

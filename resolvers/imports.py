@@ -38,7 +38,8 @@ import hashlib
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -61,7 +62,14 @@ from policies.settlement.categories import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
 from resolvers import alerts, applications, settlement
-from resolvers.import_files import Problem, Record, RowChecks, RowParser, open_sheet
+from resolvers.import_files import (
+    Batch,
+    Problem,
+    RowChecks,
+    RowParser,
+    open_sheet,
+    parse_batch,
+)
 from resolvers.rows import RowRules
 
 log = logging.getLogger(__name__)
@@ -336,7 +344,7 @@ class Importer:
                 sheet.header,
                 RowChecks(
                     self.today,
-                    self.policy.may_write_category,
+                    self.policy.write_categories,
                     self.principal.department,
                     self.planned.category,
                     self.principal.regions,
@@ -512,29 +520,37 @@ class _Work:
         progress = self.importer.progress
         count = 0
 
-        def parse_batch() -> tuple[list[Record], list[Problem], int, int]:
-            records: list[Record] = []
-            problems: list[Problem] = []
-            for line, cells in itertools.islice(rows, BATCH_ROWS):
-                parsed = parser.parse(line, cells)
-                if isinstance(parsed, tuple):
-                    records.append(parsed)
-                else:
-                    problems.extend(parsed)
-            return records, problems, len(records) + len({p.line for p in problems}), done()
+        def read() -> tuple[list[tuple[int, Sequence[Any]]], int]:
+            return list(itertools.islice(rows, BATCH_ROWS)), done()
 
-        # Parsing (a worker thread) overlaps the COPY of the batch before it (the server).
-        parsing = asyncio.ensure_future(asyncio.to_thread(parse_batch))
-        while True:
-            records, problems, parsed, position = await parsing
-            if not parsed:
-                break
-            parsing = asyncio.ensure_future(asyncio.to_thread(parse_batch))
-            await driver.copy_records_to_table("import_stage", records=records, columns=names)
-            await self.problems(problems)
-            count += parsed
-            if progress is not None:
-                progress(count, position)
+        def parse(batch: list[tuple[int, Sequence[Any]]]) -> Awaitable[Batch]:
+            return asyncio.to_thread(parse_batch, parser, batch)
+
+        # Parsing (a worker thread) overlaps the COPY of the batch before it (the server); at
+        # most two batches are in flight, so memory stays flat. (Worker processes were tried:
+        # on 2 shared cores the pickling cost what the second core gained.)
+        in_flight: deque[tuple[asyncio.Future[Batch], int]] = deque()
+        try:
+            exhausted = False
+            while True:
+                while not exhausted and len(in_flight) < 2:
+                    batch, position = await asyncio.to_thread(read)
+                    if not batch:
+                        exhausted = True
+                        break
+                    in_flight.append((asyncio.ensure_future(parse(batch)), position))
+                if not in_flight:
+                    break
+                future, position = in_flight.popleft()
+                records, problems, parsed = await future
+                await driver.copy_records_to_table("import_stage", records=records, columns=names)
+                await self.problems(problems)
+                count += parsed
+                if progress is not None:
+                    progress(count, position)
+        finally:
+            for future, _ in in_flight:
+                future.cancel()
         self.summary.rows = count
         await self.sql("ANALYZE import_stage")
 

@@ -29,7 +29,7 @@ from policies.settlement.ledger import Ledger
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.settlement.visit import Person
 from policies.vocabulary import Category, Payer
-from resolvers import settlement
+from resolvers import imports, settlement
 from resolvers.imports import ImportRequest, Summary, import_file, plan, report_rows
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "imports"
@@ -522,3 +522,38 @@ async def test_an_imported_identity_recognises_the_pending_application(
     assert application is not None
     assert identity is not None
     assert (application.status, application.identity_id) == ("RECOGNISED", identity.id)
+
+
+async def test_a_file_without_a_required_column_is_refused_at_its_header(
+    db: Database, policies: PolicySet, settings: Settings, tmp_path: Path
+) -> None:
+    rows = [[cell for n, cell in enumerate(row) if n != 2] for row in example("persons")]
+    rows[0].append("备注")
+    summary = await run(db, policies, settings, "persons", write(tmp_path / "p.xlsx", rows))
+    assert (summary.status, summary.rows, summary.ignoredColumns) == ("REFUSED", 0, ["备注"])
+    report = [r async for r in report_rows(db, principal("civil_affairs"), _id(summary))]
+    assert report == [(1, "区划代码/行政区划代码", "", "missing column regionCode")]
+    assert await count(db, models.Beneficiary) == 0
+
+
+async def test_a_file_is_staged_batch_by_batch_with_the_same_result(
+    db: Database,
+    policies: PolicySet,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(imports, "BATCH_ROWS", 2)
+    rows = example("persons")
+    rows[3][1] = ""
+    seen: list[int] = []
+    caller = principal("civil_affairs")
+    planned = plan(ImportRequest("persons", accept_valid=True), caller, ACCESS, settings.today())
+    summary = await import_file(
+        db, caller, policies, ACCESS, planned, write(tmp_path / "p.csv", rows),
+        settings.today(), progress=lambda count, _: seen.append(count),
+    )  # fmt: skip
+    assert (summary.rows, summary.stored, summary.refused) == (4, 3, 1)
+    assert seen == [2, 4]
+    report = [r async for r in report_rows(db, caller, _id(summary))]
+    assert report == [(4, "姓名", "", "is required")]
