@@ -160,6 +160,8 @@ async def bench(url: str, rows: int, directory: Path) -> bool:
             f"import identities: {summary.status} {summary.stored:,} rows in {seconds:.1f} s = "
             f"[bold]{rate:,.0f} rows/s[/bold] end to end"
         )
+        phases = ", ".join(f"{name} {value:.1f} s" for name, value in summary.seconds.items())
+        console.print(f"  of which: {phases} (then the commit)")
         console.print(
             f"memory: RSS {memory['before'] / 2**20:,.0f} MiB before, peak "
             f"{memory['peak'] / 2**20:,.0f} MiB during the import (+"

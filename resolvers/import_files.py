@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from charset_normalizer import from_bytes
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway import resident_id
 from policies.errors import InvalidInput
@@ -192,39 +192,50 @@ def _number(value: Any) -> Any:
         raise ValueError("expected an amount in yuan such as 380.00") from None
 
 
-Day = Annotated[date, BeforeValidator(_day)]
-Text = Annotated[str, BeforeValidator(_text)]
-
-
 class _Row(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """A row's fields, parsed by pydantic (in Rust: ISO dates, whole numbers, decimals, text
+    stripped); a cell in another form is normalised by :data:`_LENIENT` and tried again."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
 class PersonRow(_Row):
-    idNumber: Text
-    name: Text
-    regionCode: Text
-    gender: Text | None = None
-    birthDate: Day | None = None
+    idNumber: str
+    name: str
+    regionCode: str
+    gender: str | None = None
+    birthDate: date | None = None
 
 
 class CategoryRow(_Row):
-    idNumber: Text
-    category: Text | None = None
+    idNumber: str
+    category: str | None = None
     """Required unless the list is a snapshot of one category."""
-    validFrom: Day
-    validTo: Day | None = None
-    decidedOn: Day | None = None
-    reference: Text
+    validFrom: date
+    validTo: date | None = None
+    decidedOn: date | None = None
+    reference: str
 
 
 class EnrollmentRow(_Row):
-    idNumber: Text
-    year: Annotated[int, BeforeValidator(_text)]
-    contribution: Annotated[Decimal, BeforeValidator(_number)]
-    enrolledOn: Day
-    inclusiveCommercial: Text | None = None
-    scheme: Text | None = None
+    idNumber: str
+    year: int
+    contribution: Decimal
+    enrolledOn: date
+    inclusiveCommercial: str | None = None
+    scheme: str | None = None
+
+
+_LENIENT: dict[str, Callable[[Any], Any]] = {
+    "birthDate": _day,
+    "validFrom": _day,
+    "validTo": _day,
+    "decidedOn": _day,
+    "enrolledOn": _day,
+    "contribution": _number,
+}
+"""The fields whose cells may come in other forms (``2026/11/30``, ``1,380.00``): normalised
+only when pydantic refuses the cell as it is (most cells pass first time)."""
 
 
 _MODELS: dict[str, type[_Row]] = {
@@ -306,15 +317,44 @@ class RowParser:
         for field, position in self.index.items():
             cell = cells[position] if position < len(cells) else None
             if cell is not None and cell != "":
+                if type(cell) is not str and not isinstance(cell, date):
+                    cell = _text(cell)  # an XLSX number: 2026.0 → "2026"
                 values[field] = cell
         try:
             row = self.model.model_validate(values)
         except ValidationError as exc:
-            return [self._problem(line, error, values) for error in exc.errors()]
+            retried = self._lenient(line, exc, values)
+            if isinstance(retried, list):
+                return retried
+            row = retried
         try:
             return self._checked(line, row)
         except InvalidInput as exc:
             return [Problem(line, self.column(exc.field), _shown(exc.value), exc.reason)]
+
+    def _lenient(
+        self, line: int, exc: ValidationError, values: dict[str, Any]
+    ) -> _Row | list[Problem]:
+        """The row again once the refused cells that may come in other forms are normalised;
+        the problems when that does not help."""
+        problems: list[Problem] = []
+        fixed = dict(values)
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            normalise = _LENIENT.get(field)
+            if normalise is None or field not in values:
+                problems.append(self._problem(line, error, values))
+                continue
+            try:
+                fixed[field] = normalise(values[field])
+            except ValueError as bad:
+                problems.append(Problem(line, self.column(field), _shown(values[field]), str(bad)))
+        if problems:
+            return problems
+        try:
+            return self.model.model_validate(fixed)
+        except ValidationError as again:
+            return [self._problem(line, error, values) for error in again.errors()]
 
     def _problem(self, line: int, error: Any, values: dict[str, Any]) -> Problem:
         field = str(error["loc"][0]) if error["loc"] else ""
@@ -323,6 +363,8 @@ class RowParser:
             reason = "is required"
         elif error["type"] in ("int_parsing", "int_from_float"):
             reason = "expected a whole number"
+        elif error["type"].startswith("decimal"):
+            reason = "expected an amount in yuan such as 380.00"
         return Problem(line, self.column(field), _shown(values.get(field, "")), reason)
 
     def _checked(self, line: int, row: _Row) -> Record:

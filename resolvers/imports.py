@@ -37,6 +37,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -159,6 +160,8 @@ class Summary:
     recoveries: int = 0
     """Recoveries the re-settlement created, changed or withdrawn."""
     ignoredColumns: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Time spent reading and staging the file, checking, merging (with the re-settlement)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -338,6 +341,7 @@ class Importer:
         await session.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
         work = _Work(session, self, summary)
         await work.create_tables()
+        clock = _Clock(summary.seconds)
         with open_sheet(path) as sheet:
             parser = RowParser(
                 kind.value,
@@ -354,13 +358,16 @@ class Importer:
             await work.problems(parser.header_problems)
             if not parser.header_problems:
                 await work.stage(parser, sheet.rows, sheet.done)
+        clock.lap("stage")
         await work.check()
         await work.count_problems()
+        clock.lap("check")
         if summary.problems and not self.planned.accept_valid:
             summary.status = "REFUSED"
         else:
             await work.merge()
             summary.status = "STORED"
+            clock.lap("merge")
         await session.execute(
             text(
                 'INSERT INTO import_problems (import_id, line, "column", value, reason) '
@@ -386,7 +393,7 @@ class Importer:
             detail={
                 k: v
                 for k, v in summary.to_dict().items()
-                if k != "ignoredColumns" and v not in (None, "")
+                if k not in ("ignoredColumns", "seconds") and v not in (None, "")
             }
             | {"category": self.planned.category, "asOf": _iso(self.planned.as_of)},
         )
@@ -410,6 +417,17 @@ async def import_file(
     job_id = await create_job(db, principal, planned, file_name or path.name, sha256)
     importer = Importer(db, principal, policies, access, planned, today, progress)
     return await importer.run(job_id, path, sha256)
+
+
+class _Clock:
+    def __init__(self, laps: dict[str, float]) -> None:
+        self.laps = laps
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.last, 3)
+        self.last = now
 
 
 def _iso(day: date | None) -> str | None:
