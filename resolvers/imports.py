@@ -650,6 +650,13 @@ class _Work:
             "WHERE beneficiary_id IS NULL",
             column=self.label("idNumber"),
         )
+        # Every write about a person locks the person first (resolvers.beneficiaries.
+        # lock_person), so what is checked below stays so until the commit and the re-runs
+        # never deadlock with a settlement; in id order, so two imports never do either.
+        await self.sql(
+            "SELECT count(*) FROM (SELECT 1 FROM beneficiaries WHERE id IN (SELECT "
+            "beneficiary_id FROM import_staged) ORDER BY id FOR NO KEY UPDATE) locked"
+        )
 
     async def _check_categories(self) -> None:
         target = _TARGETS[self.kind]
