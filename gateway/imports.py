@@ -55,6 +55,8 @@ from resolvers.imports import Importer, ImportRequest, create_job, job_of, plan,
 log = logging.getLogger(__name__)
 PARAMETERS = ("snapshot", "category", "asOf", "acceptValid", "name")
 REPORT_COLUMNS = ("line", "column", "value", "reason")
+MAX_UPLOAD_BYTES = 4 << 30
+"""The largest file an import takes over HTTP (4 GiB; about 40 million rows of identities)."""
 _RUNNING: set[asyncio.Task[None]] = set()
 """Imports running in this process (kept so that they are not garbage-collected)."""
 
@@ -174,6 +176,8 @@ class Imports:
             response = json_error(403, FORBIDDEN, str(exc), scope, **details)
         except NotFound as exc:
             response = json_error(404, NOT_FOUND, str(exc), scope, field="id")
+        except TooLarge as exc:
+            response = json_error(413, BAD_INPUT, str(exc), scope)
         await response(scope, receive, send)
 
     async def start(self, request: Request) -> Response:
@@ -250,14 +254,25 @@ def _job_id(request: Request) -> uuid.UUID:
         raise NotFound(f"id = {text}: no such import", field="id") from None
 
 
+class TooLarge(Exception):
+    """A body over :data:`MAX_UPLOAD_BYTES` (HTTP 413)."""
+
+
 async def _receive(request: Request) -> tuple[Path, str]:
-    """The request body, streamed to a temporary file; its path and SHA-256."""
+    """The request body, streamed to a temporary file; its path and SHA-256.
+
+    :raises TooLarge: past :data:`MAX_UPLOAD_BYTES` (the partial file is removed).
+    """
     digest = hashlib.sha256()
     handle, name = tempfile.mkstemp(prefix="medgw-import-")
     path = Path(name)
+    size = 0
     try:
         with os.fdopen(handle, "wb") as file:
             async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_UPLOAD_BYTES:
+                    raise TooLarge(f"body over {MAX_UPLOAD_BYTES} bytes")
                 digest.update(chunk)
                 await asyncio.to_thread(file.write, chunk)
     except BaseException:

@@ -102,3 +102,20 @@ async def test_an_import_the_department_may_not_run_is_refused_before_the_body_i
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["field"] == "asOf"
     assert await count(db, models.ImportJob) == 0
+
+
+async def test_a_file_over_the_upload_limit_is_refused_with_413(
+    http_server: str, db: Database, monkeypatch: Any
+) -> None:
+    from gateway import imports
+
+    monkeypatch.setattr(imports, "MAX_UPLOAD_BYTES", 100)
+    async with httpx.AsyncClient(base_url=http_server, timeout=30) as http:
+        response = await http.post(
+            "/imports/persons",
+            content=as_csv(example("persons")),
+            headers=bearer(**CIVIL_AFFAIRS),
+        )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["message"] == "body over 100 bytes"
+    assert await count(db, models.ImportJob) == 0
