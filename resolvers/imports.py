@@ -636,26 +636,23 @@ class _Work:
         )
 
     async def _stage_persons(self) -> None:
-        """``import_staged``: the staged rows with the person each names, when in the caller's
-        rows (else NOT_FOUND, as :func:`resolvers.beneficiaries.lock_person` says)."""
-        await self.sql(
-            "CREATE TEMP TABLE import_staged ON COMMIT DROP AS "
-            "SELECT s.*, beneficiaries.id AS beneficiary_id, "
-            "beneficiaries.region_code AS person_region FROM import_stage s "
-            "LEFT JOIN beneficiaries ON beneficiaries.id_number = s.id_number "
-            f"AND {self.admissible}"
-        )
-        await self.problem_sql(
-            "SELECT line, :column, id_number, 'no such beneficiary' FROM import_staged "
-            "WHERE beneficiary_id IS NULL",
-            column=self.label("idNumber"),
-        )
+        """``import_staged``: the staged rows with the person each names, locked, when in the
+        caller's rows (else NOT_FOUND, as :func:`resolvers.beneficiaries.lock_person` says)."""
         # Every write about a person locks the person first (resolvers.beneficiaries.
         # lock_person), so what is checked below stays so until the commit and the re-runs
         # never deadlock with a settlement; in id order, so two imports never do either.
         await self.sql(
-            "SELECT count(*) FROM (SELECT 1 FROM beneficiaries WHERE id IN (SELECT "
-            "beneficiary_id FROM import_staged) ORDER BY id FOR NO KEY UPDATE) locked"
+            "CREATE TEMP TABLE import_staged ON COMMIT DROP AS "
+            "SELECT s.*, beneficiaries.id AS beneficiary_id, "
+            "beneficiaries.region_code AS person_region FROM import_stage s "
+            "JOIN beneficiaries ON beneficiaries.id_number = s.id_number "
+            f"AND {self.admissible} ORDER BY beneficiaries.id "
+            "FOR NO KEY UPDATE OF beneficiaries"
+        )
+        await self.problem_sql(
+            "SELECT line, :column, id_number, 'no such beneficiary' FROM import_stage s "
+            "WHERE NOT EXISTS (SELECT 1 FROM import_staged t WHERE t.line = s.line)",
+            column=self.label("idNumber"),
         )
 
     async def _check_categories(self) -> None:

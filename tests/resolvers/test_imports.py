@@ -557,3 +557,37 @@ async def test_a_file_is_staged_batch_by_batch_with_the_same_result(
     assert seen == [2, 4]
     report = [r async for r in report_rows(db, caller, _id(summary))]
     assert report == [(4, "姓名", "", "is required")]
+
+
+async def test_an_import_holds_the_persons_it_names_until_it_commits(
+    db: Database,
+    policies: PolicySet,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await run(db, policies, settings, "persons", write(tmp_path / "p.csv", example("persons")))
+    seen: list[str] = []
+
+    async def meanwhile(session: Any, ids: Any) -> None:
+        # Another transaction wanting to write about a listed person cannot lock them.
+        async with db.sessions() as other:
+            number = example("enrollments")[1][0]
+            try:
+                await other.execute(
+                    text(
+                        "SELECT 1 FROM beneficiaries WHERE id_number = :n FOR NO KEY UPDATE NOWAIT"
+                    ),
+                    {"n": number},
+                )
+                seen.append("locked")
+            except Exception as exc:
+                seen.append("busy" if "could not obtain lock" in str(exc) else str(exc))
+        seen.append(str(len((await session.execute(ids)).all())))
+
+    monkeypatch.setattr(imports, "after_enrollments_merged", meanwhile)
+    summary = await run(
+        db, policies, settings, "enrollments", write(tmp_path / "e.csv", example("enrollments"))
+    )
+    assert summary.status == "STORED"
+    assert seen == ["busy", "3"]
