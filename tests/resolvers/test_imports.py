@@ -29,7 +29,7 @@ from policies.settlement.ledger import Ledger
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.settlement.visit import Person
 from policies.vocabulary import Category, Payer
-from resolvers import imports, settlement
+from resolvers import import_staging, imports, settlement
 from resolvers.imports import ImportRequest, Summary, import_file, plan, report_rows
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "imports"
@@ -543,7 +543,7 @@ async def test_a_file_is_staged_batch_by_batch_with_the_same_result(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(imports, "BATCH_ROWS", 2)
+    monkeypatch.setattr(import_staging, "BATCH_ROWS", 2)
     rows = example("persons")
     rows[3][1] = ""
     seen: list[int] = []
