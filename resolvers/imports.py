@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import Principal
@@ -79,6 +80,8 @@ __all__ = [
 ]
 log = logging.getLogger(__name__)
 
+TEMP_BUFFERS = "256MB"
+"""Memory for the staging tables (per connection, at most; the server's default is 8 MB)."""
 STATEMENT_TIMEOUT = "1h"
 """The statement timeout inside an import's transaction (a bulk job, not a request)."""
 
@@ -275,6 +278,14 @@ class Importer:
         kind = self.planned.kind
         # A list of a million rows takes longer than a request's statement timeout.
         await session.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
+        # The staging tables of a large file stay in memory rather than spill to disk. Set for
+        # the connection (only imports use temporary tables), before it first uses one; after
+        # that the connection keeps what it has.
+        try:
+            async with session.begin_nested():
+                await session.execute(text(f"SET temp_buffers = '{TEMP_BUFFERS}'"))
+        except DBAPIError:
+            log.debug("temp_buffers already fixed for this connection")
         # Looked up when called, so that the funds module (or a test) can replace it.
         work = Merge(session, self, summary, lambda s, q: after_enrollments_merged(s, q))
         await work.create_tables()
