@@ -43,6 +43,7 @@ from gateway.cors import cors
 from gateway.documents import ClaimDocuments
 from gateway.errors import BAD_INPUT, NOT_FOUND, ErrorCodes, production_errors
 from gateway.exports import Exports
+from gateway.imports import import_routes
 from gateway.limits import QueryLimits, limited_encoder
 from gateway.media import GRAPHQL_RESPONSE, accepts_graphql_response, as_graphql_response
 from gateway.middleware import (
@@ -404,6 +405,7 @@ def create_app(
                 AuthenticationMiddleware(Exports(), backend=tokens, on_error=unauthenticated),
                 methods=["GET"],
             ),
+            *import_routes(tokens),
             Mount("/graphiql/static", app=StaticFiles(directory=GRAPHIQL), name="graphiql"),
             Route("/documents/claims/{claim_number}.{kind}", documents, methods=["GET"]),
             *dashboard.routes(),

@@ -222,20 +222,33 @@ async def post_enrollments(session: AsyncSession, enrollment_ids: Sequence[int])
     if not enrollment_ids:
         return
     ids: BindParameter[list[int]] = bindparam("ids", value=list(enrollment_ids))
+    await _post_subsidies(session, "e.id = ANY(:ids)", ids)
+
+
+async def post_enrollments_of(session: AsyncSession, ids_query: str) -> None:
+    """:func:`post_enrollments` for the enrollments whose ids a SQL query of the transaction
+    returns (e.g. ``SELECT id FROM import_enrolled``, a bulk import's temporary table), so that
+    a million enrollments post without their ids passing through Python."""
+    await _post_subsidies(session, f"e.id IN ({ids_query})")
+
+
+async def _post_subsidies(
+    session: AsyncSession, which: str, *params: BindParameter[list[int]]
+) -> None:
     shut = (
         await session.execute(
             text(
                 "SELECT e.year, c.region_code FROM enrollments e "
                 "JOIN settlement_year_closings c ON c.year = e.year "
                 "AND c.region_code = split_part(e.subsidy_policy, '-', 1) "
-                "WHERE e.id = ANY(:ids) LIMIT 1"
-            ).bindparams(ids)
+                f"WHERE {which} LIMIT 1"
+            ).bindparams(*params)
         )
     ).first()
     if shut is not None:
         raise _refuse_closed(int(shut.year), str(shut.region_code))
-    for statement in subsidy_statements("e.id = ANY(:ids)"):
-        await session.execute(text(statement).bindparams(ids))
+    for statement in subsidy_statements(which):
+        await session.execute(text(statement).bindparams(*params))
 
 
 def subsidy_statements(which: str) -> tuple[str, str]:

@@ -99,6 +99,47 @@ def check_person(data: PersonInput) -> PersonInput:
     return PersonInput(parsed.number, name, data.region_code, parsed.gender, parsed.birth_date)
 
 
+def check_category(data: CategoryInput, today: date) -> CategoryInput:
+    """The record's dates and reference checked (a record starts at most today, ends on or
+    after it starts; ``decidedOn`` by :func:`check_decided_on`), with ``decidedOn`` filled in
+    and the reference stripped. Shared by ``recordIdentity``/``recordMonitoringFlag`` and the
+    list import (resolvers/import_files.py).
+    """
+    if data.valid_from > today:
+        raise InvalidInput(
+            "validFrom",
+            data.valid_from.isoformat(),
+            f"is after today ({today.isoformat()}, China time): a record starts at most today",
+        )
+    if data.valid_to is not None and data.valid_to < data.valid_from:
+        raise InvalidInput(
+            "validTo", data.valid_to.isoformat(), f"before validFrom {data.valid_from.isoformat()}"
+        )
+    decided_on = check_decided_on(data.decided_on, today)
+    reference = check_text(data.reference, "reference", 120, required=True) or ""
+    return CategoryInput(
+        data.id_number, data.category, data.valid_from, data.valid_to, reference, decided_on
+    )
+
+
+def check_enrollment(data: EnrollmentInput) -> EnrollmentInput:
+    """Year, scheme and contribution checked (the contribution to the fen), as stored.
+    Shared by ``recordEnrollment`` and the list import."""
+    if not 1990 <= data.year <= 2100:
+        raise InvalidInput("year", data.year, "expected a year between 1990 and 2100")
+    if data.scheme not in SCHEMES:
+        raise InvalidInput("scheme", data.scheme, f"one of {', '.join(SCHEMES)}")
+    contribution = check_money("contribution", data.contribution)
+    return EnrollmentInput(
+        data.id_number,
+        data.year,
+        contribution,
+        data.inclusive_commercial,
+        data.enrolled_on,
+        data.scheme,
+    )
+
+
 async def register(ctx: Context, data: PersonInput) -> models.Beneficiary:
     person = check_person(data)
     check_in_token(ctx.principal, "regionCode", person.region_code)
@@ -183,19 +224,8 @@ async def record_category(
     """Record an identity (``flags=False``) or a monitoring flag (``flags=True``); the record
     and what re-running the person's open years stored (nothing when it was already stored)."""
     model = _category_model(ctx, data.category, flags)
-    today = ctx.settings.today()
-    if data.valid_from > today:
-        raise InvalidInput(
-            "validFrom",
-            data.valid_from.isoformat(),
-            f"is after today ({today.isoformat()}, China time): a record starts at most today",
-        )
-    if data.valid_to is not None and data.valid_to < data.valid_from:
-        raise InvalidInput(
-            "validTo", data.valid_to.isoformat(), f"before validFrom {data.valid_from.isoformat()}"
-        )
-    decided_on = check_decided_on(data.decided_on, today)
-    reference = check_text(data.reference, "reference", 120, required=True) or ""
+    checked = check_category(data, ctx.settings.today())
+    decided_on, reference = checked.decided_on, checked.reference
     async with ctx.db.transaction() as session:
         person = await lock_person(session, ctx.rows, data.id_number)
         records = await _records(session, model, person, data.category)
@@ -320,11 +350,7 @@ async def _after_change(
 
 async def record_enrollment(ctx: Context, data: EnrollmentInput) -> models.Enrollment:
     """Enroll a person for a year and split the contribution by the subsidy rules (§7)."""
-    if not 1990 <= data.year <= 2100:
-        raise InvalidInput("year", data.year, "expected a year between 1990 and 2100")
-    if data.scheme not in SCHEMES:
-        raise InvalidInput("scheme", data.scheme, f"one of {', '.join(SCHEMES)}")
-    contribution = check_money("contribution", data.contribution)
+    contribution = check_enrollment(data).contribution
     async with ctx.db.transaction() as session:
         person = await lock_person(session, ctx.rows, data.id_number)
         existing = (

@@ -31,7 +31,7 @@ from sqlalchemy import or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage import audit, models
-from gateway.storage.outbox import EVENT_TYPES, OutboxEvent, emit
+from gateway.storage.outbox import EVENT_TYPES, OutboxEvent, emit, emit_many
 from gateway.storage.outbox import listener as outbox_listener
 from policies.errors import InvalidInput
 from resolvers.context import Context
@@ -90,6 +90,12 @@ async def identity_changed(
 ) -> None:
     """A person's identities or monitoring flags changed (recorded or ended)."""
     await emit(session, IDENTITY_CHANGED, person.id, str(person.id), {"operation": operation})
+
+
+async def identities_changed(session: AsyncSession, person_ids: str, operation: str) -> None:
+    """:func:`identity_changed` for every distinct person a SQL query of the transaction
+    returns (a bulk import's changed persons), in one INSERT … SELECT, and one wake-up."""
+    await emit_many(session, IDENTITY_CHANGED, person_ids, {"operation": operation})
 
 
 async def alert_changed(session: AsyncSession, alert: models.HighCostAlert) -> None:

@@ -39,7 +39,8 @@ TABLES = (
     "high_cost_alerts, claims, enrollments, "
     "identities, monitoring_flags, beneficiaries, audit_log, "
     "webhook_deliveries, webhooks, outbox_cursors, outbox_events, "
-    "dashboard_person_cells, dashboard_cube, fund_entries, fund_accounts"
+    "dashboard_person_cells, dashboard_cube, fund_entries, fund_accounts, "
+    "import_problems, imports"
 )
 
 

@@ -26,7 +26,15 @@ KEYS = {
 
 
 @pytest.mark.parametrize(
-    "module", ["bench.settle", "bench.fuzz", "bench.suite", "bench.events", "bench.dashboard"]
+    "module",
+    [
+        "bench.settle",
+        "bench.fuzz",
+        "bench.suite",
+        "bench.events",
+        "bench.dashboard",
+        "bench.import",
+    ],
 )
 def test_a_benchmark_script_imports(module: str) -> None:
     loaded = importlib.import_module(module)

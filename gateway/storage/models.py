@@ -586,3 +586,50 @@ class FundEntry(Base):
         Index("ix_fund_entries_account_id_booked_on", "account_id", "booked_on"),
         Index("ix_fund_entries_year_account_id", "year", "account_id"),
     )
+
+
+# -- list imports (issue 11; resolvers/imports.py) --------------------------------------------
+
+
+class ImportJob(Base):
+    """One import of a department's list file: who, what kind and mode, the file's SHA-256,
+    its state and, once done, the summary (counts only: the rows are in the target tables)."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(12))
+    category: Mapped[str | None] = mapped_column(String(40))
+    as_of: Mapped[date | None] = mapped_column(Date)
+    accept_valid: Mapped[bool] = mapped_column(Boolean)
+    file_name: Mapped[str] = mapped_column(String(255))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(40))
+    org: Mapped[str] = mapped_column(String(120))
+    subject: Mapped[str] = mapped_column(String(120))
+    regions: Mapped[list[str]] = mapped_column(ARRAY(String))
+    status: Mapped[str] = mapped_column(String(12))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('RUNNING', 'STORED', 'REFUSED', 'FAILED')", name="status"),
+        CheckConstraint("mode IN ('INCREMENTAL', 'SNAPSHOT')", name="mode"),
+    )
+
+
+class ImportProblem(Base):
+    """One reported problem of an import: the file's line, its column header, the value and why."""
+
+    __tablename__ = "import_problems"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    import_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("imports.id", ondelete="CASCADE"), index=True
+    )
+    line: Mapped[int] = mapped_column(BigInteger)
+    column: Mapped[str] = mapped_column(String(120))
+    value: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from datetime import datetime
@@ -157,6 +158,23 @@ async def emit(
     session.add(row)
     await session.flush()
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
+async def emit_many(
+    session: AsyncSession, type_: str, person_ids: str, detail: dict[str, Any]
+) -> None:
+    """:func:`emit` for each distinct person id a SQL query returns (subject: the person's
+    id), set-based; wakes the dispatchers at commit only when it wrote some."""
+    written = await session.execute(
+        text(
+            "INSERT INTO outbox_events (type, beneficiary_id, subject, detail) "
+            "SELECT :type, t.id, t.id::text, CAST(:detail AS jsonb) "
+            f"FROM (SELECT DISTINCT * FROM ({person_ids}) q) AS t(id) ORDER BY t.id"
+        ),
+        {"type": type_, "detail": json.dumps(detail)},
+    )
+    if getattr(written, "rowcount", 0):
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
 class Listener:
