@@ -569,11 +569,8 @@ def export_table(
     answer that department: its columns, masks and rows, audited as one read. Exit 2 on a bad
     option, 1 when the access policy refuses the export."""
     import os
-    import re
-    import secrets
 
     from gateway.app import load_access_for_schema
-    from gateway.auth import Principal, Unauthenticated, issue_token
     from gateway.errors import Forbidden
     from gateway.tables import Format, write_table
     from policies.errors import InvalidInput
@@ -581,26 +578,9 @@ def export_table(
 
     settings = _settings()
     schema, access = load_access_for_schema()
-    if department not in access.departments:
-        _fail(f"--as = {department}: unknown (known: {', '.join(sorted(access.departments))})")
-    for prefix in region:
-        if not re.fullmatch(r"[0-9]{1,6}", prefix):
-            _fail(f"--region = {prefix}: expected 1 to 6 digits of a region code")
+    principal = _cli_principal(department, org, region, purpose, settings, access)
     if format not in set(Format):
         _fail(f"--format = {format}: expected one of {', '.join(Format)}")
-    try:  # the claims a token of this caller would carry, checked as tokens are
-        issue_token(
-            secrets.token_hex(16),
-            subject="cli",
-            department=department,
-            org=org,
-            regions=region,
-            purpose=purpose,
-            max_regions=settings.max_token_regions,
-        )
-    except Unauthenticated as exc:
-        _fail(str(exc))
-    principal = Principal("cli", department, org, tuple(region), purpose)
     wanted = ExportRequest(
         kind=kind,
         year=year,
@@ -700,6 +680,7 @@ def import_list(
     import uuid
     from datetime import date
 
+    from gateway.app import load_access_for_schema
     from gateway.errors import Forbidden
     from gateway.imports import report_csv, report_json
     from policies.benefits import load_policies
@@ -708,7 +689,8 @@ def import_list(
     from resolvers.imports import report_rows as rows_of
 
     settings = _settings()
-    principal, access = _cli_principal(department, org, region, purpose, settings)
+    _, access = load_access_for_schema()
+    principal = _cli_principal(department, org, region, purpose, settings, access)
     if not file.is_file():
         _fail(f"FILE = {file}: no such file")
     try:
@@ -775,16 +757,19 @@ def import_list(
 
 
 def _cli_principal(
-    department: str, org: str, region: list[str], purpose: str | None, settings: Settings
-) -> tuple[Principal, AccessPolicies]:
+    department: str,
+    org: str,
+    region: list[str],
+    purpose: str | None,
+    settings: Settings,
+    access: AccessPolicies,
+) -> Principal:
     """The caller a command acts as, checked as a token with those claims would be (exit 2)."""
     import re
     import secrets
 
-    from gateway.app import load_access_for_schema
     from gateway.auth import Principal, Unauthenticated, issue_token
 
-    _, access = load_access_for_schema()
     if department not in access.departments:
         _fail(f"--as = {department}: unknown (known: {', '.join(sorted(access.departments))})")
     for prefix in region:
@@ -802,4 +787,4 @@ def _cli_principal(
         )
     except Unauthenticated as exc:
         _fail(str(exc))
-    return Principal("cli", department, org, tuple(region), purpose), access
+    return Principal("cli", department, org, tuple(region), purpose)

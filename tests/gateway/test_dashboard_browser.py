@@ -22,20 +22,11 @@ import pytest
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.storage.database import Database
+from tests.browser import ARTIFACTS, CHROMIUM_ARGS
 from tests.conftest import GraphQLClient, make_token, serving
 from tests.resolvers.test_cube import PEOPLE, YEAR, Reference, reference, seed
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 K = Settings.model_fields["statistics_k"].default
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SUPPRESSED = f"已抑制 (<{K})"
 
 

@@ -10,7 +10,6 @@ import re
 import shutil
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -21,10 +20,10 @@ from pypdf import PdfReader
 from sqlalchemy import text
 
 from gateway.storage.database import Database
+from tests.browser import ARTIFACTS
 from tests.conftest import GraphQLClient, bearer
 from tests.factories import recorder
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 PERSON = "510402197001010013"
 NAME = "张三丰"
 OTHER = "51040219850202002X"

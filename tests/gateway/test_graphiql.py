@@ -11,24 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser import ARTIFACTS, CHROMIUM_ARGS
 from tests.conftest import make_token
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
-# As the machine's own probe: no background traffic that a closed network would refuse.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def chromium() -> str:
