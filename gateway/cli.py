@@ -554,6 +554,9 @@ def export_table(
     output: Annotated[Path, typer.Option("-o", "--output", help="The file to write.")],
     format: Annotated[str, typer.Option(help="csv (UTF-8 with BOM) or xlsx.")] = "csv",
     month: Annotated[int | None, typer.Option(help="settlements: admission month (1-12).")] = None,
+    quarter: Annotated[
+        int | None, typer.Option(help="statements: the quarter (1-4) instead of the year.")
+    ] = None,
     hospital: Annotated[str | None, typer.Option(help="settlements: one hospital code.")] = None,
     fund: Annotated[
         str | None, typer.Option(help="subsidies: rows where assistanceFund or finance pays.")
@@ -586,6 +589,7 @@ def export_table(
         year=year,
         region=None,
         month=month,
+        quarter=quarter,
         hospital=hospital,
         fund=fund,
         columns=None if columns is None else [c.strip() for c in columns.split(",") if c.strip()],

@@ -2,7 +2,8 @@
 over HTTP with the caller's bearer token (:mod:`gateway.tables` writes the bytes).
 
 Query parameters: ``year`` (required), ``region`` (a prefix within the token's regions; default
-all of them), ``month`` and ``hospital`` (settlements), ``fund`` (subsidies), ``columns``
+all of them), ``month`` and ``hospital`` (settlements), ``fund`` (subsidies), ``quarter``
+(statements), ``columns``
 (comma-separated column names; default every column the department may read). Everything is
 checked, the access policy applied and the audit record written before the response starts, so
 a refusal is a JSON error in the gateway's one shape: 400 ``BAD_INPUT`` naming the parameter and
@@ -30,7 +31,7 @@ from policies.access.policy import AccessPolicies
 from policies.errors import InvalidInput
 from resolvers.exports import Export, ExportRequest, plan
 
-PARAMETERS = ("year", "region", "month", "hospital", "fund", "columns")
+PARAMETERS = ("year", "region", "month", "quarter", "hospital", "fund", "columns")
 
 
 class Serving(Protocol):
@@ -72,6 +73,7 @@ def export_request(request: Request) -> tuple[ExportRequest, Format]:
         year=_number(request, "year", required=True) or 0,
         region=params.get("region") or None,
         month=_number(request, "month"),
+        quarter=_number(request, "quarter"),
         hospital=params.get("hospital"),
         fund=params.get("fund") or None,
         columns=None if columns is None else [c.strip() for c in columns.split(",") if c.strip()],

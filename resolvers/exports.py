@@ -236,10 +236,12 @@ lines of its ADJUSTMENT events, ``recoveries`` those of its RECOVERY events (neg
 
 EXTRA_OPTIONS: Mapping[str, tuple[ExportKind, ...]] = {
     "month": (ExportKind.PAYMENTS, ExportKind.STATEMENTS),
+    "quarter": (ExportKind.STATEMENTS,),
     "hospital": (ExportKind.STATEMENTS,),
     "fund": (ExportKind.STATEMENTS,),
 }
-"""Options of issue 13's kinds: a month (payments, statements), a party (a statement's
+"""Options of issue 13's kinds: a month (payments, statements), a quarter (statements: the
+reconciliation with finance is quarterly, 鲁医保发〔2020〕79号 四(三)), a party (a statement's
 hospital code or carrier, as ``hospital``) and the fund of a statement (an account kind)."""
 
 
@@ -252,6 +254,7 @@ class ExportRequest:
     region: str | None = None
     month: int | None = None
     hospital: str | None = None
+    quarter: int | None = None
     fund: str | None = None
     columns: Sequence[str] | None = None
 
@@ -272,6 +275,7 @@ class ExportRequest:
             raise InvalidInput("year", self.year, f"expected {YEARS.start} to {YEARS.stop - 1}")
         only = {"month": ExportKind.SETTLEMENTS, "hospital": ExportKind.SETTLEMENTS}
         only["fund"] = ExportKind.SUBSIDIES
+        only["quarter"] = ExportKind.STATEMENTS
         for option, allowed in only.items():
             also = kind in EXTRA_OPTIONS.get(option, ())  # issue 13's kinds
             if getattr(self, option) is not None and kind is not allowed and not also:
@@ -279,6 +283,10 @@ class ExportRequest:
                 raise InvalidInput(option, value, f"applies to the {allowed} export only")
         if self.month is not None and not 1 <= self.month <= 12:
             raise InvalidInput("month", self.month, "expected 1 to 12")
+        if self.quarter is not None and not 1 <= self.quarter <= 4:
+            raise InvalidInput("quarter", self.quarter, "expected 1 to 4")
+        if self.quarter is not None and self.month is not None:
+            raise InvalidInput("quarter", self.quarter, "give a month or a quarter, not both")
         if self.hospital is not None:
             check_value("hospital", self.hospital)
             if not self.hospital.strip() or len(self.hospital) > 40:
@@ -318,13 +326,22 @@ class Plan:
         return f"query Export{self.kind.value.capitalize()}"
 
 
+def _period(request: ExportRequest) -> tuple[str, int | None]:
+    """A statement's period: the month, else the quarter, else the year."""
+    if request.month:
+        return "MONTH", request.month
+    if request.quarter:
+        return "QUARTER", request.quarter
+    return "YEAR", None
+
+
 def _arguments(request: ExportRequest, kind: ExportKind) -> str:
     """The root field's arguments in the GraphQL read (filters the schema has)."""
     if kind is ExportKind.STATEMENTS:
         given = {
             "fund": request.fund,
-            "period": "MONTH" if request.month else "YEAR",
-            "number": request.month,
+            "period": _period(request)[0],
+            "number": _period(request)[1],
             "regionPrefix": f'"{request.region}"' if request.region else None,
             "party": f'"{request.hospital.strip()}"' if request.hospital else None,
         }
@@ -364,7 +381,7 @@ def document_of(request: ExportRequest, kind: ExportKind, fields: Sequence[Field
                 node = node.setdefault(name, {})
     parameters = [
         f"{name} {value}"
-        for name in ("year", "region", "month", "hospital", "fund")
+        for name in ("year", "region", "month", "quarter", "hospital", "fund")
         if (value := getattr(request, name)) is not None
     ]
 
@@ -564,7 +581,7 @@ def statement(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, ...]
     if kind is ExportKind.STATEMENTS:
         lines = statements.select_statement(
             rows, fund=request.fund, year=request.year,
-            period="MONTH" if request.month else "YEAR", number=request.month,
+            period=_period(request)[0], number=_period(request)[1],
             region_prefix=request.region, party=request.hospital,
         )  # fmt: skip
         return lines.add_columns(cast(null(), UUID).label(_PERSON))

@@ -164,8 +164,17 @@ def statement_rows(data: dict[str, Any]) -> list[dict[str, str]]:
         (MI, {"fund": "HOSPITAL", "hospital": "H-1", "month": 2}),
         ({"department": "hospital", "org": "H-1", "regions": ("5104",)}, {}),
         ({"department": "insurer", "org": "picc", "regions": ("5104",)}, {"month": 11}),
+        ({"department": "finance", "org": "f", "regions": ("5104",)}, {"quarter": 1}),
+        (MI, {"fund": "HOSPITAL", "hospital": "H-1", "quarter": 1}),
     ],
-    ids=["mi-assistance", "mi-hospital-month", "hospital", "insurer-month"],
+    ids=[
+        "mi-assistance",
+        "mi-hospital-month",
+        "hospital",
+        "insurer-month",
+        "finance-quarter",
+        "mi-hospital-quarter",
+    ],
 )
 async def test_the_statement_file_equals_the_graphql_statement_of_the_same_token(
     gql: GraphQLClient, http: httpx.AsyncClient, shape: Format, token: dict[str, Any],
@@ -180,8 +189,8 @@ async def test_the_statement_file_equals_the_graphql_statement_of_the_same_token
     variables = {
         "y": 2023,
         "f": params.get("fund"),
-        "p": "MONTH" if "month" in params else "YEAR",
-        "n": params.get("month"),
+        "p": "MONTH" if "month" in params else "QUARTER" if "quarter" in params else "YEAR",
+        "n": params.get("month", params.get("quarter")),
         "party": params.get("hospital"),
     }
     api = statement_rows(await gql.data(STATEMENT, variables, **token))
@@ -203,3 +212,25 @@ async def test_an_insurer_cannot_export_another_fund_or_carrier(
         "/exports/statements.csv", params={"year": 2023}, headers=bearer(department="health")
     )
     assert response.status_code == 403, response.text
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"quarter": 5}, "quarter = 5: expected 1 to 4"),
+        ({"quarter": 1, "month": 2}, "quarter = 1: give a month or a quarter, not both"),
+    ],
+)
+async def test_a_statement_file_with_a_bad_quarter_is_refused_naming_it(
+    http: httpx.AsyncClient, params: dict[str, Any], named: str
+) -> None:
+    response = await http.get(
+        "/exports/statements.csv", params={"year": 2023, **params}, headers=bearer(**MI)
+    )
+    assert response.status_code == 400, response.text
+    assert named in response.text
+    response = await http.get(
+        "/exports/payments.csv", params={"year": 2023, "quarter": 1}, headers=bearer(**MI)
+    )
+    assert response.status_code == 400
+    assert "quarter = 1: applies to the statements export only" in response.text
