@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import case, func, literal, select, union_all
+from sqlalchemy import Select, case, func, literal, select, union_all
 
 from policies.funds import AccountKind
 from policies.funds.rules import SUBSIDY_KIND
 from policies.money import ZERO
 from resolvers.context import Context
+from resolvers.rows import RowRules
 from resolvers.statements import select_statement
 
 FUNDS = tuple(AccountKind)
@@ -50,13 +52,31 @@ async def balances(ctx: Context, region_prefix: str | None, year: int) -> list[B
     """Every fund kind's balance of ``year`` (booking days 1 January–31 December, China time)
     over the caller's regions narrowed to ``region_prefix``, in :data:`FUNDS` order.
 
-    One SQL statement. FORBIDDEN for a prefix outside the token's regions, BAD_INPUT for a bad
-    prefix (as ``fundStatement``); the caller's department must read every fund (finance,
-    medical insurance: the access policy grants ``Dashboard.fundBalances`` to no other).
+    One SQL statement (:func:`select_balances`). FORBIDDEN for a prefix outside the token's
+    regions, BAD_INPUT for a bad prefix (as ``fundStatement``); the caller's department must
+    read every fund (finance, medical insurance: the access policy grants
+    ``Dashboard.fundBalances`` to no other).
     """
+    return [
+        Balance(
+            AccountKind(r.fund),
+            Decimal(r.opening),
+            Decimal(r.debits),
+            Decimal(r.credits),
+            Decimal(r.closing),
+            Decimal(r.settlements),
+            Decimal(r.subsidies),
+        )
+        for r in await ctx.tuples(select_balances(ctx.rows, region_prefix, year))
+    ]
+
+
+def select_balances(rows: RowRules, region_prefix: str | None, year: int) -> Select[Any]:
+    """The balances as rows labelled fund, opening, debits, credits, closing, settlements,
+    subsidies: the YEAR statement of every fund kind, summed per kind."""
     parts = [
         select_statement(
-            ctx.rows, fund=fund.value, year=year, period="YEAR", number=None,
+            rows, fund=fund.value, year=year, period="YEAR", number=None,
             region_prefix=region_prefix, party=None,
         ).order_by(None)
         for fund in FUNDS
@@ -65,7 +85,7 @@ async def balances(ctx: Context, region_prefix: str | None, year: int) -> list[B
     net = lines.c.debit - lines.c.credit
     subsidy = lines.c.kind == SUBSIDY_KIND
     position = case({fund.value: i for i, fund in enumerate(FUNDS)}, value=lines.c.fund)
-    stmt = (
+    return (
         select(
             lines.c.fund,
             func.min(lines.c.opening).label("opening"),
@@ -78,15 +98,3 @@ async def balances(ctx: Context, region_prefix: str | None, year: int) -> list[B
         .group_by(lines.c.fund)
         .order_by(func.min(position))
     )
-    return [
-        Balance(
-            AccountKind(r.fund),
-            Decimal(r.opening),
-            Decimal(r.debits),
-            Decimal(r.credits),
-            Decimal(r.closing),
-            Decimal(r.settlements),
-            Decimal(r.subsidies),
-        )
-        for r in await ctx.tuples(stmt)
-    ]
