@@ -244,7 +244,7 @@ function renderFunds(year, funds) {
   const assistance = funds.find((f) => f.fund === "ASSISTANCE_FUND");
   const use = assistance
     ? [
-        { name: "医疗救助支出 (结算, 扣除冲销与追回)", value: Number(assistance.settlements) },
+        { name: "救助支出 (结算净额)", value: Number(assistance.settlements) },
         { name: "资助参保", value: Number(assistance.subsidies) },
       ]
     : [];
