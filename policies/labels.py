@@ -1,5 +1,6 @@
 """Short Chinese names of the vocabulary, for pages and tables (the dashboard): categories,
-visit types, hospital levels, payers, alert states and the funds of the enrollment subsidy.
+visit types, hospital levels, payers, alert states, the funds of the enrollment subsidy and the
+fund account kinds.
 
 >>> LABELS["category"]["MINIMUM_LIVING"], LABELS["payer"]["assistance"]
 ('低保对象', '医疗救助')
@@ -7,6 +8,7 @@ visit types, hospital levels, payers, alert states and the funds of the enrollme
 
 from __future__ import annotations
 
+from policies.funds import AccountKind
 from policies.vocabulary import Category, HospitalLevel, Payer, VisitType
 
 NONE = "NONE"
@@ -60,6 +62,16 @@ FUNDS: dict[str, str] = {
     "finance": "财政",
     "individual": "个人缴费",
 }
+ACCOUNTS: dict[str, str] = {
+    AccountKind.BASIC_FUND: "基本医疗保险基金",
+    AccountKind.CRITICAL_ILLNESS_INSURER: "大病保险承办机构",
+    AccountKind.INCLUSIVE_COMMERCIAL_INSURER: "普惠型商业补充保险承办机构",
+    AccountKind.ASSISTANCE_FUND: "医疗救助基金专账",
+    AccountKind.FINANCE: "财政",
+    AccountKind.HOSPITAL: "定点医疗机构",
+    AccountKind.PERSON: "个人 (事后救助应付 / 追回应收)",
+}
+"""The fund account kinds (policies/funds/postings.yaml), for the dashboard's fund balances."""
 LABELS: dict[str, dict[str, str]] = {
     "category": CATEGORIES,
     "visit_type": VISIT_TYPES,
@@ -67,6 +79,7 @@ LABELS: dict[str, dict[str, str]] = {
     "payer": PAYERS,
     "alert": ALERT_STATES,
     "fund": FUNDS,
+    "account": ACCOUNTS,
 }
 """Labels by dimension (the dimension names of resolvers/cube.py)."""
 

@@ -11,6 +11,8 @@ from enum import StrEnum
 import strawberry
 
 from policies.funds import AccountKind
+from policies.labels import label
+from resolvers.balances import Balance
 from resolvers.reconciliation import Difference, Report
 from resolvers.statements import Statement
 from schema.enums import described
@@ -177,4 +179,45 @@ class FundReconciliation:
             period_end=r.bounds[1],
             balanced=r.balanced,
             lines=[FundReconciliationLine.of(d) for d in r.lines],
+        )
+
+
+@strawberry.type(
+    description="A fund kind's year on a dashboard (issue 14): every account of the kind summed "
+    "over the region prefix (all carriers, hospitals or persons; no one listed), by booking day "
+    "as fundStatement(period: YEAR) gives it. Yuan; balances are debits minus credits (a payer "
+    "in debit by what it paid, a payee in credit by what it is owed). Not k-suppressed: sums "
+    "per fund account hold no person's figures."
+)
+class FundBalance:
+    fund: AccountKind = strawberry.field(description="The account kind.")
+    label: str = strawberry.field(description="Its Chinese name (policies/labels.py).")
+    opening: Decimal = strawberry.field(description="Balance on 1 January, yuan.")
+    debits: Decimal = strawberry.field(description="Debits of the year, yuan.")
+    credits: Decimal = strawberry.field(description="Credits of the year, yuan.")
+    closing: Decimal = strawberry.field(
+        description="Balance on 31 December (today for this year): opening + debits − credits."
+    )
+    settlements: Decimal = strawberry.field(
+        description="Of debits − credits, the settlement events' (ORIGINAL, ADJUSTMENT, "
+        "REVERSAL, RECOVERY), yuan: for the assistance fund the assistance it paid net of "
+        "reversals and recoveries (its use on claims)."
+    )
+    subsidies: Decimal = strawberry.field(
+        description="Of debits − credits, the enrollment subsidies' (资助参保, SUBSIDY), yuan: "
+        "what the assistance fund and finance paid (positive), what the basic fund received "
+        "(negative). settlements + subsidies = debits − credits."
+    )
+
+    @classmethod
+    def of(cls, b: Balance) -> FundBalance:
+        return cls(
+            fund=b.fund,
+            label=label("account", b.fund.value),
+            opening=b.opening,
+            debits=b.debits,
+            credits=b.credits,
+            closing=b.closing,
+            settlements=b.settlements,
+            subsidies=b.subsidies,
         )

@@ -8,10 +8,12 @@ import strawberry
 
 from policies.labels import ALERT_STATES, label
 from policies.vocabulary import Payer
-from resolvers import statistics
+from resolvers import balances, statistics
+from resolvers.context import Context
 from resolvers.cube import BANDS
 from resolvers.statistics import Figures
 from schema.enums import Category
+from schema.fund import FundBalance
 
 SUPPRESSED = (
     "Null when computed over 1 to k−1 persons (k = MEDGW_STATISTICS_K, default 5; "
@@ -235,8 +237,19 @@ class Dashboard:
     subsidies: list[SubsidyTotal] = strawberry.field(
         description="Enrollment subsidies by fund: ALL, then by category."
     )
-    # FUND BALANCES (issue 14, from the funds issue): the lead adds the fund ledgers' balances
-    # here (e.g. `fund_balances: list[FundBalance]`), k-suppression not needed (no persons).
+
+    @strawberry.field(
+        description="The fund ledgers' balances of the year (issue 13 and 14), one per fund "
+        "kind: opening, debits, credits, closing, and the split between settlements and "
+        "enrollment subsidies (the assistance fund's use against the subsidies it paid). By "
+        "booking day, as fundStatement(period: YEAR); finance and medical insurance only "
+        "(FORBIDDEN for the others, naming this field). Yuan."
+    )
+    async def fund_balances(self, info: strawberry.Info[Context, None]) -> list[FundBalance]:
+        return [
+            FundBalance.of(b)
+            for b in await balances.balances(info.context, self.region_prefix, self.year)
+        ]
 
     @classmethod
     def of(cls, b: statistics.Board) -> Dashboard:

@@ -583,7 +583,13 @@ class FundEntry(Base):
             "kind IN ('ORIGINAL', 'ADJUSTMENT', 'REVERSAL', 'RECOVERY', 'SUBSIDY')", name="kind"
         ),
         CheckConstraint("(settlement_id IS NULL) <> (enrollment_id IS NULL)", name="source"),
-        Index("ix_fund_entries_account_id_booked_on", "account_id", "booked_on"),
+        # Covering (migration 0014): statements and fund balances sum by index-only scans.
+        Index(
+            "ix_fund_entries_account_id_booked_on",
+            "account_id",
+            "booked_on",
+            postgresql_include=["kind", "flow", "side", "amount"],
+        ),
         Index("ix_fund_entries_year_account_id", "year", "account_id"),
     )
 

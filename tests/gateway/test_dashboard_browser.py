@@ -1,7 +1,9 @@
 """The dashboard page (issue 14, point 3) in headless Chromium, on a real uvicorn with the
 product's k (5): it loads with no network beyond the gateway, shows the figures of a seeded
 database as an independent computation gives them, shows a cell of under k persons as
-suppressed, and shows a department without statistics its refusal. A screenshot is written to
+suppressed, shows finance the fund balances of the ledgers (Dashboard.fundBalances) and a
+department without them a note in their place, and shows a department without statistics its
+refusal. A screenshot is written to
 ``var/test-artifacts/dashboard.png`` (not in git; the path is printed).
 
 Chromium is Debian's (``make test`` installs it where it can, with apt-get as root); without it
@@ -22,8 +24,10 @@ import pytest
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.storage.database import Database
+from policies.labels import label
 from tests.browser import ARTIFACTS, CHROMIUM_ARGS
 from tests.conftest import GraphQLClient, make_token, serving
+from tests.resolvers.test_balances import independent
 from tests.resolvers.test_cube import PEOPLE, YEAR, Reference, reference, seed
 
 K = Settings.model_fields["statistics_k"].default
@@ -159,6 +163,12 @@ async def test_the_page_shows_the_seeded_figures_and_suppresses_small_cells(
         )
         # The charts were drawn (ECharts canvases), from the gateway's own copy.
         assert await page.locator("#chart-month canvas").count() == 1
+        # The dashboard department is not granted the fund balances: the section stays hidden,
+        # a note says why, and the rest of the page is there.
+        assert await page.is_hidden("#fund-balances")
+        refused = await page.inner_text("#fund-balances-refused")
+        assert "本部门无权查看" in refused
+        assert "Dashboard.fundBalances" in refused
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "dashboard.png"
         await page.screenshot(path=str(shot), full_page=True)
@@ -166,6 +176,39 @@ async def test_the_page_shows_the_seeded_figures_and_suppresses_small_cells(
         # The token stays in this tab's sessionStorage, nowhere else.
         stored = await page.evaluate("[sessionStorage.getItem('medgw.token'), localStorage.length]")
         assert stored == [token, 0]
+    assert browser.elsewhere == []
+
+
+async def test_finance_sees_the_fund_balances_of_the_ledgers(
+    server: str, gql: GraphQLClient, db: Database
+) -> None:
+    chromium()
+    await seed(gql)
+    expected = await independent(db, "5104", YEAR)
+    token = make_token(department="finance", org="攀枝花市财政局", regions=("5104",))
+    browser = Browser(server)
+    async with browser as page:
+        await open_with(page, server, token)
+        assert await page.is_hidden("#error")
+        await page.wait_for_selector("#fund-balances:not([hidden])", timeout=30_000)
+        assert await page.is_hidden("#fund-balances-refused")
+        for fund, sums in expected.items():
+            assert await cell(page, "funds", fund, "label") == label("account", fund)
+            for field in ("opening", "debits", "credits", "closing", "settlements", "subsidies"):
+                assert await cell(page, "funds", fund, field) == money(getattr(sums, field)), (
+                    fund,
+                    field,
+                )
+        assistance = expected["ASSISTANCE_FUND"]
+        assert assistance.settlements > 0
+        assert assistance.subsidies > 0
+        assert await page.locator("#chart-fund-use canvas").count() == 1
+        # The rest of the page as for the dashboard department (finance reads aggregates).
+        assert (await page.inner_text("#kpi-persons .value")).strip() == str(len(PEOPLE))
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "dashboard-funds.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        print(f"dashboard screenshot with fund balances: {shot}")
     assert browser.elsewhere == []
 
 

@@ -220,8 +220,8 @@ ROWS: list[tuple[str, Cells]] = [
     ("Mutation: acknowledgeApplication recogniseApplication rejectApplication",
      {d: "W" if "W" in cells(CATEGORIES)[d] + cells(FLAGS)[d] else "–" for d in ALL_DEPARTMENTS}),
     ("Query: statistics | Statistics: * | CategoryCount: *", union("aggregates")),
-    ("Query: dashboard | Dashboard: * | DashboardCell: * | PayerShare: * | OutOfPocketBand: *"
-     " | DashboardCount: * | SubsidyTotal: *", union("aggregates")),
+    ("Query: dashboard | Dashboard: * -fundBalances | DashboardCell: * | PayerShare: *"
+     " | OutOfPocketBand: * | DashboardCount: * | SubsidyTotal: *", union("aggregates")),
     ("Query: auditLog accessReport auditCheckpoints | AuditRecord: * | AccessReport: *"
      " | AuditRecordConnection: * | AuditRecordEdge: * | AuditCheckpoint: *", union("audit log")),
     ("Query: benefitPolicies | BenefitPolicy: *", union(POLICIES)),
@@ -261,6 +261,10 @@ ROWS: list[tuple[str, Cells]] = [
      {d: "R" if d in ("medical_insurance", "finance", "insurer") else "–"
       for d in ALL_DEPARTMENTS}),
     ("Query: fundReconciliation | FundReconciliation: * | FundReconciliationLine: *",
+     {d: "R" if d in ("medical_insurance", "finance") else "–" for d in ALL_DEPARTMENTS}),
+    # Issue 14: fund balances on the dashboard for who reads the dashboard and every fund's
+    # statement (an insurer's statements are its own carrier's: not every fund's sum).
+    ("Dashboard: fundBalances | FundBalance: *",
      {d: "R" if d in ("medical_insurance", "finance") else "–" for d in ALL_DEPARTMENTS}),
 ]
 # ACCESS.md gives the hospital a paragraph instead of a matrix column: "whether a person is

@@ -68,6 +68,12 @@ PEOPLE: list[tuple[str, str | None, list[tuple[str, str | None, int, int]]]] = [
 ]
 REVERSED = "DASH-12-1"
 """The second claim of the last 510403 person: reversed."""
+ENROLLED_ON = ("2022-12-01", f"{YEAR}-01-02")
+"""Enrollment days, alternately: the subsidies of half the persons are booked in the year before
+(the opening balances of the year's funds), of the other half in the year."""
+HOSPITALS: tuple[str | None, ...] = ("H-510402-01", "H-510403-02", None)
+"""Hospital codes of the claims, in turn: a claim without one credits the person (fund
+ledgers, issue 13)."""
 RECOGNISED = 11
 """The person (index) recognised 低保 after the stays: ADJUSTMENT events under the category."""
 
@@ -77,8 +83,9 @@ def number_of(i: int) -> str:
 
 
 async def seed(gql: GraphQLClient) -> None:
-    """The persons of :data:`PEOPLE`, registered, holding their category, enrolled and settled
-    through the API; then :data:`REVERSED` is reversed and person :data:`RECOGNISED` is
+    """The persons of :data:`PEOPLE`, registered, holding their category, enrolled (on
+    :data:`ENROLLED_ON`) and settled through the API (at :data:`HOSPITALS`); then
+    :data:`REVERSED` is reversed and person :data:`RECOGNISED` is
     recognised 低保 from 1 January (re-settled: ADJUSTMENT events)."""
     for i, (region, category, claims) in enumerate(PEOPLE):
         number = number_of(i)
@@ -87,7 +94,7 @@ async def seed(gql: GraphQLClient) -> None:
         if category:
             await record(gql, number, category, "2022-01-01")
         enrollment = {"idNumber": number, "year": YEAR, "contribution": "380.00"}
-        await gql.data(ENROLL, {"i": {**enrollment, "enrolledOn": "2022-12-01"}}, **MI)
+        await gql.data(ENROLL, {"i": {**enrollment, "enrolledOn": ENROLLED_ON[i % 2]}}, **MI)
         for n, (kind, level, month, total) in enumerate(claims):
             claim = {
                 "claimNumber": f"DASH-{i}-{n}",
@@ -100,6 +107,7 @@ async def seed(gql: GraphQLClient) -> None:
                 "policyScopeCost": f"{total * 8 // 10}.00",
                 "diagnosis": "C34.9",
                 "carrier": "insurer-a",
+                "hospitalCode": HOSPITALS[(i + n) % len(HOSPITALS)],
             }
             await gql.data(SETTLE, {"i": claim}, **MI)
     await gql.data(REVERSE, {"n": REVERSED, "r": "重复结算"}, **MI)

@@ -20,8 +20,13 @@ const QUERY = `query Dashboard($year: Int!, $regionPrefix: String) {
     subsidies { category label suppressed persons assistanceFund finance individual }
   }
 }`;
-// FUND BALANCES: once Dashboard has the fund ledgers' balances, the lead adds them to QUERY
-// and fills #fund-balances in render() (unhide it there).
+// Fund balances are a separate query: only finance and medical insurance are granted
+// Dashboard.fundBalances, and a request naming a field not granted is refused as a whole.
+const FUND_QUERY = `query FundBalances($year: Int!, $regionPrefix: String) {
+  dashboard(year: $year, regionPrefix: $regionPrefix) {
+    fundBalances { fund label opening debits credits closing settlements subsidies }
+  }
+}`;
 
 const $ = (id) => document.getElementById(id);
 let k = 5;
@@ -217,6 +222,71 @@ function render(d) {
   });
 }
 
+function renderFunds(year, funds) {
+  $("fund-year").textContent = String(year);
+  $("fund-balances-refused").hidden = true;
+  $("fund-balances").hidden = false;
+  table(
+    "funds",
+    [
+      ["opening", "期初余额 (元)", money],
+      ["debits", "借方发生额 (元)", money],
+      ["credits", "贷方发生额 (元)", money],
+      ["closing", "期末余额 (元)", money],
+      ["settlements", "其中: 结算 (元)", money],
+      ["subsidies", "其中: 资助参保 (元)", money],
+    ],
+    funds,
+    (f) => f.fund,
+    (f) => f.label,
+    "基金",
+  );
+  const assistance = funds.find((f) => f.fund === "ASSISTANCE_FUND");
+  const use = assistance
+    ? [
+        { name: "救助支出 (结算净额)", value: Number(assistance.settlements) },
+        { name: "资助参保", value: Number(assistance.subsidies) },
+      ]
+    : [];
+  chart("chart-fund-use", {
+    tooltip: { trigger: "item", formatter: "{b}: {c} 元 ({d}%)" },
+    series: [{ type: "pie", radius: ["35%", "65%"], data: use.filter((u) => u.value > 0) }],
+    animation: false,
+  });
+}
+
+function hideFunds(text) {
+  $("fund-balances").hidden = true;
+  $("fund-balances-refused").hidden = false;
+  $("fund-balances-refused").textContent = text;
+}
+
+// POST /graphql with the token: [the HTTP status, the response body].
+async function graphql(token, query, operationName, variables) {
+  const response = await fetch("/graphql", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables, operationName }),
+  });
+  return [response.status, await response.json()];
+}
+const codeOf = (error, status) => (error.extensions && error.extensions.code) || status;
+
+async function loadFunds(token, year, regionPrefix) {
+  const [status, body] = await graphql(token, FUND_QUERY, "FundBalances", { year, regionPrefix });
+  if (body.errors && body.errors.length) {
+    const forbidden = body.errors.some((e) => codeOf(e, status) === "FORBIDDEN");
+    const codes = body.errors.map((e) => codeOf(e, status));
+    hideFunds(
+      forbidden
+        ? "基金收支与余额: 本部门无权查看 (FORBIDDEN: 访问策略未授予 Dashboard.fundBalances)。"
+        : `基金收支与余额暂无法读取 (${codes.join(", ")})。`,
+    );
+  } else {
+    renderFunds(year, body.data.dashboard.fundBalances);
+  }
+}
+
 function showError(text) {
   $("board").hidden = true;
   $("error").hidden = false;
@@ -234,21 +304,17 @@ async function load() {
   $("status").textContent = "加载中…";
   document.body.dataset.state = "loading";
   try {
-    const response = await fetch("/graphql", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-      body: JSON.stringify({ query: QUERY, variables: { year, regionPrefix }, operationName: "Dashboard" }),
-    });
-    const body = await response.json();
+    const [status, body] = await graphql(token, QUERY, "Dashboard", { year, regionPrefix });
     if (body.errors && body.errors.length) {
-      const lines = body.errors.map((e) => `${(e.extensions && e.extensions.code) || response.status}: ${e.message}`);
-      const forbidden = body.errors.some((e) => e.extensions && e.extensions.code === "FORBIDDEN");
+      const lines = body.errors.map((e) => `${codeOf(e, status)}: ${e.message}`);
+      const forbidden = body.errors.some((e) => codeOf(e, status) === "FORBIDDEN");
       showError((forbidden ? "本部门无权查看统计数据 (拒绝访问)。\n" : "请求失败。\n") + lines.join("\n"));
     } else {
       $("error").hidden = true;
       $("board").hidden = false;
       render(body.data.dashboard);
       addRegions(body.data.dashboard.byRegion);
+      await loadFunds(token, year, regionPrefix);
     }
   } catch (e) {
     showError(`网关无法访问: ${e}`);
