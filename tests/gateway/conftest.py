@@ -3,7 +3,7 @@ receivers (``MEDGW_WEBHOOK_ALLOW_PRIVATE``, off in the shared app and by default
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ from gateway.storage.database import Database
 from policies.benefits import PolicySet
 from resolvers import egress
 from tests.conftest import GraphQLClient
+from tests.gateway.webhook_receiver import Receiver, receiving
 
 LOCAL_RECEIVERS = {"webhook_allow_private": True}
 """What tests that deliver to a receiver on 127.0.0.1 set explicitly."""
@@ -52,3 +53,10 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
 @pytest.fixture
 def dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     return fake_dns(monkeypatch)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real local HTTP receiver (tests/gateway/webhook_receiver.py)."""
+    with receiving() as r:
+        yield r

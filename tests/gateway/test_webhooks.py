@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
-import pytest
 from sqlalchemy import select, text
 
 from gateway.app import create_app
@@ -24,7 +23,7 @@ from policies.benefits import PolicySet
 from tests.conftest import GraphQLClient
 from tests.factories import id_number
 from tests.gateway.conftest import LOCAL_RECEIVERS
-from tests.gateway.webhook_receiver import SECRET, Receiver, receiving, verify
+from tests.gateway.webhook_receiver import SECRET, Receiver, verify
 from tests.resolvers.test_settlement_governance import PANZHIHUA, enroll, register, settle, stay
 
 PERSON = id_number(PANZHIHUA, date(1972, 3, 4), 51)
@@ -32,12 +31,6 @@ PICC = {"department": "insurer", "org": "picc-5104", "purpose": "claim_handling"
 REGISTER = """mutation($i: RegisterWebhookInput!) { registerWebhook(input: $i) { id events } }"""
 DELIVERIES = """query($s: DeliveryStatus) { webhookDeliveries(status: $s) { id status attempts
   lastError deliveredAt } }"""
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with receiving() as r:
-        yield r
 
 
 @asynccontextmanager
