@@ -14,7 +14,10 @@ out to deliveries and sends the due ones (:mod:`resolvers.webhooks`). A delivery
 change read *as the registering department*: one GraphQL document, run on that department's
 schema with the webhook's token claims, selects every field the department may use on the
 change (and one level below), so row rules, masks, the purpose rule and the read audit record
-are those of a query (:func:`change_document`).
+are those of a query (:func:`change_document`). Each POST goes only where the egress rules allow
+at that moment, to the address they checked (:mod:`resolvers.egress`: no SSRF, no DNS
+rebinding, no redirect), its answer read up to a cap within the timeout; the dispatcher also
+prunes the outbox (:mod:`resolvers.retention`).
 """
 
 from __future__ import annotations

@@ -106,12 +106,18 @@ async def prune_batch(session: AsyncSession, older_than: timedelta, batch: int =
     if not doomed:
         return 0
     ids = [event_id for event_id, _ in doomed]
-    await session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(ids)))
-    await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids)))
+    # a delivery redelivered by hand meanwhile is PENDING again: it and its event stay (both
+    # statements re-check what they delete against what committed before them)
+    await session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.event_id.in_(ids), WebhookDelivery.status.in_(["DELIVERED", "SKIPPED"])
+        )
+    )
+    deleted = await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids), ~needed))
     last = outbox.Position(doomed[-1][1], doomed[-1][0])
     if last > outbox.Position(mark.txid, mark.event_id):
         mark.txid, mark.event_id = last.txid, last.event_id
-    return len(ids)
+    return int(deleted.rowcount)  # type: ignore[attr-defined]
 
 
 async def prune(db: Database, older_than: timedelta, batch: int = BATCH) -> int:
