@@ -48,6 +48,7 @@ from policies.errors import InvalidInput
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_URL = 2000
+RESOLVE_TIMEOUT_S = 5
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 METADATA = frozenset(
     ipaddress.ip_address(a)
@@ -159,7 +160,11 @@ async def check(url: str, rules: Rules, field: str = "url") -> tuple[SplitResult
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = [ipaddress.ip_address(a.split("%")[0]) for a in await resolve(host, port)]
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+            found = await resolve(host, port)
+        addresses = [ipaddress.ip_address(a.split("%")[0]) for a in found]
+    except TimeoutError:
+        raise Refused(f"{host} does not resolve within {RESOLVE_TIMEOUT_S} s") from None
     except (OSError, UnicodeError, ValueError) as exc:
         raise Refused(f"{host} does not resolve ({exc})") from None
     if not addresses:
