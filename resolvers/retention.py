@@ -59,9 +59,30 @@ async def check(session: AsyncSession, position: outbox.Position, cursor: str) -
         )
 
 
-async def prune_batch(session: AsyncSession, older_than: timedelta, batch: int = BATCH) -> int:
+async def first_kept(session: AsyncSession, older_than: timedelta) -> outbox.Position | None:
+    """The position of the first event not older than ``older_than`` (None: every event is):
+    nothing from it on is deleted."""
+    cutoff = func.now() - literal(older_than)
+    row = (
+        await session.execute(
+            select(OutboxEvent.txid, OutboxEvent.id)
+            .where(OutboxEvent.at >= cutoff)
+            .order_by(OutboxEvent.txid, OutboxEvent.id)
+            .limit(1)
+        )
+    ).one_or_none()
+    return None if row is None else outbox.Position(row[0], row[1])
+
+
+async def prune_batch(
+    session: AsyncSession,
+    older_than: timedelta,
+    batch: int = BATCH,
+    before: outbox.Position | None = None,
+) -> int:
     """One batch of :func:`prune` in the caller's transaction: the events deleted (0: nothing
-    left to delete, or another process is pruning)."""
+    left to delete, or another process is pruning). ``before``: :func:`first_kept`, when the
+    caller found it already (else it is looked up)."""
     await session.execute(
         insert(OutboxCursor).values(consumer=PRUNED, txid=0, event_id=0).on_conflict_do_nothing()
     )
@@ -77,16 +98,9 @@ async def prune_batch(session: AsyncSession, older_than: timedelta, batch: int =
     cutoff = func.now() - literal(older_than)
     position = tuple_(OutboxEvent.txid, OutboxEvent.id)
     conditions = [OutboxEvent.at < cutoff, OutboxEvent.txid < outbox.HORIZON]
-    keep = (
-        await session.execute(
-            select(OutboxEvent.txid, OutboxEvent.id)
-            .where(OutboxEvent.at >= cutoff)
-            .order_by(OutboxEvent.txid, OutboxEvent.id)
-            .limit(1)
-        )
-    ).one_or_none()
+    keep = await first_kept(session, older_than) if before is None else before
     if keep is not None:
-        conditions.append(position < tuple_(literal(keep[0]), literal(keep[1])))
+        conditions.append(position < tuple_(literal(keep.txid), literal(keep.event_id)))
     fanned = await session.get(OutboxCursor, webhooks.CONSUMER)
     if fanned is not None:
         conditions.append(position <= tuple_(literal(fanned.txid), literal(fanned.event_id)))
@@ -123,10 +137,12 @@ async def prune_batch(session: AsyncSession, older_than: timedelta, batch: int =
 async def prune(db: Database, older_than: timedelta, batch: int = BATCH) -> int:
     """Delete what retention allows (see the module), batch after batch, each batch its own
     transaction (short locks, bounded WAL); how many events were deleted."""
+    async with db.sessions() as session:  # once: the batches would scan their own dead rows
+        before = await first_kept(session, older_than)
     total = 0
     while True:
         async with db.transaction() as session:
-            done = await prune_batch(session, older_than, batch)
+            done = await prune_batch(session, older_than, batch, before)
         total += done
         if done < batch:
             return total
