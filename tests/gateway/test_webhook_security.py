@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import date
 from typing import Any
 
@@ -205,8 +206,9 @@ async def test_an_endless_answer_is_cut_off_at_the_cap_or_the_timeout(
 
 
 async def test_the_secret_is_validated_write_only_and_never_audited(
-    gql: GraphQLClient, local: GraphQLClient, db: Database
+    gql: GraphQLClient, local: GraphQLClient, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     url = "http://127.0.0.1:9/hook"
     bad = {
         "plain-text": "expected whsec_",
@@ -247,6 +249,8 @@ async def test_the_secret_is_validated_write_only_and_never_audited(
     assert other in trail  # the read record of the same document is there, with its query
     assert SECRET not in trail
     assert SECRET.removeprefix("whsec_") not in trail
+    assert caplog.records  # the requests were logged, the secrets were not
+    assert all(secret not in caplog.text for secret in [SECRET, *bad])
 
 
 async def test_events_are_known_named_once_and_webhooks_limited_per_organisation(
