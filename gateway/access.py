@@ -26,6 +26,7 @@ from gateway.storage import audit
 from gateway.storage.audit import ReadTrail
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from policies.access.walker import forbidden_paths
+from resolvers import webhooks
 
 log = logging.getLogger("medgw.access")
 
@@ -352,7 +353,7 @@ class ReadAudit(SchemaExtension):
                     context.principal,
                     action="READ",
                     operation=trail.operation,
-                    query=self.execution_context.query,
+                    query=webhooks.without_secrets(self.execution_context.query),
                     beneficiary_ids=trail.beneficiary_ids,
                     field_paths=trail.field_paths,
                 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from datetime import date, datetime, timedelta
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -194,6 +195,47 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MEDGW_WEBHOOK_TIMEOUT_S", "webhook_timeout_s"),
         description="How long a receiver may take to answer a delivery.",
     )
+    # Change notifications, hardened (resolvers/egress.py, resolvers/webhooks.py, README).
+    webhook_allow_private: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("MEDGW_WEBHOOK_ALLOW_PRIVATE", "webhook_allow_private"),
+        description="Let webhooks deliver to loopback and private addresses, over http too "
+        "(on-premises receivers, tests); link-local, multicast, reserved, unspecified and cloud "
+        "metadata addresses stay refused.",
+    )
+    webhook_allow_networks: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        default=(),
+        validation_alias=AliasChoices("MEDGW_WEBHOOK_ALLOW_NETWORKS", "webhook_allow_networks"),
+        description="Comma-separated networks webhooks may deliver to whatever they are, over "
+        "http too (e.g. 10.20.0.0/16, fd12::/64).",
+    )
+    webhook_max_response_bytes: int = Field(
+        default=65_536,
+        ge=0,
+        validation_alias=AliasChoices(
+            "MEDGW_WEBHOOK_MAX_RESPONSE_BYTES", "webhook_max_response_bytes"
+        ),
+        description="At most this much of a receiver's answer is read (the rest is dropped).",
+    )
+    webhooks_per_org: int = Field(
+        default=10,
+        ge=1,
+        validation_alias=AliasChoices("MEDGW_WEBHOOKS_PER_ORG", "webhooks_per_org"),
+        description="Webhooks one department's organisation may have registered at once.",
+    )
+    outbox_retention_days: float = Field(
+        default=30,
+        gt=0,
+        validation_alias=AliasChoices("MEDGW_OUTBOX_RETENTION_DAYS", "outbox_retention_days"),
+        description="Outbox events older than this, once no webhook delivery needs them, are "
+        "deleted; a change-feed cursor from before them is refused (expired).",
+    )
+    outbox_prune_s: float = Field(
+        default=3600,
+        gt=0,
+        validation_alias=AliasChoices("MEDGW_OUTBOX_PRUNE_S", "outbox_prune_s"),
+        description="How often a webhook dispatcher prunes the outbox.",
+    )
 
     # Performance (README "Performance").
     document_cache_bytes: int = Field(
@@ -232,6 +274,18 @@ class Settings(BaseSettings):
         if not isinstance(items, list | tuple):
             return value
         return tuple(str(item).strip().rstrip("/") for item in items if str(item).strip())
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        """``"10.0.0.0/8, fd00::/8"`` → the networks.
+
+        >>> Settings(MEDGW_WEBHOOK_ALLOW_NETWORKS="10.0.0.0/8, fd00::/8").webhook_allow_networks
+        (IPv4Network('10.0.0.0/8'), IPv6Network('fd00::/8'))
+        """
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -14,7 +14,10 @@ out to deliveries and sends the due ones (:mod:`resolvers.webhooks`). A delivery
 change read *as the registering department*: one GraphQL document, run on that department's
 schema with the webhook's token claims, selects every field the department may use on the
 change (and one level below), so row rules, masks, the purpose rule and the read audit record
-are those of a query (:func:`change_document`).
+are those of a query (:func:`change_document`). Each POST goes only where the egress rules allow
+at that moment, to the address they checked (:mod:`resolvers.egress`: no SSRF, no DNS
+rebinding, no redirect), its answer read up to a cap within the timeout; the dispatcher also
+prunes the outbox (:mod:`resolvers.retention`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import graphql
@@ -45,7 +49,8 @@ from gateway.auth import Principal, Unauthenticated, authenticate
 from gateway.documents import Gateway
 from gateway.middleware import REQUEST_ID
 from gateway.storage.outbox import OutboxEvent, Webhook, close_listeners, listener
-from resolvers import outbox, webhooks
+from policies.errors import InvalidInput
+from resolvers import egress, outbox, retention, webhooks
 from resolvers.context import Context
 
 log = logging.getLogger("medgw.events")
@@ -211,7 +216,13 @@ class WebhookDispatcher:
         self.gateway = gateway
         self.settings = gateway.settings
         self.documents: dict[str, str] = {}
-        self.client = httpx.AsyncClient(timeout=self.settings.webhook_timeout_s)
+        self.rules = egress.Rules.of(self.settings)
+        self.next_prune = 0.0  # the first prune when the dispatcher starts
+        # no proxy from the environment: it would connect to the host name, not the address
+        # checked; no redirects: a 3xx is a failed attempt, never a second destination
+        self.client = httpx.AsyncClient(
+            timeout=self.settings.webhook_timeout_s, trust_env=False, follow_redirects=False
+        )
 
     def document(self, hook: Webhook) -> str | None:
         """The department's webhook document (None: it may not read changes at all)."""
@@ -275,8 +286,35 @@ class WebhookDispatcher:
             "webhook-timestamp": str(stamp),
             "webhook-signature": webhooks.sign(due.webhook.secret, message_id, stamp, body),
         }
+        return await self.post(due.webhook.url, body, headers)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> str | None:
+        """POST ``body`` to ``url`` once its host passed the egress rules again (now: DNS may
+        have changed since the registration), to the very address checked, redirects not
+        followed, at most ``webhook_max_response_bytes`` of the answer read, all within
+        ``webhook_timeout_s``; None when answered 2xx, else why not."""
         try:
-            response = await self.client.post(due.webhook.url, content=body, headers=headers)
+            _, address = await egress.check(url, self.rules)
+        except (egress.Refused, InvalidInput) as exc:
+            return f"refused: {exc}"
+        target, host, extensions = egress.pin(url, address)
+        try:
+            async with asyncio.timeout(self.settings.webhook_timeout_s):
+                async with self.client.stream(
+                    "POST",
+                    target,
+                    content=body,
+                    headers={**headers, **host},
+                    extensions=extensions,
+                    follow_redirects=False,
+                ) as response:
+                    read = 0
+                    async for chunk in response.aiter_raw():
+                        read += len(chunk)
+                        if read >= self.settings.webhook_max_response_bytes:
+                            break  # the rest is not ours to hold
+        except TimeoutError:
+            return f"no answer within {self.settings.webhook_timeout_s} s"
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"
         if 200 <= response.status_code < 300:
@@ -303,10 +341,24 @@ class WebhookDispatcher:
                     )
         return fanned + len(batch)
 
+    async def prune(self) -> int:
+        """Every ``outbox_prune_s``: delete the outbox events retention lets go
+        (:mod:`resolvers.retention`); how many were deleted."""
+        now = time.monotonic()
+        if now < self.next_prune:
+            return 0
+        self.next_prune = now + self.settings.outbox_prune_s
+        older_than = timedelta(days=self.settings.outbox_retention_days)
+        pruned = await retention.prune(self.gateway.db, older_than)
+        if pruned:
+            log.info("outbox: %d events older than %s pruned", pruned, older_than)
+        return pruned
+
     async def run(self) -> None:
         wake = listener(self.gateway.db.engine)
         while True:
             try:
+                await self.prune()
                 done = await self.step()
             except Exception:  # the database is away, a bug: log, wait, go on
                 log.exception("webhook dispatcher step failed")

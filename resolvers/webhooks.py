@@ -36,33 +36,75 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from typing import Any
 
-from sqlalchemy import func, select
+import graphql
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.errors import NotFound
+from gateway.errors import Conflict, NotFound
 from gateway.storage import audit
 from gateway.storage.outbox import OutboxCursor, OutboxEvent, Webhook, WebhookDelivery
 from policies.errors import InvalidInput
-from resolvers import outbox
+from resolvers import egress, outbox
 from resolvers.context import Context
 
 CONSUMER = "webhooks"
 SECRET_PREFIX = "whsec_"
+# Arbitrary constant naming "webhook registrations" among advisory locks.
+_REGISTER_LOCK = 0x77686B73
 
 
 def key_of(secret: str, field: str = "secret") -> bytes:
-    """The HMAC key of a ``whsec_…`` secret; BAD_INPUT naming ``field`` otherwise."""
-    if secret.startswith(SECRET_PREFIX):
-        try:
-            key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if 24 <= len(key) <= 64:
-            return key
-    raise InvalidInput(field, "whsec_…", "expected whsec_ and the base64 of 24 to 64 bytes")
+    """The HMAC key of a ``whsec_…`` secret; BAD_INPUT naming ``field`` otherwise (its value
+    shown as ``whsec_…``: an error never repeats a secret, even a bad one).
+
+    >>> key_of("whsec_" + base64.b64encode(b"short").decode())
+    Traceback (most recent call last):
+    policies.errors.InvalidInput: secret = whsec_…: the key is 5 bytes; 24 to 64 random bytes needed
+    """
+    if not secret.startswith(SECRET_PREFIX):
+        raise InvalidInput(field, "whsec_…", "expected whsec_ and the base64 of 24 to 64 bytes")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(field, "whsec_…", "what follows whsec_ is not base64") from None
+    if not 24 <= len(key) <= 64:
+        reason = f"the key is {len(key)} bytes; 24 to 64 random bytes needed"
+        raise InvalidInput(field, "whsec_…", reason)
+    return key
+
+
+class _Redact(graphql.Visitor):
+    """Replaces the string written as a ``secret:`` argument or input field."""
+
+    def enter_object_field(self, node: graphql.ObjectFieldNode, *_: Any) -> Any:
+        if node.name.value == "secret" and isinstance(node.value, graphql.StringValueNode):
+            return graphql.ObjectFieldNode(name=node.name, value=graphql.StringValueNode(value="…"))
+        return None
+
+    def enter_argument(self, node: graphql.ArgumentNode, *_: Any) -> Any:
+        if node.name.value == "secret" and isinstance(node.value, graphql.StringValueNode):
+            return graphql.ArgumentNode(name=node.name, value=graphql.StringValueNode(value="…"))
+        return None
+
+
+def without_secrets(query: str | None) -> str | None:
+    """The query text to keep (the read audit record keeps it): a secret written in it, not in
+    the variables, replaced by ``…``.
+
+    >>> text = without_secrets('mutation { registerWebhook(input: {secret: "whsec_x"}) { id } }')
+    >>> "whsec_x" in text, 'secret: "…"' in text
+    (False, True)
+    """
+    if query is None or "secret" not in query:
+        return query
+    try:
+        document = graphql.parse(query)
+    except graphql.GraphQLError:
+        return query  # not executed, so nothing read to audit
+    return graphql.print_ast(graphql.visit(document, _Redact()))
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -72,12 +114,21 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def check_url(url: str) -> str:
-    text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(text) > 2000:
-        raise InvalidInput("url", url, "expected an http or https URL of at most 2000 characters")
-    return text
+def check_events(ctx: Context, events: Sequence[str]) -> list[str]:
+    """The event types asked for, each known, once, and readable by the caller's department;
+    BAD_INPUT naming ``events`` and the offending type otherwise."""
+    if not events:
+        raise InvalidInput("events", [], "at least one event type")
+    seen: set[str] = set()
+    for event in events:
+        if event not in outbox.TARGET:
+            raise InvalidInput("events", event, f"not an event type ({', '.join(outbox.TARGET)})")
+        if event in seen:
+            raise InvalidInput("events", event, "named twice")
+        seen.add(event)
+        if not ctx.policy.can_use("Change", outbox.TARGET[event]):
+            raise InvalidInput("events", event, f"{ctx.principal.department} may not read it")
+    return sorted(seen)
 
 
 # -- what departments do --------------------------------------------------------------------
@@ -85,15 +136,16 @@ def check_url(url: str) -> str:
 
 async def register(ctx: Context, url: str, events: Sequence[str], secret: str) -> Webhook:
     """Register ``url`` for ``events`` on behalf of the caller (its department, organisation,
-    regions and purpose are what deliveries read with). BAD_INPUT for a bad URL, no event, an
-    event the department may not read, or a secret not of the Standard Webhooks form."""
-    target = check_url(url)
+    regions and purpose are what deliveries read with). BAD_INPUT naming the field for a
+    malformed URL or one the egress rules refuse (:mod:`resolvers.egress`: its host resolves to
+    a loopback, private, link-local… address, or it is http to a public one), no event, an
+    unknown or repeated one, or one the department may not read, or a secret not of the
+    Standard Webhooks form; CONFLICT when the organisation already has
+    ``MEDGW_WEBHOOKS_PER_ORG`` webhooks. Nothing is stored then."""
+    egress.parse(url)
     key_of(secret)
-    if not events:
-        raise InvalidInput("events", [], "at least one event type")
-    for event in events:
-        if not ctx.policy.can_use("Change", outbox.TARGET[event]):
-            raise InvalidInput("events", event, f"{ctx.principal.department} may not read it")
+    kinds = check_events(ctx, events)
+    target = await egress.checked(url, egress.Rules.of(ctx.settings))
     principal = ctx.principal
     row = Webhook(
         department=principal.department,
@@ -102,10 +154,24 @@ async def register(ctx: Context, url: str, events: Sequence[str], secret: str) -
         regions=list(principal.regions),
         purpose=principal.purpose,
         url=target,
-        events=sorted(set(events)),
+        events=kinds,
         secret=secret,
     )
+    limit = ctx.settings.webhooks_per_org
     async with ctx.db.transaction() as session:
+        # one registration of an organisation at a time, so two at once cannot pass the limit
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:k, hashtext(:org))"),
+            {"k": _REGISTER_LOCK, "org": f"{principal.department}/{principal.org}"},
+        )
+        held = await session.scalar(select(func.count()).select_from(Webhook).where(*_own(ctx)))  # type: ignore[arg-type]
+        if (held or 0) >= limit:
+            raise Conflict(
+                f"{principal.org} already has {held} webhooks (MEDGW_WEBHOOKS_PER_ORG = {limit}); "
+                "delete one first",
+                field="url",
+                value=url,
+            )
         since = await outbox.start(session)
         row.since_txid, row.since_event = since.txid, since.event_id
         session.add(row)
@@ -115,7 +181,7 @@ async def register(ctx: Context, url: str, events: Sequence[str], secret: str) -
             .on_conflict_do_nothing()
         )
         await session.flush()
-        await audit.append(
+        await audit.append(  # never the secret, nor the URL's query (it may carry a token)
             session,
             principal,
             action="WRITE",

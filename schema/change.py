@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import graphql
 import strawberry
 
-from resolvers import outbox
+from resolvers import outbox, retention
 from schema.application import Application
 from schema.beneficiary import Beneficiary, Claim, HighCostAlert
 from schema.enums import described
@@ -130,6 +130,8 @@ async def feed(
         events = await outbox.read_after(session, position, types=kinds, limit=first)
         return events, await outbox.visible(session, ctx.rows, events)
 
+    if since is not None:  # a cursor from before the retained events: say so, never skip
+        await ctx.read(lambda session: retention.check(session, position, since))
     events, shown = await ctx.read(run) if kinds else ([], [])
     last = outbox.position_of(events[-1]) if events else position
     return ChangeFeed(
@@ -175,6 +177,9 @@ async def _follow(
     paths = personal_paths(info)
     name = raw.operation.name.value if raw.operation.name else info.field_name
     position = outbox.Position.decode(since) if since is not None else None
+    if position is not None and since is not None:
+        async with ctx.db.sessions() as session:
+            await retention.check(session, position, since)
     async for item in outbox.follow(
         ctx,
         readable_types(ctx, [kind]),

@@ -474,6 +474,8 @@ class Mutation:
         "department and organisation (deliveries read with the token's regions and purpose). "
         "BAD_INPUT for a bad url, no events, an event the department may not read, or a secret "
         "not of the whsec_ form."
+        " BAD_INPUT (url) too for a receiver the egress rules refuse; CONFLICT when the "
+        "organisation holds MEDGW_WEBHOOKS_PER_ORG webhooks already."
     )
     async def register_webhook(
         self,

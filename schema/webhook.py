@@ -36,9 +36,15 @@ described(
 
 @strawberry.input(description="A departmental system's endpoint for change notifications.")
 class RegisterWebhookInput:
-    url: str = strawberry.field(description="An http or https URL that accepts POST.")
+    url: str = strawberry.field(
+        description="An https URL that accepts POST (http only to addresses the operator "
+        "allows); at most 2000 characters, no user name or password; its host must not "
+        "resolve to a loopback, private, link-local, multicast or reserved address unless "
+        "allowed (MEDGW_WEBHOOK_ALLOW_PRIVATE, MEDGW_WEBHOOK_ALLOW_NETWORKS)."
+    )
     events: list[ChangeType] = strawberry.field(
-        description="The kinds of change to deliver (the department must be able to read them)."
+        description="The kinds of change to deliver, each once (the department must be able "
+        "to read them)."
     )
     secret: str = strawberry.field(
         description="The signing secret, Standard Webhooks form: whsec_ and the base64 of 24 "

@@ -81,6 +81,7 @@ class OutboxEvent(Base):
     __table_args__ = (
         CheckConstraint(_one_of("type", EVENT_TYPES), name="type"),
         Index("ix_outbox_events_txid_id", "txid", "id"),
+        Index("ix_outbox_events_at", "at"),  # retention (resolvers/retention.py)
     )
 
 
@@ -141,6 +142,7 @@ class WebhookDelivery(Base):
         UniqueConstraint("webhook_id", "event_id"),
         CheckConstraint(_one_of("status", DELIVERY_STATES), name="status"),
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_event_id", "event_id"),  # deleting events checks here
     )
 
 

@@ -186,6 +186,7 @@ async def test_an_insurer_follows_its_own_claims_masked_and_each_batch_is_audite
 async def test_the_discovery_loop_is_pushed_and_fed_back(
     http_server: str,
     gql: GraphQLClient,
+    local: GraphQLClient,
     db: Database,
     settings: Settings,
     policies: PolicySet,
@@ -194,7 +195,7 @@ async def test_the_discovery_loop_is_pushed_and_fed_back(
     civil affairs records 低保 → the alert is RECOGNISED and assistance re-run (ADJUSTMENT)."""
     await insured(gql)
     with receiving() as receiver:
-        await register_hook(gql, receiver.url, ["ALERT_CHANGED"], **CIVIL)
+        await register_hook(local, receiver.url, ["ALERT_CHANGED"], **CIVIL)
         since = await cursor_now(gql)
         async with (
             dispatching(settings, db, policies),

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
-import pytest
 from sqlalchemy import select, text
 
 from gateway.app import create_app
@@ -23,7 +22,8 @@ from gateway.storage.outbox import WebhookDelivery
 from policies.benefits import PolicySet
 from tests.conftest import GraphQLClient
 from tests.factories import id_number
-from tests.gateway.webhook_receiver import SECRET, Receiver, receiving, verify
+from tests.gateway.conftest import LOCAL_RECEIVERS
+from tests.gateway.webhook_receiver import SECRET, Receiver, verify
 from tests.resolvers.test_settlement_governance import PANZHIHUA, enroll, register, settle, stay
 
 PERSON = id_number(PANZHIHUA, date(1972, 3, 4), 51)
@@ -33,18 +33,18 @@ DELIVERIES = """query($s: DeliveryStatus) { webhookDeliveries(status: $s) { id s
   lastError deliveredAt } }"""
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with receiving() as r:
-        yield r
-
-
 @asynccontextmanager
 async def dispatching(
     settings: Settings, db: Database, policies: PolicySet, **overrides: Any
 ) -> AsyncIterator[None]:
     """An app of its own with the webhook dispatcher on (its lifespan runs it)."""
-    quick = {"webhooks": True, "outbox_poll_s": 0.2, "webhook_backoff_s": 0.2, **overrides}
+    quick = {
+        "webhooks": True,
+        "outbox_poll_s": 0.2,
+        "webhook_backoff_s": 0.2,
+        **LOCAL_RECEIVERS,
+        **overrides,
+    }
     app = create_app(settings.model_copy(update=quick), db=db, policies=policies)
     async with app.router.lifespan_context(app):
         yield
@@ -86,10 +86,15 @@ def claim_numbers(receiver: Receiver) -> list[str]:
 
 
 async def test_a_receiver_down_for_a_while_gets_every_event_once_signed(
-    gql: GraphQLClient, db: Database, settings: Settings, policies: PolicySet, receiver: Receiver
+    gql: GraphQLClient,
+    local: GraphQLClient,
+    db: Database,
+    settings: Settings,
+    policies: PolicySet,
+    receiver: Receiver,
 ) -> None:
     await insured(gql)
-    hook = await register_hook(gql, receiver.url, ["CLAIM_CHANGED"])
+    hook = await register_hook(local, receiver.url, ["CLAIM_CHANGED"])
     assert hook["events"] == ["CLAIM_CHANGED"]
     receiver.down = True
     async with dispatching(settings, db, policies):
@@ -118,10 +123,15 @@ async def test_a_receiver_down_for_a_while_gets_every_event_once_signed(
 
 
 async def test_an_insurer_gets_only_its_claims_masked_as_it_reads_them_and_audited(
-    gql: GraphQLClient, db: Database, settings: Settings, policies: PolicySet, receiver: Receiver
+    gql: GraphQLClient,
+    local: GraphQLClient,
+    db: Database,
+    settings: Settings,
+    policies: PolicySet,
+    receiver: Receiver,
 ) -> None:
     await insured(gql)
-    await register_hook(gql, receiver.url, ["CLAIM_CHANGED"], **PICC)
+    await register_hook(local, receiver.url, ["CLAIM_CHANGED"], **PICC)
     async with dispatching(settings, db, policies):
         await claim(gql, "P-OTHER", carrier="cpic-5104")
         await claim(gql, "P-OWN")
@@ -152,10 +162,15 @@ async def test_an_insurer_gets_only_its_claims_masked_as_it_reads_them_and_audit
 
 
 async def test_dead_letters_are_listed_and_redelivered_by_hand(
-    gql: GraphQLClient, db: Database, settings: Settings, policies: PolicySet, receiver: Receiver
+    gql: GraphQLClient,
+    local: GraphQLClient,
+    db: Database,
+    settings: Settings,
+    policies: PolicySet,
+    receiver: Receiver,
 ) -> None:
     await insured(gql)
-    await register_hook(gql, receiver.url, ["CLAIM_CHANGED"])
+    await register_hook(local, receiver.url, ["CLAIM_CHANGED"])
     receiver.down = True
     async with dispatching(settings, db, policies, webhook_max_attempts=2):
         await claim(gql, "D-1")
@@ -185,10 +200,15 @@ async def test_dead_letters_are_listed_and_redelivered_by_hand(
 
 
 async def test_two_dispatchers_deliver_each_event_once(
-    gql: GraphQLClient, db: Database, settings: Settings, policies: PolicySet, receiver: Receiver
+    gql: GraphQLClient,
+    local: GraphQLClient,
+    db: Database,
+    settings: Settings,
+    policies: PolicySet,
+    receiver: Receiver,
 ) -> None:
     await insured(gql)
-    await register_hook(gql, receiver.url, ["CLAIM_CHANGED"])
+    await register_hook(local, receiver.url, ["CLAIM_CHANGED"])
     async with dispatching(settings, db, policies), dispatching(settings, db, policies):
         for i in range(12):
             await claim(gql, f"T-{i}")
@@ -199,10 +219,15 @@ async def test_two_dispatchers_deliver_each_event_once(
 
 
 async def test_a_dispatcher_killed_between_commit_and_delivery_loses_nothing(
-    gql: GraphQLClient, db: Database, settings: Settings, policies: PolicySet, receiver: Receiver
+    gql: GraphQLClient,
+    local: GraphQLClient,
+    db: Database,
+    settings: Settings,
+    policies: PolicySet,
+    receiver: Receiver,
 ) -> None:
     await insured(gql)
-    await register_hook(gql, receiver.url, ["CLAIM_CHANGED"])
+    await register_hook(local, receiver.url, ["CLAIM_CHANGED"])
     await claim(gql, "K-1")  # committed while no dispatcher runs
     receiver.hanging = True
     async with dispatching(settings, db, policies, webhook_timeout_s=60):

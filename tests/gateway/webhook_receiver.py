@@ -9,14 +9,14 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.conftest import serving
@@ -49,6 +49,13 @@ class Receiver:
     hanging: bool = False
     accepted: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     refused: int = 0
+    redirecting: bool = False
+    """Answer 307 to /elsewhere (which counts its visits in ``elsewhere``)."""
+    endless: bool = False
+    """Answer 200 with a body that never ends, as fast as it can."""
+    trickling: bool = False
+    """Answer 200 and then a byte a second."""
+    elsewhere: int = 0
 
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _, body in self.accepted]
@@ -74,9 +81,26 @@ def receiving() -> Iterator[Receiver]:
         if receiver.down:
             receiver.refused += 1
             return Response(status_code=503)
+        if receiver.redirecting:
+            return RedirectResponse(f"{receiver.url.removesuffix('/hook')}/elsewhere", 307)
         receiver.accepted.append((dict(request.headers), body))
+        if receiver.endless or receiver.trickling:
+            return StreamingResponse(forever(receiver.trickling))
         return Response(status_code=204)
 
-    with serving(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as url:
+    async def forever(slowly: bool) -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" if slowly else b"x" * 65536
+            await asyncio.sleep(1 if slowly else 0)
+
+    async def elsewhere(request: Request) -> Response:
+        receiver.elsewhere += 1
+        return Response(status_code=204)
+
+    routes = [
+        Route("/hook", hook, methods=["POST"]),
+        Route("/elsewhere", elsewhere, methods=["POST", "GET"]),
+    ]
+    with serving(Starlette(routes=routes)) as url:
         receiver.url = f"{url}/hook"
         yield receiver
