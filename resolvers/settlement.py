@@ -46,7 +46,7 @@ from policies.settlement.engine import (
 )
 from policies.settlement.explanation import Explanation
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
-from resolvers import alerts, cube, funds, outbox
+from resolvers import alerts, cube, funds, outbox, person_year
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
@@ -282,15 +282,22 @@ async def claim_states(session: AsyncSession, claims: Sequence[models.Claim]) ->
     return [ClaimState(c, by_claim.get(c.id, []), by_event) for c in claims]
 
 
+def closing_region(policies: PolicySet, policy_id: str | None) -> str | None:
+    """The policy region whose closings concern a policy (None: none, or an unknown policy)."""
+    if policy_id is None:
+        return None
+    try:
+        return policies.by_id(policy_id).region_code
+    except KeyError:
+        return None
+
+
 async def closed_region(
     session: AsyncSession, policies: PolicySet, policy_id: str | None, year: int
 ) -> str | None:
     """The policy region code when ``year`` is closed for it (§9.5), else None."""
-    if policy_id is None:
-        return None
-    try:
-        region = policies.by_id(policy_id).region_code
-    except KeyError:
+    region = closing_region(policies, policy_id)
+    if region is None:
         return None
     closed = await session.scalar(
         select(models.SettlementYearClosing.region_code).where(
@@ -321,6 +328,9 @@ class Writer:
     """Each recovery created, changed or withdrawn, with its claim number (by recovery id)."""
     held_lines: list[models.SettlementLine] | None = None
     """Lines waiting for :meth:`store_held_lines` (None: each event's lines go to the session)."""
+    records: list[models.Identity | models.MonitoringFlag] | None = None
+    """The person's identities and flags when already read by this transaction and unchanged
+    since (:meth:`discover` does not read them again); None: read them."""
 
     def consequences(self) -> Consequences:
         """What this transaction's re-runs stored: the ADJUSTMENT events and the recoveries."""
@@ -436,7 +446,7 @@ class Writer:
         year = alerts.Year(
             person.id, person.region_code, row.year, row.out_of_pocket, row.visits, insured
         )
-        await alerts.review(self.session, self.principal, self.policies, year, cause)
+        await alerts.review(self.session, self.principal, self.policies, year, cause, self.records)
 
     def add_lines(self, lines: Sequence[models.SettlementLine]) -> None:
         """An event's settlement lines: to the session, or held (:meth:`hold_lines`)."""
@@ -526,12 +536,11 @@ def _reversed(claim: models.Claim) -> str:
     return f"reversed at {when} ({claim.reversal_reason})"
 
 
-async def _insured(
-    session: AsyncSession, person: models.Beneficiary, data: ClaimInput, year: int
+def _insured(
+    person: models.Beneficiary, data: ClaimInput, year: int, enrollment: models.Enrollment | None
 ) -> models.Enrollment | None:
     """§9.1: insured when an enrollment of the year is recorded; uninsured only when the claim
     says ``insured: false``; neither is PRECONDITION_FAILED."""
-    enrollment = await enrollment_of(session, person, year)
     if enrollment is not None:
         if data.insured is False:
             raise Conflict(
@@ -562,22 +571,34 @@ async def _insured(
 
 async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest: str) -> ClaimState:
     person = await lock_person(session, ctx.rows, data.id_number)
-    known = await session.scalar(
-        select(models.Claim.id).where(models.Claim.claim_number == data.visit.id)
-    )
-    if known is not None:
-        return await _existing(session, data, digest)
     visit = data.visit
     year = visit.settlement_year
+    try:
+        region: str | None = ctx.policies.in_force(person.region_code, visit.admission_date).id
+        region = closing_region(ctx.policies, region)
+    except LookupError:
+        region = None
+    state = await person_year.read(session, person, year, visit.id, region)
+    if state.known_claim is not None:
+        return await _existing(session, data, digest)
     policy = ctx.policies.in_force(person.region_code, visit.admission_date)
-    if await closed_region(session, ctx.policies, policy.id, year):
+    if state.closed:
         raise Conflict(
             f"admissionDate = {visit.admission_date.isoformat()}: settlement year {year} is "
             f"closed for {policy.region_code}",
             field="admissionDate",
         )
-    subject = await engine_person(session, person, await _insured(session, person, data, year))
-    row = await lock_ledger(session, person.id, year)
+    enrollment = _insured(person, data, year, state.enrollment)
+    subject = Person(
+        region_code=person.region_code,
+        birth_date=person.birth_date,
+        insured=enrollment is not None,
+        inclusive_commercial=bool(enrollment and enrollment.inclusive_commercial),
+        categories=tuple(record_of(r) for r in state.records),
+    )
+    row = state.ledger or await person_year.open_ledger(session, person.id, year)
+    if row is None:
+        row = await lock_ledger(session, person.id, year)
     try:
         result, ledger = settle_visit(
             ctx.policies, subject, visit, Ledger.from_dict(row.state), field="input"
@@ -610,7 +631,7 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
     )
     session.add(claim)
     await session.flush()
-    writer = Writer(session, ctx.principal, ctx.policies)
+    writer = Writer(session, ctx.principal, ctx.policies, records=state.records)
     event = await writer.event(
         claim,
         "ORIGINAL",
