@@ -50,6 +50,7 @@ from resolvers import alerts, cube, funds, outbox, person_year
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
+from resolvers.original import insert_original
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -377,13 +378,26 @@ class Writer:
             for p in PAYERS
         ]
         self.add_lines(lines)
+        await self.stored(claim, event, lines, payments)
+        return event
+
+    async def stored(
+        self,
+        claim: models.Claim,
+        event: models.Settlement,
+        lines: list[models.SettlementLine],
+        payments: Mapping[Payer, Decimal],
+    ) -> None:
+        """What follows an event written (by :meth:`event`, or in one statement with its claim
+        by :func:`resolvers.original.insert`): note it, and run the hooks (outbox, cube,
+        fund entries)."""
+        kind, out_of_pocket, category = event.kind, event.out_of_pocket, event.category
         self.lines[event.id] = lines
         self.events.append(event)
         self.claim_numbers[event.id] = claim.claim_number
         await outbox.claim_changed(self.session, claim, kind=kind)
         cube.record(self.session, claim, kind, payments, out_of_pocket, category)
         await funds.post_settlement(self.session, self.policies, claim, event, lines)
-        return event
 
     async def store_ledger(
         self,
@@ -605,42 +619,49 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         )
     except InvalidInput as exc:
         raise _input_field(exc) from None
-    claim = models.Claim(
-        claim_number=visit.id,
-        beneficiary_id=person.id,
-        year=year,
-        type=visit.type.value,
-        hospital_level=visit.hospital_level.value if visit.hospital_level else None,
-        hospital_code=data.hospital_code,
-        admission_date=visit.admission_date,
-        discharge_date=visit.discharge_date,
-        total_cost=visit.total_cost,
-        policy_scope_cost=visit.policy_scope_cost,
-        referral_compliant=visit.referral_compliant,
-        in_province=visit.in_province,
-        diagnosis=visit.diagnosis,
-        special_treatment_hospital=visit.special_treatment_hospital,
-        carrier=data.carrier,
-        insured=subject.insured,
-        # Enrolled in the plan of the claim's region (one where there is none pays nothing).
-        inclusive_commercial=subject.inclusive_commercial
-        and policy.inclusive_commercial is not None,
-        reported=None if visit.reported is None else visit.reported.to_dict(),
-        policy=result.policy_id,
-        content_hash=digest,
-    )
-    session.add(claim)
-    await session.flush()
     writer = Writer(session, ctx.principal, ctx.policies, records=state.records)
-    event = await writer.event(
-        claim,
-        "ORIGINAL",
-        _payments(result),
-        result.out_of_pocket,
-        policy=result.policy_id,
-        category=result.category.value if result.category else None,
-        explanation=result.explanation,
+    payments = _payments(result)
+    claim, event, lines = await insert_original(
+        session,
+        dict(
+            claim_number=visit.id,
+            beneficiary_id=person.id,
+            year=year,
+            type=visit.type.value,
+            hospital_level=visit.hospital_level.value if visit.hospital_level else None,
+            hospital_code=data.hospital_code,
+            admission_date=visit.admission_date,
+            discharge_date=visit.discharge_date,
+            total_cost=visit.total_cost,
+            policy_scope_cost=visit.policy_scope_cost,
+            referral_compliant=visit.referral_compliant,
+            in_province=visit.in_province,
+            diagnosis=visit.diagnosis,
+            special_treatment_hospital=visit.special_treatment_hospital,
+            carrier=data.carrier,
+            insured=subject.insured,
+            # Enrolled in the plan of the claim's region (one where there is none pays nothing).
+            inclusive_commercial=subject.inclusive_commercial
+            and policy.inclusive_commercial is not None,
+            reported=None if visit.reported is None else visit.reported.to_dict(),
+            policy=result.policy_id,
+            content_hash=digest,
+        ),
+        dict(
+            beneficiary_id=person.id,
+            year=year,
+            kind="ORIGINAL",
+            policy=result.policy_id,
+            category=result.category.value if result.category else None,
+            out_of_pocket=result.out_of_pocket,
+            reason=None,
+            explanation=result.explanation.model_dump(mode="json"),
+            department=ctx.principal.department,
+            org=ctx.principal.org,
+        ),
+        [(p.value, payments.get(p, ZERO)) for p in PAYERS],
     )
+    await writer.stored(claim, event, lines, payments)
     # One claim more: its payments add to what the year has paid (no re-summing on this path).
     before = row.paid()
     await writer.store_ledger(
