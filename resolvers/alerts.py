@@ -239,6 +239,7 @@ async def review(
     year: Year,
     cause: str,
     records: Sequence[Record] | None = None,
+    locked: tuple[models.HighCostAlert | None] | None = None,
 ) -> models.HighCostAlert | None:
     """Raise, update or close the person-year's alert after its ledger changed (a settlement,
     adjustment, recovery or reversal) or the person's categories did (``cause`` names it).
@@ -248,17 +249,24 @@ async def review(
     - an alert: its figure follows the ledger; it is RECOGNISED (linked) once the person holds
       an assisted category, CLOSED when the out-of-pocket is no longer above the threshold, and
       reopened (OPEN) when it rises above it again after that.
+
+    ``records`` (the person's identities and flags) and ``locked`` (the year's alert or None,
+    locked ``FOR UPDATE``): what the transaction has read already, so as not to read it again.
     """
     alert = (
-        await session.scalars(
-            select(models.HighCostAlert)
-            .where(
-                models.HighCostAlert.beneficiary_id == year.beneficiary_id,
-                models.HighCostAlert.year == year.year,
+        locked[0]
+        if locked is not None
+        else (
+            await session.scalars(
+                select(models.HighCostAlert)
+                .where(
+                    models.HighCostAlert.beneficiary_id == year.beneficiary_id,
+                    models.HighCostAlert.year == year.year,
+                )
+                .with_for_update()
             )
-            .with_for_update()
-        )
-    ).one_or_none()
+        ).one_or_none()
+    )
     # Audited apart from the write that caused it (whose own record keeps its operation name).
     operation = f"highCostAlert after {cause}"[:120]
     rule = _threshold(policies, year.region_code, year.year)

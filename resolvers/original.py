@@ -1,4 +1,5 @@
-"""A new claim, its ORIGINAL settlement event and the event's lines, written in one statement
+"""A new claim, its ORIGINAL settlement event, the event's lines and the year's ledger, written
+in one statement
 (issue 15, a lean settlement path): ``INSERT … RETURNING`` of each in a chain of CTEs, read back
 as model objects of the session (persistent, as if added and flushed)."""
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, String, func, insert, literal, select, true
+from sqlalchemy import Numeric, String, func, insert, literal, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -22,9 +23,23 @@ async def insert_original(
     claim: Mapping[str, Any],
     event: Mapping[str, Any],
     lines: Sequence[tuple[str, Decimal]],
+    ledger: tuple[models.Ledger, Mapping[str, Any]],
 ) -> tuple[models.Claim, models.Settlement, list[models.SettlementLine]]:
-    """Write the claim (``claim``: its column values), the event (its values but ``claim_id``)
-    and the lines (payer, amount; kept in this order) at once; the three as model objects."""
+    """Write the claim (``claim``: its column values), the event (its values but ``claim_id``),
+    the lines (payer, amount; kept in this order) and the year's ledger (the row, locked, and
+    the values of the columns that change) at once; the first three as model objects, and the
+    ledger row holding its new values."""
+    year_row, changes = ledger
+    updated = (
+        update(models.Ledger)
+        .where(
+            models.Ledger.beneficiary_id == year_row.beneficiary_id,
+            models.Ledger.year == year_row.year,
+        )
+        .values(**changes)
+        .returning(models.Ledger.year)
+        .cte("ledger")
+    )
     claims = insert(models.Claim).values(**claim).returning(*models.Claim.__table__.c).cte("c")
     event_columns = [models.Settlement.claim_id, *(getattr(models.Settlement, k) for k in event)]
     events = (
@@ -69,6 +84,7 @@ async def insert_original(
             .select_from(written)
             .join(events, events.c.id == written.c.settlement_id)
             .join(claims, claims.c.id == events.c.claim_id)
+            .add_cte(updated)
         )
     ).all()
     order = {payer: n for n, (payer, _) in enumerate(lines)}
@@ -81,4 +97,6 @@ async def insert_original(
             set_committed_value(row, key, value)
     for line, (_, amount) in zip(stored, lines, strict=True):
         set_committed_value(line, "amount", amount)
+    for key, value in changes.items():
+        set_committed_value(year_row, key, value)
     return new_claim, new_event, stored

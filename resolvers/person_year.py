@@ -1,7 +1,8 @@
 """What a settlement reads about a locked person and a year, in one statement (issue 15, a lean
 settlement path): whether the claim number is known already, whether the year is closed for the
 policy region, the year's enrollment, the person's identities and monitoring flags, and the
-year's ledger, locked (``FOR UPDATE``) as :func:`resolvers.settlement.lock_ledger` locks it.
+year's ledger and high-cost alert, locked (``FOR UPDATE``) as
+:func:`resolvers.settlement.lock_ledger` and :func:`resolvers.alerts.review` lock them.
 
 The person must be locked first (``lock_person``): every writer locks the person, then the
 ledger, so this statement's snapshot, taken after the person's lock was granted, sees every
@@ -43,6 +44,8 @@ class PersonYear:
     flags: list[models.MonitoringFlag]
     ledger: models.Ledger | None
     """The year's ledger, locked; None when the year has none yet (:func:`open_ledger`)."""
+    alert: models.HighCostAlert | None
+    """The year's high-cost alert, locked (as ``alerts.review`` locks it), or None."""
 
     @property
     def records(self) -> list[models.Identity | models.MonitoringFlag]:
@@ -109,6 +112,14 @@ async def read(
         .subquery("ledger")
     )
     ledger = aliased(models.Ledger, locked)
+    Alert = models.HighCostAlert
+    locked_alert = (
+        select(Alert)
+        .where(Alert.beneficiary_id == person.id, Alert.year == year)
+        .with_for_update()
+        .subquery("alert")
+    )
+    alert = aliased(Alert, locked_alert)
     one = select(literal(1).label("one")).subquery("one")
     enrollment = _rows(
         Enrollment, (Enrollment.beneficiary_id == person.id) & (Enrollment.year == year)
@@ -116,6 +127,7 @@ async def read(
     statement = (
         select(
             ledger,
+            alert,
             select(Claim.id).where(Claim.claim_number == claim_number).scalar_subquery(),
             select(Closing.region_code)
             .where(Closing.region_code == closing_region, Closing.year == year)
@@ -126,9 +138,11 @@ async def read(
         )
         .select_from(one)
         .outerjoin(locked, true())
+        .outerjoin(locked_alert, true())
         .execution_options(populate_existing=True)
     )
-    row, known, closed, enrolled, identities, flags = (await session.execute(statement)).one()
+    found = (await session.execute(statement)).one()
+    row, the_alert, known, closed, enrolled, identities, flags = found
     if enrolled and len(enrolled) > 1:
         raise RuntimeError(f"more than one enrollment of {person.id} for {year}")
     return PersonYear(
@@ -138,6 +152,7 @@ async def read(
         identities=[_copy(Identity, r) for r in identities or ()],
         flags=[_copy(Flag, r) for r in flags or ()],
         ledger=row,
+        alert=the_alert,
     )
 
 

@@ -332,6 +332,9 @@ class Writer:
     records: list[models.Identity | models.MonitoringFlag] | None = None
     """The person's identities and flags when already read by this transaction and unchanged
     since (:meth:`discover` does not read them again); None: read them."""
+    alert: tuple[models.HighCostAlert | None] | None = None
+    """The year's alert (or None) when already read, locked, by this transaction (for the one
+    :meth:`discover` of that year); None: read it."""
 
     def consequences(self) -> Consequences:
         """What this transaction's re-runs stored: the ADJUSTMENT events and the recoveries."""
@@ -410,12 +413,8 @@ class Writer:
     ) -> None:
         """The engine's running state, and the year's money columns as actually paid (pending
         recoveries are still paid, so these may exceed the engine's figures)."""
-        row.state = ledger.to_dict()
-        row.set_paid(paid)
-        row.out_of_pocket = ledger.out_of_pocket
-        row.visits = visits
-        row.total_cost = total_cost
-        row.updated_at = datetime.now(UTC)
+        for key, value in ledger_values(ledger, paid, visits=visits, total_cost=total_cost).items():
+            setattr(row, key, value)
         await self.session.flush()
 
     async def recount_ledger(self, row: models.Ledger, ledger: Ledger) -> None:
@@ -460,7 +459,9 @@ class Writer:
         year = alerts.Year(
             person.id, person.region_code, row.year, row.out_of_pocket, row.visits, insured
         )
-        await alerts.review(self.session, self.principal, self.policies, year, cause, self.records)
+        await alerts.review(
+            self.session, self.principal, self.policies, year, cause, self.records, self.alert
+        )
 
     def add_lines(self, lines: Sequence[models.SettlementLine]) -> None:
         """An event's settlement lines: to the session, or held (:meth:`hold_lines`)."""
@@ -482,6 +483,20 @@ class Writer:
         if held:
             self.session.add_all(held)
             await self.session.flush()
+
+
+def ledger_values(
+    ledger: Ledger, paid: Mapping[Payer, Decimal], *, visits: int, total_cost: Decimal
+) -> dict[str, Any]:
+    """The ledger row's columns that :meth:`Writer.store_ledger` writes."""
+    return {
+        "state": ledger.to_dict(),
+        **{payer.field_name: paid.get(payer, ZERO) for payer in Payer},
+        "out_of_pocket": ledger.out_of_pocket,
+        "visits": visits,
+        "total_cost": total_cost,
+        "updated_at": datetime.now(UTC),
+    }
 
 
 def _payments(result: VisitSettlement) -> dict[Payer, Decimal]:
@@ -619,8 +634,20 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         )
     except InvalidInput as exc:
         raise _input_field(exc) from None
-    writer = Writer(session, ctx.principal, ctx.policies, records=state.records)
+    writer = Writer(
+        session, ctx.principal, ctx.policies, records=state.records, alert=(state.alert,)
+    )
     payments = _payments(result)
+    # One claim more: its payments add to what the year has paid (no re-summing on this path);
+    # the ledger is written in the statement that writes the claim (Writer.store_ledger's
+    # columns).
+    before = row.paid()
+    stored_ledger = ledger_values(
+        ledger,
+        {p: before[p] + result.payments[p] for p in PAYERS},
+        visits=row.visits + 1,
+        total_cost=row.total_cost + visit.total_cost,
+    )
     claim, event, lines = await insert_original(
         session,
         dict(
@@ -660,17 +687,9 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
             org=ctx.principal.org,
         ),
         [(p.value, payments.get(p, ZERO)) for p in PAYERS],
+        (row, stored_ledger),
     )
     await writer.stored(claim, event, lines, payments)
-    # One claim more: its payments add to what the year has paid (no re-summing on this path).
-    before = row.paid()
-    await writer.store_ledger(
-        row,
-        ledger,
-        {p: before[p] + result.payments[p] for p in PAYERS},
-        visits=row.visits + 1,
-        total_cost=row.total_cost + visit.total_cost,
-    )
     await writer.discover(person, row, subject.insured, "settleClaim")
     await audit.append(
         session,
