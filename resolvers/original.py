@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
+from gateway import metrics
 from gateway.storage import models
 
 
@@ -99,4 +100,5 @@ async def insert_original(
         set_committed_value(line, "amount", amount)
     for key, value in changes.items():
         set_committed_value(year_row, key, value)
+    metrics.written(session.sync_session, [new_event, *stored])
     return new_claim, new_event, stored
