@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
@@ -128,6 +128,13 @@ def _collect(session: Session, flush: UOWTransaction) -> None:
     rows = [r for r in session.new if isinstance(r, models.Settlement | models.SettlementLine)]
     if rows:
         session.info.setdefault(_PENDING, []).extend(rows)
+
+
+def written(session: Session, rows: Sequence[models.Settlement | models.SettlementLine]) -> None:
+    """Count ``rows``, settlement events and lines written by a statement rather than by the
+    session's unit of work (``resolvers/original.py``), as :func:`_collect` counts flushed
+    ones: when the transaction commits."""
+    session.info.setdefault(_PENDING, []).extend(rows)
 
 
 def _count(session: Session) -> None:

@@ -183,10 +183,17 @@ class Year:
 
 
 async def assisted_record(
-    session: AsyncSession, policies: PolicySet, region_code: str, person: uuid.UUID, year: int
+    session: AsyncSession,
+    policies: PolicySet,
+    region_code: str,
+    person: uuid.UUID,
+    year: int,
+    records: Sequence[Record] | None = None,
 ) -> Record | None:
     """The person's latest identity or flag record of a category the year's policy assists
-    whose interval meets the year (a person recognised in the year is known, not discovered)."""
+    whose interval meets the year (a person recognised in the year is known, not discovered).
+    ``records``: every identity and flag of the person as the transaction knows them already
+    (identities first), so that they are not read again."""
     try:
         policy = policies.in_force(region_code, date(year, 12, 31))
     except LookupError:
@@ -194,6 +201,15 @@ async def assisted_record(
     assisted = sorted(c.value for c in policy.assisted_categories)
     first, last = date(year, 1, 1), date(year, 12, 31)
     found: list[Record] = []
+    if records is not None:
+        found = [
+            r
+            for r in records
+            if r.category in assisted
+            and r.valid_from <= last
+            and (r.valid_to is None or r.valid_to >= first)
+        ]
+        return max(found, key=lambda r: r.recorded_at, default=None)
     for model in (models.Identity, models.MonitoringFlag):
         rows = await session.scalars(
             select(model).where(
@@ -217,7 +233,13 @@ def _threshold(policies: PolicySet, region_code: str, year: int) -> tuple[str, D
 
 
 async def review(
-    session: AsyncSession, principal: Principal, policies: PolicySet, year: Year, cause: str
+    session: AsyncSession,
+    principal: Principal,
+    policies: PolicySet,
+    year: Year,
+    cause: str,
+    records: Sequence[Record] | None = None,
+    locked: tuple[models.HighCostAlert | None] | None = None,
 ) -> models.HighCostAlert | None:
     """Raise, update or close the person-year's alert after its ledger changed (a settlement,
     adjustment, recovery or reversal) or the person's categories did (``cause`` names it).
@@ -227,23 +249,30 @@ async def review(
     - an alert: its figure follows the ledger; it is RECOGNISED (linked) once the person holds
       an assisted category, CLOSED when the out-of-pocket is no longer above the threshold, and
       reopened (OPEN) when it rises above it again after that.
+
+    ``records`` (the person's identities and flags) and ``locked`` (the year's alert or None,
+    locked ``FOR UPDATE``): what the transaction has read already, so as not to read it again.
     """
     alert = (
-        await session.scalars(
-            select(models.HighCostAlert)
-            .where(
-                models.HighCostAlert.beneficiary_id == year.beneficiary_id,
-                models.HighCostAlert.year == year.year,
+        locked[0]
+        if locked is not None
+        else (
+            await session.scalars(
+                select(models.HighCostAlert)
+                .where(
+                    models.HighCostAlert.beneficiary_id == year.beneficiary_id,
+                    models.HighCostAlert.year == year.year,
+                )
+                .with_for_update()
             )
-            .with_for_update()
-        )
-    ).one_or_none()
+        ).one_or_none()
+    )
     # Audited apart from the write that caused it (whose own record keeps its operation name).
     operation = f"highCostAlert after {cause}"[:120]
     rule = _threshold(policies, year.region_code, year.year)
     threshold = None if rule is None else rule[1]
     held = await assisted_record(
-        session, policies, year.region_code, year.beneficiary_id, year.year
+        session, policies, year.region_code, year.beneficiary_id, year.year, records
     )
     above = threshold is not None and year.out_of_pocket > threshold
     if alert is None:

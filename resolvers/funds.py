@@ -80,9 +80,37 @@ async def post_settlement(
     """Post one settlement event: by its kind's rule, or (REVERSAL) by reversing every earlier
     entry of its claim. CONFLICT when the claim's year is closed for its policy region."""
     region = _policy_region(policies, claim.policy or event.policy)
+    the_rules = rules()
+    if event.kind == "ORIGINAL" and not the_rules.rule_of(event.kind).mirror:
+        # The hot path (settleClaim): the closing check, the accounts and the entries in one
+        # statement (the person is in the session already: locked by the settlement).
+        person = await session.get(models.Beneficiary, claim.beneficiary_id)
+        assert person is not None
+        parties = Parties(
+            person.region_code,
+            carrier=claim.carrier,
+            hospital=claim.hospital_code,
+            person=str(claim.beneficiary_id),
+        )
+        entries = the_rules.settlement_entries(
+            event.kind, {Payer(line.payer): line.amount for line in lines}, parties
+        )
+        if not entries:
+            if await closed(session, region, claim.year):
+                raise _refuse_closed(claim.year, region or "")
+            return
+        posted = await post_at_once(
+            session, entries, region, settlement_id=event.id, kind=event.kind, year=claim.year,
+            booked_on=claim.discharge_date,
+        )  # fmt: skip
+        if posted is None:
+            raise _refuse_closed(claim.year, region or "")
+        if not posted:  # an account opened by a concurrent transaction meanwhile: step by step
+            await _store(session, entries, settlement_id=event.id, kind=event.kind,
+                         year=claim.year, booked_on=claim.discharge_date)  # fmt: skip
+        return
     if await closed(session, region, claim.year):
         raise _refuse_closed(claim.year, region or "")
-    the_rules = rules()
     booked_on = claim.discharge_date if event.kind == "ORIGINAL" else await today(session)
     if the_rules.rule_of(event.kind).mirror:
         await session.execute(
@@ -112,6 +140,86 @@ async def post_settlement(
     )
     await _store(session, entries, settlement_id=event.id, kind=event.kind, year=claim.year,
                  booked_on=booked_on)  # fmt: skip
+
+
+POST_AT_ONCE = text(
+    """
+    WITH shut AS (
+        SELECT FROM settlement_year_closings WHERE region_code = :region AND year = :year
+    ),
+    want(n, kind, region_code, party, flow, side, amount) AS (
+        SELECT * FROM unnest(CAST(:n AS int[]), CAST(:kinds AS text[]),
+                             CAST(:regions AS text[]), CAST(:parties AS text[]),
+                             CAST(:flows AS text[]), CAST(:sides AS text[]),
+                             CAST(:amounts AS numeric[]))
+    ),
+    opened AS (
+        INSERT INTO fund_accounts (kind, region_code, party)
+        SELECT DISTINCT kind, region_code, party FROM want
+        WHERE NOT EXISTS (SELECT FROM shut) ORDER BY 1, 2, 3
+        ON CONFLICT DO NOTHING RETURNING id, kind, region_code, party
+    ),
+    account AS (
+        SELECT id, kind, region_code, party FROM opened
+        UNION ALL
+        SELECT a.id, a.kind, a.region_code, a.party FROM fund_accounts a
+        WHERE (a.kind, a.region_code, a.party) IN (SELECT kind, region_code, party FROM want)
+    ),
+    entry AS (
+        SELECT want.*, account.id AS account_id
+        FROM want JOIN account USING (kind, region_code, party)
+    ),
+    posted AS (
+        INSERT INTO fund_entries
+            (account_id, settlement_id, kind, flow, side, amount, year, booked_on)
+        SELECT account_id, :settlement, :event_kind, flow, side, amount, :year, :booked_on
+        FROM entry
+        WHERE NOT EXISTS (SELECT FROM shut) AND (SELECT count(*) FROM entry) = :count
+        ORDER BY n
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT FROM shut) AS shut, (SELECT count(*) FROM posted) AS posted
+    """
+)
+
+
+async def post_at_once(
+    session: AsyncSession,
+    entries: Sequence[Entry],
+    region: str | None,
+    *,
+    settlement_id: int,
+    kind: str,
+    year: int,
+    booked_on: date,
+) -> bool | None:
+    """Post ``entries`` in one statement: refuse (None, nothing written) when ``year`` is closed
+    for ``region``, else open the accounts missing and write the entries (True). False, with
+    no entry written, when an account was opened by a transaction that committed while this
+    statement ran (its snapshot cannot see it): post again with :func:`_store`."""
+    found = (
+        await session.execute(
+            POST_AT_ONCE,
+            {
+                "region": region,
+                "year": year,
+                "n": list(range(len(entries))),
+                "kinds": [e.account.kind.value for e in entries],
+                "regions": [e.account.region_code for e in entries],
+                "parties": [e.account.party for e in entries],
+                "flows": [e.flow for e in entries],
+                "sides": [e.side.value for e in entries],
+                "amounts": [e.amount for e in entries],
+                "settlement": settlement_id,
+                "event_kind": kind,
+                "booked_on": booked_on,
+                "count": len(entries),
+            },
+        )
+    ).one()
+    if found.shut:
+        return None
+    return bool(found.posted)
 
 
 async def _store(

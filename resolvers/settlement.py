@@ -46,10 +46,11 @@ from policies.settlement.engine import (
 )
 from policies.settlement.explanation import Explanation
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
-from resolvers import alerts, cube, funds, outbox
+from resolvers import alerts, cube, funds, outbox, person_year
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
+from resolvers.original import insert_original
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -282,15 +283,22 @@ async def claim_states(session: AsyncSession, claims: Sequence[models.Claim]) ->
     return [ClaimState(c, by_claim.get(c.id, []), by_event) for c in claims]
 
 
+def closing_region(policies: PolicySet, policy_id: str | None) -> str | None:
+    """The policy region whose closings concern a policy (None: none, or an unknown policy)."""
+    if policy_id is None:
+        return None
+    try:
+        return policies.by_id(policy_id).region_code
+    except KeyError:
+        return None
+
+
 async def closed_region(
     session: AsyncSession, policies: PolicySet, policy_id: str | None, year: int
 ) -> str | None:
     """The policy region code when ``year`` is closed for it (§9.5), else None."""
-    if policy_id is None:
-        return None
-    try:
-        region = policies.by_id(policy_id).region_code
-    except KeyError:
+    region = closing_region(policies, policy_id)
+    if region is None:
         return None
     closed = await session.scalar(
         select(models.SettlementYearClosing.region_code).where(
@@ -321,6 +329,12 @@ class Writer:
     """Each recovery created, changed or withdrawn, with its claim number (by recovery id)."""
     held_lines: list[models.SettlementLine] | None = None
     """Lines waiting for :meth:`store_held_lines` (None: each event's lines go to the session)."""
+    records: list[models.Identity | models.MonitoringFlag] | None = None
+    """The person's identities and flags when already read by this transaction and unchanged
+    since (:meth:`discover` does not read them again); None: read them."""
+    alert: tuple[models.HighCostAlert | None] | None = None
+    """The year's alert (or None) when already read, locked, by this transaction (for the one
+    :meth:`discover` of that year); None: read it."""
 
     def consequences(self) -> Consequences:
         """What this transaction's re-runs stored: the ADJUSTMENT events and the recoveries."""
@@ -367,13 +381,26 @@ class Writer:
             for p in PAYERS
         ]
         self.add_lines(lines)
+        await self.stored(claim, event, lines, payments)
+        return event
+
+    async def stored(
+        self,
+        claim: models.Claim,
+        event: models.Settlement,
+        lines: list[models.SettlementLine],
+        payments: Mapping[Payer, Decimal],
+    ) -> None:
+        """What follows an event written (by :meth:`event`, or in one statement with its claim
+        by :func:`resolvers.original.insert`): note it, and run the hooks (outbox, cube,
+        fund entries)."""
+        kind, out_of_pocket, category = event.kind, event.out_of_pocket, event.category
         self.lines[event.id] = lines
         self.events.append(event)
         self.claim_numbers[event.id] = claim.claim_number
         await outbox.claim_changed(self.session, claim, kind=kind)
         cube.record(self.session, claim, kind, payments, out_of_pocket, category)
         await funds.post_settlement(self.session, self.policies, claim, event, lines)
-        return event
 
     async def store_ledger(
         self,
@@ -386,12 +413,8 @@ class Writer:
     ) -> None:
         """The engine's running state, and the year's money columns as actually paid (pending
         recoveries are still paid, so these may exceed the engine's figures)."""
-        row.state = ledger.to_dict()
-        row.set_paid(paid)
-        row.out_of_pocket = ledger.out_of_pocket
-        row.visits = visits
-        row.total_cost = total_cost
-        row.updated_at = datetime.now(UTC)
+        for key, value in ledger_values(ledger, paid, visits=visits, total_cost=total_cost).items():
+            setattr(row, key, value)
         await self.session.flush()
 
     async def recount_ledger(self, row: models.Ledger, ledger: Ledger) -> None:
@@ -436,7 +459,9 @@ class Writer:
         year = alerts.Year(
             person.id, person.region_code, row.year, row.out_of_pocket, row.visits, insured
         )
-        await alerts.review(self.session, self.principal, self.policies, year, cause)
+        await alerts.review(
+            self.session, self.principal, self.policies, year, cause, self.records, self.alert
+        )
 
     def add_lines(self, lines: Sequence[models.SettlementLine]) -> None:
         """An event's settlement lines: to the session, or held (:meth:`hold_lines`)."""
@@ -458,6 +483,20 @@ class Writer:
         if held:
             self.session.add_all(held)
             await self.session.flush()
+
+
+def ledger_values(
+    ledger: Ledger, paid: Mapping[Payer, Decimal], *, visits: int, total_cost: Decimal
+) -> dict[str, Any]:
+    """The ledger row's columns that :meth:`Writer.store_ledger` writes."""
+    return {
+        "state": ledger.to_dict(),
+        **{payer.field_name: paid.get(payer, ZERO) for payer in Payer},
+        "out_of_pocket": ledger.out_of_pocket,
+        "visits": visits,
+        "total_cost": total_cost,
+        "updated_at": datetime.now(UTC),
+    }
 
 
 def _payments(result: VisitSettlement) -> dict[Payer, Decimal]:
@@ -526,12 +565,11 @@ def _reversed(claim: models.Claim) -> str:
     return f"reversed at {when} ({claim.reversal_reason})"
 
 
-async def _insured(
-    session: AsyncSession, person: models.Beneficiary, data: ClaimInput, year: int
+def _insured(
+    person: models.Beneficiary, data: ClaimInput, year: int, enrollment: models.Enrollment | None
 ) -> models.Enrollment | None:
     """§9.1: insured when an enrollment of the year is recorded; uninsured only when the claim
     says ``insured: false``; neither is PRECONDITION_FAILED."""
-    enrollment = await enrollment_of(session, person, year)
     if enrollment is not None:
         if data.insured is False:
             raise Conflict(
@@ -562,73 +600,96 @@ async def _insured(
 
 async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest: str) -> ClaimState:
     person = await lock_person(session, ctx.rows, data.id_number)
-    known = await session.scalar(
-        select(models.Claim.id).where(models.Claim.claim_number == data.visit.id)
-    )
-    if known is not None:
-        return await _existing(session, data, digest)
     visit = data.visit
     year = visit.settlement_year
+    try:
+        region: str | None = ctx.policies.in_force(person.region_code, visit.admission_date).id
+        region = closing_region(ctx.policies, region)
+    except LookupError:
+        region = None
+    state = await person_year.read(session, person, year, visit.id, region)
+    if state.known_claim is not None:
+        return await _existing(session, data, digest)
     policy = ctx.policies.in_force(person.region_code, visit.admission_date)
-    if await closed_region(session, ctx.policies, policy.id, year):
+    if state.closed:
         raise Conflict(
             f"admissionDate = {visit.admission_date.isoformat()}: settlement year {year} is "
             f"closed for {policy.region_code}",
             field="admissionDate",
         )
-    subject = await engine_person(session, person, await _insured(session, person, data, year))
-    row = await lock_ledger(session, person.id, year)
+    enrollment = _insured(person, data, year, state.enrollment)
+    subject = Person(
+        region_code=person.region_code,
+        birth_date=person.birth_date,
+        insured=enrollment is not None,
+        inclusive_commercial=bool(enrollment and enrollment.inclusive_commercial),
+        categories=tuple(record_of(r) for r in state.records),
+    )
+    row = state.ledger or await person_year.open_ledger(session, person.id, year)
+    if row is None:
+        row = await lock_ledger(session, person.id, year)
     try:
         result, ledger = settle_visit(
             ctx.policies, subject, visit, Ledger.from_dict(row.state), field="input"
         )
     except InvalidInput as exc:
         raise _input_field(exc) from None
-    claim = models.Claim(
-        claim_number=visit.id,
-        beneficiary_id=person.id,
-        year=year,
-        type=visit.type.value,
-        hospital_level=visit.hospital_level.value if visit.hospital_level else None,
-        hospital_code=data.hospital_code,
-        admission_date=visit.admission_date,
-        discharge_date=visit.discharge_date,
-        total_cost=visit.total_cost,
-        policy_scope_cost=visit.policy_scope_cost,
-        referral_compliant=visit.referral_compliant,
-        in_province=visit.in_province,
-        diagnosis=visit.diagnosis,
-        special_treatment_hospital=visit.special_treatment_hospital,
-        carrier=data.carrier,
-        insured=subject.insured,
-        # Enrolled in the plan of the claim's region (one where there is none pays nothing).
-        inclusive_commercial=subject.inclusive_commercial
-        and policy.inclusive_commercial is not None,
-        reported=None if visit.reported is None else visit.reported.to_dict(),
-        policy=result.policy_id,
-        content_hash=digest,
+    writer = Writer(
+        session, ctx.principal, ctx.policies, records=state.records, alert=(state.alert,)
     )
-    session.add(claim)
-    await session.flush()
-    writer = Writer(session, ctx.principal, ctx.policies)
-    event = await writer.event(
-        claim,
-        "ORIGINAL",
-        _payments(result),
-        result.out_of_pocket,
-        policy=result.policy_id,
-        category=result.category.value if result.category else None,
-        explanation=result.explanation,
-    )
-    # One claim more: its payments add to what the year has paid (no re-summing on this path).
+    payments = _payments(result)
+    # One claim more: its payments add to what the year has paid (no re-summing on this path);
+    # the ledger is written in the statement that writes the claim (Writer.store_ledger's
+    # columns).
     before = row.paid()
-    await writer.store_ledger(
-        row,
+    stored_ledger = ledger_values(
         ledger,
         {p: before[p] + result.payments[p] for p in PAYERS},
         visits=row.visits + 1,
         total_cost=row.total_cost + visit.total_cost,
     )
+    claim, event, lines = await insert_original(
+        session,
+        dict(
+            claim_number=visit.id,
+            beneficiary_id=person.id,
+            year=year,
+            type=visit.type.value,
+            hospital_level=visit.hospital_level.value if visit.hospital_level else None,
+            hospital_code=data.hospital_code,
+            admission_date=visit.admission_date,
+            discharge_date=visit.discharge_date,
+            total_cost=visit.total_cost,
+            policy_scope_cost=visit.policy_scope_cost,
+            referral_compliant=visit.referral_compliant,
+            in_province=visit.in_province,
+            diagnosis=visit.diagnosis,
+            special_treatment_hospital=visit.special_treatment_hospital,
+            carrier=data.carrier,
+            insured=subject.insured,
+            # Enrolled in the plan of the claim's region (one where there is none pays nothing).
+            inclusive_commercial=subject.inclusive_commercial
+            and policy.inclusive_commercial is not None,
+            reported=None if visit.reported is None else visit.reported.to_dict(),
+            policy=result.policy_id,
+            content_hash=digest,
+        ),
+        dict(
+            beneficiary_id=person.id,
+            year=year,
+            kind="ORIGINAL",
+            policy=result.policy_id,
+            category=result.category.value if result.category else None,
+            out_of_pocket=result.out_of_pocket,
+            reason=None,
+            explanation=result.explanation.model_dump(mode="json"),
+            department=ctx.principal.department,
+            org=ctx.principal.org,
+        ),
+        [(p.value, payments.get(p, ZERO)) for p in PAYERS],
+        (row, stored_ledger),
+    )
+    await writer.stored(claim, event, lines, payments)
     await writer.discover(person, row, subject.insured, "settleClaim")
     await audit.append(
         session,

@@ -34,6 +34,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    insert,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -154,12 +156,15 @@ async def emit(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Write one event in the caller's transaction and wake the dispatchers at its commit."""
-    row = OutboxEvent(
-        type=type_, beneficiary_id=beneficiary_id, subject=subject, detail=detail or {}
+    await session.flush()  # what the caller added before it, in the order it was written
+    written = (
+        insert(OutboxEvent)
+        .values(type=type_, beneficiary_id=beneficiary_id, subject=subject, detail=detail or {})
+        .returning(OutboxEvent.id)
+        .cte("written")
     )
-    session.add(row)
-    await session.flush()
-    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    # One round trip: the row and the wake-up (one per row written, here one).
+    await session.execute(select(func.pg_notify(CHANNEL, "")).select_from(written))
 
 
 async def emit_many(

@@ -1,0 +1,172 @@
+"""What a settlement reads about a locked person and a year, in one statement (issue 15, a lean
+settlement path): whether the claim number is known already, whether the year is closed for the
+policy region, the year's enrollment, the person's identities and monitoring flags, and the
+year's ledger and high-cost alert, locked (``FOR UPDATE``) as
+:func:`resolvers.settlement.lock_ledger` and :func:`resolvers.alerts.review` lock them.
+
+The person must be locked first (``lock_person``): every writer locks the person, then the
+ledger, so this statement's snapshot, taken after the person's lock was granted, sees every
+change the previous holder committed. The enrollment, identities and flags come back as
+*transient* model objects (not in the session, never written): read-only copies of the rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, func, literal, select, true
+from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from gateway.storage import models
+from policies.settlement.engine import Ledger
+
+Row = TypeVar("Row", models.Identity, models.MonitoringFlag, models.Enrollment)
+
+
+@dataclass
+class PersonYear:
+    """A locked person's year as a settlement needs it."""
+
+    known_claim: int | None
+    """The id of a stored claim of the same number (any person's), if any."""
+    closed: bool
+    """The year is closed for the policy region asked about."""
+    enrollment: models.Enrollment | None
+    identities: list[models.Identity]
+    flags: list[models.MonitoringFlag]
+    ledger: models.Ledger | None
+    """The year's ledger, locked; None when the year has none yet (:func:`open_ledger`)."""
+    alert: models.HighCostAlert | None
+    """The year's high-cost alert, locked (as ``alerts.review`` locks it), or None."""
+
+    @property
+    def records(self) -> list[models.Identity | models.MonitoringFlag]:
+        """Identities, then flags, each in id order (as ``category_records`` reads them)."""
+        return [*self.identities, *self.flags]
+
+
+def _rows(model: type[Row], where: Any) -> Any:
+    """A scalar subquery: the model's rows (whole, as JSON objects) in id order, or null."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return (
+        select(
+            func.json_agg(
+                aggregate_order_by(func.row_to_json(table.table_valued()), table.c.id),
+                type_=JSON,
+            )
+        )
+        .select_from(table)
+        .where(where)
+        .scalar_subquery()
+    )
+
+
+def _copy(model: type[Row], found: Mapping[str, Any]) -> Row:
+    """A transient ``model`` holding a row read as JSON, its values in their Python types."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    values: dict[str, Any] = {}
+    for column in table.columns:
+        value = found.get(column.name)
+        if value is not None:
+            kind = column.type.python_type
+            if kind is date:
+                value = date.fromisoformat(value)
+            elif kind is datetime:
+                value = datetime.fromisoformat(value)
+            elif kind is uuid.UUID:
+                value = uuid.UUID(value)
+            elif kind is Decimal:  # JSON numbers come as floats: exact below 15 digits
+                scale = getattr(column.type, "scale", None)
+                value = Decimal(str(value))
+                if scale is not None:
+                    value = value.quantize(Decimal(1).scaleb(-scale))
+        values[column.key] = value
+    return model(**values)
+
+
+async def read(
+    session: AsyncSession,
+    person: models.Beneficiary,
+    year: int,
+    claim_number: str,
+    closing_region: str | None,
+) -> PersonYear:
+    """One statement: see the module's docstring. ``closing_region``: the policy region whose
+    closing of ``year`` to look up (None: not looked up, ``closed`` is False)."""
+    Claim, Closing = models.Claim, models.SettlementYearClosing
+    Identity, Flag, Enrollment = models.Identity, models.MonitoringFlag, models.Enrollment
+    locked = (
+        select(models.Ledger)
+        .where(models.Ledger.beneficiary_id == person.id, models.Ledger.year == year)
+        .with_for_update()
+        .subquery("ledger")
+    )
+    ledger = aliased(models.Ledger, locked)
+    Alert = models.HighCostAlert
+    locked_alert = (
+        select(Alert)
+        .where(Alert.beneficiary_id == person.id, Alert.year == year)
+        .with_for_update()
+        .subquery("alert")
+    )
+    alert = aliased(Alert, locked_alert)
+    one = select(literal(1).label("one")).subquery("one")
+    enrollment = _rows(
+        Enrollment, (Enrollment.beneficiary_id == person.id) & (Enrollment.year == year)
+    )
+    statement = (
+        select(
+            ledger,
+            alert,
+            select(Claim.id).where(Claim.claim_number == claim_number).scalar_subquery(),
+            select(Closing.region_code)
+            .where(Closing.region_code == closing_region, Closing.year == year)
+            .exists(),
+            enrollment,
+            _rows(Identity, Identity.beneficiary_id == person.id),
+            _rows(Flag, Flag.beneficiary_id == person.id),
+        )
+        .select_from(one)
+        .outerjoin(locked, true())
+        .outerjoin(locked_alert, true())
+        .execution_options(populate_existing=True)
+    )
+    found = (await session.execute(statement)).one()
+    row, the_alert, known, closed, enrolled, identities, flags = found
+    if enrolled and len(enrolled) > 1:
+        raise RuntimeError(f"more than one enrollment of {person.id} for {year}")
+    return PersonYear(
+        known_claim=known,
+        closed=bool(closed) and closing_region is not None,
+        enrollment=_copy(Enrollment, enrolled[0]) if enrolled else None,
+        identities=[_copy(Identity, r) for r in identities or ()],
+        flags=[_copy(Flag, r) for r in flags or ()],
+        ledger=row,
+        alert=the_alert,
+    )
+
+
+async def open_ledger(
+    session: AsyncSession, beneficiary_id: uuid.UUID, year: int
+) -> models.Ledger | None:
+    """A new empty ledger for the year, written by this transaction (so locked until it ends);
+    None when another transaction wrote it meanwhile (then lock it with ``lock_ledger``)."""
+    return (
+        await session.scalars(
+            pg_insert(models.Ledger)
+            .values(beneficiary_id=beneficiary_id, year=year, state=Ledger.empty(year).to_dict())
+            .on_conflict_do_nothing()
+            .returning(models.Ledger),
+            execution_options={"populate_existing": True},
+        )
+    ).one_or_none()
