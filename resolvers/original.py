@@ -7,9 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Numeric, String, func, insert, literal, select, true, update
+from sqlalchemy import (
+    Numeric,
+    Select,
+    String,
+    bindparam,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -17,6 +28,76 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway import metrics
 from gateway.storage import models
+
+
+def _bound(model: type[Any], prefix: str, key: str) -> Any:
+    """A parameter named ``prefix`` + ``key`` of the type of the model's column ``key``."""
+    return bindparam(prefix + key, type_=model.__table__.c[key].type)
+
+
+@cache
+def _statement(
+    claim_keys: tuple[str, ...], event_keys: tuple[str, ...], ledger_keys: tuple[str, ...]
+) -> Select[models.Claim, models.Settlement, models.SettlementLine]:
+    """:func:`insert_original`'s statement for these columns, built once (parameters ``c_…``
+    of the claim, ``e_…`` of the event, ``l_…`` of the ledger, ``payers`` and ``amounts``)."""
+    Ledger, Claim, Settlement, Line = (
+        models.Ledger,
+        models.Claim,
+        models.Settlement,
+        models.SettlementLine,
+    )
+    updated = (
+        update(Ledger)
+        .where(
+            Ledger.beneficiary_id == bindparam("l_beneficiary", type_=Ledger.beneficiary_id.type),
+            Ledger.year == bindparam("l_year", type_=Ledger.year.type),
+        )
+        .values({k: _bound(Ledger, "l_", k) for k in ledger_keys})
+        .returning(Ledger.year)
+        .cte("ledger")
+    )
+    claims = (
+        insert(Claim)
+        .values({k: _bound(Claim, "c_", k) for k in claim_keys})
+        .returning(*Claim.__table__.c)
+        .cte("c")
+    )
+    events = (
+        insert(Settlement)
+        .from_select(
+            ["claim_id", *event_keys],
+            select(claims.c.id, *(_bound(Settlement, "e_", k) for k in event_keys)),
+        )
+        .returning(*Settlement.__table__.c)
+        .cte("s")
+    )
+    given = (
+        func.unnest(
+            bindparam("payers", type_=ARRAY(String)),
+            bindparam("amounts", type_=ARRAY(Numeric(14, 2))),
+        )
+        .table_valued("payer", "amount")
+        .render_derived(name="given")
+    )
+    written = (
+        insert(Line)
+        .from_select(
+            ["settlement_id", "payer", "amount"],
+            select(events.c.id, given.c.payer, given.c.amount)
+            .select_from(events)
+            .join(given, true()),
+        )
+        .returning(*Line.__table__.c)
+        .cte("l")
+    )
+    return (
+        select(aliased(Claim, claims), aliased(Settlement, events), aliased(Line, written))
+        .select_from(written)
+        .join(events, events.c.id == written.c.settlement_id)
+        .join(claims, claims.c.id == events.c.claim_id)
+        .add_cte(updated)
+    )
 
 
 async def insert_original(
@@ -31,63 +112,17 @@ async def insert_original(
     the values of the columns that change) at once; the first three as model objects, and the
     ledger row holding its new values."""
     year_row, changes = ledger
-    updated = (
-        update(models.Ledger)
-        .where(
-            models.Ledger.beneficiary_id == year_row.beneficiary_id,
-            models.Ledger.year == year_row.year,
-        )
-        .values(**changes)
-        .returning(models.Ledger.year)
-        .cte("ledger")
-    )
-    claims = insert(models.Claim).values(**claim).returning(*models.Claim.__table__.c).cte("c")
-    event_columns = [models.Settlement.claim_id, *(getattr(models.Settlement, k) for k in event)]
-    events = (
-        insert(models.Settlement)
-        .from_select(
-            [c.key for c in event_columns],
-            select(
-                claims.c.id,
-                *(literal(v, getattr(models.Settlement, k).type) for k, v in event.items()),
-            ),
-        )
-        .returning(*models.Settlement.__table__.c)
-        .cte("s")
-    )
-    given = (
-        func.unnest(
-            literal([p for p, _ in lines], ARRAY(String)),
-            literal([a for _, a in lines], ARRAY(Numeric(14, 2))),
-        )
-        .table_valued("payer", "amount")
-        .render_derived(name="given")
-    )
-    written = (
-        insert(models.SettlementLine)
-        .from_select(
-            ["settlement_id", "payer", "amount"],
-            select(events.c.id, given.c.payer, given.c.amount)
-            .select_from(events)
-            .join(given, true()),
-        )
-        .returning(*models.SettlementLine.__table__.c)
-        .cte("l")
-    )
-    claim_row, event_row, line_row = (
-        aliased(models.Claim, claims),
-        aliased(models.Settlement, events),
-        aliased(models.SettlementLine, written),
-    )
-    found = (
-        await session.execute(
-            select(claim_row, event_row, line_row)
-            .select_from(written)
-            .join(events, events.c.id == written.c.settlement_id)
-            .join(claims, claims.c.id == events.c.claim_id)
-            .add_cte(updated)
-        )
-    ).all()
+    statement = _statement(tuple(claim), tuple(event), tuple(changes))
+    params = {
+        **{f"c_{k}": v for k, v in claim.items()},
+        **{f"e_{k}": v for k, v in event.items()},
+        **{f"l_{k}": v for k, v in changes.items()},
+        "l_beneficiary": year_row.beneficiary_id,
+        "l_year": year_row.year,
+        "payers": [p for p, _ in lines],
+        "amounts": [a for _, a in lines],
+    }
+    found = (await session.execute(statement, params)).all()
     order = {payer: n for n, (payer, _) in enumerate(lines)}
     stored = sorted((r[2] for r in found), key=lambda line: order[line.payer])
     new_claim, new_event = found[0][0], found[0][1]

@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, func, literal, select, true
+from sqlalchemy import Select, Table, bindparam, func, literal, select, true
 from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -94,6 +95,51 @@ def _copy(model: type[Row], found: Mapping[str, Any]) -> Row:
     return model(**values)
 
 
+@cache
+def _statement() -> Select[Any]:
+    """:func:`read`'s statement, built once (parameters ``person``, ``year``, ``number``,
+    ``region``)."""
+    Claim, Closing = models.Claim, models.SettlementYearClosing
+    Identity, Flag, Enrollment = models.Identity, models.MonitoringFlag, models.Enrollment
+    person = bindparam("person", type_=models.Ledger.beneficiary_id.type)
+    year = bindparam("year", type_=models.Ledger.year.type)
+    locked = (
+        select(models.Ledger)
+        .where(models.Ledger.beneficiary_id == person, models.Ledger.year == year)
+        .with_for_update()
+        .subquery("ledger")
+    )
+    ledger = aliased(models.Ledger, locked)
+    Alert = models.HighCostAlert
+    locked_alert = (
+        select(Alert)
+        .where(Alert.beneficiary_id == person, Alert.year == year)
+        .with_for_update()
+        .subquery("alert")
+    )
+    alert = aliased(Alert, locked_alert)
+    one = select(literal(1).label("one")).subquery("one")
+    number = bindparam("number", type_=Claim.claim_number.type)
+    region = bindparam("region", type_=Closing.region_code.type)
+    return (
+        select(
+            ledger,
+            alert,
+            select(Claim.id).where(Claim.claim_number == number).scalar_subquery(),
+            select(Closing.region_code)
+            .where(Closing.region_code == region, Closing.year == year)
+            .exists(),
+            _rows(Enrollment, (Enrollment.beneficiary_id == person) & (Enrollment.year == year)),
+            _rows(Identity, Identity.beneficiary_id == person),
+            _rows(Flag, Flag.beneficiary_id == person),
+        )
+        .select_from(one)
+        .outerjoin(locked, true())
+        .outerjoin(locked_alert, true())
+        .execution_options(populate_existing=True)
+    )
+
+
 async def read(
     session: AsyncSession,
     person: models.Beneficiary,
@@ -103,54 +149,21 @@ async def read(
 ) -> PersonYear:
     """One statement: see the module's docstring. ``closing_region``: the policy region whose
     closing of ``year`` to look up (None: not looked up, ``closed`` is False)."""
-    Claim, Closing = models.Claim, models.SettlementYearClosing
-    Identity, Flag, Enrollment = models.Identity, models.MonitoringFlag, models.Enrollment
-    locked = (
-        select(models.Ledger)
-        .where(models.Ledger.beneficiary_id == person.id, models.Ledger.year == year)
-        .with_for_update()
-        .subquery("ledger")
-    )
-    ledger = aliased(models.Ledger, locked)
-    Alert = models.HighCostAlert
-    locked_alert = (
-        select(Alert)
-        .where(Alert.beneficiary_id == person.id, Alert.year == year)
-        .with_for_update()
-        .subquery("alert")
-    )
-    alert = aliased(Alert, locked_alert)
-    one = select(literal(1).label("one")).subquery("one")
-    enrollment = _rows(
-        Enrollment, (Enrollment.beneficiary_id == person.id) & (Enrollment.year == year)
-    )
-    statement = (
-        select(
-            ledger,
-            alert,
-            select(Claim.id).where(Claim.claim_number == claim_number).scalar_subquery(),
-            select(Closing.region_code)
-            .where(Closing.region_code == closing_region, Closing.year == year)
-            .exists(),
-            enrollment,
-            _rows(Identity, Identity.beneficiary_id == person.id),
-            _rows(Flag, Flag.beneficiary_id == person.id),
+    found = (
+        await session.execute(
+            _statement(),
+            {"person": person.id, "year": year, "number": claim_number, "region": closing_region},
         )
-        .select_from(one)
-        .outerjoin(locked, true())
-        .outerjoin(locked_alert, true())
-        .execution_options(populate_existing=True)
-    )
-    found = (await session.execute(statement)).one()
+    ).one()
     row, the_alert, known, closed, enrolled, identities, flags = found
     if enrolled and len(enrolled) > 1:
         raise RuntimeError(f"more than one enrollment of {person.id} for {year}")
     return PersonYear(
         known_claim=known,
         closed=bool(closed) and closing_region is not None,
-        enrollment=_copy(Enrollment, enrolled[0]) if enrolled else None,
-        identities=[_copy(Identity, r) for r in identities or ()],
-        flags=[_copy(Flag, r) for r in flags or ()],
+        enrollment=_copy(models.Enrollment, enrolled[0]) if enrolled else None,
+        identities=[_copy(models.Identity, r) for r in identities or ()],
+        flags=[_copy(models.MonitoringFlag, r) for r in flags or ()],
         ledger=row,
         alert=the_alert,
     )

@@ -391,9 +391,9 @@ class Writer:
         lines: list[models.SettlementLine],
         payments: Mapping[Payer, Decimal],
     ) -> None:
-        """What follows an event written (by :meth:`event`, or in one statement with its claim
-        by :func:`resolvers.original.insert`): note it, and run the hooks (outbox, cube,
-        fund entries)."""
+        """What follows an event written (by :meth:`event`, or with its claim in one statement
+        by :func:`resolvers.original.insert_original`): note it, and run the hooks (outbox,
+        cube, fund entries)."""
         kind, out_of_pocket, category = event.kind, event.out_of_pocket, event.category
         self.lines[event.id] = lines
         self.events.append(event)
