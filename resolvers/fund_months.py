@@ -63,6 +63,7 @@ UPSERT = text(f"""
 INSERT INTO fund_entry_months AS t ({", ".join(KEYS)}, amount, entries)
 SELECT * FROM unnest({", ".join(f"CAST(:{k} AS {t}[])" for k, t in zip(KEYS, _TYPES, strict=True))},
                      CAST(:amount AS numeric[]), CAST(:entries AS bigint[]))
+     AS d({", ".join(KEYS)}, amount, entries)
 ORDER BY {", ".join(KEYS)}
 ON CONFLICT ({", ".join(KEYS)}) DO UPDATE
 SET amount = t.amount + excluded.amount, entries = t.entries + excluded.entries
