@@ -357,8 +357,13 @@ async def raw(url: str, prefix: str) -> tuple[float, tuple[Any, ...], dict[str, 
             await conn.execute(text(BASELINE), {"prefix": f"{prefix}%"})
             elapsed = time.perf_counter() - began
             totals = tuple((await conn.execute(text(TOTALS), {"prefix": f"{prefix}%"})).one())
+            began = time.perf_counter()
             funds_raw = await conn.execute(text(FUND_RAW), {"prefix": f"{prefix}%"})
             closing = {str(kind): Decimal(amount) for kind, amount in funds_raw.all()}
+            console.print(
+                f"closing balances from the entries ({prefix or 'all'}): "
+                f"{1000 * (time.perf_counter() - began):.0f} ms"
+            )
     finally:
         await engine.dispose()
     return elapsed, totals, closing

@@ -6,7 +6,8 @@ statement per writer upserts them, in key order, just before the transaction com
 ``before_commit`` listener; the asyncio session runs it in its greenlet, so it may execute SQL).
 The rows stay locked only for the commit, and concurrent transactions cannot deadlock on them.
 A transaction that ends without commit (rolled back, closed) drops its deltas; a savepoint's
-end is not the transaction's.
+end is not the transaction's, so what is recorded must not be written inside a savepoint that
+may roll back on its own (none is, today: the only one, in imports, sets a setting).
 """
 
 from __future__ import annotations
