@@ -13,7 +13,9 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.config import Settings
@@ -152,3 +154,10 @@ async def test_concurrent_settlements_of_different_persons_in_one_region_all_com
         settled = await session.scalar(text("SELECT count(*) FROM settlements"))
     assert settled == 1 + 4 * len(NUMBERS)
     await assert_ledgers_hold(db)
+
+
+async def test_the_gateway_role_cannot_delete_from_the_rollup(db: Database) -> None:
+    async with db.transaction() as session:
+        with pytest.raises(DBAPIError, match="permission denied"):
+            await session.execute(text("DELETE FROM fund_entry_months"))
+        await session.rollback()
