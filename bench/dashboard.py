@@ -12,17 +12,20 @@ What it does, in order:
 2. Generated with ``generate_series`` in SQL (no Python loop): ``--persons`` persons over 20
    region codes of the four policy regions, a tenth holding 低保 (subsidised enrollments), an
    enrollment each for 2024, ``--claims`` settled claims of 2024 (ORIGINAL events with their
-   basic, critical-illness and assistance lines; one in a hundred reversed), and high-cost
-   alerts for one person in fifty.
-3. The rollup built from those events (``resolvers.cube.rebuild``, timed), then ANALYZE.
+   basic, critical-illness and assistance lines; one in a hundred reversed; nine in ten with a
+   hospital code), and high-cost alerts for one person in fifty; then their fund entries,
+   set-based as resolvers/funds.py posts them (:data:`FUND_ENTRIES`).
+3. The rollups built from those events and entries (``resolvers.cube.rebuild``,
+   ``resolvers.fund_months.rebuild``, timed), then ANALYZE.
 4. The cost of keeping the rollup (``resolvers.cube``) per event: 500 transactions of one
    event, and one of 500 events, rolled back.
-5. ``--runs`` dashboard requests (the page's query: every cell, payer, band, alert and subsidy)
-   over HTTP to one uvicorn process, for 攀枝花 (prefix 5104) and for all four regions, after
-   two warm-up requests: median, p95 and max.
+5. ``--runs`` dashboard requests (the page's query: every cell, payer, band, alert, subsidy
+   and fund balance, as finance) over HTTP to one uvicorn process, for 攀枝花 (prefix 5104)
+   and for all four regions, after two warm-up requests: median, p95 and max.
 6. Baseline: the same cells (persons, claims, sums by month, category, visit type, hospital
    level, region) computed from the claims, events and lines with ``count(DISTINCT)``.
-7. Checks: the dashboard's totals equal the raw tables'. The exit status is 1 if a check fails
+7. Checks: the dashboard's totals equal the raw tables', each fund's closing balance the
+   entries' sum. The exit status is 1 if a check fails
    or the median of a dashboard request is above 1 s.
 """
 
@@ -49,7 +52,7 @@ from gateway import migrate
 from gateway.auth import issue_token
 from gateway.storage import models
 from policies.vocabulary import Payer
-from resolvers import cube
+from resolvers import cube, fund_months, funds, pending
 
 console = Console()
 YEAR = 2024
@@ -71,6 +74,7 @@ QUERY = f"""query Dashboard($year: Int!, $regionPrefix: String) {{
     outOfPocketBands {{ lower upper suppressed persons outOfPocket }}
     alerts {{ key label suppressed persons }}
     subsidies {{ category label suppressed persons assistanceFund finance individual }}
+    fundBalances {{ fund opening debits credits closing settlements subsidies }}
   }}
 }}"""
 
@@ -105,14 +109,15 @@ def generate(persons: int, claims: int) -> list[str]:
         f"""INSERT INTO claims (id, claim_number, beneficiary_id, year, type, hospital_level,
                                admission_date, discharge_date, total_cost, policy_scope_cost,
                                referral_compliant, in_province, special_treatment_hospital,
-                               carrier, policy, content_hash)
+                               carrier, policy, content_hash, hospital_code)
             SELECT n, 'B-' || n, {person.format(f"(n * 7919) % {persons}")}, {YEAR},
                    CASE WHEN n % 10 = 0 THEN 'OUTPATIENT_GENERAL' ELSE 'INPATIENT' END,
                    CASE WHEN n % 10 = 0 THEN NULL
                         ELSE (ARRAY['PRIMARY', 'SECONDARY', 'TERTIARY'])[1 + n % 3] END,
                    date '{YEAR}-01-01' + (n % 350)::int, date '{YEAR}-01-01' + (n % 350)::int + 5,
                    t.cost, round(t.cost * 0.8, 2), true, true, false, 'bench-insurer',
-                   '510400-2023', 'x'
+                   '510400-2023', 'x',
+                   CASE WHEN n % 10 = 3 THEN NULL ELSE 'H' || lpad((n % 40)::text, 3, '0') END
             FROM generate_series(1::bigint, {claims}) n,
                  LATERAL (SELECT (800 + (n * 104729) % 60000)::numeric(14, 2) AS cost) t""",
         f"""INSERT INTO settlements (id, claim_id, beneficiary_id, year, kind, policy, category,
@@ -157,6 +162,62 @@ def generate(persons: int, claims: int) -> list[str]:
         "(SELECT max(id) FROM settlements))",
     ]
 
+
+FUND_ENTRIES = (
+    # The accounts every event and subsidy posts to (postings.yaml: the payer's fund, the
+    # claim's hospital or else the person; the region is the person's).
+    """INSERT INTO fund_accounts (kind, region_code, party)
+       SELECT DISTINCT a.kind, b.region_code, a.party
+       FROM settlements s JOIN claims c ON c.id = s.claim_id
+       JOIN beneficiaries b ON b.id = s.beneficiary_id
+       CROSS JOIN LATERAL (VALUES ('BASIC_FUND', ''), ('CRITICAL_ILLNESS_INSURER', c.carrier),
+                                  ('ASSISTANCE_FUND', ''), ('FINANCE', ''),
+                                  (CASE WHEN c.hospital_code IS NULL THEN 'PERSON'
+                                        ELSE 'HOSPITAL' END,
+                                   coalesce(c.hospital_code, b.id::text))) a(kind, party)
+       ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING""",
+    # ORIGINAL: per non-zero line, debit the payer's fund, credit the hospital or the person.
+    """INSERT INTO fund_entries
+         (account_id, settlement_id, kind, flow, side, amount, year, booked_on)
+       SELECT a.id, s.id, 'ORIGINAL', l.payer, x.side, abs(l.amount), c.year, c.discharge_date
+       FROM settlements s JOIN claims c ON c.id = s.claim_id
+       JOIN beneficiaries b ON b.id = s.beneficiary_id
+       JOIN settlement_lines l ON l.settlement_id = s.id AND l.amount <> 0
+       CROSS JOIN LATERAL (VALUES
+         (CASE WHEN l.amount > 0 THEN 'DEBIT' ELSE 'CREDIT' END,
+          CASE l.payer WHEN 'basicInsurance' THEN 'BASIC_FUND'
+                       WHEN 'criticalIllness' THEN 'CRITICAL_ILLNESS_INSURER'
+                       ELSE 'ASSISTANCE_FUND' END,
+          CASE l.payer WHEN 'criticalIllness' THEN c.carrier ELSE '' END),
+         (CASE WHEN l.amount > 0 THEN 'CREDIT' ELSE 'DEBIT' END,
+          CASE WHEN c.hospital_code IS NULL THEN 'PERSON' ELSE 'HOSPITAL' END,
+          coalesce(c.hospital_code, b.id::text))) x(side, kind, party)
+       JOIN fund_accounts a
+         ON (a.kind, a.region_code, a.party) = (x.kind, b.region_code, x.party)
+       WHERE s.kind = 'ORIGINAL'
+       ORDER BY s.id, l.payer, x.side DESC""",
+    # REVERSAL: the claim's earlier entries, sides swapped, booked today.
+    """INSERT INTO fund_entries
+         (account_id, settlement_id, kind, flow, side, amount, year, booked_on)
+       SELECT e.account_id, r.id, 'REVERSAL', e.flow,
+              CASE e.side WHEN 'DEBIT' THEN 'CREDIT' ELSE 'DEBIT' END, e.amount, e.year,
+              (now() AT TIME ZONE 'Asia/Shanghai')::date
+       FROM settlements r JOIN settlements s ON s.claim_id = r.claim_id AND s.id < r.id
+       JOIN fund_entries e ON e.settlement_id = s.id
+       WHERE r.kind = 'REVERSAL' ORDER BY r.id, e.id""",
+    # The enrollment subsidies: the product's own statements (resolvers/funds.py).
+    *funds.subsidy_statements("TRUE"),
+)
+"""The fund entries of the generated events and subsidies, set-based, as resolvers/funds.py
+posts them one by one (rules of policies/funds/postings.yaml)."""
+
+FUND_RAW = f"""
+SELECT a.kind, sum(CASE e.side WHEN 'DEBIT' THEN e.amount ELSE -e.amount END)
+FROM fund_entries e JOIN fund_accounts a ON a.id = e.account_id
+WHERE e.booked_on <= date '{YEAR}-12-31' AND a.region_code LIKE :prefix
+GROUP BY a.kind
+"""
+"""Each fund kind's closing balance of the year from the entries themselves."""
 
 BASELINE = f"""
 WITH e AS (
@@ -205,8 +266,17 @@ async def fill(url: str, persons: int, claims: int) -> dict[str, float]:
         took["generate (SQL)"] = time.perf_counter() - began
         began = time.perf_counter()
         async with engine.begin() as conn:
+            for statement in FUND_ENTRIES:
+                await conn.execute(text(statement))
+        took["fund entries (SQL)"] = time.perf_counter() - began
+        began = time.perf_counter()
+        async with engine.begin() as conn:
             await cube.rebuild(conn)
         took["rollup rebuild"] = time.perf_counter() - began
+        began = time.perf_counter()
+        async with engine.begin() as conn:
+            await fund_months.rebuild(conn)
+        took["fund months rebuild"] = time.perf_counter() - began
         async with engine.connect() as conn:
             await conn.execute(text("COMMIT"))
             await conn.execute(text("ANALYZE"))
@@ -243,12 +313,12 @@ async def record_cost(url: str, events: int) -> tuple[float, float]:
             began = time.perf_counter()
             for claim in rows:
                 one(claim)
-                await session.run_sync(cube.write_pending)
+                await session.run_sync(pending.write_pending)
             single = (time.perf_counter() - began) / max(1, len(rows))
             began = time.perf_counter()
             for claim in rows:
                 one(claim)
-            await session.run_sync(cube.write_pending)
+            await session.run_sync(pending.write_pending)
             batch = (time.perf_counter() - began) / max(1, len(rows))
             await session.rollback()
     finally:
@@ -259,9 +329,7 @@ async def record_cost(url: str, events: int) -> tuple[float, float]:
 async def measure(
     base: str, prefix: str | None, regions: list[str], runs: int
 ) -> tuple[list[float], dict[str, Any]]:
-    token = issue_token(
-        SECRET, subject="bench", department="dashboard", org="bench", regions=regions
-    )
+    token = issue_token(SECRET, subject="bench", department="finance", org="bench", regions=regions)
     headers = {"Authorization": f"Bearer {token}"}
     body = {"query": QUERY, "variables": {"year": YEAR, "regionPrefix": prefix}}
     times: list[float] = []
@@ -279,8 +347,9 @@ async def measure(
     return times, answer["data"]["dashboard"]
 
 
-async def raw(url: str, prefix: str) -> tuple[float, tuple[Any, ...]]:
-    """Seconds of the baseline over the raw tables, and the raw totals for the checks."""
+async def raw(url: str, prefix: str) -> tuple[float, tuple[Any, ...], dict[str, Decimal]]:
+    """Seconds of the baseline over the raw tables, the raw totals for the checks, and each
+    fund kind's closing balance from the entries."""
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
@@ -288,9 +357,16 @@ async def raw(url: str, prefix: str) -> tuple[float, tuple[Any, ...]]:
             await conn.execute(text(BASELINE), {"prefix": f"{prefix}%"})
             elapsed = time.perf_counter() - began
             totals = tuple((await conn.execute(text(TOTALS), {"prefix": f"{prefix}%"})).one())
+            began = time.perf_counter()
+            funds_raw = await conn.execute(text(FUND_RAW), {"prefix": f"{prefix}%"})
+            closing = {str(kind): Decimal(amount) for kind, amount in funds_raw.all()}
+            console.print(
+                f"closing balances from the entries ({prefix or 'all'}): "
+                f"{1000 * (time.perf_counter() - began):.0f} ms"
+            )
     finally:
         await engine.dispose()
-    return elapsed, totals
+    return elapsed, totals, closing
 
 
 def main(
@@ -327,7 +403,7 @@ def main(
                 ("all four regions", None, ["51", "37", "32", "43"]),
             ):
                 times, found = asyncio.run(measure(urls[0], prefix, regions, runs))
-                baseline, totals = asyncio.run(raw(url, prefix or ""))
+                baseline, totals, closing = asyncio.run(raw(url, prefix or ""))
                 median = statistics.median(times)
                 medians.append(median)
                 table.add_row(
@@ -348,6 +424,18 @@ def main(
                         f"{name}: out-of-scope cost = raw",
                         Decimal(total["outOfScopeCost"]) == out_of_scope,
                         total["outOfScopeCost"],
+                    )
+                )
+                got_closing = {
+                    b["fund"]: Decimal(b["closing"])
+                    for b in found["fundBalances"]
+                    if Decimal(b["closing"])
+                }
+                checks.append(
+                    (
+                        f"{name}: fund balances' closing = the entries' sums",
+                        got_closing == {k: v for k, v in closing.items() if v},
+                        ", ".join(f"{k} {v}" for k, v in got_closing.items()),
                     )
                 )
     console.print(table)

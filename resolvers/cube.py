@@ -31,12 +31,13 @@ import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from gateway.storage import models
 from policies.vocabulary import PAYERS, Payer
+from resolvers import pending
 
 ZERO = Decimal("0.00")
 BANDS: tuple[int, ...] = (0, 1_000, 3_000, 5_000, 10_000, 30_000, 50_000)
@@ -174,36 +175,25 @@ def record(
     ``resolvers.settlement.Writer.event``): summed in memory per person cell, written by one
     statement just before the transaction commits (:func:`write_pending`), dropped if it rolls
     back."""
-    pending: dict[Key, list[int | Decimal]] = session.info.setdefault(PENDING, {})
+    cells: dict[Key, list[int | Decimal]] = session.info.setdefault(PENDING, {})
     for dim, value, sums in deltas(claim, kind, payments, out_of_pocket, category):
         key = (claim.beneficiary_id, claim.year, dim, value)
-        cell = pending.setdefault(key, [0, *([ZERO] * (len(SUMS) - 1))])
+        cell = cells.setdefault(key, [0, *([ZERO] * (len(SUMS) - 1))])
         for i, amount in enumerate(sums):
             cell[i] += amount
 
 
-def write_pending(session: Session) -> None:
-    """Write the deltas the session's transaction recorded (a ``before_commit`` listener; the
-    asyncio session runs it in its greenlet, so it may execute SQL)."""
-    pending: dict[Key, list[int | Decimal]] | None = session.info.pop(PENDING, None)
-    if not pending:
-        return
-    keys = sorted(pending)
+def write_pending(session: Session, cells: dict[Key, list[int | Decimal]]) -> None:
+    """Write the deltas the session's transaction recorded (run just before it commits by
+    :mod:`resolvers.pending`)."""
+    keys = sorted(cells)
     params: dict[str, object] = {c: [k[i] for k in keys] for i, c in enumerate(_KEYS)}
     for i, column in enumerate(SUMS):
-        params[column] = [pending[k][i] for k in keys]
+        params[column] = [cells[k][i] for k in keys]
     session.execute(RECORD, params)
 
 
-def drop_pending(session: Session, transaction: SessionTransaction) -> None:
-    """Forget the deltas of a transaction that ended without commit (rolled back, closed); a
-    savepoint's end is not the transaction's."""
-    if transaction.parent is None:
-        session.info.pop(PENDING, None)
-
-
-event.listen(Session, "before_commit", write_pending)
-event.listen(Session, "after_transaction_end", drop_pending)
+pending.register(PENDING, write_pending)
 
 
 _LINES = ", ".join(

@@ -26,6 +26,7 @@ from policies.benefits import PolicySet
 from policies.funds import Account, AccountKind, Entry, Parties, PostingRules, load_rules
 from policies.funds.rules import SUBSIDY_PARTS
 from policies.vocabulary import Payer
+from resolvers import fund_months
 
 
 @cache
@@ -113,18 +114,21 @@ async def post_settlement(
         raise _refuse_closed(claim.year, region or "")
     booked_on = claim.discharge_date if event.kind == "ORIGINAL" else await today(session)
     if the_rules.rule_of(event.kind).mirror:
-        await session.execute(
+        mirrored = await session.execute(
             text(
-                "INSERT INTO fund_entries "
-                "(account_id, settlement_id, kind, flow, side, amount, year, booked_on) "
-                "SELECT e.account_id, :event, :kind, e.flow, "
-                "CASE e.side WHEN 'DEBIT' THEN 'CREDIT' ELSE 'DEBIT' END, e.amount, e.year, "
-                ":booked_on FROM fund_entries e "
-                "JOIN settlements s ON s.id = e.settlement_id "
-                "WHERE s.claim_id = :claim AND s.id < :event ORDER BY e.id"
+                fund_months.summed(
+                    "INSERT INTO fund_entries "
+                    "(account_id, settlement_id, kind, flow, side, amount, year, booked_on) "
+                    "SELECT e.account_id, :event, :kind, e.flow, "
+                    "CASE e.side WHEN 'DEBIT' THEN 'CREDIT' ELSE 'DEBIT' END, e.amount, e.year, "
+                    ":booked_on FROM fund_entries e "
+                    "JOIN settlements s ON s.id = e.settlement_id "
+                    "WHERE s.claim_id = :claim AND s.id < :event ORDER BY e.id"
+                )
             ),
             {"event": event.id, "kind": event.kind, "claim": claim.id, "booked_on": booked_on},
         )
+        fund_months.add(session, mirrored.all())
         return
     region_code = await session.scalar(
         select(models.Beneficiary.region_code).where(models.Beneficiary.id == claim.beneficiary_id)
@@ -176,9 +180,11 @@ POST_AT_ONCE = text(
         FROM entry
         WHERE NOT EXISTS (SELECT FROM shut) AND (SELECT count(*) FROM entry) = :count
         ORDER BY n
-        RETURNING 1
+        RETURNING account_id, flow, side, amount
     )
-    SELECT EXISTS (SELECT FROM shut) AS shut, (SELECT count(*) FROM posted) AS posted
+    SELECT EXISTS (SELECT FROM shut) AS shut, (SELECT count(*) FROM posted) AS posted,
+           (SELECT array_agg(ARRAY[account_id::text, flow, side, amount::text]) FROM posted)
+           AS rows
     """
 )
 
@@ -219,6 +225,10 @@ async def post_at_once(
     ).one()
     if found.shut:
         return None
+    fund_months.add(
+        session,
+        ((a, year, booked_on, kind, f, s, m) for a, f, s, m in found.rows or ()),
+    )
     return bool(found.posted)
 
 
@@ -234,6 +244,10 @@ async def _store(
     if not entries:
         return
     ids = await account_ids(session, {e.account for e in entries})
+    fund_months.add(
+        session,
+        ((ids[e.account], year, booked_on, kind, e.flow, e.side.value, e.amount) for e in entries),
+    )
     await session.execute(
         insert(models.FundEntry),
         [
@@ -355,8 +369,10 @@ async def _post_subsidies(
     ).first()
     if shut is not None:
         raise _refuse_closed(int(shut.year), str(shut.region_code))
-    for statement in subsidy_statements(which):
-        await session.execute(text(statement).bindparams(*params))
+    accounts, entries = subsidy_statements(which)
+    await session.execute(text(accounts).bindparams(*params))
+    posted = await session.execute(text(fund_months.summed(entries)).bindparams(*params))
+    fund_months.add(session, posted.all())
 
 
 def subsidy_statements(which: str) -> tuple[str, str]:

@@ -163,20 +163,21 @@ def select_statement(
     start, end = period_bounds(year, period, number)
     who = readable_party(rows, kind, party)
     where = and_(*accounts_of(rows, kind, region_prefix, who))
-    entry, account = models.FundEntry, models.FundAccount
+    # The monthly rollup (resolvers/fund_months.py): a period is whole months of booking days.
+    entry, account = models.FundEntryMonth, models.FundAccount
     debit = func.sum(case((entry.side == "DEBIT", entry.amount), else_=ZERO))
     credit = func.sum(case((entry.side == "CREDIT", entry.amount), else_=ZERO))
     sums = (
         select(entry.kind, entry.flow, debit.label("debit"), credit.label("credit"))
         .join(account, account.id == entry.account_id)
-        .where(where, entry.booked_on.between(start, end))
+        .where(where, entry.month.between(start, end))
         .group_by(entry.kind, entry.flow)
         .subquery("sums")
     )
     opening = (
         select(func.coalesce(debit - credit, ZERO))
         .join(account, account.id == entry.account_id)
-        .where(where, entry.booked_on < start)
+        .where(where, entry.month < start)
         .scalar_subquery()
     )
     layout = values(

@@ -40,7 +40,8 @@ TABLES = (
     "identities, monitoring_flags, beneficiaries, audit_log, "
     "webhook_deliveries, webhooks, outbox_cursors, outbox_events, "
     "dashboard_person_cells, dashboard_cube, fund_entries, fund_accounts, "
-    "import_problems, imports"
+    "import_problems, imports, "
+    "fund_entry_months"
 )
 
 

@@ -639,3 +639,25 @@ class ImportProblem(Base):
     column: Mapped[str] = mapped_column(String(120))
     value: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
+
+
+# -- the fund entries' monthly rollup (issue 14; resolvers/fund_months.py) --------------------
+
+
+class FundEntryMonth(Base):
+    """The sums of ``fund_entries`` per account, settlement year, booking month, kind, flow and
+    side: written in the transaction of the entries (resolvers/fund_months.py), so that
+    statements and fund balances read months instead of entries. The gateway's role may only
+    SELECT, INSERT and UPDATE (an upsert; migration 0016)."""
+
+    __tablename__ = "fund_entry_months"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("fund_accounts.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    """The first day of the booking month (``booked_on``'s)."""
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)
+    flow: Mapped[str] = mapped_column(String(24), primary_key=True)
+    side: Mapped[str] = mapped_column(String(6), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    entries: Mapped[int] = mapped_column(BigInteger)

@@ -24,7 +24,7 @@ from gateway.errors import Conflict
 from gateway.storage import models
 from gateway.storage.database import Database
 from policies.benefits import PolicySet
-from resolvers import funds, history, reconciliation
+from resolvers import fund_months, funds, history, reconciliation
 from tests.conftest import GraphQLClient
 from tests.factories import id_number
 from tests.resolvers.test_settlement_governance import (
@@ -100,6 +100,27 @@ HAVING sum(CASE side WHEN 'DEBIT' THEN amount ELSE -amount END) <> 0
 """
 
 
+# The monthly rollup (resolvers/fund_months.py) against the entries, summed here independently.
+ROLLUP = """
+SELECT account_id, year, month, kind, flow, side, amount, entries
+FROM fund_entry_months ORDER BY 1, 2, 3, 4, 5, 6
+"""
+ENTRY_MONTHS = """
+SELECT account_id, year, make_date(extract(year FROM booked_on)::int,
+                                   extract(month FROM booked_on)::int, 1),
+       kind, flow, side, sum(amount), count(*)
+FROM fund_entries GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+"""
+
+
+async def assert_rollup_holds(db: Database) -> None:
+    """The rollup holds exactly the sums and counts of the entries, month by month."""
+    async with db.sessions() as session:
+        rollup = (await session.execute(text(ROLLUP))).all()
+        entries = (await session.execute(text(ENTRY_MONTHS))).all()
+    assert rollup == entries
+
+
 async def balances(db: Database, sql: str) -> dict[tuple[str, str, str], Decimal]:
     async with db.sessions() as session:
         rows = (await session.execute(text(sql))).all()
@@ -124,6 +145,7 @@ async def assert_ledgers_hold(db: Database) -> None:
         assert await reconciliation.differences(session, ["3", "5"], year=YEAR) == []
         everything = (date(2000, 1, 1), date(2100, 12, 31))
         assert await reconciliation.differences(session, ["3", "5"], period=everything) == []
+    await assert_rollup_holds(db)
 
 
 @st.composite
@@ -290,10 +312,11 @@ async def test_migration_0010_posts_the_history_as_the_events_posted_it(
     # The database as it was before 0010: nothing posted.
     async with admin.begin() as conn:
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
-        await conn.execute(text("TRUNCATE fund_entries, fund_accounts"))
+        await conn.execute(text("TRUNCATE fund_entry_months, fund_entries, fund_accounts"))
     async with admin.begin() as conn:
         written = await conn.run_sync(history.post_history)
         again = await conn.run_sync(history.post_history)
+        await fund_months.rebuild(conn)  # as migration 0016 does after it
     assert (written, again) == (len(posted), 0)
     async with db.sessions() as session:
         assert (await session.execute(text(ENTRIES))).all() == posted
