@@ -9,10 +9,14 @@ stored records; enrollments already made, and their subsidy splits). The merge t
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
+import multiprocessing
+import os
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -31,11 +35,17 @@ from policies.errors import InvalidInput
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
-from resolvers.import_files import Batch, Problem, RowParser, parse_batch
+from resolvers.import_files import CopyBatch, Problem, RowParser, parse_copy_batch, start_worker
 from resolvers.rows import RowRules
 
 BATCH_ROWS = 10_000
-"""Rows per COPY batch (at most two batches are held in memory at once)."""
+"""Rows per COPY batch (at most PARSE_WORKERS + 1 batches are held in memory at once)."""
+PARSE_WORKERS = int(os.environ.get("MEDGW_PARSE_WORKERS", "2"))
+"""Worker processes parsing the batches of a large file."""
+THREAD_BATCHES = 2
+"""Batches parsed in a worker thread before worker processes are started (small files)."""
+PARSE_START = os.environ.get("MEDGW_PARSE_START", "fork")
+"""Batches parsed in a worker thread before worker processes are started (small files)."""
 PAGE = 1_000
 """Persons per page when re-settling, enrollments per page when splitting contributions."""
 
@@ -217,27 +227,51 @@ class Staging:
         def read() -> tuple[list[tuple[int, Sequence[Any]]], int]:
             return list(itertools.islice(rows, BATCH_ROWS)), done()
 
-        def parse(batch: list[tuple[int, Sequence[Any]]]) -> Awaitable[Batch]:
-            return asyncio.to_thread(parse_batch, parser, batch)
-
-        # Parsing (a worker thread) overlaps the COPY of the batch before it (the server); at
-        # most two batches are in flight, so memory stays flat. (Worker processes were tried:
-        # on 2 shared cores the pickling cost what the second core gained.)
-        in_flight: deque[tuple[asyncio.Future[Batch], int]] = deque()
+        # Parsing overlaps the COPY of the batches before it (the server). The first batches
+        # are parsed in a worker thread (a small file never starts a process); from the
+        # THREAD_BATCHES+1st on, in worker processes, so that parsing (Python, one core for
+        # the GIL) and the COPY use both cores. Batches cross as COPY text (one bytes object,
+        # cheap to pickle); at most PARSE_WORKERS + 1 are in flight, so memory stays flat.
+        loop = asyncio.get_running_loop()
+        pool: ProcessPoolExecutor | None = None
+        in_flight: deque[tuple[asyncio.Future[CopyBatch], int]] = deque()
+        batches = 0
         try:
             exhausted = False
             while True:
-                while not exhausted and len(in_flight) < 2:
+                while not exhausted and len(in_flight) <= max(PARSE_WORKERS, 1):
                     batch, position = await asyncio.to_thread(read)
                     if not batch:
                         exhausted = True
                         break
-                    in_flight.append((asyncio.ensure_future(parse(batch)), position))
+                    batches += 1
+                    if batches > THREAD_BATCHES and PARSE_WORKERS and pool is None:
+                        pool = ProcessPoolExecutor(
+                            PARSE_WORKERS,
+                            mp_context=multiprocessing.get_context(PARSE_START),
+                            initializer=start_worker,
+                            initargs=(parser,),
+                        )
+                    future = (
+                        loop.run_in_executor(pool, parse_copy_batch, batch)
+                        if pool is not None
+                        else asyncio.ensure_future(
+                            asyncio.to_thread(parse_copy_batch, batch, parser)
+                        )
+                    )
+                    in_flight.append((future, position))
                 if not in_flight:
                     break
                 future, position = in_flight.popleft()
-                records, problems, parsed = await future
-                await driver.copy_records_to_table("import_stage", records=records, columns=names)
+                payload, problems, parsed = await future
+                if isinstance(payload, bytes):
+                    await driver.copy_to_table(
+                        "import_stage", source=io.BytesIO(payload), columns=names, format="csv"
+                    )
+                else:
+                    await driver.copy_records_to_table(
+                        "import_stage", records=payload, columns=names
+                    )
                 await self.problems(problems)
                 count += parsed
                 if progress is not None:
@@ -245,6 +279,8 @@ class Staging:
         finally:
             for future, _ in in_flight:
                 future.cancel()
+            if pool is not None:
+                await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
         self.summary.rows = count
         await self.sql("ANALYZE import_stage")
 
