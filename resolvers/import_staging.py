@@ -39,13 +39,17 @@ from resolvers.import_files import CopyBatch, Problem, RowParser, parse_copy_bat
 from resolvers.rows import RowRules
 
 BATCH_ROWS = 10_000
-"""Rows per COPY batch (at most PARSE_WORKERS + 1 batches are held in memory at once)."""
-PARSE_WORKERS = int(os.environ.get("MEDGW_PARSE_WORKERS", "2"))
-"""Worker processes parsing the batches of a large file."""
+"""Rows per COPY batch (at most max(PARSE_WORKERS, 1) + 1 batches are in memory at once)."""
+PARSE_WORKERS = int(os.environ.get("MEDGW_PARSE_WORKERS", "0"))
+"""Worker processes parsing the batches of a large file; 0 (the default): a worker thread.
+Measured on the shared 2-core machine (load 3.5, 1,000,000 rows), one process made the staging
+slower (18.9 s against 13.9 s in a thread): the rows crossing to the process cost more than the
+core it frees. Worth trying (``MEDGW_PARSE_WORKERS=1``) where cores are idle."""
 THREAD_BATCHES = 2
 """Batches parsed in a worker thread before worker processes are started (small files)."""
 PARSE_START = os.environ.get("MEDGW_PARSE_START", "fork")
-"""Batches parsed in a worker thread before worker processes are started (small files)."""
+"""How worker processes start (``fork``: at once, nothing re-imported; ``spawn`` re-imports
+the program's main module)."""
 PAGE = 1_000
 """Persons per page when re-settling, enrollments per page when splitting contributions."""
 
@@ -227,11 +231,10 @@ class Staging:
         def read() -> tuple[list[tuple[int, Sequence[Any]]], int]:
             return list(itertools.islice(rows, BATCH_ROWS)), done()
 
-        # Parsing overlaps the COPY of the batches before it (the server). The first batches
-        # are parsed in a worker thread (a small file never starts a process); from the
-        # THREAD_BATCHES+1st on, in worker processes, so that parsing (Python, one core for
-        # the GIL) and the COPY use both cores. Batches cross as COPY text (one bytes object,
-        # cheap to pickle); at most PARSE_WORKERS + 1 are in flight, so memory stays flat.
+        # Parsing overlaps the COPY of the batch before it (the server), in a worker thread;
+        # with PARSE_WORKERS, from the THREAD_BATCHES+1st batch on in worker processes (a
+        # small file never starts one). Batches come back as CSV for COPY (one bytes object,
+        # cheap to pickle); a bounded number is in flight, so memory stays flat.
         loop = asyncio.get_running_loop()
         pool: ProcessPoolExecutor | None = None
         in_flight: deque[tuple[asyncio.Future[CopyBatch], int]] = deque()
