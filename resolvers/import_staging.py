@@ -35,7 +35,14 @@ from policies.errors import InvalidInput
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.subsidy import enrollment_subsidy
 from policies.vocabulary import Category
-from resolvers.import_files import CopyBatch, Problem, RowParser, parse_copy_batch, start_worker
+from resolvers.import_files import (
+    CopyBatch,
+    Problem,
+    RowParser,
+    parse_batch,
+    parse_copy_batch,
+    start_worker,
+)
 from resolvers.rows import RowRules
 
 BATCH_ROWS = 10_000
@@ -233,8 +240,8 @@ class Staging:
 
         # Parsing overlaps the COPY of the batch before it (the server), in a worker thread;
         # with PARSE_WORKERS, from the THREAD_BATCHES+1st batch on in worker processes (a
-        # small file never starts one). Batches come back as CSV for COPY (one bytes object,
-        # cheap to pickle); a bounded number is in flight, so memory stays flat.
+        # small file never starts one; from a process, batches come back as CSV for COPY, one
+        # bytes object, cheap to pickle). A bounded number is in flight: memory stays flat.
         loop = asyncio.get_running_loop()
         pool: ProcessPoolExecutor | None = None
         in_flight: deque[tuple[asyncio.Future[CopyBatch], int]] = deque()
@@ -258,9 +265,8 @@ class Staging:
                     future = (
                         loop.run_in_executor(pool, parse_copy_batch, batch)
                         if pool is not None
-                        else asyncio.ensure_future(
-                            asyncio.to_thread(parse_copy_batch, batch, parser)
-                        )
+                        # In a thread the records stay records (COPY binary, no CSV to write).
+                        else asyncio.ensure_future(asyncio.to_thread(_parse_records, parser, batch))
                     )
                     in_flight.append((future, position))
                 if not in_flight:
@@ -514,6 +520,11 @@ class Staging:
                 columns=["line", "policy", "category", "assistance_fund", "finance", "individual"],
             )
             await self.problems(problems)
+
+
+def _parse_records(parser: RowParser, batch: Sequence[tuple[int, Sequence[Any]]]) -> CopyBatch:
+    records, problems, count = parse_batch(parser, batch)
+    return records, problems, count
 
 
 async def _records(
