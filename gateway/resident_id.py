@@ -34,7 +34,10 @@ def check_character(first17: str) -> str:
     """
     if len(first17) != len(_WEIGHTS):
         raise ValueError(f"expected 17 digits, got {first17!r}")
-    # map() rather than a generator: list imports check a million of these (bench/import.py).
+    if first17.isascii() and first17.isdigit():
+        # The weights are 2^17 … 2^1 mod 11 and 13 ≡ 2 (mod 11): the weighted sum is 2 × the
+        # digits read in base 13, one C call (list imports check a million of these).
+        return _CHECK[int(first17, 13) * 2 % 11]
     return _CHECK[sum(map(operator.mul, map(int, first17), _WEIGHTS)) % 11]
 
 

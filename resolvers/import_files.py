@@ -479,6 +479,46 @@ def parse_batch(parser: RowParser, rows: Sequence[tuple[int, Sequence[Any]]]) ->
     return records, problems, len(rows)
 
 
+def copy_csv(records: Sequence[Record]) -> bytes | list[Record]:
+    """Staging records as CSV for ``COPY … (FORMAT csv)`` (an unquoted empty field is NULL),
+    UTF-8: a batch crosses from a worker process as one ``bytes`` (cheap to pickle). A batch
+    with an empty text, which that CSV could not tell from NULL, stays a list of records.
+
+    >>> copy_csv([(2, "a,b", None, date(2026, 1, 1), Decimal("380.00"), True)])
+    b'2,"a,b",,2026-01-01,380.00,True\\r\\n'
+    >>> copy_csv([(2, "", None)])
+    [(2, '', None)]
+    """
+    if any("" in record for record in records):
+        return list(records)
+    out = io.StringIO()
+    csv.writer(out).writerows(records)
+    return out.getvalue().encode()
+
+
+CopyBatch = tuple[bytes | list[Record], list[Problem], int]
+"""A :data:`Batch` with its records as :func:`copy_csv`."""
+
+_worker_parser: RowParser | None = None
+
+
+def start_worker(parser: RowParser) -> None:
+    """A parsing worker process's initializer: the parser its batches are parsed with."""
+    global _worker_parser
+    _worker_parser = parser
+
+
+def parse_copy_batch(
+    rows: Sequence[tuple[int, Sequence[Any]]], parser: RowParser | None = None
+) -> CopyBatch:
+    """:func:`parse_batch` with the records as :func:`copy_csv`; with the worker's parser (set by
+    :func:`start_worker`) unless one is given."""
+    chosen = parser or _worker_parser
+    assert chosen is not None, "start_worker was not called"
+    records, problems, count = parse_batch(chosen, rows)
+    return copy_csv(records), problems, count
+
+
 def _shown(value: Any) -> str:
     if value is None:
         return ""

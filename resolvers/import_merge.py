@@ -79,19 +79,20 @@ class Merge(Staging):
             "AND c.reversed_at IS NULL)"
         )
         new = f"p.record_id IS NULL AND {self._valid('p')}"
-        inserted = await self.sql(
-            f"INSERT INTO {target} (beneficiary_id, category, valid_from, valid_to, reference, "
-            "decided_on, department, org) SELECT p.beneficiary_id, p.category, p.valid_from, "
-            f"p.valid_to, p.reference, p.decided_on, :department, :org FROM import_plan p "
-            # In person order the index entries and foreign-key probes go to neighbouring pages.
-            f"WHERE {new} ORDER BY p.beneficiary_id",
-            department=principal.department,
-            org=principal.org,
-        )
-        stored = inserted.rowcount
-        await self.sql(
-            f"INSERT INTO import_touched SELECT DISTINCT p.beneficiary_id FROM import_plan p "
-            f"WHERE {new}"
+        # The persons touched come from the insert's RETURNING (no second pass over the plan;
+        # the outbox takes each person once, outbox.identities_changed).
+        stored = await self.session.scalar(
+            text(
+                f"WITH new AS (INSERT INTO {target} (beneficiary_id, category, valid_from, "
+                "valid_to, reference, decided_on, department, org) SELECT p.beneficiary_id, "
+                "p.category, p.valid_from, p.valid_to, p.reference, p.decided_on, :department, "
+                # In person order the index entries and foreign-key probes go to neighbouring
+                # pages.
+                f":org FROM import_plan p WHERE {new} ORDER BY p.beneficiary_id "
+                "RETURNING beneficiary_id), touched AS (INSERT INTO import_touched "
+                "SELECT beneficiary_id FROM new) SELECT count(*) FROM new"
+            ),
+            {"department": principal.department, "org": principal.org},
         )
         await self.sql(
             "INSERT INTO import_change SELECT NULL, p.beneficiary_id, p.category, NULL, NULL, "

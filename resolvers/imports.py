@@ -84,6 +84,9 @@ log = logging.getLogger(__name__)
 TEMP_BUFFERS = "256MB"
 """Memory for the staging tables (per connection, at most; the server's default is 8 MB)."""
 STATEMENT_TIMEOUT = "1h"
+WORK_MEM = "64MB"
+"""Memory for each sort and hash of an import's set-based statements (SET LOCAL: this
+transaction only; the server's default of 4 MB makes the sorts of a million rows spill)."""
 """The statement timeout inside an import's transaction (a bulk job, not a request)."""
 
 
@@ -288,6 +291,7 @@ class Importer:
         kind = self.planned.kind
         # A list of a million rows takes longer than a request's statement timeout.
         await session.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
+        await session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         # The staging tables of a large file stay in memory rather than spill to disk. Set for
         # the connection (only imports use temporary tables), before it first uses one; after
         # that the connection keeps what it has.
