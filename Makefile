@@ -74,12 +74,12 @@ bench: $(VENV)/.installed-dev
 
 ## settleClaim alone, with its correctness checks (bench/settle.py; options there).
 bench-settle: $(VENV)/.installed-dev
-	$(BIN)/python bench/settle.py
+	$(BIN)/python -m bench.settle
 
 # A dashboard's figures over 1,000,000 generated claims (about 4 minutes on 2 cores).
 .PHONY: bench-dashboard
 bench-dashboard: $(VENV)/.installed-dev
-	$(BIN)/python bench/dashboard.py
+	$(BIN)/python -m bench.dashboard
 
 clean-var:
 	rm -rf var

@@ -3,7 +3,7 @@ through the gateway's HTTP API, against the same figures computed from the raw t
 
 Run on demand (not part of the test suite)::
 
-    .venv/bin/python bench/dashboard.py [--claims 1000000] [--persons 250000] [--runs 30]
+    .venv/bin/python -m bench.dashboard [--claims 1000000] [--persons 250000] [--runs 30]
 
 What it does, in order:
 

@@ -3,7 +3,7 @@ load (gateway/events.py, resolvers/outbox.py).
 
 Run on demand (not part of the test suite)::
 
-    .venv/bin/python bench/events.py [--probes 100] [--clients 8] [--claims 400] [--workers 1]
+    .venv/bin/python -m bench.events [--probes 100] [--clients 8] [--claims 400] [--workers 1]
 
 What it does:
 

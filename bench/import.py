@@ -3,7 +3,7 @@ its peak memory, and the ratio to a plain PostgreSQL COPY of the same rows.
 
 Run on demand (not part of the test suite)::
 
-    .venv/bin/python bench/import.py [--rows 1000000]
+    .venv/bin/python -m bench.import [--rows 1000000]
 
 What it does, in order:
 

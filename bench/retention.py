@@ -2,7 +2,7 @@
 
 Run on demand (not part of the test suite)::
 
-    .venv/bin/python bench/retention.py [--events 200000] [--batch 1000]
+    .venv/bin/python -m bench.retention [--events 200000] [--batch 1000]
 
 A throwaway PostgreSQL (as ``bench/settle.py``), migrated; ``--events`` CLAIM_CHANGED events
 40 days old and as many recent ones (one transaction's, so final), written with one

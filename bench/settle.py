@@ -3,7 +3,7 @@ to a plain asyncpg transaction doing the same inserts and ledger update.
 
 Run on demand (``make bench``; not part of the test suite)::
 
-    .venv/bin/python bench/settle.py [--clients 8] [--claims 400] [--workers 2] [--processes 1]
+    .venv/bin/python -m bench.settle [--clients 8] [--claims 400] [--workers 2] [--processes 1]
                                      [--persons 200] [--hot]
 
 What it does, in order:

@@ -34,6 +34,7 @@ KEYS = {
         "bench.events",
         "bench.dashboard",
         "bench.import",
+        "bench.retention",
     ],
 )
 def test_a_benchmark_script_imports(module: str) -> None:
@@ -65,3 +66,42 @@ def test_the_suite_in_quick_mode_ends_with_a_summary_of_positive_figures() -> No
     # The statement count is exact, not a timing: a settlement takes at least the raw 14.
     assert figures["statements_per_settle"] >= 14
     assert "SQL per request" in done.stdout
+
+
+DOCUMENTS = ("Makefile", "README.md", "bench/README.md")
+
+
+def documented_benchmarks() -> set[str]:
+    """Every ``python -m bench.X`` the Makefile and the READMEs tell a user to run."""
+    import re
+
+    text = "\n".join((ROOT / name).read_text(encoding="utf-8") for name in DOCUMENTS)
+    return set(re.findall(r"python -m\s+bench\.([a-z_]+)", text))
+
+
+def test_the_documents_run_benchmarks_as_modules_not_as_files() -> None:
+    """``python bench/x.py`` cannot import ``bench.settle`` (sys.path[0] is bench/), so every
+    documented command is ``python -m bench.x``, and each of the scripts is documented."""
+    import re
+
+    for name in DOCUMENTS:
+        text = (ROOT / name).read_text(encoding="utf-8")
+        assert not re.search(r"python\s+bench/[a-z_]+\.py", text), name
+    scripts = {p.stem for p in (ROOT / "bench").glob("*.py") if p.stem != "__init__"}
+    assert documented_benchmarks() == scripts
+
+
+@pytest.mark.parametrize("module", sorted(documented_benchmarks()))
+def test_a_documented_benchmark_command_starts_from_a_fresh_shell(module: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "usage" in (done.stdout + done.stderr).lower()
