@@ -26,7 +26,6 @@ from gateway.storage import audit
 from gateway.storage.audit import ReadTrail
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from policies.access.walker import forbidden_paths
-from resolvers import webhooks
 
 log = logging.getLogger("medgw.access")
 
@@ -353,7 +352,7 @@ class ReadAudit(SchemaExtension):
                     context.principal,
                     action="READ",
                     operation=trail.operation,
-                    query=webhooks.without_secrets(self.execution_context.query),
+                    query=self.execution_context.query,
                     beneficiary_ids=trail.beneficiary_ids,
                     field_paths=trail.field_paths,
                 )

@@ -36,9 +36,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import graphql
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,37 +72,6 @@ def key_of(secret: str, field: str = "secret") -> bytes:
         reason = f"the key is {len(key)} bytes; 24 to 64 random bytes needed"
         raise InvalidInput(field, "whsec_…", reason)
     return key
-
-
-class _Redact(graphql.Visitor):
-    """Replaces the string written as a ``secret:`` argument or input field."""
-
-    def enter_object_field(self, node: graphql.ObjectFieldNode, *_: Any) -> Any:
-        if node.name.value == "secret" and isinstance(node.value, graphql.StringValueNode):
-            return graphql.ObjectFieldNode(name=node.name, value=graphql.StringValueNode(value="…"))
-        return None
-
-    def enter_argument(self, node: graphql.ArgumentNode, *_: Any) -> Any:
-        if node.name.value == "secret" and isinstance(node.value, graphql.StringValueNode):
-            return graphql.ArgumentNode(name=node.name, value=graphql.StringValueNode(value="…"))
-        return None
-
-
-def without_secrets(query: str | None) -> str | None:
-    """The query text to keep (the read audit record keeps it): a secret written in it, not in
-    the variables, replaced by ``…``.
-
-    >>> text = without_secrets('mutation { registerWebhook(input: {secret: "whsec_x"}) { id } }')
-    >>> "whsec_x" in text, 'secret: "…"' in text
-    (False, True)
-    """
-    if query is None or "secret" not in query:
-        return query
-    try:
-        document = graphql.parse(query)
-    except graphql.GraphQLError:
-        return query  # not executed, so nothing read to audit
-    return graphql.print_ast(graphql.visit(document, _Redact()))
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:

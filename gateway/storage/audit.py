@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import graphql
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,6 +71,42 @@ def record_digest(prev_hash: str, record: AuditRecord) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
+SECRET_ARGUMENTS = frozenset({"secret"})
+"""Arguments and input fields whose literal value is a secret (``registerWebhook``'s signing
+secret): never kept in an audit record's query text."""
+
+
+class _Redact(graphql.Visitor):
+    """Replaces the string written as a secret argument or input field by ``…``."""
+
+    def enter_object_field(self, node: graphql.ObjectFieldNode, *_: Any) -> Any:
+        if node.name.value in SECRET_ARGUMENTS and isinstance(node.value, graphql.StringValueNode):
+            return graphql.ObjectFieldNode(name=node.name, value=graphql.StringValueNode(value="…"))
+        return None
+
+    def enter_argument(self, node: graphql.ArgumentNode, *_: Any) -> Any:
+        if node.name.value in SECRET_ARGUMENTS and isinstance(node.value, graphql.StringValueNode):
+            return graphql.ArgumentNode(name=node.name, value=graphql.StringValueNode(value="…"))
+        return None
+
+
+def redacted(query: str | None) -> str | None:
+    """The query text to keep: a secret written in it (not passed as a variable) replaced by
+    ``…``; a text that does not parse is kept as it is (it ran nothing).
+
+    >>> text = redacted('mutation { registerWebhook(input: {secret: "whsec_x"}) { id } }')
+    >>> "whsec_x" in text, 'secret: "…"' in text
+    (False, True)
+    """
+    if query is None or not any(name in query for name in SECRET_ARGUMENTS):
+        return query
+    try:
+        document = graphql.parse(query)
+    except graphql.GraphQLError:
+        return query
+    return graphql.print_ast(graphql.visit(document, _Redact()))
+
+
 @metrics.timed(metrics.AUDIT_APPEND_SECONDS)
 async def append(
     session: AsyncSession,
@@ -84,8 +121,10 @@ async def append(
 ) -> AuditRecord:
     """Add one record to the chain inside the caller's transaction (commit is the caller's).
 
-    ``query`` is kept as text and as its SHA-256.
+    ``query`` is kept as text and as its SHA-256, with every secret written in it redacted
+    (:func:`redacted`): whichever path writes a record, no secret reaches the audit log.
     """
+    query = redacted(query)
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
     prev = await session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1))
     record = AuditRecord(

@@ -317,3 +317,43 @@ async def test_no_department_or_organisation_reaches_another_s_webhooks(
     assert [h["id"] for h in (await gql.data("{ webhooks { id } }", **CIVIL))["webhooks"]] == [
         hook["id"]
     ]
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        'mutation {{ registerWebhook(input: {{url: "u", events: [], secret: "{s}"}}) {{ id }} }}',
+        'mutation {{ registerWebhook(input: {{url: "u", secret: """{s}"""}}) {{ id }} }}',
+        'mutation {{ x(secret: "{s}") {{ id }} }}',
+    ],
+    ids=["input-field", "block-string", "argument"],
+)
+async def test_no_audit_record_keeps_a_secret_whichever_path_writes_it(
+    db: Database, written: str
+) -> None:
+    """The redaction is the audit store's (audit.append), not one writer's: any record whose
+    query text carries a secret literal keeps ``…`` instead, and the chain still verifies."""
+    from gateway.auth import Principal
+    from gateway.storage import audit
+
+    query = written.format(s=SECRET)
+    async with db.transaction() as session:
+        await audit.append(
+            session,
+            Principal("t", "medical_insurance", "mi", ("5104",)),
+            action="WRITE",
+            operation="registerWebhook",
+            query=query,
+        )
+    async with db.sessions() as session:
+        kept = await session.scalar(
+            select(models.AuditRecord.query_text).order_by(models.AuditRecord.id.desc()).limit(1)
+        )
+    assert kept is not None
+    assert SECRET not in kept
+    assert "…" in kept
+    assert "registerWebhook" in kept or "x(" in kept
+    async with db.sessions() as session:
+        checked = await audit.verify(session)
+    assert (checked.broken_at, checked.reason) == (None, None)
+    assert checked.checked >= 1
