@@ -213,32 +213,6 @@ def record_of(row: models.Identity | models.MonitoringFlag) -> CategoryRecord:
     return CategoryRecord(Category(row.category), row.valid_from, row.valid_to, row.decided_on)
 
 
-async def enrollment_of(
-    session: AsyncSession, person: models.Beneficiary, year: int
-) -> models.Enrollment | None:
-    return (
-        await session.scalars(
-            select(models.Enrollment).where(
-                models.Enrollment.beneficiary_id == person.id, models.Enrollment.year == year
-            )
-        )
-    ).one_or_none()
-
-
-async def engine_person(
-    session: AsyncSession, person: models.Beneficiary, enrollment: models.Enrollment | None
-) -> Person:
-    """The person as the engine sees them in a settlement year: categories and flags, insured
-    when the year has an enrollment (§9.1)."""
-    return Person(
-        region_code=person.region_code,
-        birth_date=person.birth_date,
-        insured=enrollment is not None,
-        inclusive_commercial=bool(enrollment and enrollment.inclusive_commercial),
-        categories=tuple(await category_records(session, person)),
-    )
-
-
 async def lock_ledger(session: AsyncSession, beneficiary_id: uuid.UUID, year: int) -> models.Ledger:
     """The person-year ledger, locked until the transaction ends (created empty when new)."""
     locked = (
