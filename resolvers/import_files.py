@@ -21,6 +21,7 @@ import csv
 import functools
 import io
 import re
+import sys
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -192,6 +193,19 @@ def _number(value: Any) -> Any:
         raise ValueError("expected an amount in yuan such as 380.00") from None
 
 
+_ISO_DAY = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+
+@functools.lru_cache(maxsize=65536)
+def _born_since_1900(digits: str) -> bool:
+    """Whether the eight digits of an ID number's birth date are a date from 1900 on, as
+    :func:`gateway.resident_id.parse` checks them."""
+    try:
+        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8])).year >= 1900
+    except ValueError:
+        return False
+
+
 class _Row(BaseModel):
     """A row's fields, parsed by pydantic (in Rust: ISO dates, whole numbers, decimals, text
     stripped); a cell in another form is normalised by :data:`_LENIENT` and tried again."""
@@ -278,7 +292,11 @@ class RowParser:
         header: Sequence[str],
         checks: RowChecks | None,
         columns: Columns | None = None,
+        *,
+        fast: bool = True,
     ) -> None:
+        """``fast``: identity and flag rows in the usual forms skip pydantic
+        (:meth:`_fast_category_row`; ``False`` parses every row in full, for tests)."""
         self.kind = kind
         self.columns = columns or load_columns()
         self.checks = checks or RowChecks(date.max, frozenset(Category), "")
@@ -308,11 +326,25 @@ class RowParser:
                 names = "/".join(self.columns.fields[field][:2])
                 self.header_problems.append(Problem(1, names, "", f"missing column {field}"))
 
+        self._fast: tuple[int, int, int, int, int, int] | None = None
+        if fast and kind in ("identities", "flags"):
+            absent = sys.maxsize  # a position no row's cells reach
+            self._fast = tuple(  # type: ignore[assignment]
+                self.index.get(f, absent)
+                for f in ("idNumber", "category", "validFrom", "validTo", "decidedOn", "reference")
+            )
+        self._fast_words: dict[str, Category | None] = {}
+        self._fast_days: dict[str, date | None] = {}
+
     def column(self, field: str) -> str:
         return self.label.get(field, field)
 
     def parse(self, line: int, cells: Sequence[Any]) -> Record | list[Problem]:
         """The staging record of a row, or its problems."""
+        if self._fast is not None:
+            record = self._fast_category_row(line, cells)
+            if record is not None:
+                return record
         values: dict[str, Any] = {}
         for field, position in self.index.items():
             cell = cells[position] if position < len(cells) else None
@@ -331,6 +363,100 @@ class RowParser:
             return self._checked(line, row)
         except InvalidInput as exc:
             return [Problem(line, self.column(exc.field), _shown(exc.value), exc.reason)]
+
+    def _fast_category_row(self, line: int, cells: Sequence[Any]) -> Record | None:
+        """The record of an identity or flag row whose cells are all plain text in the usual
+        forms (ID number of 17 digits and a check digit, a known category word, ISO dates, a
+        reference without surrounding blanks), checked without pydantic or intermediate
+        objects; ``None`` for any other row, which :meth:`parse` then parses and checks in
+        full. Where it returns a record, it is the record the full parse returns (same
+        checks, same order of fields; tests/resolvers/test_import_fast_rows.py)."""
+        assert self._fast is not None
+        p_id, p_category, p_from, p_to, p_decided, p_reference = self._fast
+        width = len(cells)
+        if p_id >= width or p_from >= width or p_reference >= width:
+            return None
+        number, valid_from_text, reference = cells[p_id], cells[p_from], cells[p_reference]
+        if (
+            type(number) is not str
+            or len(number) != 18
+            or not number.isascii()
+            or not number[:17].isdigit()
+            or type(reference) is not str
+        ):
+            return None
+        last = number[17]
+        if not (last.isdigit() or last == "X") or not _born_since_1900(number[6:14]):
+            return None
+        if resident_id.check_character(number[:17]) != last:
+            return None
+        word = cells[p_category] if p_category < width else None
+        if word is None or word == "":
+            category = self.checks.category
+        elif type(word) is str:
+            try:
+                category = self._fast_words[word]
+            except KeyError:
+                category = self._fast_word(word)
+        else:
+            return None
+        valid_from = self._fast_day(valid_from_text)
+        if category is None or valid_from is None:
+            return None
+        valid_to = decided_on = None
+        for position, is_to in ((p_to, True), (p_decided, False)):
+            cell = cells[position] if position < width else None
+            if cell is not None and cell != "":
+                day = self._fast_day(cell)
+                if day is None:
+                    return None
+                if is_to:
+                    valid_to = day
+                else:
+                    decided_on = day
+        today = self.checks.today
+        if valid_from > today or (valid_to is not None and valid_to < valid_from):
+            return None
+        if decided_on is None:
+            decided_on = today
+        elif decided_on > today:
+            return None
+        text = reference.strip()
+        if not text or len(text) > 120:
+            return None
+        return (line, number, category.value, valid_from, valid_to, decided_on, text)
+
+    def _fast_word(self, word: str) -> Category | None:
+        """A category cell's category when the full parse accepts the word as it is (no
+        blanks to strip); ``None`` when the full parse must say what is wrong. Cached."""
+        category: Category | None = None
+        if word.strip() == word:
+            try:
+                category = self._category(word)
+            except InvalidInput:
+                category = None
+        if len(self._fast_words) < 256:
+            self._fast_words[word] = category
+        return category
+
+    def _fast_day(self, cell: Any) -> date | None:
+        """The date of an ISO ``YYYY-MM-DD`` text cell (as pydantic reads it), else ``None``.
+        Cached (a list repeats the same few dates; bounded, so memory stays flat)."""
+        if type(cell) is not str:
+            return None
+        try:
+            return self._fast_days[cell]
+        except KeyError:
+            pass
+        day = None
+        if _ISO_DAY.match(cell):
+            try:
+                day = date.fromisoformat(cell)
+            except ValueError:
+                day = None
+        if len(self._fast_days) < 4096:
+            self._fast_days[cell] = day
+        return day
 
     def _lenient(
         self, line: int, exc: ValidationError, values: dict[str, Any]
