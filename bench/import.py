@@ -11,8 +11,9 @@ What it does, in order:
 2. Writes two CSV files of ``--rows`` rows in a temporary directory: the persons (ID number,
    name, region 510402) and their 低保 identities (ID number, category, validFrom, reference).
 3. Imports the persons (set-up; its rate is printed too), then the identities (measured): the
-   whole import as a department runs it (read and parse every row with pydantic and the ID
-   check digit, COPY into staging, set-based checks, the merge, the audit record), in one
+   whole import as a department runs it (read, parse and check every row — the ID check
+   digit, category, dates, reference; in the usual forms without pydantic — COPY into staging,
+   set-based checks, the merge with one outbox event per person, the audit record), in one
    process, with the resident set size sampled every 50 ms.
 4. Baseline: a plain ``COPY … FROM`` of the same identity file into a table of the same columns
    (asyncpg ``copy_to_table``: no parsing in Python, no checks, no indexes).

@@ -49,9 +49,10 @@ BATCH_ROWS = 10_000
 """Rows per COPY batch (at most max(PARSE_WORKERS, 1) + 1 batches are in memory at once)."""
 PARSE_WORKERS = int(os.environ.get("MEDGW_PARSE_WORKERS", "0"))
 """Worker processes parsing the batches of a large file; 0 (the default): a worker thread.
-Measured on the shared 2-core machine (1,000,000 rows), one process was no faster (staging
-12.5 s against 11.8 s in a thread at load 1.3; 18.9 s against 13.9 s at load 3.5): the rows
-crossing to the process cost what the second core gains (README, "Speed and memory")."""
+Measured on the shared 2-core machine, one process was no faster (1,000,000 rows: staging
+12.5 s against 11.8 s in a thread at load 1.3) and, since identity rows are parsed without
+pydantic, slower (200,000 rows at load 3: 1.8-3.0 s against 1.1-1.3 s): the rows crossing to
+the process cost more than their parse (README, "Speed and memory")."""
 THREAD_BATCHES = 2
 """Batches parsed in a worker thread before worker processes are started (small files)."""
 PARSE_START = os.environ.get("MEDGW_PARSE_START", "fork")
