@@ -345,6 +345,14 @@ class RowParser:
             record = self._fast_category_row(line, cells)
             if record is not None:
                 return record
+        return self._parse_in_full(line, cells)
+
+    @property
+    def fast_rows(self) -> Callable[[int, Sequence[Any]], Record | None] | None:
+        """:meth:`_fast_category_row` when this kind of list has a fast parse, else ``None``."""
+        return None if self._fast is None else self._fast_category_row
+
+    def _parse_in_full(self, line: int, cells: Sequence[Any]) -> Record | list[Problem]:
         values: dict[str, Any] = {}
         for field, position in self.index.items():
             cell = cells[position] if position < len(cells) else None
@@ -404,16 +412,14 @@ class RowParser:
         if category is None or valid_from is None:
             return None
         valid_to = decided_on = None
-        for position, is_to in ((p_to, True), (p_decided, False)):
-            cell = cells[position] if position < width else None
-            if cell is not None and cell != "":
-                day = self._fast_day(cell)
-                if day is None:
-                    return None
-                if is_to:
-                    valid_to = day
-                else:
-                    decided_on = day
+        if p_to < width and cells[p_to] is not None and cells[p_to] != "":
+            valid_to = self._fast_day(cells[p_to])
+            if valid_to is None:
+                return None
+        if p_decided < width and cells[p_decided] is not None and cells[p_decided] != "":
+            decided_on = self._fast_day(cells[p_decided])
+            if decided_on is None:
+                return None
         today = self.checks.today
         if valid_from > today or (valid_to is not None and valid_to < valid_from):
             return None
@@ -596,8 +602,16 @@ Batch = tuple[list[Record], list[Problem], int]
 def parse_batch(parser: RowParser, rows: Sequence[tuple[int, Sequence[Any]]]) -> Batch:
     records: list[Record] = []
     problems: list[Problem] = []
+    fast = parser.fast_rows
     for line, cells in rows:
-        parsed = parser.parse(line, cells)
+        if fast is not None:
+            record = fast(line, cells)
+            if record is not None:
+                records.append(record)
+                continue
+            parsed = parser._parse_in_full(line, cells)
+        else:
+            parsed = parser.parse(line, cells)
         if isinstance(parsed, tuple):
             records.append(parsed)
         else:

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.resident_id import check_character
 from policies.vocabulary import Category
-from resolvers.import_files import Problem, Record, RowChecks, RowParser
+from resolvers.import_files import Problem, Record, RowChecks, RowParser, parse_batch
 
 TODAY = date(2026, 12, 1)
 HEADER = ["身份证号", "类别", "认定日期", "终止日期", "决定日期", "文号"]
@@ -132,6 +132,7 @@ def test_combinations_and_row_shapes_parse_as_in_full() -> None:
         ("flags", Category.MONITORED),
     ):
         fast, full = parsers(kind, category)
+        batch: list[tuple[int, Sequence[Any]]] = []
         for line in range(2, 3000):
             cells: list[Any] = [
                 rng.choice(NUMBERS),
@@ -149,6 +150,13 @@ def test_combinations_and_row_shapes_parse_as_in_full() -> None:
             elif shape == 3:
                 cells[rng.randrange(6)] = rng.choice([None, 2026, 2026.0, date(2026, 1, 1)])
             same(fast, full, line, cells)
+            batch.append((line, cells))
+        # A batch as staging parses it: the same records and problems, in the same order.
+        records, problems, count = parse_batch(fast, batch)
+        assert (records, problems, count) == parse_batch(full, batch)
+        assert records
+        assert problems
+        assert count == len(batch)
 
 
 def test_other_headers_parse_as_in_full() -> None:
