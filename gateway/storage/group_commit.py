@@ -46,6 +46,13 @@ class GroupCommit(Generic[T, R]):
         self._drain: asyncio.Task[None] | None = None
         self.writes = 0
         """Calls of ``write`` so far (how many groups)."""
+        self.writing = 0
+        """Items in the write under way (0 when none is)."""
+
+    @property
+    def waiting(self) -> int:
+        """Items queued for the next write."""
+        return len(self._queue)
 
     async def submit(self, item: T) -> R:
         """``item``'s result once the write that carried it has finished; raises what that
@@ -63,11 +70,13 @@ class GroupCommit(Generic[T, R]):
         while self._queue:
             group, self._queue = self._queue[: self.most], self._queue[self.most :]
             self.writes += 1
+            self.writing = len(group)
             try:
                 results = await self._write([item for item, _ in group])
                 if len(results) != len(group):
                     raise RuntimeError(f"{len(results)} results for {len(group)} items")
             except BaseException as exc:
+                self.writing = 0
                 failure = exc if isinstance(exc, Exception) else RuntimeError("write cancelled")
                 for _, done in group:
                     if not done.done():
@@ -79,6 +88,7 @@ class GroupCommit(Generic[T, R]):
                     self._queue = []
                     raise
                 continue
+            self.writing = 0
             for (_, done), result in zip(group, results, strict=True):
                 if not done.done():
                     done.set_result(result)
