@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, overload
 
 import graphql
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import metrics
@@ -220,6 +220,8 @@ async def _append_in(session: AsyncSession, record: AuditRecord) -> AuditRecord:
     return record
 
 
+_TABLE: Table = AuditRecord.__table__  # type: ignore[assignment]
+_COLUMNS = list(_TABLE.columns)
 _GROUPS: dict[tuple[int, int], tuple[Database, GroupCommit[AuditRecord, AuditRecord]]] = {}
 
 
@@ -234,11 +236,10 @@ def group(db: Database) -> GroupCommit[AuditRecord, AuditRecord]:
             async with db.transaction() as session:
                 shard = await _lock_shard(session)
                 await _link(session, shard, records)
-                rows = [
-                    {c.key: getattr(r, c.key) for c in AuditRecord.__table__.columns}
-                    for r in records
-                ]
-                await session.execute(insert(AuditRecord).values(rows))
+                rows = [{c.key: getattr(r, c.key) for c in _COLUMNS} for r in records]
+                # Core, not the ORM: a cached compiled statement; with RETURNING, SQLAlchemy
+                # sends the rows as one multi-row INSERT ("insertmanyvalues").
+                await session.execute(insert(_TABLE).returning(_TABLE.c.id), rows)
             return records
 
         found = _GROUPS[key] = (db, GroupCommit(write))
