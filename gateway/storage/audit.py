@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import graphql
 from sqlalchemy import Table, func, insert, select, text
@@ -244,34 +244,6 @@ def group(db: Database) -> GroupCommit[AuditRecord, AuditRecord]:
 
         found = _GROUPS[key] = (db, GroupCommit(write))
     return found[1]
-
-
-@overload
-async def append(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    action: str,
-    operation: str | None,
-    query: str | None = None,
-    beneficiary_ids: Iterable[uuid.UUID] = (),
-    field_paths: Iterable[str] = (),
-    detail: dict[str, Any] | None = None,
-) -> AuditRecord: ...
-
-
-@overload
-async def append(
-    session: Database,
-    principal: Principal,
-    *,
-    action: str,
-    operation: str | None,
-    query: str | None = None,
-    beneficiary_ids: Iterable[uuid.UUID] = (),
-    field_paths: Iterable[str] = (),
-    detail: dict[str, Any] | None = None,
-) -> AuditRecord: ...
 
 
 @metrics.timed(metrics.AUDIT_APPEND_SECONDS)
