@@ -17,7 +17,8 @@ the same statements and the same audit record, JSON encoded with the standard li
   per raw request the same way.
 - **resettle**: a late recognition (``recordIdentity`` back-dated) of a person with ``--resettle``
   settled claims, which re-settles each of them: milliseconds, scaled to 100 claims.
-- **audited reads**: point lookups per second at 1, 4 and 16 concurrent clients.
+- **audited reads**: point lookups per second at 1, 4 and 16 concurrent clients, and how many
+  of the database's active backends wait on an advisory lock (the audit shards') meanwhile.
 - **RSS** of the uvicorn processes and of this process.
 
 The last line is one machine-readable summary::

@@ -329,3 +329,23 @@ async def test_group_commit_gives_every_item_its_result_or_the_failure() -> None
     assert all(isinstance(o, ValueError) and str(o) == "unlucky group" for o in outcomes)
     assert await group.submit(5) == 10
     assert (group.waiting, group.writing, group.writes) == (0, 0, 3)
+
+
+async def test_a_caller_gone_does_not_stop_the_others_write() -> None:
+    gate = asyncio.Event()
+    written: list[list[int]] = []
+
+    async def write(items: Sequence[int]) -> list[int]:
+        await gate.wait()
+        written.append(list(items))
+        return list(items)
+
+    group: GroupCommit[int, int] = GroupCommit(write)
+    callers = [asyncio.create_task(group.submit(n)) for n in range(3)]
+    await until(lambda: group.writing == 3)
+    callers[0].cancel()  # its client went away while the group was being written
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(callers[1], callers[2]) == [1, 2]
+    assert callers[0].cancelled()
+    assert written == [[0, 1, 2]], "the group was written whole, once"
