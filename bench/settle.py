@@ -447,10 +447,24 @@ UPDATE_LEDGER = """UPDATE ledgers SET state = $3, basic_insurance = $4, critical
   inclusive_commercial = $6, assistance = $7, secondary_assistance = $8, out_of_pocket = $9,
   total_cost = $10, visits = $11, updated_at = $12
 WHERE beneficiary_id = $1 AND year = $2"""
-LAST_HASH = "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1"
+SHARD_LOCK = """SELECT s FROM generate_series(0, $2 - 1) s
+WHERE pg_try_advisory_xact_lock($1::bigint + s) LIMIT 1"""
+SHARD_HEAD = "SELECT hash FROM audit_log WHERE shard = $1 ORDER BY id DESC LIMIT 1"
 INSERT_AUDIT = """INSERT INTO audit_log (at, action, department, org, subject, purpose, operation,
-  query_hash, beneficiary_ids, field_paths, detail, prev_hash, hash)
-VALUES ($1, 'WRITE', $2, $3, 'bench', NULL, 'settleClaim', NULL, $4, $5, $6, $7, $8)"""
+  query_hash, beneficiary_ids, field_paths, detail, prev_hash, hash, shard)
+VALUES ($1, 'WRITE', $2, $3, 'bench', NULL, 'settleClaim', NULL, $4, $5, $6, $7, $8, $9)"""
+
+
+async def audit_shard(conn: Any) -> tuple[int, str]:
+    """:func:`gateway.storage.audit.append`'s shard in plain asyncpg: the lock of the first
+    free shard (else wait for shard 0), then that shard's head hash."""
+    shard = await conn.fetchval(SHARD_LOCK, audit._CHAIN_LOCK, audit.shards())
+    if shard is None:
+        shard = 0
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", audit._CHAIN_LOCK)
+    return shard, await conn.fetchval(SHARD_HEAD, shard) or audit.GENESIS
+
+
 LEDGER_COLUMNS = {
     Payer.BASIC_INSURANCE: "basic_insurance",
     Payer.CRITICAL_ILLNESS: "critical_illness",
@@ -514,9 +528,8 @@ async def settle_plain(conn: Any, claim: ClaimSpec, fixed: Fixed) -> None:
             ledger["visits"] + 1,
             datetime.now(UTC),
         )
-        # gateway.storage.audit.append: chain lock, last hash, insert the linked record.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", audit._CHAIN_LOCK)
-        prev: str = await conn.fetchval(LAST_HASH) or audit.GENESIS
+        # gateway.storage.audit.append: a shard's lock, its head, insert the linked record.
+        shard, prev = await audit_shard(conn)
         detail = {
             "claimNumber": claim.number,
             "year": year,
@@ -545,6 +558,7 @@ async def settle_plain(conn: Any, claim: ClaimSpec, fixed: Fixed) -> None:
             json.dumps(detail),
             prev,
             audit.record_digest(prev, record),
+            shard,
         )
 
 

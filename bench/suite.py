@@ -17,7 +17,8 @@ the same statements and the same audit record, JSON encoded with the standard li
   per raw request the same way.
 - **resettle**: a late recognition (``recordIdentity`` back-dated) of a person with ``--resettle``
   settled claims, which re-settles each of them: milliseconds, scaled to 100 claims.
-- **audited reads**: point lookups per second at 1, 4 and 16 concurrent clients.
+- **audited reads**: point lookups per second at 1, 4 and 16 concurrent clients, and how many
+  of the database's active backends wait on an advisory lock (the audit shards') meanwhile.
 - **RSS** of the uvicorn processes and of this process.
 
 The last line is one machine-readable summary::
@@ -33,6 +34,7 @@ say little, its summary line has the same keys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -114,16 +116,16 @@ WHERE settlement_id = ANY($1)"""
 RAW_PERSON = """SELECT id, name, region_code FROM beneficiaries
 WHERE id_number = $1 AND region_code LIKE '5104%'"""
 INSERT_READ = """INSERT INTO audit_log (at, action, department, org, subject, purpose, operation,
-  query_hash, query_text, beneficiary_ids, field_paths, detail, prev_hash, hash)
-VALUES ($1, 'READ', $2, $3, 'bench', NULL, $4, $5, $6, $7, $8, '{}', $9, $10)"""
+  query_hash, query_text, beneficiary_ids, field_paths, detail, prev_hash, hash, shard)
+VALUES ($1, 'READ', $2, $3, 'bench', NULL, $4, $5, $6, $7, $8, '{}', $9, $10, $11)"""
 
 
 async def raw_audit(
     conn: Any, operation: str, query: str, ids: list[uuid.UUID], paths: list[str]
 ) -> None:
-    """:func:`gateway.storage.audit.append` in plain asyncpg: chain lock, last hash, insert."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", audit._CHAIN_LOCK)
-    prev: str = await conn.fetchval(s.LAST_HASH) or audit.GENESIS
+    """:func:`gateway.storage.audit.append` in plain asyncpg, in the request's transaction: a
+    free shard's lock, its head, insert (:func:`bench.settle.audit_shard`)."""
+    shard, prev = await s.audit_shard(conn)
     record = models.AuditRecord(  # transient: hashed exactly as the gateway hashes it
         at=datetime.now(UTC),
         action="READ",
@@ -150,6 +152,7 @@ async def raw_audit(
         paths,
         prev,
         audit.record_digest(prev, record),
+        shard,
     )
 
 
@@ -274,6 +277,49 @@ async def timed(name: str, count: int, calls: Sequence[Call]) -> s.Run:
     await asyncio.gather(*(worker(c) for c in calls))
     run.seconds = time.perf_counter() - began
     return run
+
+
+WAITS = """SELECT count(*) FILTER (WHERE state = 'active'),
+  count(*) FILTER (WHERE wait_event_type = 'Lock' AND wait_event = 'advisory')
+FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND backend_type = 'client backend'"""
+
+
+@dataclass
+class Waits:
+    """Samples of the database's backends: (active, waiting on an advisory lock: the audit
+    chain's shards)."""
+
+    samples: list[tuple[int, int]] = field(default_factory=list)
+
+    def mean(self) -> tuple[float, float]:
+        if not self.samples:
+            return float("nan"), float("nan")
+        active = statistics.fmean(a for a, _ in self.samples)
+        return active, statistics.fmean(w for _, w in self.samples)
+
+
+@asynccontextmanager
+async def sampling_waits(url: str, every_s: float = 0.02) -> AsyncIterator[Waits]:
+    """While the block runs, every ``every_s`` seconds: how many backends of the database are
+    active and how many of them wait on an advisory lock (on a connection of its own)."""
+    waits = Waits()
+    conn = await asyncpg.connect(**s.asyncpg_options(url))
+
+    async def sample() -> None:
+        while True:
+            row = await conn.fetchrow(WAITS)
+            waits.samples.append((row[0], row[1]))
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield waits
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await conn.close()
 
 
 @asynccontextmanager
@@ -620,10 +666,12 @@ async def suite(
 
         task = progress.add_task("audited reads at 1/4/16 clients", total=3)
         audited: dict[int, s.Run] = {}
+        waits: dict[int, Waits] = {}
         for n_clients in (1, 4, 16):
-            async with http_clients(urls, n_clients) as cs:
+            async with http_clients(urls, n_clients) as cs, sampling_waits(url) as sampled:
                 calls = gateway_calls(cs, POINT, lambda n: {"n": people[n % persons]})
                 audited[n_clients] = await timed(f"{n_clients} clients", requests, calls)
+            waits[n_clients] = sampled
             progress.advance(task)
         loads.append(load())
     finally:
@@ -637,6 +685,7 @@ async def suite(
         "pairs": [settle_pair, page_pair, point_pair],
         "resettles": resettles,
         "audited": audited,
+        "waits": waits,
         "statements": statements,
         "rss": (served_rss, own_rss),
         "loads": loads,
@@ -715,6 +764,13 @@ def report(found: dict[str, Any], page: int) -> dict[str, float]:
         + ", ".join(
             f"{n} client{'s' if n > 1 else ''} {run.rate:.1f} (p95 {run.percentile(0.95):.0f} ms)"
             for n, run in audited.items()
+        )
+    )
+    console.print(
+        "backends during audited reads, mean active / waiting on an audit lock: "
+        + ", ".join(
+            "{} client{}: {:.1f} / {:.1f}".format(n, "s" if n > 1 else "", *waits.mean())
+            for n, waits in found["waits"].items()
         )
     )
     served, own = found["rss"]

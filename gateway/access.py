@@ -346,16 +346,16 @@ class ReadAudit(SchemaExtension):
         # burst of requests cannot exhaust the pool waiting for their audit writes.
         await context.close()
         try:
-            async with context.db.transaction() as session:
-                await audit.append(
-                    session,
-                    context.principal,
-                    action="READ",
-                    operation=trail.operation,
-                    query=self.execution_context.query,
-                    beneficiary_ids=trail.beneficiary_ids,
-                    field_paths=trail.field_paths,
-                )
+            # In a group commit with the concurrent requests' records; returns once committed.
+            await audit.append(
+                context.db,
+                context.principal,
+                action="READ",
+                operation=trail.operation,
+                query=self.execution_context.query,
+                beneficiary_ids=trail.beneficiary_ids,
+                field_paths=trail.field_paths,
+            )
         except Exception as exc:
             log.exception("request %s: audit record not written", context.request_id)
             message = f"audit unavailable (request id {context.request_id})"

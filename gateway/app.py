@@ -342,6 +342,7 @@ def create_app(
     full_schema, access = load_access_for_schema()
     _quiet_access_log()
     logs.configure(settings)
+    audit.configure(settings.audit_shards)
     if settings.metrics:
         metrics.observe_settlements()
 

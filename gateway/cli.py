@@ -454,10 +454,10 @@ def _indent(text: str) -> str:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the hash chain of the audit log and compare it with the signed checkpoints (file
-    MEDGW_AUDIT_CHECKPOINTS); report the first broken link, a truncation (fewer records than a
-    checkpoint counted), a rewrite (a record that is not the one a checkpoint signed), a missing
-    checkpoint file or a bad signature, and exit 1."""
+    """Check the hash chain of every shard of the audit log and compare each with the signed
+    checkpoints (file MEDGW_AUDIT_CHECKPOINTS); report the first broken link, a truncation
+    (fewer records in a shard than a checkpoint counted), a rewrite (a record that is not the
+    one a checkpoint signed), a missing checkpoint file or a bad signature, and exit 1."""
     from gateway.storage import audit
 
     settings = _settings()
@@ -479,7 +479,7 @@ def audit_verify() -> None:
     else:
         typer.echo(
             f"audit chain intact: {result.checked} records, consistent with "
-            f"{result.checkpoints} signed checkpoints"
+            f"{result.checkpoints} signed checkpoints ({len(result.shards)} shards)"
         )
         return
     raise typer.Exit(1)
@@ -487,8 +487,8 @@ def audit_verify() -> None:
 
 @audit_app.command("checkpoint")
 def audit_checkpoint() -> None:
-    """Sign the audit chain's head now and append it to the checkpoint file (the running
-    gateway does this every MEDGW_AUDIT_CHECKPOINT_SECONDS and when it stops)."""
+    """Sign the heads of the audit chain's shards now and append them to the checkpoint file
+    (the running gateway does this every MEDGW_AUDIT_CHECKPOINT_SECONDS and when it stops)."""
     from gateway.storage import audit
 
     settings = _settings()
@@ -497,7 +497,7 @@ def audit_checkpoint() -> None:
     )
     typer.echo(
         f"checkpoint: {signed.count} records, last id {signed.last_id}, "
-        f"written to {settings.audit_checkpoints}"
+        f"{len(signed.heads())} shards, written to {settings.audit_checkpoints}"
     )
 
 

@@ -137,6 +137,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MEDGW_AUDIT_CHECKPOINT_SECONDS", "audit_checkpoint_seconds"),
         description="How often the running gateway signs a checkpoint (and once at shutdown).",
     )
+    audit_shards: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        validation_alias=AliasChoices("MEDGW_AUDIT_SHARDS", "audit_shards"),
+        description="Shards of the audit hash chain this process appends to (each its own "
+        "head and lock): up to this many audit writes proceed at once.",
+    )
     audit_key_value: str | None = Field(
         default=None,
         validation_alias=AliasChoices("MEDGW_AUDIT_KEY", "audit_key"),

@@ -1,13 +1,23 @@
 """The audit trail: who read or wrote whose personal data, append-only and hash-chained.
 
-Each record's ``hash`` is SHA-256 over the previous record's hash and the record's own canonical
-JSON, so changing, inserting or deleting a row breaks every later link; :func:`verify` finds the
-first broken one. Appends take a transaction-scoped advisory lock so the chain stays linear when
-many processes write at once.
+The chain is split into shards (``audit_log.shard``), each a chain of its own: a record's
+``hash`` is SHA-256 over the hash of the record before it in its shard and the record's own
+canonical JSON, so changing, inserting or deleting a row breaks every later link of its shard;
+:func:`verify` walks every shard and finds the first broken link.
+
+An append takes the lock of one shard (a transaction-scoped advisory lock) until its transaction
+ends, reads that shard's head and links the new record to it. It takes the first shard whose
+lock is free, from 0 up (:data:`SHARD_LOCK`): concurrent writers each find their own shard and
+never wait for one another (up to :func:`shards` of them, then they queue on one), while a
+writer alone always writes to shard 0, so that without concurrency the log is one chain in id
+order. Reads' records are appended in group commits (:func:`append` with the
+:class:`~gateway.storage.database.Database`): the records of concurrent requests chained and
+inserted together in one transaction, each request released once it committed.
 
 What links cannot show (the newest records deleted, or the whole chain recomputed by someone
 with the database's full rights) the signed checkpoints kept outside the database show:
-:func:`checkpoint` signs the head, :func:`verify` compares the chain with every checkpoint.
+:func:`checkpoint` signs the head of every shard, :func:`verify` compares each shard with every
+checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import random
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,20 +36,52 @@ from pathlib import Path
 from typing import Any
 
 import graphql
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import metrics
 from gateway.auth import Principal
 from gateway.storage import checkpoints
-from gateway.storage.checkpoints import Checkpoint
-from gateway.storage.database import Database
+from gateway.storage.checkpoints import Checkpoint, ShardHead
+from gateway.storage.database import COMMITS, Database
+from gateway.storage.group_commit import GroupCommit
 from gateway.storage.models import AuditRecord
 
 log = logging.getLogger("medgw.audit")
 GENESIS = "0" * 64
-# Arbitrary constant naming "the audit chain" among advisory locks.
+# Arbitrary constant naming "the audit chain" among advisory locks; shard s locks _CHAIN_LOCK + s.
 _CHAIN_LOCK = 0x6D656467_77617564
+_SHARDS = 16
+
+SHARD_LOCK = text(
+    "SELECT s FROM (SELECT (g + :first) % :shards AS s FROM generate_series(0, :shards - 1) g) o "
+    "WHERE pg_try_advisory_xact_lock(CAST(:lock AS bigint) + s) LIMIT 1"
+)
+"""Takes the lock of the first free shard, trying ``:first`` then the next ones (modulo
+``:shards``) and stopping at the first it gets; no row when every one is held by another
+transaction. A lock this transaction already holds counts as free (advisory locks nest)."""
+SHARD_HEAD = text(
+    "SELECT (SELECT hash FROM audit_log WHERE shard = :shard ORDER BY id DESC LIMIT 1), "
+    "ARRAY(SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) "
+    "FROM generate_series(1, :ids))"
+)
+"""The hash of shard ``:shard``'s newest record (NULL when empty) and ``:ids`` new record ids.
+Run after the shard's lock is taken, in a statement of its own: the snapshot it reads must be
+younger than the lock, or it could miss the record the lock's previous holder committed."""
+
+
+def configure(shards: int) -> None:
+    """How many shards this process appends to (``MEDGW_AUDIT_SHARDS``; at least 1). Processes
+    may differ: :func:`verify` and :func:`checkpoint` take whichever shards the log has."""
+    global _SHARDS
+    if shards < 1:
+        raise ValueError(f"audit shards must be at least 1, not {shards}")
+    _SHARDS = shards
+
+
+def shards() -> int:
+    """The number of shards this process appends to."""
+    return _SHARDS
 
 
 def query_hash(query: str | None) -> str | None:
@@ -107,27 +150,44 @@ def redacted(query: str | None) -> str | None:
     return graphql.print_ast(graphql.visit(document, _Redact()))
 
 
-@metrics.timed(metrics.AUDIT_APPEND_SECONDS)
-async def append(
-    session: AsyncSession,
+async def _lock_shard(session: AsyncSession, first: int = 0) -> int:
+    """Take a shard's lock for the rest of the session's transaction and return the shard: the
+    first free one from ``first`` (:data:`SHARD_LOCK`); when every shard is held, wait for a
+    random one."""
+    count = _SHARDS
+    free = await session.scalar(
+        SHARD_LOCK, {"first": first % count, "shards": count, "lock": _CHAIN_LOCK}
+    )
+    if free is not None:
+        return int(free)
+    shard = random.randrange(count)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK + shard})
+    return shard
+
+
+async def _link(session: AsyncSession, shard: int, records: Sequence[AuditRecord]) -> None:
+    """Give ``records`` (in chain order) ids and link them after shard ``shard``'s head; the
+    shard's lock is held."""
+    prev, ids = (await session.execute(SHARD_HEAD, {"shard": shard, "ids": len(records)})).one()
+    prev = prev or GENESIS
+    for record, record_id in zip(records, sorted(ids), strict=True):
+        record.id, record.shard, record.prev_hash = record_id, shard, prev
+        record.hash = prev = record_digest(prev, record)
+
+
+def _record(
     principal: Principal,
     *,
     action: str,
     operation: str | None,
-    query: str | None = None,
-    beneficiary_ids: Iterable[uuid.UUID] = (),
-    field_paths: Iterable[str] = (),
-    detail: dict[str, Any] | None = None,
+    query: str | None,
+    beneficiary_ids: Iterable[uuid.UUID],
+    field_paths: Iterable[str],
+    detail: dict[str, Any] | None,
 ) -> AuditRecord:
-    """Add one record to the chain inside the caller's transaction (commit is the caller's).
-
-    ``query`` is kept as text and as its SHA-256, with every secret written in it redacted
-    (:func:`redacted`): whichever path writes a record, no secret reaches the audit log.
-    """
+    """The record, not yet linked (no id, shard or hashes); the query's secrets redacted."""
     query = redacted(query)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
-    prev = await session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1))
-    record = AuditRecord(
+    return AuditRecord(
         at=datetime.now(UTC),
         action=action,
         department=principal.department,
@@ -140,24 +200,105 @@ async def append(
         beneficiary_ids=sorted(set(beneficiary_ids)),
         field_paths=sorted(set(field_paths)),
         detail=detail or {},
-        prev_hash=prev or GENESIS,
     )
-    record.hash = record_digest(record.prev_hash, record)
+
+
+_SHARD_OF_TRANSACTION = "medgw.audit_shard"
+
+
+async def _append_in(session: AsyncSession, record: AuditRecord) -> AuditRecord:
+    transaction = session.sync_session.get_transaction()
+    held = session.info.get(_SHARD_OF_TRANSACTION)
+    # A transaction that appends again prefers the shard it holds (the lock is taken again, in
+    # case a rolled-back savepoint released it).
+    first = held[1] if held is not None and held[0] is transaction else 0
+    shard = await _lock_shard(session, first)
+    session.info[_SHARD_OF_TRANSACTION] = (transaction, shard)
+    await _link(session, shard, [record])
     session.add(record)
     await session.flush()
     return record
 
 
+_TABLE: Table = AuditRecord.__table__  # type: ignore[assignment]
+_COLUMNS = list(_TABLE.columns)
+_GROUPS: dict[tuple[int, int], tuple[Database, GroupCommit[AuditRecord, AuditRecord]]] = {}
+
+
+def group(db: Database) -> GroupCommit[AuditRecord, AuditRecord]:
+    """The group commit of ``db``'s audit records in the running event loop (one per process
+    and loop)."""
+    key = (id(db), id(asyncio.get_running_loop()))
+    found = _GROUPS.get(key)
+    if found is None or found[0] is not db:
+
+        async def write(records: Sequence[AuditRecord]) -> Sequence[AuditRecord]:
+            async with db.transaction() as session:
+                shard = await _lock_shard(session)
+                await _link(session, shard, records)
+                rows = [{c.key: getattr(r, c.key) for c in _COLUMNS} for r in records]
+                # Core, not the ORM: a cached compiled statement; with RETURNING, SQLAlchemy
+                # sends the rows as one multi-row INSERT ("insertmanyvalues").
+                await session.execute(insert(_TABLE).returning(_TABLE.c.id), rows)
+            return records
+
+        found = _GROUPS[key] = (db, GroupCommit(write))
+    return found[1]
+
+
+@metrics.timed(metrics.AUDIT_APPEND_SECONDS)
+async def append(
+    session: AsyncSession | Database,
+    principal: Principal,
+    *,
+    action: str,
+    operation: str | None,
+    query: str | None = None,
+    beneficiary_ids: Iterable[uuid.UUID] = (),
+    field_paths: Iterable[str] = (),
+    detail: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """Add one record to the chain.
+
+    With a session: inside the caller's transaction, which holds the record's shard until it
+    ends (commit is the caller's). With the :class:`Database`: in a group commit with the
+    records of concurrent callers of this process (:func:`group`), one transaction of its own;
+    returns once that transaction committed, raises what made it fail (then no record of the
+    group was written).
+
+    ``query`` is kept as text and as its SHA-256, with every secret written in it redacted
+    (:func:`redacted`): whichever path writes a record, no secret reaches the audit log.
+    """
+    record = _record(
+        principal,
+        action=action,
+        operation=operation,
+        query=query,
+        beneficiary_ids=beneficiary_ids,
+        field_paths=field_paths,
+        detail=detail,
+    )
+    if isinstance(session, AsyncSession):
+        return await _append_in(session, record)
+    written = await group(session).submit(record)
+    commits = COMMITS.get()
+    if commits is not None:  # as if the caller had committed it (gateway/reconnection.py)
+        commits.count += 1
+    return written
+
+
 @dataclass
 class Verification:
     """``checked`` records hold their links; ``broken_at`` (a record id) and ``reason`` name the
-    first that does not; ``problem`` says how the chain disagrees with the checkpoints."""
+    first that does not; ``problem`` says how the chain disagrees with the checkpoints;
+    ``shards`` counts the records of each shard checked."""
 
     checked: int
     broken_at: int | None = None
     reason: str | None = None
     problem: str | None = None
     checkpoints: int = 0
+    shards: dict[int, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -182,27 +323,32 @@ async def _records(session: AsyncSession, batch: int = 5000) -> AsyncIterator[Au
         last = rows[-1].id
 
 
-def _rewritten(record: AuditRecord, position: int, checkpoint: Checkpoint) -> str | None:
-    if (record.id, record.hash) == (checkpoint.last_id, checkpoint.head):
+def _rewritten(
+    record: AuditRecord, position: int, checkpoint: Checkpoint, signed: ShardHead
+) -> str | None:
+    if (record.id, record.hash) == (signed.last_id, signed.head):
         return None
     return (
         f"rewritten: record {position} of the chain is id {record.id} with hash "
         f"{record.hash[:16]}…, the checkpoint of {checkpoint.at} signed id "
-        f"{checkpoint.last_id} with hash {checkpoint.head[:16]}…"
+        f"{signed.last_id} with hash {signed.head[:16]}… (shard {signed.shard})"
     )
 
 
 async def verify(session: AsyncSession, trusted: Sequence[Checkpoint] = ()) -> Verification:
-    """Walk the chain in id order; report the first record whose links do not hold, else the
-    first checkpoint of ``trusted`` (signatures already checked) that the chain contradicts:
-    its record differs (rewrite) or the chain has fewer records than it counted (truncation).
+    """Walk the log in id order, each record linked to the one before it in its shard; report
+    the first record whose links do not hold, else the first checkpoint of ``trusted``
+    (signatures already checked) that a shard contradicts: its record at the count signed
+    differs (rewrite) or the shard has fewer records than it counted (truncation).
     """
-    at_count: dict[int, list[Checkpoint]] = {}
+    at_count: dict[tuple[int, int], list[tuple[Checkpoint, ShardHead]]] = {}
     for checkpoint in trusted:
-        at_count.setdefault(checkpoint.count, []).append(checkpoint)
-    prev = GENESIS
-    result = Verification(checked=0, checkpoints=len(trusted))
+        for signed in checkpoint.heads():
+            at_count.setdefault((signed.shard, signed.count), []).append((checkpoint, signed))
+    heads: dict[int, str] = {}
+    result = Verification(checked=0, checkpoints=len(trusted), shards={})
     async for record in _records(session):
+        prev = heads.get(record.shard, GENESIS)
         if record.prev_hash != prev:
             result.broken_at = record.id
             result.reason = "prev_hash does not match the record before"
@@ -210,18 +356,26 @@ async def verify(session: AsyncSession, trusted: Sequence[Checkpoint] = ()) -> V
         if record_digest(prev, record) != record.hash:
             result.broken_at, result.reason = record.id, "content does not match its hash"
             return result
-        prev = record.hash
+        heads[record.shard] = record.hash
         result.checked += 1
-        for checkpoint in at_count.get(result.checked, ()):
-            result.problem = result.problem or _rewritten(record, result.checked, checkpoint)
+        position = result.shards[record.shard] = result.shards.get(record.shard, 0) + 1
+        for checkpoint, signed in at_count.get((record.shard, position), ()):
+            result.problem = result.problem or _rewritten(record, position, checkpoint, signed)
         if result.problem:
             return result
-    newest = max(trusted, key=lambda c: c.count, default=None)
-    if newest is not None and newest.count > result.checked:
-        result.problem = (
-            f"truncated: the checkpoint of {newest.at} counts {newest.count} records up to id "
-            f"{newest.last_id}, the log has {result.checked}"
-        )
+    longest: dict[int, tuple[Checkpoint, ShardHead]] = {}
+    for checkpoint in trusted:
+        for signed in checkpoint.heads():
+            if signed.shard not in longest or signed.count > longest[signed.shard][1].count:
+                longest[signed.shard] = (checkpoint, signed)
+    for shard, (checkpoint, signed) in sorted(longest.items()):
+        found = result.shards.get(shard, 0)
+        if signed.count > found:
+            result.problem = (
+                f"truncated: the checkpoint of {checkpoint.at} counts {signed.count} records up "
+                f"to id {signed.last_id}, the log has {found} (shard {shard})"
+            )
+            break
     return result
 
 
@@ -249,31 +403,42 @@ async def verify_with_checkpoints(session: AsyncSession, path: Path, key: bytes)
     return result
 
 
-async def head(session: AsyncSession) -> tuple[int, int | None, str]:
-    """(records, id of the newest or None, its hash or GENESIS), read in one snapshot."""
-    newest = select(AuditRecord.id, AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1)
-    newest_sq = newest.subquery()
-    row = (
-        await session.execute(
-            select(
-                select(func.count()).select_from(AuditRecord).scalar_subquery(),
-                select(newest_sq.c.id).scalar_subquery(),
-                select(newest_sq.c.hash).scalar_subquery(),
-            )
+async def head(session: AsyncSession) -> list[ShardHead]:
+    """Every shard's head (records, newest id, its hash), shard by shard, read in one
+    snapshot; no shard when the log is empty."""
+    per_shard = (
+        select(
+            AuditRecord.shard,
+            func.count().label("count"),
+            func.max(AuditRecord.id).label("last_id"),
         )
-    ).one()
-    return int(row[0]), row[1], row[2] or GENESIS
+        .group_by(AuditRecord.shard)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(per_shard.c.shard, per_shard.c.count, per_shard.c.last_id, AuditRecord.hash)
+        .join(AuditRecord, AuditRecord.id == per_shard.c.last_id)
+        .order_by(per_shard.c.shard)
+    )
+    return [ShardHead(shard, count, last_id, hash_) for shard, count, last_id, hash_ in rows]
 
 
 async def checkpoint(
     db: Database, key: bytes, path: Path, previous: Checkpoint | None = None
 ) -> Checkpoint:
-    """Sign the chain's head with ``key`` and append it to ``path``, unless it is the head
-    ``previous`` already signed; returns the checkpoint of the current head."""
+    """Sign every shard's head with ``key`` and append it to ``path``, unless these are the
+    heads ``previous`` already signed; returns the checkpoint of the current heads. Its totals:
+    all records, the newest of all and its hash."""
     async with db.sessions() as session:
-        count, last_id, head_hash = await head(session)
+        heads = await head(session)
+    newest = max(heads, key=lambda h: h.last_id or 0, default=None)
     signed = Checkpoint.signed(
-        key, count=count, last_id=last_id, head=head_hash, at=datetime.now(UTC).isoformat()
+        key,
+        count=sum(h.count for h in heads),
+        last_id=newest.last_id if newest else None,
+        head=newest.head if newest else GENESIS,
+        at=datetime.now(UTC).isoformat(),
+        shards=heads,
     )
     if signed.same_head(previous):
         assert previous is not None

@@ -456,11 +456,15 @@ class AuditRecord(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    """The chain the record belongs to (migration 0017): ``prev_hash`` is the hash of the record
+    before it, by id, in the same shard."""
 
     __table_args__ = (
         CheckConstraint("action IN ('READ', 'WRITE')", name="action"),
         Index("ix_audit_log_beneficiary_ids", "beneficiary_ids", postgresql_using="gin"),
         Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_shard_id", "shard", "id"),
     )
 
 
