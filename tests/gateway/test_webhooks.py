@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.events import WebhookDispatcher
 from gateway.storage import models
 from gateway.storage.database import Database
-from gateway.events import WebhookDispatcher
 from gateway.storage.outbox import WebhookDelivery, listener, webhooks_changed
 from policies.benefits import PolicySet
 from tests.conftest import GraphQLClient, StatementCounter
