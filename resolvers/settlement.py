@@ -31,6 +31,7 @@ from gateway.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from gateway.storage import audit, models
 from policies.benefits import PolicySet
 from policies.errors import InvalidInput
+from policies.funds import Parties
 from policies.settlement.categories import counts
 from policies.settlement.engine import (
     INSURANCE_VISIT_TYPES,
@@ -50,7 +51,7 @@ from resolvers import alerts, cube, funds, outbox, person_year
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
-from resolvers.original import insert_original
+from resolvers.original import Posting, insert_original
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -301,8 +302,6 @@ class Writer:
     """The claim number of each event stored (by event id)."""
     changed_recoveries: dict[int, tuple[models.Recovery, str]] = field(default_factory=dict)
     """Each recovery created, changed or withdrawn, with its claim number (by recovery id)."""
-    held_lines: list[models.SettlementLine] | None = None
-    """Lines waiting for :meth:`store_held_lines` (None: each event's lines go to the session)."""
     records: list[models.Identity | models.MonitoringFlag] | None = None
     """The person's identities and flags when already read by this transaction and unchanged
     since (:meth:`discover` does not read them again); None: read them."""
@@ -333,6 +332,7 @@ class Writer:
         explanation: Explanation | None = None,
         reason: str | None = None,
     ) -> models.Settlement:
+        """Store one settlement event of ``claim`` with its lines and run the hooks."""
         event = models.Settlement(
             claim_id=claim.id,
             beneficiary_id=claim.beneficiary_id,
@@ -354,7 +354,7 @@ class Writer:
             )
             for p in PAYERS
         ]
-        self.add_lines(lines)
+        self.session.add_all(lines)
         await self.stored(claim, event, lines, payments)
         return event
 
@@ -364,17 +364,21 @@ class Writer:
         event: models.Settlement,
         lines: list[models.SettlementLine],
         payments: Mapping[Payer, Decimal],
+        *,
+        posted: bool = False,
     ) -> None:
         """What follows an event written (by :meth:`event`, or with its claim in one statement
-        by :func:`resolvers.original.insert_original`): note it, and run the hooks (outbox,
-        cube, fund entries)."""
+        by :func:`resolvers.original.insert_original`, which also wrote its outbox event and
+        fund entries: ``posted``): note it, and run the hooks (outbox, cube, fund entries)."""
         kind, out_of_pocket, category = event.kind, event.out_of_pocket, event.category
         self.lines[event.id] = lines
         self.events.append(event)
         self.claim_numbers[event.id] = claim.claim_number
-        await outbox.claim_changed(self.session, claim, kind=kind)
+        if not posted:
+            await outbox.claim_changed(self.session, claim, kind=kind)
         cube.record(self.session, claim, kind, payments, out_of_pocket, category)
-        await funds.post_settlement(self.session, self.policies, claim, event, lines)
+        if not posted:
+            await funds.post_settlement(self.session, self.policies, claim, event, lines)
 
     async def store_ledger(
         self,
@@ -437,26 +441,69 @@ class Writer:
             self.session, self.principal, self.policies, year, cause, self.records, self.alert
         )
 
-    def add_lines(self, lines: Sequence[models.SettlementLine]) -> None:
-        """An event's settlement lines: to the session, or held (:meth:`hold_lines`)."""
-        if self.held_lines is None:
-            self.session.add_all(lines)
-        else:
-            self.held_lines += lines
+    async def store_events(self, kind: str, reason: str, events: Sequence[Pending]) -> None:
+        """Store many events of one kind (a re-run's adjustments) set-based, whatever their
+        number: the events in one INSERT, their lines in one, their outbox events in one, their
+        fund entries in a few (:func:`resolvers.funds.post_many`); the cube as for any event."""
+        if not events:
+            return
+        rows = [
+            models.Settlement(
+                claim_id=item.claim.id,
+                beneficiary_id=item.claim.beneficiary_id,
+                year=item.claim.year,
+                kind=kind,
+                policy=item.policy,
+                category=item.category,
+                out_of_pocket=item.out_of_pocket,
+                reason=reason,
+                explanation=item.explanation.model_dump(mode="json"),
+                department=self.principal.department,
+                org=self.principal.org,
+            )
+            for item in events
+        ]
+        self.session.add_all(rows)
+        await self.session.flush()
+        lines = [
+            [
+                models.SettlementLine(
+                    settlement_id=row.id, payer=p.value, amount=item.payments.get(p, ZERO)
+                )
+                for p in PAYERS
+            ]
+            for row, item in zip(rows, events, strict=True)
+        ]
+        self.session.add_all([line for each in lines for line in each])
+        await self.session.flush()
+        claims = [item.claim for item in events]
+        for claim, row, its_lines, item in zip(claims, rows, lines, events, strict=True):
+            self.lines[row.id] = its_lines
+            self.events.append(row)
+            self.claim_numbers[row.id] = claim.claim_number
+            cube.record(self.session, claim, kind, item.payments, row.out_of_pocket, row.category)
+        await outbox.claims_changed(self.session, claims, kind=kind)
+        region = await self.session.scalar(
+            select(models.Beneficiary.region_code).where(
+                models.Beneficiary.id == claims[0].beneficiary_id
+            )
+        )
+        await funds.post_many(
+            self.session, self.policies, str(region), list(zip(claims, rows, lines, strict=True))
+        )
 
-    def hold_lines(self) -> None:
-        """Hold the lines of the events stored from now on, for one multi-row insert by
-        :meth:`store_held_lines` (a re-run's events: one insert of all their lines, not one per
-        event). Nothing may read those lines from the database in between."""
-        if self.held_lines is None:
-            self.held_lines = []
 
-    async def store_held_lines(self) -> None:
-        """Insert the held lines (one statement) and stop holding."""
-        held, self.held_lines = self.held_lines or [], None
-        if held:
-            self.session.add_all(held)
-            await self.session.flush()
+@dataclass(frozen=True)
+class Pending:
+    """An event to store with others (:meth:`Writer.store_events`): its claim, payments and
+    out-of-pocket, and how it was settled."""
+
+    claim: models.Claim
+    payments: Mapping[Payer, Decimal]
+    out_of_pocket: Decimal
+    policy: str
+    category: str | None
+    explanation: Explanation
 
 
 def ledger_values(
@@ -662,8 +709,23 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         ),
         [(p.value, payments.get(p, ZERO)) for p in PAYERS],
         (row, stored_ledger),
+        Posting(
+            funds.rules().settlement_entries(
+                "ORIGINAL",
+                payments,
+                Parties(
+                    person.region_code,
+                    carrier=data.carrier,
+                    hospital=data.hospital_code,
+                    person=str(person.id),
+                ),
+            ),
+            funds.policy_region(ctx.policies, result.policy_id),
+            visit.discharge_date,
+            {"kind": "ORIGINAL"},
+        ),
     )
-    await writer.stored(claim, event, lines, payments)
+    await writer.stored(claim, event, lines, payments, posted=True)
     await writer.discover(person, row, subject.insured, "settleClaim")
     await audit.append(
         session,
@@ -793,7 +855,7 @@ async def rerun_year(
     ledger = Ledger.empty(year)
     changes: list[Change] = []
     any_insured = False
-    writer.hold_lines()  # the lines of all the year's adjustments: one insert, after the loop
+    adjustments: list[Pending] = []  # stored together after the loop (Writer.store_events)
     for state in states:
         claim = state.claim
         paid = state.payments
@@ -821,15 +883,15 @@ async def rerun_year(
         recovery = pending.get(claim.id)
         if expected >= so_far:
             if any(delta.values()) or not same_category:
-                await writer.event(
-                    claim,
-                    "ADJUSTMENT",
-                    delta,
-                    -sum(delta.values(), ZERO),
-                    policy=result.policy_id,
-                    category=category,
-                    explanation=result.explanation,
-                    reason=cause,
+                adjustments.append(
+                    Pending(
+                        claim,
+                        delta,
+                        -sum(delta.values(), ZERO),
+                        result.policy_id,
+                        category,
+                        result.explanation,
+                    )
                 )
             if recovery is not None:
                 await _set_recovery(writer, claim, recovery, None, cause)
@@ -840,7 +902,7 @@ async def rerun_year(
                 writer, claim, recovery, (amount, split) if amount else None, cause,
                 policy=result.policy_id,
             )  # fmt: skip
-    await writer.store_held_lines()
+    await writer.store_events("ADJUSTMENT", cause, adjustments)
     if apply and row is not None:
         await writer.recount_ledger(row, ledger)
         await writer.discover(person, row, any_insured, cause)
