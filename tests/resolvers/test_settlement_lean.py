@@ -5,12 +5,14 @@ person-year written set-based, equal to the engine's figures."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import Principal
 from gateway.storage import audit, models
@@ -175,7 +177,8 @@ async def test_a_late_recognition_re_settles_the_year_set_based_as_the_engine_sa
             )
         ).all()
         ledger = await session.get(models.Ledger, (person.id, 2023))
-    assert records and ledger is not None
+    assert records
+    assert ledger is not None
     engine_ledger = Ledger.empty(2023)
     adjusted: list[str] = []
     for state in states:
@@ -208,3 +211,41 @@ async def test_a_late_recognition_re_settles_the_year_set_based_as_the_engine_sa
     assert [s for s, d in told if d == {"kind": "ADJUSTMENT"}] == adjusted
     for payer in PAYERS:
         assert getattr(ledger, payer.field_name) == sum((s.payments[payer] for s in states), ZERO)
+
+
+async def test_an_account_opened_by_a_concurrent_transaction_still_gets_every_entry(
+    gql: GraphQLClient, db: Database, admin: AsyncEngine
+) -> None:
+    """The claim's statement cannot see an account committed while it ran (it waited on that
+    insert): it posts nothing, and the entries are posted step by step, all of them."""
+    await insured(gql)
+    async with admin.connect() as conn:
+        transaction = await conn.begin()
+        opened = await conn.scalar(
+            text(
+                "INSERT INTO fund_accounts (kind, region_code, party) "
+                "VALUES ('HOSPITAL', :region, 'H-RACE') RETURNING id"
+            ),
+            {"region": PANZHIHUA},
+        )
+        claim = stay(PAN_ID, "L-R", "2023-03-01", "9000.00", "8000.00", hospitalCode="H-RACE")
+        settling = asyncio.create_task(settle(gql, claim))
+        await asyncio.sleep(0.5)
+        assert not settling.done()  # waiting on the account being opened
+        await transaction.commit()
+    paid = await settling
+    entries = await rows(
+        db,
+        "SELECT e.account_id, e.side, e.amount FROM fund_entries e "
+        "JOIN settlements s ON s.id = e.settlement_id "
+        "JOIN claims c ON c.id = s.claim_id WHERE c.claim_number = 'L-R'",
+    )
+    payers = [p for p in PAYERS if Decimal(paid[p.value]) != 0]
+    assert len(entries) == 2 * len(payers) > 0  # one debit and one credit per payer
+    credited = [(a, m) for a, side, m in entries if side == "CREDIT"]
+    assert {a for a, _ in credited} == {opened}  # the hospital is owed every payer's share
+    assert sum((m for _, m in credited), ZERO) == sum(
+        (Decimal(paid[p.value]) for p in payers), ZERO
+    )
+    months = await rows(db, "SELECT sum(amount) FROM fund_entry_months WHERE side = 'CREDIT'")
+    assert months == [(sum((m for _, m in credited), ZERO),)]
