@@ -27,6 +27,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
     literal,
     literal_column,
     select,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -81,26 +83,39 @@ RETURNING account_id, flow, side, amount"""
 
 @cache
 def _statement(
-    claim_keys: tuple[str, ...], event_keys: tuple[str, ...], ledger_keys: tuple[str, ...]
+    claim_keys: tuple[str, ...],
+    event_keys: tuple[str, ...],
+    ledger_keys: tuple[str, ...],
+    new_ledger: bool,
 ) -> Select[models.Claim, models.Settlement, models.SettlementLine]:
     """:func:`insert_original`'s statement for these columns, built once (parameters ``c_…``
-    of the claim, ``e_…`` of the event, ``l_…`` of the ledger, ``payers`` and ``amounts``)."""
+    of the claim, ``e_…`` of the event, ``l_…`` of the ledger, ``payers`` and ``amounts``, ``o_…``
+    of the outbox event, ``f_…`` of the fund entries); the ledger updated, or inserted when
+    ``new_ledger``."""
     Ledger, Claim, Settlement, Line = (
         models.Ledger,
         models.Claim,
         models.Settlement,
         models.SettlementLine,
     )
+    person = bindparam("l_beneficiary", type_=Ledger.beneficiary_id.type)
+    year = bindparam("l_year", type_=Ledger.year.type)
+    values = {k: _bound(Ledger, "l_", k) for k in ledger_keys}
     updated = (
-        update(Ledger)
-        .where(
-            Ledger.beneficiary_id == bindparam("l_beneficiary", type_=Ledger.beneficiary_id.type),
-            Ledger.year == bindparam("l_year", type_=Ledger.year.type),
+        (
+            pg_insert(Ledger)
+            .values(beneficiary_id=person, year=year, **values)
+            .on_conflict_do_nothing()
+            .returning(Ledger.year)
         )
-        .values({k: _bound(Ledger, "l_", k) for k in ledger_keys})
-        .returning(Ledger.year)
-        .cte("ledger")
-    )
+        if new_ledger
+        else (
+            update(Ledger)
+            .where(Ledger.beneficiary_id == person, Ledger.year == year)
+            .values(values)
+            .returning(Ledger.year)
+        )
+    ).cte("ledger")
     claims = (
         insert(Claim)
         .values({k: _bound(Claim, "c_", k) for k in claim_keys})
@@ -179,6 +194,7 @@ def _statement(
             aliased(Line, written),
             select(func.pg_notify(CHANNEL, "")).select_from(told).scalar_subquery(),
             select(func.count()).select_from(opened).scalar_subquery(),
+            select(func.count()).select_from(updated).scalar_subquery().label("ledgers"),
             exists()
             .where(
                 Closing.region_code == bindparam("f_region", type_=String),
@@ -225,12 +241,14 @@ async def insert_original(
     posting: Posting,
 ) -> tuple[models.Claim, models.Settlement, list[models.SettlementLine]]:
     """Write the claim (``claim``: its column values), the event (its values but ``claim_id``),
-    the lines (payer, amount; kept in this order), the year's ledger (the row, locked, and
-    the values of the columns that change), the outbox event and the fund entries at once; the
-    first three as model objects, and the ledger row holding its new values. CONFLICT (from
-    :mod:`resolvers.funds`) when the claim's year is closed for ``posting.region``."""
+    the lines (payer, amount; kept in this order), the year's ledger (the row, locked, and the
+    values of the columns that change; a transient row: the year's first claim, the ledger is
+    inserted), the outbox event and the fund entries at once; the first three as model objects,
+    and the ledger row holding its new values. CONFLICT (from :mod:`resolvers.funds`) when the
+    claim's year is closed for ``posting.region``."""
     year_row, changes = ledger
-    statement = _statement(tuple(claim), tuple(event), tuple(changes))
+    new_ledger = inspect(year_row).transient
+    statement = _statement(tuple(claim), tuple(event), tuple(changes), new_ledger)
     entries = posting.entries
     params = {
         **{f"c_{k}": v for k, v in claim.items()},
@@ -248,6 +266,8 @@ async def insert_original(
     }
     found = (await session.execute(statement, params)).all()
     first = found[0]
+    if first.ledgers != 1:  # the person's lock keeps every other writer of the year out
+        raise RuntimeError(f"the ledger of {year_row.beneficiary_id} for {year_row.year} changed")
     if first.shut and posting.region is not None:
         raise funds.refuse_closed(int(claim["year"]), posting.region)
     order = {payer: n for n, (payer, _) in enumerate(lines)}

@@ -31,7 +31,7 @@ from sqlalchemy import or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage import audit, models
-from gateway.storage.outbox import EVENT_TYPES, OutboxEvent, emit, emit_each, emit_many
+from gateway.storage.outbox import EVENT_TYPES, OutboxEvent, emit, emit_many
 from gateway.storage.outbox import listener as outbox_listener
 from policies.errors import InvalidInput
 from resolvers.context import Context
@@ -83,15 +83,6 @@ class Position:
 async def claim_changed(session: AsyncSession, claim: models.Claim, **detail: Any) -> None:
     """A claim was settled, re-settled, reversed, recovered or acknowledged."""
     await emit(session, CLAIM_CHANGED, claim.beneficiary_id, claim.claim_number, detail)
-
-
-async def claims_changed(
-    session: AsyncSession, claims: Sequence[models.Claim], **detail: Any
-) -> None:
-    """:func:`claim_changed` for each of ``claims`` (one detail for all), in one statement."""
-    await emit_each(
-        session, CLAIM_CHANGED, [(c.beneficiary_id, c.claim_number) for c in claims], detail
-    )
 
 
 async def identity_changed(

@@ -20,15 +20,16 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import resident_id
+from gateway import metrics, resident_id
 from gateway.auth import Principal
 from gateway.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from gateway.storage import audit, models
+from gateway.storage.outbox import CHANNEL
 from policies.benefits import PolicySet
 from policies.errors import InvalidInput
 from policies.funds import Parties
@@ -441,56 +442,105 @@ class Writer:
             self.session, self.principal, self.policies, year, cause, self.records, self.alert
         )
 
-    async def store_events(self, kind: str, reason: str, events: Sequence[Pending]) -> None:
-        """Store many events of one kind (a re-run's adjustments) set-based, whatever their
-        number: the events in one INSERT, their lines in one, their outbox events in one, their
-        fund entries in a few (:func:`resolvers.funds.post_many`); the cube as for any event."""
+    async def store_events(
+        self, person: models.Beneficiary, kind: str, reason: str, events: Sequence[Pending]
+    ) -> None:
+        """Store many events of one kind of ``person``'s claims (a re-run's adjustments, at
+        most one per claim) set-based, whatever their number: the events, their lines and
+        their outbox events in one statement (:data:`STORE_EVENTS`), their fund entries in a
+        few (:func:`resolvers.funds.post_many`); the cube as for any event. The events and
+        lines are model objects holding what was written (not in the session)."""
         if not events:
             return
-        rows = [
-            models.Settlement(
-                claim_id=item.claim.id,
-                beneficiary_id=item.claim.beneficiary_id,
-                year=item.claim.year,
-                kind=kind,
-                policy=item.policy,
-                category=item.category,
-                out_of_pocket=item.out_of_pocket,
-                reason=reason,
-                explanation=item.explanation.model_dump(mode="json"),
-                department=self.principal.department,
-                org=self.principal.org,
-            )
-            for item in events
-        ]
-        self.session.add_all(rows)
-        await self.session.flush()
-        lines = [
-            [
+        explanations = [item.explanation.model_dump(mode="json") for item in events]
+        written = await self.session.execute(
+            STORE_EVENTS,
+            {
+                "person": person.id,
+                "kind": kind,
+                "reason": reason,
+                "department": self.principal.department,
+                "org": self.principal.org,
+                "claims": [item.claim.id for item in events],
+                "years": [item.claim.year for item in events],
+                "policies": [item.policy for item in events],
+                "categories": [item.category for item in events],
+                "oops": [item.out_of_pocket for item in events],
+                "explanations": [json.dumps(e) for e in explanations],
+                "line_claims": [item.claim.id for item in events for _ in PAYERS],
+                "payers": [p.value for _ in events for p in PAYERS],
+                "amounts": [item.payments.get(p, ZERO) for item in events for p in PAYERS],
+                "numbers": [item.claim.claim_number for item in events],
+                "detail": json.dumps({"kind": kind}),
+                "channel": CHANNEL,
+            },
+        )
+        made = {row.claim_id: (row.id, row.created_at) for row in written.all()}
+        stored: list[tuple[models.Claim, models.Settlement, list[models.SettlementLine]]] = []
+        for item, explanation in zip(events, explanations, strict=True):
+            claim = item.claim
+            event_id, at = made[claim.id]
+            row = models.Settlement(
+                id=event_id, claim_id=claim.id, beneficiary_id=claim.beneficiary_id,
+                year=claim.year, kind=kind, policy=item.policy, category=item.category,
+                out_of_pocket=item.out_of_pocket, reason=reason, explanation=explanation,
+                department=self.principal.department, org=self.principal.org, created_at=at,
+            )  # fmt: skip
+            lines = [
                 models.SettlementLine(
-                    settlement_id=row.id, payer=p.value, amount=item.payments.get(p, ZERO)
+                    settlement_id=event_id, payer=p.value, amount=item.payments.get(p, ZERO)
                 )
                 for p in PAYERS
             ]
-            for row, item in zip(rows, events, strict=True)
-        ]
-        self.session.add_all([line for each in lines for line in each])
-        await self.session.flush()
-        claims = [item.claim for item in events]
-        for claim, row, its_lines, item in zip(claims, rows, lines, events, strict=True):
-            self.lines[row.id] = its_lines
+            self.lines[event_id] = lines
             self.events.append(row)
-            self.claim_numbers[row.id] = claim.claim_number
-            cube.record(self.session, claim, kind, item.payments, row.out_of_pocket, row.category)
-        await outbox.claims_changed(self.session, claims, kind=kind)
-        region = await self.session.scalar(
-            select(models.Beneficiary.region_code).where(
-                models.Beneficiary.id == claims[0].beneficiary_id
-            )
-        )
-        await funds.post_many(
-            self.session, self.policies, str(region), list(zip(claims, rows, lines, strict=True))
-        )
+            self.claim_numbers[event_id] = claim.claim_number
+            cube.record(self.session, claim, kind, item.payments, item.out_of_pocket, item.category)
+            stored.append((claim, row, lines))
+        counted: list[models.Settlement | models.SettlementLine] = []
+        for _, row, lines in stored:
+            counted += [row, *lines]
+        metrics.written(self.session.sync_session, counted)  # counted when it commits
+        await funds.post_many(self.session, self.policies, person.region_code, stored)
+
+
+STORE_EVENTS = text(
+    """
+WITH e AS (
+  INSERT INTO settlements (claim_id, beneficiary_id, year, kind, policy, category, out_of_pocket,
+                           reason, explanation, department, org)
+  SELECT t.claim_id, :person, t.year, :kind, t.policy, t.category, t.oop, :reason,
+         t.explanation::jsonb, :department, :org
+  FROM unnest(CAST(:claims AS bigint[]), CAST(:years AS smallint[]), CAST(:policies AS text[]),
+              CAST(:categories AS text[]), CAST(:oops AS numeric[]),
+              CAST(:explanations AS text[]))
+       WITH ORDINALITY AS t(claim_id, year, policy, category, oop, explanation, n)
+  ORDER BY t.n
+  RETURNING id, claim_id, created_at
+),
+l AS (
+  INSERT INTO settlement_lines (settlement_id, payer, amount)
+  SELECT e.id, x.payer, x.amount
+  FROM e JOIN unnest(CAST(:line_claims AS bigint[]), CAST(:payers AS text[]),
+                     CAST(:amounts AS numeric[])) AS x(claim_id, payer, amount) USING (claim_id)
+  ORDER BY e.id, x.payer
+),
+o AS (
+  INSERT INTO outbox_events (type, beneficiary_id, subject, detail)
+  SELECT 'CLAIM_CHANGED', :person, t.subject, CAST(:detail AS jsonb)
+  FROM unnest(CAST(:numbers AS text[])) WITH ORDINALITY AS t(subject, n) ORDER BY t.n
+  RETURNING id
+)
+SELECT e.id, e.claim_id, e.created_at,
+       (SELECT pg_notify(:channel, '') FROM (SELECT FROM o LIMIT 1) AS w) AS notified
+FROM e ORDER BY e.id
+"""
+)
+""":meth:`Writer.store_events`' statement: the events (parameters per event: ``claims``,
+``years``, ``policies``, ``categories``, ``oops``, ``explanations`` as JSON text), the lines
+(``line_claims``, ``payers``, ``amounts``: one row per event and payer) and one CLAIM_CHANGED
+outbox event per claim (``numbers``, ``detail``) with the wake-up; returns each event's id,
+claim id and time."""
 
 
 @dataclass(frozen=True)
@@ -646,9 +696,16 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         inclusive_commercial=bool(enrollment and enrollment.inclusive_commercial),
         categories=tuple(record_of(r) for r in state.records),
     )
-    row = state.ledger or await person_year.open_ledger(session, person.id, year)
-    if row is None:
-        row = await lock_ledger(session, person.id, year)
+    # The year's first claim: its ledger is inserted by the claim's statement (no other writer
+    # can meanwhile: each locks the person first).
+    row = state.ledger or models.Ledger(
+        beneficiary_id=person.id,
+        year=year,
+        state=Ledger.empty(year).to_dict(),
+        visits=0,
+        total_cost=ZERO,
+        **{payer.field_name: ZERO for payer in Payer},
+    )
     try:
         result, ledger = settle_visit(
             ctx.policies, subject, visit, Ledger.from_dict(row.state), field="input"
@@ -780,6 +837,37 @@ def visit_as_settled(claim: models.Claim, paid: Mapping[Payer, Decimal]) -> Visi
     return dataclasses.replace(_visit_of(claim), reported=reported)
 
 
+NO_EVENT = "-"
+"""The latest category of a claim without any settlement event (:func:`settled_so_far`)."""
+_SETTLED = text(
+    "SELECT s.claim_id, (array_agg(s.category ORDER BY s.id DESC))[1], "
+    + ", ".join(
+        f"coalesce(sum(l.amount) FILTER (WHERE l.payer = '{payer.value}'), 0)" for payer in PAYERS
+    )
+    + " FROM settlements s LEFT JOIN settlement_lines l ON l.settlement_id = s.id "
+    "WHERE s.claim_id = ANY(:ids) GROUP BY s.claim_id"
+)
+
+
+async def settled_so_far(
+    session: AsyncSession, claims: Sequence[models.Claim]
+) -> dict[int, tuple[dict[Payer, Decimal], str | None]]:
+    """What each claim with settlement events has been paid by each payer (the sum of its
+    events' lines, as :attr:`ClaimState.payments`) and the category of its latest event, by
+    claim id, in one statement (neither the events nor their explanations are loaded)."""
+    found = await session.execute(_SETTLED, {"ids": [c.id for c in claims]})
+    return {
+        int(row[0]): (
+            {
+                payer: Decimal(amount).quantize(CENT)
+                for payer, amount in zip(PAYERS, row[2:], strict=True)
+            },
+            row[1],
+        )
+        for row in found.all()
+    }
+
+
 async def pending_and_waived(
     session: AsyncSession, claims: Sequence[models.Claim]
 ) -> tuple[dict[int, models.Recovery], dict[int, Decimal]]:
@@ -850,15 +938,14 @@ async def rerun_year(
         )
     ).all()
     records = tuple(await category_records(session, person))
-    states = await claim_states(session, claims)
+    states = await settled_so_far(session, claims)
     pending, waived = await pending_and_waived(session, claims)
     ledger = Ledger.empty(year)
     changes: list[Change] = []
     any_insured = False
     adjustments: list[Pending] = []  # stored together after the loop (Writer.store_events)
-    for state in states:
-        claim = state.claim
-        paid = state.payments
+    for claim in claims:
+        paid, latest = states.get(claim.id, (dict.fromkeys(PAYERS, ZERO), NO_EVENT))
         subject = Person(
             person.region_code,
             person.birth_date,
@@ -878,8 +965,7 @@ async def rerun_year(
         if not apply:
             continue
         category = result.category.value if result.category else None
-        latest = state.latest
-        same_category = latest is not None and latest.category == category
+        same_category = latest is not NO_EVENT and latest == category
         recovery = pending.get(claim.id)
         if expected >= so_far:
             if any(delta.values()) or not same_category:
@@ -902,7 +988,7 @@ async def rerun_year(
                 writer, claim, recovery, (amount, split) if amount else None, cause,
                 policy=result.policy_id,
             )  # fmt: skip
-    await writer.store_events("ADJUSTMENT", cause, adjustments)
+    await writer.store_events(person, "ADJUSTMENT", cause, adjustments)
     if apply and row is not None:
         await writer.recount_ledger(row, ledger)
         await writer.discover(person, row, any_insured, cause)

@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -170,34 +169,6 @@ async def emit(
     )
     # One round trip: the row and the wake-up (one per row written, here one).
     await session.execute(select(func.pg_notify(CHANNEL, "")).select_from(written))
-
-
-async def emit_each(
-    session: AsyncSession,
-    type_: str,
-    subjects: Sequence[tuple[uuid.UUID, str]],
-    detail: dict[str, Any],
-) -> None:
-    """:func:`emit` of one event per ``(person id, subject)``, in that order, in one statement
-    (and one wake-up)."""
-    if not subjects:
-        return
-    await session.flush()  # what the caller added before them, in the order it was written
-    await session.execute(
-        text(
-            "WITH written AS (INSERT INTO outbox_events (type, beneficiary_id, subject, detail) "
-            "SELECT :type, t.b, t.s, CAST(:detail AS jsonb) FROM unnest(CAST(:ids AS uuid[]), "
-            "CAST(:subjects AS text[])) WITH ORDINALITY AS t(b, s, n) ORDER BY t.n "
-            "RETURNING id) SELECT pg_notify(:channel, '') FROM (SELECT FROM written LIMIT 1) w"
-        ),
-        {
-            "type": type_,
-            "ids": [b for b, _ in subjects],
-            "subjects": [s for _, s in subjects],
-            "detail": json.dumps(detail),
-            "channel": CHANNEL,
-        },
-    )
 
 
 async def emit_many(
