@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -400,31 +400,11 @@ class Writer:
         """:meth:`store_ledger` with the money columns summed again from every settlement line
         of the person-year (after a re-run, whose events touch many claims)."""
         await self.session.flush()
-        sums = dict(
-            (
-                await self.session.execute(
-                    select(models.SettlementLine.payer, func.sum(models.SettlementLine.amount))
-                    .join(
-                        models.Settlement,
-                        models.Settlement.id == models.SettlementLine.settlement_id,
-                    )
-                    .where(
-                        models.Settlement.beneficiary_id == row.beneficiary_id,
-                        models.Settlement.year == row.year,
-                    )
-                    .group_by(models.SettlementLine.payer)
-                )
-            ).all()
-        )
-        visits, total_cost = (
-            await self.session.execute(
-                select(func.count(), func.coalesce(func.sum(models.Claim.total_cost), ZERO)).where(
-                    models.Claim.beneficiary_id == row.beneficiary_id,
-                    models.Claim.year == row.year,
-                    models.Claim.reversed_at.is_(None),
-                )
-            )
+        found = (
+            await self.session.execute(RECOUNT, {"person": row.beneficiary_id, "year": row.year})
         ).one()
+        visits, total_cost = found[0], found[1]
+        sums = dict(zip((p.value for p in PAYERS), found[2:], strict=True))
         paid = {payer: Decimal(sums.get(payer.value) or ZERO) for payer in PAYERS}
         await self.store_ledger(
             row, ledger, paid, visits=int(visits), total_cost=Decimal(total_cost)
@@ -554,6 +534,19 @@ class Pending:
     policy: str
     category: str | None
     explanation: Explanation
+
+
+RECOUNT = text(
+    "SELECT (SELECT count(*) FROM claims c WHERE c.beneficiary_id = :person "
+    "AND c.year = :year AND c.reversed_at IS NULL), "
+    "(SELECT coalesce(sum(c.total_cost), 0) FROM claims c WHERE c.beneficiary_id = :person "
+    "AND c.year = :year AND c.reversed_at IS NULL), "
+    + ", ".join(f"sum(l.amount) FILTER (WHERE l.payer = '{p.value}')" for p in PAYERS)
+    + " FROM settlement_lines l JOIN settlements s ON s.id = l.settlement_id "
+    "WHERE s.beneficiary_id = :person AND s.year = :year"
+)
+"""What :meth:`Writer.recount_ledger` sums, in one statement: the year's claims not reversed,
+their total cost, and each payer's lines (null: none)."""
 
 
 def ledger_values(
