@@ -243,12 +243,15 @@ class Listener:
                 self._connection = None
 
     async def wait(self, seconds: float) -> None:
-        """Until the next commit that wrote events, or ``seconds``."""
+        """Until the next commit that wrote events, or ``seconds``. A cancellation is never
+        lost, even when it comes with the wake-up (Python 3.11's ``asyncio.wait_for`` returns
+        the result then, and a dispatcher being stopped would run on)."""
         await self._ensure()
         waiter = asyncio.Event()
         self._waiters.add(waiter)
         try:
-            await asyncio.wait_for(waiter.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await waiter.wait()
         except TimeoutError:
             pass
         finally:

@@ -336,3 +336,24 @@ async def test_a_registration_in_another_process_is_heard_by_a_dispatcher_that_k
         assert await dispatcher.webhooks_exist()
     finally:
         await dispatcher.close()
+
+
+async def test_a_wait_cancelled_as_a_notification_wakes_it_is_cancelled(db: Database) -> None:
+    """A dispatcher (or subscription) being stopped just as a commit's notification wakes it
+    stops: the cancellation is not lost in the wake-up (the app's shutdown waits for it)."""
+    wake = listener(db.engine)
+    await wake.wait(0.01)  # connected
+    for settle_first in range(3):  # the wake-up a few loop steps before the cancellation
+        waiting = asyncio.create_task(wake.wait(30))
+        await asyncio.sleep(0.05)  # parked
+        wake._wake(None, 0, "medgw_outbox", "")
+        for _ in range(settle_first):
+            await asyncio.sleep(0)
+        if waiting.done():
+            continue  # it returned before anyone asked it to stop: nothing lost
+        waiting.cancel()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            continue
+        raise AssertionError(f"the wait returned: its cancellation was lost ({settle_first})")
