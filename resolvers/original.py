@@ -30,6 +30,7 @@ from sqlalchemy import (
     inspect,
     literal,
     literal_column,
+    null,
     select,
     text,
     true,
@@ -128,7 +129,11 @@ def _statement(
             ["claim_id", *event_keys],
             select(claims.c.id, *(_bound(Settlement, "e_", k) for k in event_keys)),
         )
-        .returning(*Settlement.__table__.c)
+        # not the explanation back (kilobytes of JSON decoded for nothing: the object gets the
+        # value given)
+        .returning(
+            *(null().label(c.key) if c.key == "explanation" else c for c in Settlement.__table__.c)
+        )
         .cte("s")
     )
     given = (
