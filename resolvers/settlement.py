@@ -429,10 +429,10 @@ class Writer:
         most one per claim) set-based, whatever their number: the events, their lines and
         their outbox events in one statement (:data:`STORE_EVENTS`), their fund entries in a
         few (:func:`resolvers.funds.post_many`); the cube as for any event. The events and
-        lines are model objects holding what was written (not in the session)."""
+        lines are model objects holding what was written (not in the session), but for the
+        events' explanations (stored, not held: the payloads do not show them)."""
         if not events:
             return
-        explanations = [item.explanation.model_dump(mode="json") for item in events]
         written = await self.session.execute(
             STORE_EVENTS,
             {
@@ -446,7 +446,7 @@ class Writer:
                 "policies": [item.policy for item in events],
                 "categories": [item.category for item in events],
                 "oops": [item.out_of_pocket for item in events],
-                "explanations": [json.dumps(e) for e in explanations],
+                "explanations": [item.explanation.model_dump_json() for item in events],
                 "line_claims": [item.claim.id for item in events for _ in PAYERS],
                 "payers": [p.value for _ in events for p in PAYERS],
                 "amounts": [item.payments.get(p, ZERO) for item in events for p in PAYERS],
@@ -457,13 +457,13 @@ class Writer:
         )
         made = {row.claim_id: (row.id, row.created_at) for row in written.all()}
         stored: list[tuple[models.Claim, models.Settlement, list[models.SettlementLine]]] = []
-        for item, explanation in zip(events, explanations, strict=True):
+        for item in events:
             claim = item.claim
             event_id, at = made[claim.id]
             row = models.Settlement(
                 id=event_id, claim_id=claim.id, beneficiary_id=claim.beneficiary_id,
                 year=claim.year, kind=kind, policy=item.policy, category=item.category,
-                out_of_pocket=item.out_of_pocket, reason=reason, explanation=explanation,
+                out_of_pocket=item.out_of_pocket, reason=reason,
                 department=self.principal.department, org=self.principal.org, created_at=at,
             )  # fmt: skip
             lines = [
