@@ -24,6 +24,7 @@ from strawberry.types.graphql import OperationType
 from gateway.errors import FORBIDDEN, INTERNAL
 from gateway.storage import audit
 from gateway.storage.audit import ReadTrail
+from gateway.storage.database import HELD, Held
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from policies.access.walker import forbidden_paths
 
@@ -327,16 +328,41 @@ class ReadAudit(SchemaExtension):
     :class:`FieldAccess` fills while the resolvers run. The record names the operation as the
     document has it (type and name, never the request's word alone), the field paths by the
     schema's names (aliases cannot rename what was read), and keeps the query text.
+
+    A mutation's record is appended in the mutation's own (last) transaction, held open until
+    its payload is resolved (:class:`gateway.storage.database.Held`): both commit together, or
+    neither (a write that failed records no read; a record that cannot be written rolls the
+    write back, and the answer carries no data).
     """
+
+    held: Held | None = None
+    """The mutation's held transaction (set while it executes), None for other operations."""
+
+    def on_execute(self) -> Iterator[None]:
+        token = None
+        if self.execution_context.operation_type is OperationType.MUTATION:
+            self.held = Held()
+            token = HELD.set(self.held)
+        try:
+            yield
+        finally:
+            if token is not None:
+                HELD.reset(token)
 
     async def on_operation(self) -> AsyncIterator[None]:
         trail = ReadTrail()
         token = CURRENT_TRAIL.set(trail)
         try:
             yield
+        except BaseException:
+            if self.held is not None:  # the mutation's write does not outlive a failure
+                await self.held.rollback()
+            raise
         finally:
             CURRENT_TRAIL.reset(token)
         result = self.execution_context.result
+        if self.held is not None and await self._mutation(trail, self.held):
+            return
         if not trail or result is None or result.data is None:
             return
         if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
@@ -362,6 +388,42 @@ class ReadAudit(SchemaExtension):
             result.data = None
             error = graphql.GraphQLError(message, original_error=exc, extensions={"code": INTERNAL})
             result.errors = [error]
+
+    async def _mutation(self, trail: ReadTrail, held: Held) -> bool:
+        """Append the READ record (if the payload carried personal data) in the mutation's held
+        transaction and commit it; True when done, False when no transaction is held (the write
+        failed, or there was none): the record is then written as a query's. When either step
+        fails the transaction is rolled back and the answer carries no data."""
+        result = self.execution_context.result
+        context = self.execution_context.context
+        if held.session is None:
+            return False
+        await context.close()  # the read connection first, as for a query
+        step = "audit unavailable"
+        try:
+            if trail and result is not None and result.data is not None:
+                await audit.append(
+                    held.session,
+                    context.principal,
+                    action="READ",
+                    operation=trail.operation,
+                    query=self.execution_context.query,
+                    beneficiary_ids=trail.beneficiary_ids,
+                    field_paths=trail.field_paths,
+                )
+            step = "not stored: the transaction did not commit"
+            await held.commit()
+        except Exception as exc:
+            await held.rollback()
+            log.exception("request %s: mutation rolled back (%s)", context.request_id, step)
+            if result is not None:
+                message = f"{step} (request id {context.request_id})"
+                result.data = None
+                error = graphql.GraphQLError(
+                    message, original_error=exc, extensions={"code": INTERNAL}
+                )
+                result.errors = [error]
+        return True
 
 
 class _IntrospectionRule(graphql.NoSchemaIntrospectionCustomRule):

@@ -36,6 +36,7 @@ from typing import Any
 
 import graphql
 import httpx
+from sqlalchemy import exists, select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
@@ -48,12 +49,21 @@ from strawberry.types.graphql import OperationType
 from gateway.auth import Principal, Unauthenticated, authenticate
 from gateway.documents import Gateway
 from gateway.middleware import REQUEST_ID
-from gateway.storage.outbox import OutboxEvent, Webhook, close_listeners, listener
+from gateway.storage.outbox import (
+    OutboxEvent,
+    Webhook,
+    close_listeners,
+    listener,
+    webhooks_changed,
+)
 from policies.errors import InvalidInput
 from resolvers import egress, outbox, retention, webhooks
 from resolvers.context import Context
 
 log = logging.getLogger("medgw.events")
+WEBHOOKS_RECHECK_S = 30.0
+"""How long a dispatcher trusts what it knows of whether any webhook exists (a registration
+in any process tells it sooner: :func:`gateway.storage.outbox.webhooks_changed`)."""
 
 GatewayOf = Callable[[Scope], Gateway]
 
@@ -218,6 +228,9 @@ class WebhookDispatcher:
         self.documents: dict[str, str] = {}
         self.rules = egress.Rules.of(self.settings)
         self.next_prune = 0.0  # the first prune when the dispatcher starts
+        self.any_webhook = False
+        self.known_until = 0.0  # when what it knows of the webhooks is to be checked again
+        self.known_changes = -1
         # no proxy from the environment: it would connect to the host name, not the address
         # checked; no redirects: a 3xx is a failed attempt, never a second destination
         self.client = httpx.AsyncClient(
@@ -321,8 +334,26 @@ class WebhookDispatcher:
             return None
         return f"HTTP {response.status_code}"
 
+    async def webhooks_exist(self) -> bool:
+        """Whether any webhook is registered, as last looked up: again after
+        :data:`WEBHOOKS_RECHECK_S`, or at once when a registration was heard of. With none,
+        there is nothing to fan out or send (deliveries go with their webhook), so a commit
+        notification costs the database nothing; a webhook registered later still gets every
+        event after its registration (the fan-out starts from where the webhook does)."""
+        changes = webhooks_changed()
+        now = time.monotonic()
+        if changes != self.known_changes or now >= self.known_until:
+            async with self.gateway.db.sessions() as session:
+                found = await session.scalar(select(exists().where(Webhook.id.is_not(None))))
+            self.any_webhook = bool(found)
+            self.known_changes, self.known_until = changes, now + WEBHOOKS_RECHECK_S
+        return self.any_webhook
+
     async def step(self) -> int:
-        """Fan out what is final, send what is due; how much was done (0: nothing to do)."""
+        """Fan out what is final, send what is due; how much was done (0: nothing to do, or
+        no webhook: then no statement at all, :meth:`webhooks_exist`)."""
+        if not await self.webhooks_exist():
+            return 0
         db = self.gateway.db
         async with db.transaction() as session:
             fanned = await webhooks.fan_out(session)

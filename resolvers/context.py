@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from gateway.auth import Principal
 from gateway.config import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import HELD, Database
 from resolvers.loaders import Loaders
 from resolvers.rows import RowRules
 
@@ -52,9 +52,14 @@ class Context:
     async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run read-only work on the request's one session and connection.
 
-        Resolvers run concurrently but an AsyncSession must not, hence the lock.
+        Resolvers run concurrently but an AsyncSession must not, hence the lock. While a
+        mutation's transaction is held open for its payload (``gateway.storage.database.Held``)
+        the work runs in that transaction: the payload reads what the mutation wrote.
         """
         async with self._lock:
+            held = HELD.get()
+            if held is not None and held.session is not None:
+                return await work(held.session)
             if self._session is None:
                 self._session = self.db.sessions()
             return await work(self._session)

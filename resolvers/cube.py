@@ -33,7 +33,6 @@ from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import Session
 
 from gateway.storage import models
 from policies.vocabulary import PAYERS, Payer
@@ -74,8 +73,8 @@ _UNNEST = ", ".join(f"CAST(:{c} AS {_TYPES.get(c, 'numeric')}[])" for c in (*_KE
 _OLD_BAND = ", ".join("-o.out_of_pocket" if c == "out_of_pocket" else "0" for c in SUMS)
 _NEW_BAND = ", ".join("n.out_of_pocket" if c == "out_of_pocket" else "0" for c in SUMS)
 
-RECORD = text(f"""
-WITH d AS (SELECT * FROM unnest({_UNNEST}) AS d({", ".join(_KEYS)}, {_COLUMNS})),
+_RECORD_CTES = (
+    f"""d AS (SELECT * FROM unnest({_UNNEST}) AS d({", ".join(_KEYS)}, {_COLUMNS})),
 r AS (
   SELECT id AS beneficiary_id, region_code FROM beneficiaries
   WHERE id IN (SELECT beneficiary_id FROM d)
@@ -103,7 +102,9 @@ c AS (
   UNION ALL
   SELECT n.year, n.region_code, 'band', {band_sql("n.out_of_pocket")}, 1, {_NEW_BAND}
   FROM n WHERE n.dim = 'year' AND {active_sql("n")}
+)""",
 )
+_RECORD_FINAL = f"""
 INSERT INTO dashboard_cube AS t (year, region_code, dim, value, persons, {_COLUMNS})
 SELECT c.year, c.region_code, c.dim, c.value, sum(c.persons), {
     ", ".join(f"sum(c.{c})" for c in SUMS)
@@ -112,7 +113,8 @@ FROM c GROUP BY c.year, c.region_code, c.dim, c.value
 ORDER BY c.year, c.region_code, c.dim, c.value
 ON CONFLICT (year, region_code, dim, value) DO UPDATE
 SET persons = t.persons + excluded.persons, {_ADD}
-""")
+"""
+RECORD = text("WITH " + _RECORD_CTES[0] + _RECORD_FINAL)
 """A transaction's events into the person cells and the cube, in one statement: the persons' old
 cells (the statement's snapshot, under the ledger locks of their person-years) against the new
 ones say who enters or leaves a cell and a band. Both tables' rows are written in key order,
@@ -183,14 +185,14 @@ def record(
             cell[i] += amount
 
 
-def write_pending(session: Session, cells: dict[Key, list[int | Decimal]]) -> None:
-    """Write the deltas the session's transaction recorded (run just before it commits by
-    :mod:`resolvers.pending`)."""
+def write_pending(cells: dict[Key, list[int | Decimal]]) -> pending.Part:
+    """:data:`RECORD` of the deltas the session's transaction recorded, as its part of the
+    statement run just before it commits (:mod:`resolvers.pending`)."""
     keys = sorted(cells)
     params: dict[str, object] = {c: [k[i] for k in keys] for i, c in enumerate(_KEYS)}
     for i, column in enumerate(SUMS):
         params[column] = [cells[k][i] for k in keys]
-    session.execute(RECORD, params)
+    return pending.Part(_RECORD_CTES, _RECORD_FINAL, params)
 
 
 pending.register(PENDING, write_pending)

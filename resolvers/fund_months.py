@@ -59,25 +59,27 @@ def add(session: AsyncSession | Session, rows: Iterable[Sequence[Any]]) -> None:
         cell[1] += int(row[7]) if len(row) > 7 else 1
 
 
-UPSERT = text(f"""
+_ARRAYS = ", ".join(f"CAST(:fm_{k} AS {t}[])" for k, t in zip(KEYS, _TYPES, strict=True))
+UPSERT = f"""
 INSERT INTO fund_entry_months AS t ({", ".join(KEYS)}, amount, entries)
-SELECT * FROM unnest({", ".join(f"CAST(:{k} AS {t}[])" for k, t in zip(KEYS, _TYPES, strict=True))},
-                     CAST(:amount AS numeric[]), CAST(:entries AS bigint[]))
+SELECT * FROM unnest({_ARRAYS},
+                     CAST(:fm_amount AS numeric[]), CAST(:fm_entries AS bigint[]))
      AS d({", ".join(KEYS)}, amount, entries)
 ORDER BY {", ".join(KEYS)}
 ON CONFLICT ({", ".join(KEYS)}) DO UPDATE
 SET amount = t.amount + excluded.amount, entries = t.entries + excluded.entries
-""")
+"""
+"""The upsert of a transaction's sums (parameters ``fm_<key>``, ``fm_amount``, ``fm_entries``)."""
 
 
-def write_pending(session: Session, sums: dict[Key, list[Any]]) -> None:
-    """Upsert the transaction's sums in key order (run just before it commits by
+def write_pending(sums: dict[Key, list[Any]]) -> pending.Part:
+    """The upsert of the transaction's sums in key order (run just before it commits by
     :mod:`resolvers.pending`)."""
     keys = sorted(sums)
-    params: dict[str, object] = {c: [k[i] for k in keys] for i, c in enumerate(KEYS)}
-    params["amount"] = [sums[k][0] for k in keys]
-    params["entries"] = [sums[k][1] for k in keys]
-    session.execute(UPSERT, params)
+    params: dict[str, object] = {f"fm_{c}": [k[i] for k in keys] for i, c in enumerate(KEYS)}
+    params["fm_amount"] = [sums[k][0] for k in keys]
+    params["fm_entries"] = [sums[k][1] for k in keys]
+    return pending.Part((), UPSERT, params)
 
 
 pending.register(PENDING, write_pending)

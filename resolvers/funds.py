@@ -63,7 +63,7 @@ async def closed(session: AsyncSession, region_code: str | None, year: int) -> b
     return found is not None
 
 
-def _refuse_closed(year: int, region_code: str) -> Conflict:
+def refuse_closed(year: int, region_code: str) -> Conflict:
     return Conflict(
         f"year = {year}: settlement year {year} is closed for {region_code}; "
         "nothing can be posted to it",
@@ -80,7 +80,7 @@ async def post_settlement(
 ) -> None:
     """Post one settlement event: by its kind's rule, or (REVERSAL) by reversing every earlier
     entry of its claim. CONFLICT when the claim's year is closed for its policy region."""
-    region = _policy_region(policies, claim.policy or event.policy)
+    region = policy_region(policies, claim.policy or event.policy)
     the_rules = rules()
     if event.kind == "ORIGINAL" and not the_rules.rule_of(event.kind).mirror:
         # The hot path (settleClaim): the closing check, the accounts and the entries in one
@@ -98,20 +98,20 @@ async def post_settlement(
         )
         if not entries:
             if await closed(session, region, claim.year):
-                raise _refuse_closed(claim.year, region or "")
+                raise refuse_closed(claim.year, region or "")
             return
         posted = await post_at_once(
             session, entries, region, settlement_id=event.id, kind=event.kind, year=claim.year,
             booked_on=claim.discharge_date,
         )  # fmt: skip
         if posted is None:
-            raise _refuse_closed(claim.year, region or "")
+            raise refuse_closed(claim.year, region or "")
         if not posted:  # an account opened by a concurrent transaction meanwhile: step by step
-            await _store(session, entries, settlement_id=event.id, kind=event.kind,
+            await store(session, entries, settlement_id=event.id, kind=event.kind,
                          year=claim.year, booked_on=claim.discharge_date)  # fmt: skip
         return
     if await closed(session, region, claim.year):
-        raise _refuse_closed(claim.year, region or "")
+        raise refuse_closed(claim.year, region or "")
     booked_on = claim.discharge_date if event.kind == "ORIGINAL" else await today(session)
     if the_rules.rule_of(event.kind).mirror:
         mirrored = await session.execute(
@@ -142,8 +142,89 @@ async def post_settlement(
     entries = the_rules.settlement_entries(
         event.kind, {Payer(line.payer): line.amount for line in lines}, parties
     )
-    await _store(session, entries, settlement_id=event.id, kind=event.kind, year=claim.year,
+    await store(session, entries, settlement_id=event.id, kind=event.kind, year=claim.year,
                  booked_on=booked_on)  # fmt: skip
+
+
+async def post_many(
+    session: AsyncSession,
+    policies: PolicySet,
+    region_code: str,
+    events: Sequence[tuple[models.Claim, models.Settlement, Sequence[models.SettlementLine]]],
+) -> None:
+    """:func:`post_settlement` of many events of kinds that are not ``mirror`` (a re-run's
+    adjustments) of one person (region ``region_code``), set-based, whatever their number: one
+    statement reads the booking day and the closings, two open and read the accounts, one
+    writes every entry. CONFLICT when a claim's year is closed for its policy region."""
+    if not events:
+        return
+    the_rules = rules()
+    wanted = sorted(
+        {(policy_region(policies, c.policy or e.policy), c.year) for c, e, _ in events},
+        key=str,
+    )
+    found = (
+        await session.execute(
+            text(
+                "SELECT (now() AT TIME ZONE :zone)::date, (SELECT array_agg(ARRAY[region_code, "
+                "year::text]) FROM settlement_year_closings WHERE (region_code, year) IN "
+                "(SELECT * FROM unnest(CAST(:regions AS text[]), CAST(:years AS int[]))))"
+            ),
+            {
+                "zone": zone_name(),
+                "regions": [r for r, _ in wanted],
+                "years": [y for _, y in wanted],
+            },
+        )
+    ).one()
+    booked_on: date = found[0]
+    if found[1]:
+        region, year = found[1][0]
+        raise refuse_closed(int(year), region)
+    posted: list[tuple[int, int, Entry]] = []  # (settlement id, year, entry)
+    kinds: dict[int, str] = {}
+    for claim, event, lines in events:
+        parties = Parties(
+            region_code,
+            carrier=claim.carrier,
+            hospital=claim.hospital_code,
+            person=str(claim.beneficiary_id),
+        )
+        amounts = {Payer(line.payer): line.amount for line in lines}
+        kinds[event.id] = event.kind
+        posted += [
+            (event.id, claim.year, entry)
+            for entry in the_rules.settlement_entries(event.kind, amounts, parties)
+        ]
+    if not posted:
+        return
+    ids = await account_ids(session, {entry.account for _, _, entry in posted})
+    written = await session.execute(
+        text(
+            fund_months.summed(
+                "INSERT INTO fund_entries "
+                "(account_id, settlement_id, kind, flow, side, amount, year, booked_on) "
+                "SELECT account_id, settlement_id, kind, flow, side, amount, year, booked_on "
+                "FROM unnest(CAST(:accounts AS bigint[]), CAST(:events AS bigint[]), "
+                "CAST(:kinds AS text[]), CAST(:flows AS text[]), CAST(:sides AS text[]), "
+                "CAST(:amounts AS numeric[]), CAST(:years AS smallint[]), "
+                "CAST(:days AS date[])) WITH ORDINALITY "
+                "AS t(account_id, settlement_id, kind, flow, side, amount, year, booked_on, n) "
+                "ORDER BY n"
+            )
+        ),
+        {
+            "accounts": [ids[entry.account] for _, _, entry in posted],
+            "events": [event_id for event_id, _, _ in posted],
+            "kinds": [kinds[event_id] for event_id, _, _ in posted],
+            "flows": [entry.flow for _, _, entry in posted],
+            "sides": [entry.side.value for _, _, entry in posted],
+            "amounts": [entry.amount for _, _, entry in posted],
+            "years": [year for _, year, _ in posted],
+            "days": [booked_on] * len(posted),
+        },
+    )
+    fund_months.add(session, written.all())
 
 
 POST_AT_ONCE = text(
@@ -189,6 +270,21 @@ POST_AT_ONCE = text(
 )
 
 
+def entry_params(entries: Sequence[Entry]) -> dict[str, object]:
+    """The parameters of :data:`POST_AT_ONCE` that carry ``entries``: ``n``, ``kinds``,
+    ``regions``, ``parties``, ``flows``, ``sides``, ``amounts`` (arrays) and ``count``."""
+    return {
+        "n": list(range(len(entries))),
+        "kinds": [e.account.kind.value for e in entries],
+        "regions": [e.account.region_code for e in entries],
+        "parties": [e.account.party for e in entries],
+        "flows": [e.flow for e in entries],
+        "sides": [e.side.value for e in entries],
+        "amounts": [e.amount for e in entries],
+        "count": len(entries),
+    }
+
+
 async def post_at_once(
     session: AsyncSession,
     entries: Sequence[Entry],
@@ -202,24 +298,17 @@ async def post_at_once(
     """Post ``entries`` in one statement: refuse (None, nothing written) when ``year`` is closed
     for ``region``, else open the accounts missing and write the entries (True). False, with
     no entry written, when an account was opened by a transaction that committed while this
-    statement ran (its snapshot cannot see it): post again with :func:`_store`."""
+    statement ran (its snapshot cannot see it): post again with :func:`store`."""
     found = (
         await session.execute(
             POST_AT_ONCE,
             {
                 "region": region,
                 "year": year,
-                "n": list(range(len(entries))),
-                "kinds": [e.account.kind.value for e in entries],
-                "regions": [e.account.region_code for e in entries],
-                "parties": [e.account.party for e in entries],
-                "flows": [e.flow for e in entries],
-                "sides": [e.side.value for e in entries],
-                "amounts": [e.amount for e in entries],
+                **entry_params(entries),
                 "settlement": settlement_id,
                 "event_kind": kind,
                 "booked_on": booked_on,
-                "count": len(entries),
             },
         )
     ).one()
@@ -232,7 +321,7 @@ async def post_at_once(
     return bool(found.posted)
 
 
-async def _store(
+async def store(
     session: AsyncSession,
     entries: Sequence[Entry],
     *,
@@ -241,6 +330,8 @@ async def _store(
     year: int,
     booked_on: date,
 ) -> None:
+    """Post ``entries`` of one settlement event step by step: open the accounts missing, read
+    their ids, write the entries."""
     if not entries:
         return
     ids = await account_ids(session, {e.account for e in entries})
@@ -289,7 +380,8 @@ async def account_ids(session: AsyncSession, accounts: set[Account]) -> dict[Acc
     return {Account(AccountKind(k), r, p): int(i) for i, k, r, p in rows.all()}
 
 
-def _policy_region(policies: PolicySet, policy_id: str | None) -> str | None:
+def policy_region(policies: PolicySet, policy_id: str | None) -> str | None:
+    """The region code of a policy (``510400`` of ``510400-2023``); None when unknown."""
     if not policy_id:
         return None
     try:
@@ -368,7 +460,7 @@ async def _post_subsidies(
         )
     ).first()
     if shut is not None:
-        raise _refuse_closed(int(shut.year), str(shut.region_code))
+        raise refuse_closed(int(shut.year), str(shut.region_code))
     accounts, entries = subsidy_statements(which)
     await session.execute(text(accounts).bindparams(*params))
     posted = await session.execute(text(fund_months.summed(entries)).bindparams(*params))

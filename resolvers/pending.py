@@ -2,8 +2,9 @@
 
 A rollup that many transactions add to (per region, per month) is not updated as each event is
 written: its deltas wait in the session's ``info`` under their writer's key, summed, and one
-statement per writer upserts them, in key order, just before the transaction commits (a
-``before_commit`` listener; the asyncio session runs it in its greenlet, so it may execute SQL).
+statement upserts them all, each table in key order, just before the transaction commits (a
+``before_commit`` listener; the asyncio session runs it in its greenlet, so it may execute SQL):
+each writer gives its part (:class:`Part`), the parts are chained as CTEs of one statement.
 The rows stay locked only for the commit, and concurrent transactions cannot deadlock on them.
 A transaction that ends without commit (rolled back, closed) drops its deltas; a savepoint's
 end is not the transaction's, so what is recorded must not be written inside a savepoint that
@@ -12,28 +13,64 @@ may roll back on its own (none is, today: the only one, in imports, sets a setti
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session, SessionTransaction
 
-Writer = Callable[[Session, Any], None]
+
+@dataclass(frozen=True)
+class Part:
+    """One writer's share of the statement: its CTEs (``name AS (…)``, names of its own), the
+    data-modifying statement that ends it (without RETURNING) and its parameters (names of its
+    own: the parts share one statement)."""
+
+    ctes: Sequence[str]
+    final: str
+    params: Mapping[str, object]
+
+
+Writer = Callable[[Any], Part]
 WRITERS: dict[str, Writer] = {}
 """The writers by the key of their deltas in a session's ``info``, in the order they run."""
 
 
 def register(key: str, writer: Writer) -> None:
-    """Have ``writer(session, deltas)`` write what the transaction left under ``key``."""
+    """Have ``writer(deltas)`` give the part that writes what the transaction left under
+    ``key``."""
     WRITERS[key] = writer
 
 
+def statement(parts: Sequence[Part]) -> str:
+    """The parts as one statement: each but the last a CTE ``pending_<n> AS (… RETURNING 1)``
+    (PostgreSQL runs every data-modifying CTE, referenced or not), the last at the top.
+
+    >>> statement([Part(["d AS (SELECT 1)"], "INSERT INTO a TABLE d", {}),
+    ...            Part([], "DELETE FROM b", {})])
+    'WITH d AS (SELECT 1), pending_0 AS (INSERT INTO a TABLE d RETURNING 1) DELETE FROM b'
+    """
+    ctes: list[str] = []
+    for n, part in enumerate(parts[:-1]):
+        ctes += [*part.ctes, f"pending_{n} AS ({part.final} RETURNING 1)"]
+    ctes += parts[-1].ctes
+    return ("WITH " + ", ".join(ctes) + " " if ctes else "") + parts[-1].final
+
+
 def write_pending(session: Session) -> None:
-    """Run every writer that has deltas waiting (the ``before_commit`` listener)."""
+    """Write what every writer has waiting, in one statement (the ``before_commit``
+    listener)."""
+    parts: list[Part] = []
     for key, writer in WRITERS.items():
         deltas = session.info.pop(key, None)
         if deltas:
-            writer(session, deltas)
+            parts.append(writer(deltas))
+    if parts:
+        params: dict[str, object] = {}
+        for part in parts:
+            params.update(part.params)
+        session.execute(text(statement(parts)), params)
 
 
 def drop_pending(session: Session, transaction: SessionTransaction) -> None:

@@ -22,12 +22,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select, Table, bindparam, func, literal, select, true
 from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from gateway.storage import models
-from policies.settlement.engine import Ledger
 
 Row = TypeVar("Row", models.Identity, models.MonitoringFlag, models.Enrollment)
 
@@ -44,7 +42,8 @@ class PersonYear:
     identities: list[models.Identity]
     flags: list[models.MonitoringFlag]
     ledger: models.Ledger | None
-    """The year's ledger, locked; None when the year has none yet (:func:`open_ledger`)."""
+    """The year's ledger, locked; None when the year has none yet (the settlement's statement
+    inserts it: :func:`resolvers.original.insert_original`)."""
     alert: models.HighCostAlert | None
     """The year's high-cost alert, locked (as ``alerts.review`` locks it), or None."""
 
@@ -167,19 +166,3 @@ async def read(
         ledger=row,
         alert=the_alert,
     )
-
-
-async def open_ledger(
-    session: AsyncSession, beneficiary_id: uuid.UUID, year: int
-) -> models.Ledger | None:
-    """A new empty ledger for the year, written by this transaction (so locked until it ends);
-    None when another transaction wrote it meanwhile (then lock it with ``lock_ledger``)."""
-    return (
-        await session.scalars(
-            pg_insert(models.Ledger)
-            .values(beneficiary_id=beneficiary_id, year=year, state=Ledger.empty(year).to_dict())
-            .on_conflict_do_nothing()
-            .returning(models.Ledger),
-            execution_options={"populate_existing": True},
-        )
-    ).one_or_none()

@@ -20,17 +20,19 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import resident_id
+from gateway import metrics, resident_id
 from gateway.auth import Principal
 from gateway.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from gateway.storage import audit, models
+from gateway.storage.outbox import CHANNEL
 from policies.benefits import PolicySet
 from policies.errors import InvalidInput
+from policies.funds import Parties
 from policies.settlement.categories import counts
 from policies.settlement.engine import (
     INSURANCE_VISIT_TYPES,
@@ -50,7 +52,7 @@ from resolvers import alerts, cube, funds, outbox, person_year
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
-from resolvers.original import insert_original
+from resolvers.original import Posting, insert_original
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -301,8 +303,6 @@ class Writer:
     """The claim number of each event stored (by event id)."""
     changed_recoveries: dict[int, tuple[models.Recovery, str]] = field(default_factory=dict)
     """Each recovery created, changed or withdrawn, with its claim number (by recovery id)."""
-    held_lines: list[models.SettlementLine] | None = None
-    """Lines waiting for :meth:`store_held_lines` (None: each event's lines go to the session)."""
     records: list[models.Identity | models.MonitoringFlag] | None = None
     """The person's identities and flags when already read by this transaction and unchanged
     since (:meth:`discover` does not read them again); None: read them."""
@@ -333,6 +333,7 @@ class Writer:
         explanation: Explanation | None = None,
         reason: str | None = None,
     ) -> models.Settlement:
+        """Store one settlement event of ``claim`` with its lines and run the hooks."""
         event = models.Settlement(
             claim_id=claim.id,
             beneficiary_id=claim.beneficiary_id,
@@ -354,7 +355,7 @@ class Writer:
             )
             for p in PAYERS
         ]
-        self.add_lines(lines)
+        self.session.add_all(lines)
         await self.stored(claim, event, lines, payments)
         return event
 
@@ -364,17 +365,21 @@ class Writer:
         event: models.Settlement,
         lines: list[models.SettlementLine],
         payments: Mapping[Payer, Decimal],
+        *,
+        posted: bool = False,
     ) -> None:
         """What follows an event written (by :meth:`event`, or with its claim in one statement
-        by :func:`resolvers.original.insert_original`): note it, and run the hooks (outbox,
-        cube, fund entries)."""
+        by :func:`resolvers.original.insert_original`, which also wrote its outbox event and
+        fund entries: ``posted``): note it, and run the hooks (outbox, cube, fund entries)."""
         kind, out_of_pocket, category = event.kind, event.out_of_pocket, event.category
         self.lines[event.id] = lines
         self.events.append(event)
         self.claim_numbers[event.id] = claim.claim_number
-        await outbox.claim_changed(self.session, claim, kind=kind)
+        if not posted:
+            await outbox.claim_changed(self.session, claim, kind=kind)
         cube.record(self.session, claim, kind, payments, out_of_pocket, category)
-        await funds.post_settlement(self.session, self.policies, claim, event, lines)
+        if not posted:
+            await funds.post_settlement(self.session, self.policies, claim, event, lines)
 
     async def store_ledger(
         self,
@@ -395,31 +400,11 @@ class Writer:
         """:meth:`store_ledger` with the money columns summed again from every settlement line
         of the person-year (after a re-run, whose events touch many claims)."""
         await self.session.flush()
-        sums = dict(
-            (
-                await self.session.execute(
-                    select(models.SettlementLine.payer, func.sum(models.SettlementLine.amount))
-                    .join(
-                        models.Settlement,
-                        models.Settlement.id == models.SettlementLine.settlement_id,
-                    )
-                    .where(
-                        models.Settlement.beneficiary_id == row.beneficiary_id,
-                        models.Settlement.year == row.year,
-                    )
-                    .group_by(models.SettlementLine.payer)
-                )
-            ).all()
-        )
-        visits, total_cost = (
-            await self.session.execute(
-                select(func.count(), func.coalesce(func.sum(models.Claim.total_cost), ZERO)).where(
-                    models.Claim.beneficiary_id == row.beneficiary_id,
-                    models.Claim.year == row.year,
-                    models.Claim.reversed_at.is_(None),
-                )
-            )
+        found = (
+            await self.session.execute(RECOUNT, {"person": row.beneficiary_id, "year": row.year})
         ).one()
+        visits, total_cost = found[0], found[1]
+        sums = dict(zip((p.value for p in PAYERS), found[2:], strict=True))
         paid = {payer: Decimal(sums.get(payer.value) or ZERO) for payer in PAYERS}
         await self.store_ledger(
             row, ledger, paid, visits=int(visits), total_cost=Decimal(total_cost)
@@ -437,26 +422,131 @@ class Writer:
             self.session, self.principal, self.policies, year, cause, self.records, self.alert
         )
 
-    def add_lines(self, lines: Sequence[models.SettlementLine]) -> None:
-        """An event's settlement lines: to the session, or held (:meth:`hold_lines`)."""
-        if self.held_lines is None:
-            self.session.add_all(lines)
-        else:
-            self.held_lines += lines
+    async def store_events(
+        self, person: models.Beneficiary, kind: str, reason: str, events: Sequence[Pending]
+    ) -> None:
+        """Store many events of one kind of ``person``'s claims (a re-run's adjustments, at
+        most one per claim) set-based, whatever their number: the events, their lines and
+        their outbox events in one statement (:data:`STORE_EVENTS`), their fund entries in a
+        few (:func:`resolvers.funds.post_many`); the cube as for any event. The events and
+        lines are model objects holding what was written (not in the session), but for the
+        events' explanations (stored, not held: the payloads do not show them)."""
+        if not events:
+            return
+        written = await self.session.execute(
+            STORE_EVENTS,
+            {
+                "person": person.id,
+                "kind": kind,
+                "reason": reason,
+                "department": self.principal.department,
+                "org": self.principal.org,
+                "claims": [item.claim.id for item in events],
+                "years": [item.claim.year for item in events],
+                "policies": [item.policy for item in events],
+                "categories": [item.category for item in events],
+                "oops": [item.out_of_pocket for item in events],
+                "explanations": [item.explanation.model_dump_json() for item in events],
+                "line_claims": [item.claim.id for item in events for _ in PAYERS],
+                "payers": [p.value for _ in events for p in PAYERS],
+                "amounts": [item.payments.get(p, ZERO) for item in events for p in PAYERS],
+                "numbers": [item.claim.claim_number for item in events],
+                "detail": json.dumps({"kind": kind}),
+                "channel": CHANNEL,
+            },
+        )
+        made = {row.claim_id: (row.id, row.created_at) for row in written.all()}
+        stored: list[tuple[models.Claim, models.Settlement, list[models.SettlementLine]]] = []
+        for item in events:
+            claim = item.claim
+            event_id, at = made[claim.id]
+            row = models.Settlement(
+                id=event_id, claim_id=claim.id, beneficiary_id=claim.beneficiary_id,
+                year=claim.year, kind=kind, policy=item.policy, category=item.category,
+                out_of_pocket=item.out_of_pocket, reason=reason,
+                department=self.principal.department, org=self.principal.org, created_at=at,
+            )  # fmt: skip
+            lines = [
+                models.SettlementLine(
+                    settlement_id=event_id, payer=p.value, amount=item.payments.get(p, ZERO)
+                )
+                for p in PAYERS
+            ]
+            self.lines[event_id] = lines
+            self.events.append(row)
+            self.claim_numbers[event_id] = claim.claim_number
+            cube.record(self.session, claim, kind, item.payments, item.out_of_pocket, item.category)
+            stored.append((claim, row, lines))
+        counted: list[models.Settlement | models.SettlementLine] = []
+        for _, row, lines in stored:
+            counted += [row, *lines]
+        metrics.written(self.session.sync_session, counted)  # counted when it commits
+        await funds.post_many(self.session, self.policies, person.region_code, stored)
 
-    def hold_lines(self) -> None:
-        """Hold the lines of the events stored from now on, for one multi-row insert by
-        :meth:`store_held_lines` (a re-run's events: one insert of all their lines, not one per
-        event). Nothing may read those lines from the database in between."""
-        if self.held_lines is None:
-            self.held_lines = []
 
-    async def store_held_lines(self) -> None:
-        """Insert the held lines (one statement) and stop holding."""
-        held, self.held_lines = self.held_lines or [], None
-        if held:
-            self.session.add_all(held)
-            await self.session.flush()
+STORE_EVENTS = text(
+    """
+WITH e AS (
+  INSERT INTO settlements (claim_id, beneficiary_id, year, kind, policy, category, out_of_pocket,
+                           reason, explanation, department, org)
+  SELECT t.claim_id, :person, t.year, :kind, t.policy, t.category, t.oop, :reason,
+         t.explanation::jsonb, :department, :org
+  FROM unnest(CAST(:claims AS bigint[]), CAST(:years AS smallint[]), CAST(:policies AS text[]),
+              CAST(:categories AS text[]), CAST(:oops AS numeric[]),
+              CAST(:explanations AS text[]))
+       WITH ORDINALITY AS t(claim_id, year, policy, category, oop, explanation, n)
+  ORDER BY t.n
+  RETURNING id, claim_id, created_at
+),
+l AS (
+  INSERT INTO settlement_lines (settlement_id, payer, amount)
+  SELECT e.id, x.payer, x.amount
+  FROM e JOIN unnest(CAST(:line_claims AS bigint[]), CAST(:payers AS text[]),
+                     CAST(:amounts AS numeric[])) AS x(claim_id, payer, amount) USING (claim_id)
+  ORDER BY e.id, x.payer
+),
+o AS (
+  INSERT INTO outbox_events (type, beneficiary_id, subject, detail)
+  SELECT 'CLAIM_CHANGED', :person, t.subject, CAST(:detail AS jsonb)
+  FROM unnest(CAST(:numbers AS text[])) WITH ORDINALITY AS t(subject, n) ORDER BY t.n
+  RETURNING id
+)
+SELECT e.id, e.claim_id, e.created_at,
+       (SELECT pg_notify(:channel, '') FROM (SELECT FROM o LIMIT 1) AS w) AS notified
+FROM e ORDER BY e.id
+"""
+)
+""":meth:`Writer.store_events`' statement: the events (parameters per event: ``claims``,
+``years``, ``policies``, ``categories``, ``oops``, ``explanations`` as JSON text), the lines
+(``line_claims``, ``payers``, ``amounts``: one row per event and payer) and one CLAIM_CHANGED
+outbox event per claim (``numbers``, ``detail``) with the wake-up; returns each event's id,
+claim id and time."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event to store with others (:meth:`Writer.store_events`): its claim, payments and
+    out-of-pocket, and how it was settled."""
+
+    claim: models.Claim
+    payments: Mapping[Payer, Decimal]
+    out_of_pocket: Decimal
+    policy: str
+    category: str | None
+    explanation: Explanation
+
+
+RECOUNT = text(
+    "SELECT (SELECT count(*) FROM claims c WHERE c.beneficiary_id = :person "
+    "AND c.year = :year AND c.reversed_at IS NULL), "
+    "(SELECT coalesce(sum(c.total_cost), 0) FROM claims c WHERE c.beneficiary_id = :person "
+    "AND c.year = :year AND c.reversed_at IS NULL), "
+    + ", ".join(f"sum(l.amount) FILTER (WHERE l.payer = '{p.value}')" for p in PAYERS)
+    + " FROM settlement_lines l JOIN settlements s ON s.id = l.settlement_id "
+    "WHERE s.beneficiary_id = :person AND s.year = :year"
+)
+"""What :meth:`Writer.recount_ledger` sums, in one statement: the year's claims not reversed,
+their total cost, and each payer's lines (null: none)."""
 
 
 def ledger_values(
@@ -599,9 +689,16 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         inclusive_commercial=bool(enrollment and enrollment.inclusive_commercial),
         categories=tuple(record_of(r) for r in state.records),
     )
-    row = state.ledger or await person_year.open_ledger(session, person.id, year)
-    if row is None:
-        row = await lock_ledger(session, person.id, year)
+    # The year's first claim: its ledger is inserted by the claim's statement (no other writer
+    # can meanwhile: each locks the person first).
+    row = state.ledger or models.Ledger(
+        beneficiary_id=person.id,
+        year=year,
+        state=Ledger.empty(year).to_dict(),
+        visits=0,
+        total_cost=ZERO,
+        **{payer.field_name: ZERO for payer in Payer},
+    )
     try:
         result, ledger = settle_visit(
             ctx.policies, subject, visit, Ledger.from_dict(row.state), field="input"
@@ -662,8 +759,23 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
         ),
         [(p.value, payments.get(p, ZERO)) for p in PAYERS],
         (row, stored_ledger),
+        Posting(
+            funds.rules().settlement_entries(
+                "ORIGINAL",
+                payments,
+                Parties(
+                    person.region_code,
+                    carrier=data.carrier,
+                    hospital=data.hospital_code,
+                    person=str(person.id),
+                ),
+            ),
+            funds.policy_region(ctx.policies, result.policy_id),
+            visit.discharge_date,
+            {"kind": "ORIGINAL"},
+        ),
     )
-    await writer.stored(claim, event, lines, payments)
+    await writer.stored(claim, event, lines, payments, posted=True)
     await writer.discover(person, row, subject.insured, "settleClaim")
     await audit.append(
         session,
@@ -716,6 +828,37 @@ def visit_as_settled(claim: models.Claim, paid: Mapping[Payer, Decimal]) -> Visi
             else None,
         )
     return dataclasses.replace(_visit_of(claim), reported=reported)
+
+
+NO_EVENT = "-"
+"""The latest category of a claim without any settlement event (:func:`settled_so_far`)."""
+_SETTLED = text(
+    "SELECT s.claim_id, (array_agg(s.category ORDER BY s.id DESC))[1], "
+    + ", ".join(
+        f"coalesce(sum(l.amount) FILTER (WHERE l.payer = '{payer.value}'), 0)" for payer in PAYERS
+    )
+    + " FROM settlements s LEFT JOIN settlement_lines l ON l.settlement_id = s.id "
+    "WHERE s.claim_id = ANY(:ids) GROUP BY s.claim_id"
+)
+
+
+async def settled_so_far(
+    session: AsyncSession, claims: Sequence[models.Claim]
+) -> dict[int, tuple[dict[Payer, Decimal], str | None]]:
+    """What each claim with settlement events has been paid by each payer (the sum of its
+    events' lines, as :attr:`ClaimState.payments`) and the category of its latest event, by
+    claim id, in one statement (neither the events nor their explanations are loaded)."""
+    found = await session.execute(_SETTLED, {"ids": [c.id for c in claims]})
+    return {
+        int(row[0]): (
+            {
+                payer: Decimal(amount).quantize(CENT)
+                for payer, amount in zip(PAYERS, row[2:], strict=True)
+            },
+            row[1],
+        )
+        for row in found.all()
+    }
 
 
 async def pending_and_waived(
@@ -788,15 +931,14 @@ async def rerun_year(
         )
     ).all()
     records = tuple(await category_records(session, person))
-    states = await claim_states(session, claims)
+    states = await settled_so_far(session, claims)
     pending, waived = await pending_and_waived(session, claims)
     ledger = Ledger.empty(year)
     changes: list[Change] = []
     any_insured = False
-    writer.hold_lines()  # the lines of all the year's adjustments: one insert, after the loop
-    for state in states:
-        claim = state.claim
-        paid = state.payments
+    adjustments: list[Pending] = []  # stored together after the loop (Writer.store_events)
+    for claim in claims:
+        paid, latest = states.get(claim.id, (dict.fromkeys(PAYERS, ZERO), NO_EVENT))
         subject = Person(
             person.region_code,
             person.birth_date,
@@ -816,20 +958,19 @@ async def rerun_year(
         if not apply:
             continue
         category = result.category.value if result.category else None
-        latest = state.latest
-        same_category = latest is not None and latest.category == category
+        same_category = latest is not NO_EVENT and latest == category
         recovery = pending.get(claim.id)
         if expected >= so_far:
             if any(delta.values()) or not same_category:
-                await writer.event(
-                    claim,
-                    "ADJUSTMENT",
-                    delta,
-                    -sum(delta.values(), ZERO),
-                    policy=result.policy_id,
-                    category=category,
-                    explanation=result.explanation,
-                    reason=cause,
+                adjustments.append(
+                    Pending(
+                        claim,
+                        delta,
+                        -sum(delta.values(), ZERO),
+                        result.policy_id,
+                        category,
+                        result.explanation,
+                    )
                 )
             if recovery is not None:
                 await _set_recovery(writer, claim, recovery, None, cause)
@@ -840,7 +981,7 @@ async def rerun_year(
                 writer, claim, recovery, (amount, split) if amount else None, cause,
                 policy=result.policy_id,
             )  # fmt: skip
-    await writer.store_held_lines()
+    await writer.store_events(person, "ADJUSTMENT", cause, adjustments)
     if apply and row is not None:
         await writer.recount_ledger(row, ledger)
         await writer.discover(person, row, any_insured, cause)

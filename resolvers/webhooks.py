@@ -43,7 +43,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import Conflict, NotFound
 from gateway.storage import audit
-from gateway.storage.outbox import OutboxCursor, OutboxEvent, Webhook, WebhookDelivery
+from gateway.storage.outbox import (
+    OutboxCursor,
+    OutboxEvent,
+    Webhook,
+    WebhookDelivery,
+    notify_webhooks_changed,
+    webhook_registered,
+)
 from policies.errors import InvalidInput
 from resolvers import egress, outbox
 from resolvers.context import Context
@@ -148,6 +155,7 @@ async def register(ctx: Context, url: str, events: Sequence[str], secret: str) -
             .on_conflict_do_nothing()
         )
         await session.flush()
+        await notify_webhooks_changed(session)  # dispatchers that knew of none look again
         await audit.append(  # never the secret, nor the URL's query (it may carry a token)
             session,
             principal,
@@ -155,6 +163,7 @@ async def register(ctx: Context, url: str, events: Sequence[str], secret: str) -
             operation="registerWebhook",
             detail={"webhook": str(row.id), "events": row.events},
         )
+    webhook_registered()
     return row
 
 

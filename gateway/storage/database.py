@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
+    AsyncSessionTransaction,
     async_sessionmaker,
     create_async_engine,
 )
@@ -69,6 +71,54 @@ COMMITS: ContextVar[Commits | None] = ContextVar("medgw_commits", default=None)
 """The running operation's :class:`Commits` (set by gateway/reconnection.py)."""
 
 
+def _counted() -> None:
+    commits = COMMITS.get()
+    if commits is not None:
+        commits.count += 1
+
+
+@dataclass
+class Held:
+    """A mutation's last transaction, kept open after its block ended until the payload has
+    been resolved (set in :data:`HELD` by ``gateway.access.ReadAudit``): the read audit record of
+    what the payload returned is appended in it, then it commits (:meth:`commit`); the write and
+    the record of the read commit together or not at all.
+
+    Only transactions begun by the task that set it are held (a task it spawns commits as
+    usual); one begun while another is held commits the held one first, so a mutation's
+    transactions still commit in order and none waits on locks held by an earlier one."""
+
+    owner: asyncio.Task[object] | None = field(default_factory=asyncio.current_task)
+    session: AsyncSession | None = None
+    transaction: AsyncSessionTransaction | None = None
+
+    def holds(self) -> bool:
+        """Whether a transaction begun now is to be held."""
+        return asyncio.current_task() is self.owner
+
+    async def commit(self) -> None:
+        """Commit the held transaction (if any) and let its session go."""
+        session, transaction = self.session, self.transaction
+        self.session = self.transaction = None
+        if session is None or transaction is None:
+            return
+        try:
+            await transaction.commit()
+        finally:
+            await session.close()
+        _counted()
+
+    async def rollback(self) -> None:
+        """Roll the held transaction back (if any) and let its session go."""
+        session, self.session, self.transaction = self.session, None, None
+        if session is not None:
+            await session.close()  # rolls back what was not committed
+
+
+HELD: ContextVar[Held | None] = ContextVar("medgw_held", default=None)
+"""The running mutation's :class:`Held` (set by ``gateway.access.ReadAudit``)."""
+
+
 @dataclass
 class Database:
     """One engine per process; sessions never expire loaded objects on commit."""
@@ -104,12 +154,25 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on any error.
-        Each commit is counted in :data:`COMMITS` (when the caller set one)."""
+        Each commit is counted in :data:`COMMITS` (when the caller set one). In a mutation
+        (:data:`HELD`) the commit waits until the payload is resolved and its read recorded
+        (:class:`Held`); the block's changes are flushed when it ends."""
+        held = HELD.get()
+        if held is not None and held.holds():
+            await held.commit()  # an earlier transaction of the mutation
+            session = self.sessions()
+            try:
+                transaction = await session.begin()
+                yield session
+                await session.flush()
+            except BaseException:
+                await session.close()
+                raise
+            held.session, held.transaction = session, transaction
+            return
         async with self.sessions() as session, session.begin():
             yield session
-        commits = COMMITS.get()
-        if commits is not None:
-            commits.count += 1
+        _counted()
 
     async def ping(self) -> bool:
         try:

@@ -50,6 +50,10 @@ CHANNEL = "medgw_outbox"
 """The LISTEN/NOTIFY channel. The payload is empty: a wake-up, not the data; PostgreSQL folds
 identical notifications of one transaction into one, so a re-run of many claims wakes once."""
 
+WEBHOOKS_CHANGED = "webhooks"
+"""The payload of the notification a webhook registration sends at its commit: a dispatcher
+that knows of no webhook (and so sends no SQL at all) looks again (:func:`webhooks_changed`)."""
+
 EVENT_TYPES = ["CLAIM_CHANGED", "IDENTITY_CHANGED", "ALERT_CHANGED", "APPLICATION_CHANGED"]
 DELIVERY_STATES = ["PENDING", "DELIVERED", "DEAD", "SKIPPED"]
 
@@ -184,6 +188,29 @@ async def emit_many(
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
+_REGISTERED = [0]
+"""Webhook registrations committed by this process (see :func:`webhooks_changed`)."""
+
+
+def webhook_registered() -> None:
+    """Note a webhook registration committed by this process (its dispatchers look again at
+    once, without waiting for the notification)."""
+    _REGISTERED[0] += 1
+
+
+def webhooks_changed() -> int:
+    """A number that grows whenever a webhook may have been registered: by this process
+    (:func:`webhook_registered`) or by another (its ``WEBHOOKS_CHANGED`` notification, as
+    every :class:`Listener` of this process heard it)."""
+    return _REGISTERED[0] + sum(found.registrations for found in _LISTENERS.values())
+
+
+async def notify_webhooks_changed(session: AsyncSession) -> None:
+    """Tell every dispatcher, at the commit of ``session``'s transaction, that a webhook was
+    registered."""
+    await session.execute(select(func.pg_notify(CHANNEL, WEBHOOKS_CHANGED)))
+
+
 class Listener:
     """``LISTEN medgw_outbox`` on a connection of its own (outside the pool): wakes every
     waiter of this process when a transaction that wrote events commits. One per database and
@@ -193,10 +220,14 @@ class Listener:
     def __init__(self, url: str) -> None:
         self.url = url
         self._connection: Any = None
+        self.registrations = 0
+        """``WEBHOOKS_CHANGED`` notifications heard."""
         self._waiters: set[asyncio.Event] = set()
         self._lock = asyncio.Lock()
 
-    def _wake(self, *_: object) -> None:
+    def _wake(self, _connection: object, _pid: object, _channel: object, payload: object) -> None:
+        if payload == WEBHOOKS_CHANGED:
+            self.registrations += 1
         for waiter in self._waiters:
             waiter.set()
 
@@ -212,12 +243,15 @@ class Listener:
                 self._connection = None
 
     async def wait(self, seconds: float) -> None:
-        """Until the next commit that wrote events, or ``seconds``."""
+        """Until the next commit that wrote events, or ``seconds``. A cancellation is never
+        lost, even when it comes with the wake-up (Python 3.11's ``asyncio.wait_for`` returns
+        the result then, and a dispatcher being stopped would run on)."""
         await self._ensure()
         waiter = asyncio.Event()
         self._waiters.add(waiter)
         try:
-            await asyncio.wait_for(waiter.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await waiter.wait()
         except TimeoutError:
             pass
         finally:

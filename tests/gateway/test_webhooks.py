@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.events import WebhookDispatcher
 from gateway.storage import models
 from gateway.storage.database import Database
-from gateway.storage.outbox import WebhookDelivery
+from gateway.storage.outbox import WebhookDelivery, listener, webhooks_changed
 from policies.benefits import PolicySet
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, StatementCounter
 from tests.factories import id_number
 from tests.gateway.conftest import LOCAL_RECEIVERS
 from tests.gateway.webhook_receiver import SECRET, Receiver, verify
@@ -269,3 +271,89 @@ async def test_registering_refuses_a_bad_url_secret_or_event_naming_it(
         assert await session.scalar(text("SELECT count(*) FROM webhooks")) == 0
     listed = await gql.data("{ webhooks { id } }")
     assert listed["webhooks"] == []
+
+
+async def test_no_sql_while_no_webhook_exists_and_a_webhook_registered_later_gets_its_events(
+    gql: GraphQLClient,
+    local: GraphQLClient,
+    local_app: Any,
+    db: Database,
+    receiver: Receiver,
+    count_statements: Callable[[], StatementCounter],
+) -> None:
+    """The dispatcher wakes at every commit that wrote events; with no webhook it sends no SQL
+    (it looked once), and a webhook registered afterwards gets the events after it."""
+    await insured(gql)
+    dispatcher = WebhookDispatcher(local_app.state.gateway)
+    try:
+        assert await dispatcher.step() == 0  # looks up the webhooks: none
+        await claim(gql, "N-1")
+        statements = count_statements()
+        for _ in range(3):
+            assert await dispatcher.step() == 0
+        assert statements.statements == []
+        await register_hook(local, receiver.url, ["CLAIM_CHANGED"])
+        await claim(gql, "N-2")
+
+        async def delivered() -> bool:
+            await dispatcher.step()
+            return len(receiver.accepted) >= 1
+
+        await until(delivered)
+        assert claim_numbers(receiver) == ["N-2"]  # N-1 came before the registration
+        assert [s for s, _ in await statuses(db)] == ["DELIVERED"]
+    finally:
+        await dispatcher.close()
+
+
+async def test_a_registration_in_another_process_is_heard_by_a_dispatcher_that_knew_none(
+    gql: GraphQLClient, local_app: Any, db: Database, admin: AsyncEngine
+) -> None:
+    """Another process's registration notifies at its commit: the dispatcher looks again
+    (the notification's count, not the recheck interval)."""
+    dispatcher = WebhookDispatcher(local_app.state.gateway)
+    wake = listener(db.engine)
+    try:
+        assert not await dispatcher.webhooks_exist()
+        await wake.wait(0.01)  # connected and listening
+        before = webhooks_changed()
+        async with admin.begin() as conn:  # as registerWebhook does, from elsewhere
+            await conn.execute(
+                text(
+                    "INSERT INTO webhooks (id, department, org, subject, regions, url, events, "
+                    "secret, since_txid, since_event) VALUES (gen_random_uuid(), 'insurer', "
+                    "'picc-5104', 't', '{5104}', 'https://x.example/', '{CLAIM_CHANGED}', "
+                    "'whsec_x', 0, 0)"
+                )
+            )
+            await conn.execute(text("SELECT pg_notify('medgw_outbox', 'webhooks')"))
+
+        async def heard() -> bool:
+            await asyncio.sleep(0.02)
+            return webhooks_changed() != before
+
+        await until(heard)
+        assert await dispatcher.webhooks_exist()
+    finally:
+        await dispatcher.close()
+
+
+async def test_a_wait_cancelled_as_a_notification_wakes_it_is_cancelled(db: Database) -> None:
+    """A dispatcher (or subscription) being stopped just as a commit's notification wakes it
+    stops: the cancellation is not lost in the wake-up (the app's shutdown waits for it)."""
+    wake = listener(db.engine)
+    await wake.wait(0.01)  # connected
+    for settle_first in range(3):  # the wake-up a few loop steps before the cancellation
+        waiting = asyncio.create_task(wake.wait(30))
+        await asyncio.sleep(0.05)  # parked
+        wake._wake(None, 0, "medgw_outbox", "")
+        for _ in range(settle_first):
+            await asyncio.sleep(0)
+        if waiting.done():
+            continue  # it returned before anyone asked it to stop: nothing lost
+        waiting.cancel()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            continue
+        raise AssertionError(f"the wait returned: its cancellation was lost ({settle_first})")
