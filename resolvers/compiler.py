@@ -1,0 +1,770 @@
+"""The read compiler (issue 15): a query over persons compiled into one SQL statement per root
+field that builds the response's JSON inside PostgreSQL, with the caller's row rules and masks
+in SQL, instead of resolving field by field.
+
+What it covers (anything else is "not covered": :func:`compile_plan` or :func:`run` return
+``None`` and the resolvers answer as before):
+
+- a query operation (no directives, no fragments) whose root fields are ``beneficiary(id:)`` /
+  ``beneficiary(idNumber:)`` and ``beneficiaries(regionPrefix:, category:, first:, after:)``;
+- below them the column fields of ``Beneficiary`` (and ``birthYear``), ``identities``,
+  ``monitoringFlags``, ``enrollments`` (with ``subsidy``) and ``claims(year:, first:, after:)``
+  (edges, cursors, pageInfo, totalCount) with each claim's column fields and ``settlement``
+  (its policy, category and the six amounts), ``__typename`` anywhere below the root;
+- the departments' masks whose kind has an SQL form (:data:`SQL_MASKS`) and the row rules of
+  :mod:`resolvers.rows` (region, carrier, carried_persons, hospital).
+
+Argument values are checked in Python with the resolvers' own checks before any SQL is sent; a
+value they would refuse (a bad cursor, a page size out of range, a region outside the token,
+both or neither of id and idNumber, a value :mod:`gateway.arguments` refuses) makes the request
+"not covered", so the resolvers give their usual error.
+
+The answer (:class:`Answer`) carries the data, in the shape and order graphql-core gives it,
+and what the read audit needs: the operation label, the beneficiary ids the statements returned
+and the field paths (the schema's names) that the resolvers would have noted, i.e. those of
+personal fields whose parent object occurs in the response (ACCESS.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import graphql
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+
+from policies.access.policy import AccessPolicies, DepartmentPolicy
+from policies.errors import InvalidInput
+from policies.vocabulary import Category, Payer
+from resolvers.context import Context
+from resolvers.inputs import check_in_token, check_region_prefix
+from resolvers.rows import KNOWN
+
+ROOTS = frozenset({"beneficiary", "beneficiaries"})
+
+SQL_MASKS: Mapping[str, Callable[[str], str]] = {
+    # policies/access/masks.py, in SQL (char_length counts characters as len() does).
+    "name": lambda v: f"(left({v}, 1) || repeat('*', char_length({v}) - 1))",
+    "id_number": lambda v: (
+        f"(CASE WHEN char_length({v}) <= 12 THEN repeat('*', char_length({v})) "
+        f"ELSE left({v}, 4) || repeat('*', char_length({v}) - 8) || right({v}, 4) END)"
+    ),
+}
+"""The mask kinds of policies/access/masks.py the compiler reproduces, as SQL of a text value."""
+
+OPERATION_LENGTH = 120
+"""The audit_log.operation column (as gateway.access labels operations)."""
+
+
+class NotCovered(Exception):
+    """The request is not one the compiler answers: the resolvers do."""
+
+
+# -- the compiled selection -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selected:
+    """One selected field: response key, schema name, the type it is selected on, its
+    arguments (as written), what it selects, and whether it is personal or masked."""
+
+    key: str
+    name: str
+    parent: str
+    node: graphql.FieldNode
+    definition: graphql.GraphQLField
+    type_name: str
+    children: tuple[Selected, ...]
+    personal: bool
+    mask: str | None
+    lookups: tuple[str, ...]
+    """Arguments that look persons up by personal data (noted as ``path(argument)``)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled operation of one department: its root fields and its audit label."""
+
+    operation: graphql.OperationDefinitionNode
+    label: str
+    roots: tuple[Selected, ...]
+    rows: frozenset[str]
+
+
+@dataclass
+class Answer:
+    """What the compiled statements returned: the data and the read trail's contents."""
+
+    data: dict[str, Any]
+    operation: str
+    beneficiary_ids: set[uuid.UUID] = field(default_factory=set)
+    field_paths: set[str] = field(default_factory=set)
+
+
+# Fields by (type, field): SQL of a column expression on the row alias ``{a}``. Enum values are
+# stored as their GraphQL names (NULLIF: the resolvers read an empty string as null).
+_DATE = "{a}.%s"
+_RECORDED = (
+    "to_char({a}.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+    "CASE WHEN extract(microseconds FROM {a}.recorded_at)::int % 1000000 = 0 THEN '' "
+    "ELSE to_char({a}.recorded_at AT TIME ZONE 'UTC', '.US') END || '+00:00'"
+)
+_CATEGORY_RECORD = {
+    "id": "{a}.id::text",
+    "category": "{a}.category",
+    "validFrom": "{a}.valid_from",
+    "validTo": "{a}.valid_to",
+    "reference": "{a}.reference",
+    "decidedOn": "{a}.decided_on",
+    "department": "{a}.department",
+    "org": "{a}.org",
+    "recordedAt": _RECORDED,
+}
+COLUMNS: Mapping[str, Mapping[str, str]] = {
+    "Beneficiary": {
+        "id": "{a}.id::text",
+        "idNumber": "{a}.id_number",
+        "name": "{a}.name",
+        "gender": "{a}.gender",
+        "birthDate": "{a}.birth_date",
+        "birthYear": "extract(year FROM {a}.birth_date)::int",
+        "regionCode": "{a}.region_code",
+    },
+    "Identity": _CATEGORY_RECORD,
+    "MonitoringFlag": _CATEGORY_RECORD,
+    "Enrollment": {
+        "year": "{a}.year",
+        "scheme": "{a}.scheme",
+        "contribution": "{a}.contribution::text",
+        "inclusiveCommercial": "{a}.inclusive_commercial",
+        "enrolledOn": "{a}.enrolled_on",
+    },
+    "SubsidySplit": {
+        "policy": "{a}.subsidy_policy",
+        "category": "NULLIF({a}.subsidy_category, '')",
+        "assistanceFund": "{a}.subsidy_assistance_fund::text",
+        "finance": "{a}.subsidy_finance::text",
+        "individual": "{a}.subsidy_individual::text",
+    },
+    "Claim": {
+        "claimNumber": "{a}.claim_number",
+        "year": "{a}.year",
+        "type": "{a}.type",
+        "hospitalLevel": "NULLIF({a}.hospital_level, '')",
+        "hospitalCode": "{a}.hospital_code",
+        "admissionDate": "{a}.admission_date",
+        "dischargeDate": "{a}.discharge_date",
+        "totalCost": "{a}.total_cost::text",
+        "policyScopeCost": "{a}.policy_scope_cost::text",
+        "referralCompliant": "{a}.referral_compliant",
+        "inProvince": "{a}.in_province",
+        "diagnosis": "{a}.diagnosis",
+        "specialTreatmentHospital": "{a}.special_treatment_hospital",
+        "carrier": "{a}.carrier",
+        "reversed": "({a}.reversed_at IS NOT NULL)",
+        "acknowledged": "({a}.acknowledged_at IS NOT NULL)",
+    },
+}
+"""The column fields the compiler reads, by GraphQL type and field."""
+
+_SETTLEMENT_FIELDS = frozenset(
+    {"claimNumber", "policy", "category", "outOfPocket", *(p.value for p in Payer)}
+)
+OBJECTS: Mapping[tuple[str, str], str] = {
+    ("Query", "beneficiary"): "Beneficiary",
+    ("Query", "beneficiaries"): "BeneficiaryConnection",
+    ("BeneficiaryConnection", "edges"): "BeneficiaryEdge",
+    ("BeneficiaryConnection", "pageInfo"): "PageInfo",
+    ("BeneficiaryEdge", "node"): "Beneficiary",
+    ("Beneficiary", "identities"): "Identity",
+    ("Beneficiary", "monitoringFlags"): "MonitoringFlag",
+    ("Beneficiary", "enrollments"): "Enrollment",
+    ("Beneficiary", "claims"): "ClaimConnection",
+    ("Enrollment", "subsidy"): "SubsidySplit",
+    ("ClaimConnection", "edges"): "ClaimEdge",
+    ("ClaimConnection", "pageInfo"): "PageInfo",
+    ("ClaimEdge", "node"): "Claim",
+    ("Claim", "settlement"): "Settlement",
+}
+"""The object fields the compiler follows, and the type each returns (checked on the schema)."""
+SCALARS: Mapping[str, frozenset[str]] = {
+    **{t: frozenset(c) for t, c in COLUMNS.items()},
+    "BeneficiaryConnection": frozenset({"totalCount"}),
+    "ClaimConnection": frozenset({"totalCount"}),
+    "BeneficiaryEdge": frozenset({"cursor"}),
+    "ClaimEdge": frozenset({"cursor"}),
+    "PageInfo": frozenset({"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}),
+    "Settlement": _SETTLEMENT_FIELDS,
+}
+
+
+# -- compiling a document -------------------------------------------------------------------------
+
+
+def operation_label(operation: graphql.OperationDefinitionNode) -> str:
+    """As :func:`gateway.access._operation`: ``query Name``, or for an anonymous operation its
+    type and root fields (the compiler covers only plain fields at the root)."""
+    if operation.name is not None:
+        name = operation.name.value
+    else:
+        fields = [s.name.value for s in operation.selection_set.selections if _is_field(s)]
+        name = ",".join(dict.fromkeys(fields))
+    label = f"{operation.operation.value} {name}"
+    if len(label) > OPERATION_LENGTH:
+        label = label[: OPERATION_LENGTH - 1] + "…"
+    return label
+
+
+def _is_field(node: graphql.SelectionNode) -> bool:
+    return isinstance(node, graphql.FieldNode)
+
+
+def compile_plan(
+    document: graphql.DocumentNode,
+    operation_name: str | None,
+    schema: graphql.GraphQLSchema,
+    policy: DepartmentPolicy,
+    access: AccessPolicies,
+) -> Plan | None:
+    """The plan of the operation, or None when the compiler does not cover it."""
+    try:
+        operation = graphql.get_operation_ast(document, operation_name)
+        if (
+            operation is None
+            or operation.operation is not graphql.OperationType.QUERY
+            or operation.directives
+            or not set(policy.rows) <= KNOWN
+        ):
+            return None
+        query_type = schema.query_type
+        if query_type is None:
+            return None
+        roots = _selections(operation.selection_set, query_type, schema, policy, access, True)
+        return Plan(operation, operation_label(operation), roots, frozenset(policy.rows))
+    except NotCovered:
+        return None
+
+
+def _selections(
+    selection_set: graphql.SelectionSetNode | None,
+    parent: graphql.GraphQLObjectType,
+    schema: graphql.GraphQLSchema,
+    policy: DepartmentPolicy,
+    access: AccessPolicies,
+    root: bool = False,
+) -> tuple[Selected, ...]:
+    if selection_set is None:
+        raise NotCovered("no selection")
+    found: list[Selected] = []
+    keys: set[str] = set()
+    for node in selection_set.selections:
+        if not isinstance(node, graphql.FieldNode) or node.directives:
+            raise NotCovered("fragment or directive")
+        name = node.name.value
+        key = (node.alias or node.name).value
+        if key in keys:
+            raise NotCovered("a response key selected twice (merged by graphql-core)")
+        keys.add(key)
+        if name == "__typename":
+            if root or node.arguments or node.selection_set:
+                raise NotCovered("__typename at the root")
+            found.append(_typename(key, parent))
+            continue
+        if root and name not in ROOTS:
+            raise NotCovered(name)
+        definition = parent.fields.get(name)
+        if definition is None:
+            raise NotCovered(name)
+        named = graphql.get_named_type(definition.type)
+        expected = OBJECTS.get((parent.name, name))
+        if expected is not None:
+            if named.name != expected or not isinstance(named, graphql.GraphQLObjectType):
+                raise NotCovered(f"{parent.name}.{name} returns {named.name}")
+            children = _selections(node.selection_set, named, schema, policy, access)
+        elif name in SCALARS.get(parent.name, ()):
+            if node.selection_set is not None:
+                raise NotCovered(name)
+            children = ()
+        else:
+            raise NotCovered(f"{parent.name}.{name}")
+        if node.arguments and name not in {"beneficiary", "beneficiaries", "claims"}:
+            raise NotCovered(f"arguments of {name}")
+        mode = policy.mode(parent.name, name)
+        if mode is None:
+            raise NotCovered(f"{parent.name}.{name} is not granted")
+        mask = None
+        if mode == "masked":
+            mask = access.masks.get((parent.name, name))
+            if mask not in SQL_MASKS:
+                raise NotCovered(f"mask of {parent.name}.{name}")
+        lookups = tuple(
+            argument
+            for argument in definition.args
+            if any(access.is_personal(*t) for t in policy.filters.get((parent.name, name, argument), ()))
+        )
+        found.append(
+            Selected(
+                key=key,
+                name=name,
+                parent=parent.name,
+                node=node,
+                definition=definition,
+                type_name=named.name,
+                children=children,
+                personal=access.is_personal(parent.name, name),
+                mask=mask,
+                lookups=lookups,
+            )
+        )
+    return tuple(found)
+
+
+def _typename(key: str, parent: graphql.GraphQLObjectType) -> Selected:
+    node = graphql.FieldNode(name=graphql.NameNode(value="__typename"))
+    return Selected(
+        key=key,
+        name="__typename",
+        parent=parent.name,
+        node=node,
+        definition=graphql.type.introspection.TypeNameMetaFieldDef,
+        type_name="String",
+        children=(),
+        personal=False,
+        mask=None,
+        lookups=(),
+    )
+
+
+# -- arguments ------------------------------------------------------------------------------------
+
+_ROW_ID = re.compile(r"\A[1-9][0-9]{0,17}\Z")
+_UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+Arguments = dict[int, dict[str, Any]]
+"""The coerced argument values of each selected field with arguments, by ``id(node)``."""
+Check = Callable[[str, object], None]
+"""The edge's check of one argument value (gateway.arguments.check_value, by GraphQL name)."""
+
+
+def _cursor_key(kind: str, cursor: str, pattern: re.Pattern[str]) -> str:
+    """schema.pagination.decode_cursor: the key of a cursor of ``kind``, or NotCovered (the
+    resolvers then give their error)."""
+    try:
+        found, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise NotCovered("cursor") from None
+    if found != kind or not pattern.match(key):
+        raise NotCovered("cursor")
+    return key
+
+
+def _page_size(value: object, maximum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= maximum:
+        raise NotCovered("first")
+    return value
+
+
+def _arguments(
+    selected: Sequence[Selected], variables: VariableValues, check: Check, into: Arguments
+) -> None:
+    for s in selected:
+        if s.node.arguments or s.definition.args:
+            values = get_argument_values(s.definition, s.node, variables)
+            for name, value in values.items():
+                check(name, value)
+            into[id(s.node)] = values
+        _arguments(s.children, variables, check, into)
+
+
+# -- SQL ------------------------------------------------------------------------------------------
+
+
+def _cursor(kind: str, key_sql: str) -> str:
+    """schema.pagination.encode_cursor in SQL: URL-safe base64 of ``kind:key`` (no line breaks)."""
+    return (
+        f"translate(encode(convert_to('{kind}:' || ({key_sql})::text, 'UTF8'), 'base64'), "
+        "E'+/\\n', '-_')"
+    )
+
+
+@dataclass
+class _Sql:
+    """One statement being built: its parameters (``$n`` with a cast) and row aliases."""
+
+    ctx: Context
+    arguments: Arguments
+    params: list[Any] = field(default_factory=list)
+    aliases: int = 0
+
+    def param(self, value: Any, cast: str) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}::{cast}"
+
+    def alias(self, stem: str) -> str:
+        self.aliases += 1
+        return f"{stem}{self.aliases}"
+
+    def args(self, s: Selected) -> dict[str, Any]:
+        return self.arguments.get(id(s.node), {})
+
+    # -- row rules (resolvers/rows.py) --
+
+    def persons(self, b: str) -> list[str]:
+        principal = self.ctx.principal
+        if not principal.regions:
+            raise NotCovered("a token without regions")
+        patterns = [f"{prefix}%" for prefix in principal.regions]
+        conditions = [f"{b}.region_code LIKE ANY ({self.param(patterns, 'text[]')})"]
+        rules = self.ctx.rows.rules
+        for rule, column in (("carried_persons", "carrier"), ("hospital", "hospital_code")):
+            if rule in rules:
+                org = self.param(principal.org, "text")
+                conditions.append(
+                    f"EXISTS (SELECT 1 FROM claims rc WHERE rc.beneficiary_id = {b}.id "
+                    f"AND rc.{column} = {org})"
+                )
+        return conditions
+
+    def claims(self, c: str) -> list[str]:
+        rules = self.ctx.rows.rules
+        org = self.ctx.principal.org
+        conditions = []
+        if "carrier" in rules:
+            conditions.append(f"{c}.carrier = {self.param(org, 'text')}")
+        if "hospital" in rules:
+            conditions.append(f"{c}.hospital_code = {self.param(org, 'text')}")
+        return conditions
+
+    # -- objects --
+
+    def obj(self, type_name: str, selected: Sequence[Selected], a: str) -> str:
+        """``json_build_object`` of ``selected`` on the row alias ``a`` of ``type_name``."""
+        parts: list[str] = []
+        for s in selected:
+            parts.append(f"'{s.key}'")
+            parts.append(self.value(type_name, s, a))
+        return f"json_build_object({', '.join(parts)})"
+
+    def value(self, type_name: str, s: Selected, a: str) -> str:
+        if s.name == "__typename":
+            return f"'{type_name}'::text"
+        column = COLUMNS.get(type_name, {}).get(s.name)
+        if column is not None:
+            sql = column.format(a=a)
+            return SQL_MASKS[s.mask](sql) if s.mask else sql
+        if type_name == "Beneficiary":
+            return self.beneficiary_link(s, a)
+        if (type_name, s.name) == ("Enrollment", "subsidy"):
+            return self.obj("SubsidySplit", s.children, a)
+        if (type_name, s.name) == ("Claim", "settlement"):
+            return self.settlement(s, a)
+        raise NotCovered(f"{type_name}.{s.name}")
+
+    def beneficiary_link(self, s: Selected, b: str) -> str:
+        lists = {
+            "identities": ("identities", "{a}.valid_from, {a}.id"),
+            "monitoringFlags": ("monitoring_flags", "{a}.valid_from, {a}.id"),
+            "enrollments": ("enrollments", "{a}.year"),
+        }
+        if s.name in lists:
+            table, order = lists[s.name]
+            r = self.alias("r")
+            node = self.obj(s.type_name, s.children, r)
+            return (
+                f"(SELECT coalesce(json_agg({node} ORDER BY {order.format(a=r)}), '[]'::json) "
+                f"FROM {table} {r} WHERE {r}.beneficiary_id = {b}.id)"
+            )
+        if s.name == "claims":
+            return self.claim_connection(s, b)
+        raise NotCovered(f"Beneficiary.{s.name}")
+
+    def claim_connection(self, s: Selected, b: str) -> str:
+        args = self.args(s)
+        first = _page_size(args.get("first"), self.ctx.settings.max_page_size)
+        after_text = args.get("after")
+        after = (
+            None if after_text is None else int(_cursor_key("claim", after_text, _ROW_ID))
+        )
+        year = args.get("year")
+        c, k = self.alias("c"), self.alias("k")
+        filters = [f"{c}.beneficiary_id = {b}.id"]
+        counted = [f"{k}.beneficiary_id = {b}.id"]
+        if year is not None:
+            filters.append(f"{c}.year = {self.param(year, 'int')}")
+            counted.append(f"{k}.year = {self.param(year, 'int')}")
+        if after is not None:
+            filters.append(f"{c}.id > {self.param(after, 'bigint')}")
+        filters += self.claims(c)
+        counted += self.claims(k)
+        n = self.param(first, "int")
+        shown = f"FILTER (WHERE {c}.n <= {n})"
+        fields: list[str] = []
+        for f in s.children:
+            fields.append(f"'{f.key}'")
+            if f.name == "__typename":
+                fields.append(f"'{s.type_name}'::text")
+            elif f.name == "totalCount":
+                fields.append(f"(SELECT count(*) FROM claims {k} WHERE {' AND '.join(counted)})")
+            elif f.name == "pageInfo":
+                fields.append(
+                    self.page_info(
+                        f,
+                        has_next=f"count(*) > {n}",
+                        after=after is not None,
+                        start=_cursor("claim", f"min({c}.id) {shown}"),
+                        end=_cursor("claim", f"max({c}.id) {shown}"),
+                    )
+                )
+            else:  # edges
+                edge: list[str] = []
+                for e in f.children:
+                    edge.append(f"'{e.key}'")
+                    if e.name == "__typename":
+                        edge.append(f"'{f.type_name}'::text")
+                    elif e.name == "cursor":
+                        edge.append(_cursor("claim", f"{c}.id"))
+                    else:  # node
+                        edge.append(self.obj("Claim", e.children, c))
+                fields.append(
+                    f"coalesce(json_agg(json_build_object({', '.join(edge)}) ORDER BY {c}.id) "
+                    f"{shown}, '[]'::json)"
+                )
+        return (
+            f"(SELECT json_build_object({', '.join(fields)}) FROM (SELECT {c}.*, row_number() "
+            f"OVER (ORDER BY {c}.id) AS n FROM claims {c} WHERE {' AND '.join(filters)} "
+            f"ORDER BY {c}.id LIMIT {n} + 1) {c})"
+        )
+
+    def page_info(self, s: Selected, *, has_next: str, after: bool, start: str, end: str) -> str:
+        values = {
+            "__typename": "'PageInfo'::text",
+            "hasNextPage": has_next,
+            "hasPreviousPage": "true" if after else "false",
+            "startCursor": start,
+            "endCursor": end,
+        }
+        parts = [x for f in s.children for x in (f"'{f.key}'", values[f.name])]
+        return f"json_build_object({', '.join(parts)})"
+
+    def settlement(self, s: Selected, c: str) -> str:
+        e, d, line = self.alias("e"), self.alias("d"), self.alias("l")
+        decisive = (
+            f"FROM settlements {d} WHERE {d}.claim_id = {c}.id AND {d}.kind <> 'REVERSAL' "
+            f"ORDER BY {d}.id DESC LIMIT 1"
+        )
+        parts: list[str] = []
+        for f in s.children:
+            parts.append(f"'{f.key}'")
+            if f.name == "__typename":
+                parts.append("'Settlement'::text")
+            elif f.name == "claimNumber":
+                parts.append(f"{c}.claim_number")
+            elif f.name == "policy":
+                parts.append(f"coalesce((SELECT {d}.policy {decisive}), '')")
+            elif f.name == "category":
+                parts.append(f"(SELECT NULLIF({d}.category, '') {decisive})")
+            elif f.name == "outOfPocket":
+                parts.append(f"(0.00 + sum({e}.out_of_pocket))::text")
+            else:
+                payer = Payer(f.name).value
+                parts.append(
+                    f"(0.00 + coalesce((SELECT sum({line}.amount) FROM settlement_lines {line} "
+                    f"JOIN settlements {d} ON {d}.id = {line}.settlement_id "
+                    f"WHERE {d}.claim_id = {c}.id AND {line}.payer = '{payer}'), 0.00))::text"
+                )
+        return (
+            f"(SELECT CASE WHEN count(*) = 0 THEN NULL ELSE json_build_object({', '.join(parts)}) "
+            f"END FROM settlements {e} WHERE {e}.claim_id = {c}.id)"
+        )
+
+    # -- root fields --
+
+    def beneficiary(self, s: Selected) -> tuple[str, uuid.UUID | None, str | None]:
+        """The statement of ``beneficiary(id:|idNumber:)``: one row (id, JSON) or none."""
+        args = self.args(s)
+        id_, number = args.get("id"), args.get("idNumber")
+        if (id_ is None) == (number is None):
+            raise NotCovered("give exactly one of id and idNumber")
+        b = self.alias("b")
+        if id_ is not None:
+            try:
+                condition = f"{b}.id = {self.param(uuid.UUID(id_), 'uuid')}"
+            except (ValueError, TypeError, AttributeError):
+                raise NotCovered("id") from None
+        else:
+            condition = f"{b}.id_number = {self.param(str(number).strip().upper(), 'text')}"
+        conditions = [condition, *self.persons(b)]
+        sql = (
+            f"SELECT ARRAY[{b}.id], {self.obj('Beneficiary', s.children, b)}::text "
+            f"FROM beneficiaries {b} WHERE {' AND '.join(conditions)}"
+        )
+        return sql, None, None
+
+    def beneficiaries(self, s: Selected) -> str:
+        """The statement of ``beneficiaries(...)``: one row (ids of the page, JSON)."""
+        args = self.args(s)
+        first = _page_size(args.get("first"), self.ctx.settings.max_page_size)
+        after_text = args.get("after")
+        if after_text == "":
+            raise NotCovered("an empty cursor")
+        after = (
+            None
+            if after_text is None
+            else uuid.UUID(_cursor_key("beneficiary", after_text, _UUID))
+        )
+        b = self.alias("b")
+        conditions = self.persons(b)
+        prefix = args.get("regionPrefix")
+        if prefix is not None:
+            try:
+                check_in_token(self.ctx.principal, "regionPrefix", check_region_prefix(prefix))
+            except Exception:
+                raise NotCovered("regionPrefix") from None
+            conditions.append(f"{b}.region_code LIKE {self.param(prefix + '%', 'text')}")
+        category = args.get("category")
+        if category is not None:
+            held = Category(category)
+            table = "monitoring_flags" if held.is_monitoring_flag else "identities"
+            today = self.param(self.ctx.settings.today(), "date")
+            conditions.append(
+                f"EXISTS (SELECT 1 FROM {table} h WHERE h.beneficiary_id = {b}.id "
+                f"AND h.category = {self.param(held.value, 'text')} AND h.valid_from <= {today} "
+                f"AND (h.valid_to IS NULL OR h.valid_to >= {today}))"
+            )
+        where = " AND ".join(conditions)
+        n = self.param(first, "int")
+        keyset = f" AND {b}.id > {self.param(after, 'uuid')}" if after is not None else ""
+        fields: list[str] = []
+        for f in s.children:
+            fields.append(f"'{f.key}'")
+            if f.name == "__typename":
+                fields.append(f"'{s.type_name}'::text")
+            elif f.name == "totalCount":
+                fields.append(f"(SELECT count(*) FROM beneficiaries {b} WHERE {where})")
+            elif f.name == "pageInfo":
+                fields.append(
+                    self.page_info(
+                        f,
+                        has_next=f"(SELECT count(*) FROM page) > {n}",
+                        after=after is not None,
+                        start=_cursor("beneficiary", "(SELECT id FROM shown ORDER BY id LIMIT 1)"),
+                        end=_cursor(
+                            "beneficiary", "(SELECT id FROM shown ORDER BY id DESC LIMIT 1)"
+                        ),
+                    )
+                )
+            else:  # edges
+                edge: list[str] = []
+                for e in f.children:
+                    edge.append(f"'{e.key}'")
+                    if e.name == "__typename":
+                        edge.append(f"'{f.type_name}'::text")
+                    elif e.name == "cursor":
+                        edge.append(_cursor("beneficiary", f"{b}.id"))
+                    else:  # node
+                        edge.append(self.obj("Beneficiary", e.children, b))
+                fields.append(
+                    f"(SELECT coalesce(json_agg(json_build_object({', '.join(edge)}) "
+                    f"ORDER BY {b}.id), '[]'::json) FROM shown {b})"
+                )
+        return (
+            f"WITH page AS MATERIALIZED (SELECT {b}.* FROM beneficiaries {b} WHERE {where}"
+            f"{keyset} ORDER BY {b}.id LIMIT {n} + 1), "
+            f"shown AS MATERIALIZED (SELECT * FROM page ORDER BY id LIMIT {n}) "
+            f"SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM shown), "
+            f"json_build_object({', '.join(fields)})::text"
+        )
+
+
+# -- running a plan -------------------------------------------------------------------------------
+
+
+async def run(
+    plan: Plan,
+    ctx: Context,
+    schema: graphql.GraphQLSchema,
+    variables: Mapping[str, Any] | None,
+    check: Check,
+) -> Answer | None:
+    """The answer of ``plan`` from one statement per root field, or None when the request is not
+    covered after all (its argument values): nothing has been sent to the database then."""
+    if plan.rows != ctx.rows.rules:
+        return None
+    coerced = get_variable_values(
+        schema, plan.operation.variable_definitions or (), dict(variables or {})
+    )
+    if isinstance(coerced, list):  # errors: graphql-core reports them
+        return None
+    arguments: Arguments = {}
+    statements: list[tuple[Selected, str, list[Any]]] = []
+    try:
+        _arguments(plan.roots, coerced, check, arguments)
+        for root in plan.roots:
+            sql = _Sql(ctx, arguments)
+            text = sql.beneficiary(root)[0] if root.name == "beneficiary" else sql.beneficiaries(root)
+            statements.append((root, text, sql.params))
+    except (NotCovered, InvalidInput, graphql.GraphQLError, ValueError, TypeError):
+        return None
+    answer = Answer(data={}, operation=plan.label)
+    found: list[list[uuid.UUID]] = []
+
+    async def fetch(session: Any) -> None:
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        for root, text, params in statements:
+            row = await driver.fetchrow(text, *params)
+            if row is None:
+                answer.data[root.key] = None
+                found.append([])
+            else:
+                answer.data[root.key] = json.loads(row[1])
+                found.append(list(row[0]))
+
+    await ctx.read(fetch)
+    for (root, _, _), ids in zip(statements, found, strict=True):
+        _trail(answer, [answer.data], (root,), "", ids, arguments)
+    return answer
+
+
+def _trail(
+    answer: Answer,
+    instances: list[dict[str, Any]],
+    selected: Sequence[Selected],
+    prefix: str,
+    ids: list[uuid.UUID],
+    arguments: Arguments,
+) -> None:
+    """What :class:`gateway.access.FieldAccess` notes: each personal field (and each personal
+    lookup given) whose parent object occurs in the response, with the persons the statement
+    returned where the parent is a person."""
+    if not instances:
+        return
+    for s in selected:
+        path = f"{prefix}{s.name}"
+        if s.personal:
+            answer.field_paths.add(path)
+            if s.parent == "Beneficiary":
+                answer.beneficiary_ids.update(ids)
+        given = arguments.get(id(s.node), {})
+        for name in s.lookups:
+            if given.get(name) is not None:
+                answer.field_paths.add(f"{path}({name})")
+                if s.type_name == "Beneficiary":
+                    answer.beneficiary_ids.update(ids)
+        if s.children:
+            _trail(answer, list(_below(instances, s.key)), s.children, f"{path}.", ids, arguments)
+
+
+def _below(instances: list[dict[str, Any]], key: str) -> Iterator[dict[str, Any]]:
+    for instance in instances:
+        value = instance[key]
+        if isinstance(value, list):
+            yield from value
+        elif value is not None:
+            yield value
