@@ -105,6 +105,8 @@ class Answer:
     operation: str
     beneficiary_ids: set[uuid.UUID] = field(default_factory=set)
     field_paths: set[str] = field(default_factory=set)
+    statements: int = 0
+    """SQL statements sent (one per root field)."""
 
 
 # Fields by (type, field): SQL of a column expression on the row alias ``{a}``. Enum values are
@@ -719,6 +721,7 @@ async def run(
         driver = raw.driver_connection
         for root, text, params in statements:
             row = await driver.fetchrow(text, *params)
+            answer.statements += 1
             if row is None:
                 answer.data[root.key] = None
                 found.append([])

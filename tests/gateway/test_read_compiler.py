@@ -35,6 +35,8 @@ DEPARTMENTS = sorted(ACCESS.departments)
 INSURER = "insurer-a"
 HOSPITAL = "H1"
 REGIONS = ("5104", "3201")
+STATS: dict[str, list[bool]] = {}
+"""Per department: whether each compiled run answered (for the check that follows)."""
 EXAMPLES = int(os.environ.get("COMPILER_EXAMPLES", "15"))
 
 
@@ -246,3 +248,285 @@ def _may_use(policy: DepartmentPolicy, query: str) -> bool:
 
     full = load_access_for_schema()[0]
     return not forbidden_paths(graphql.parse(query), full, policy, None)
+
+
+# -- random selections, every department ----------------------------------------------------------
+
+CATEGORY_RECORD = [
+    "id", "category", "validFrom", "validTo", "reference", "decidedOn", "department", "org",
+    "recordedAt",
+]
+FIELDS: dict[str, list[str]] = {
+    "Beneficiary": [
+        "id", "idNumber", "name", "gender", "birthDate", "birthYear", "regionCode",
+        "identities", "monitoringFlags", "enrollments", "claims",
+    ],
+    "Identity": CATEGORY_RECORD,
+    "MonitoringFlag": CATEGORY_RECORD,
+    "Enrollment": ["year", "scheme", "contribution", "inclusiveCommercial", "enrolledOn", "subsidy"],
+    "SubsidySplit": ["policy", "category", "assistanceFund", "finance", "individual"],
+    "ClaimConnection": ["edges", "pageInfo", "totalCount"],
+    "BeneficiaryConnection": ["edges", "pageInfo", "totalCount"],
+    "ClaimEdge": ["cursor", "node"],
+    "BeneficiaryEdge": ["cursor", "node"],
+    "PageInfo": ["hasNextPage", "hasPreviousPage", "startCursor", "endCursor"],
+    "Claim": [
+        "claimNumber", "year", "type", "hospitalLevel", "hospitalCode", "admissionDate",
+        "dischargeDate", "totalCost", "policyScopeCost", "referralCompliant", "inProvince",
+        "diagnosis", "specialTreatmentHospital", "carrier", "reversed", "acknowledged",
+        "settlement",
+    ],
+    "Settlement": [
+        "claimNumber", "policy", "category", "basicInsurance", "criticalIllness",
+        "inclusiveCommercial", "assistance", "secondaryAssistance", "outOfPocket",
+    ],
+}  # fmt: skip
+OBJECT = {(t, f): r for (t, f), r in compiler.OBJECTS.items()}
+
+
+def cursor(kind: str, key: object) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode()
+
+
+@st.composite
+def selection(draw: st.DrawFn, policy: DepartmentPolicy, type_name: str, seeded: Seeded) -> str:
+    """A random selection set on ``type_name`` of fields the department may use."""
+    usable = [f for f in FIELDS[type_name] if policy.can_use(type_name, f)]
+    chosen = draw(st.lists(st.sampled_from([*usable, "__typename"]), min_size=1, unique=True))
+    parts: list[str] = []
+    for name in chosen:
+        alias = draw(st.sampled_from(["", "", "", f"{name}_1: "]))
+        arguments = ""
+        inner = ""
+        child = OBJECT.get((type_name, name))
+        if child is not None:
+            if not [f for f in FIELDS[child] if policy.can_use(child, f)]:
+                continue
+            inner = " { " + draw(selection(policy, child, seeded)) + " }"
+            if name == "claims":
+                arguments = draw(claim_arguments(seeded))
+        parts.append(f"{alias}{name}{arguments}{inner}")
+    return " ".join(parts) or "__typename"
+
+
+@st.composite
+def claim_arguments(draw: st.DrawFn, seeded: Seeded) -> str:
+    given = []
+    year = draw(st.sampled_from([None, None, 2023, 2024, 1800]))
+    if year is not None:
+        given.append(f"year: {year}")
+    first = draw(st.sampled_from([None, 1, 2, 5, 0]))
+    if first is not None:
+        given.append(f"first: {first}")
+    after = draw(
+        st.sampled_from([None, None, "garbage", cursor("claim", 2), cursor("claim", 10)])
+    )
+    if after is not None:
+        given.append(f'after: "{after}"')
+    return f"({', '.join(given)})" if given else ""
+
+
+@st.composite
+def root(draw: st.DrawFn, policy: DepartmentPolicy, seeded: Seeded) -> tuple[str, dict[str, Any]]:
+    """One covered root field with its arguments (as literals or variables)."""
+    which = draw(st.sampled_from(["beneficiary", "beneficiaries"]))
+    alias = draw(st.sampled_from(["", "r1: ", "r2: "]))
+    variables: dict[str, Any] = {}
+    type_name = "Beneficiary" if which == "beneficiary" else "BeneficiaryConnection"
+    inner = draw(selection(policy, type_name, seeded))
+    if which == "beneficiary":
+        person = draw(st.integers(0, len(seeded.ids) - 1))
+        how = draw(st.sampled_from(["idNumber", "idNumber", "id", "missing", "both", "bad id"]))
+        if how == "idNumber":
+            number = seeded.id_numbers[person]
+            number = draw(st.sampled_from([number, f" {number.lower()} "]))
+            if draw(st.booleans()):
+                variables["n"] = number
+                arguments = "idNumber: $n"
+            else:
+                arguments = f'idNumber: "{number}"'
+        elif how == "id":
+            arguments = f'id: "{seeded.ids[person]}"'
+        elif how == "missing":
+            arguments = 'idNumber: "510402190001010000"'
+        elif how == "both":
+            arguments = f'id: "{seeded.ids[person]}", idNumber: "x"'
+        else:
+            arguments = 'id: "not-a-uuid"'
+        return f"{alias}beneficiary({arguments}) {{ {inner} }}", variables
+    given = []
+    prefix = draw(st.sampled_from([None, None, "5104", "51", "3201", "37", "x"]))
+    if prefix is not None and policy.can_use_argument("Query", "beneficiaries", "regionPrefix"):
+        given.append(f'regionPrefix: "{prefix}"')
+    category = draw(st.sampled_from([None, None, "MINIMUM_LIVING", "MONITORED", "ORPHAN"]))
+    if category is not None and policy.can_use_argument("Query", "beneficiaries", "category"):
+        given.append(f"category: {category}")
+    first = draw(st.sampled_from([None, 1, 2, 3, 20, 0, 101]))
+    if first is not None:
+        variables["first"] = first
+        given.append("first: $first")
+    ordered = sorted(seeded.ids)
+    after = draw(
+        st.sampled_from(
+            [None, None, cursor("beneficiary", ordered[2]), cursor("beneficiary", ordered[-1]), "x"]
+        )
+    )
+    if after is not None:
+        given.append(f'after: "{after}"')
+    arguments = f"({', '.join(given)})" if given else ""
+    return f"{alias}beneficiaries{arguments} {{ {inner} }}", variables
+
+
+@st.composite
+def operation(draw: st.DrawFn, policy: DepartmentPolicy, seeded: Seeded) -> tuple[str, dict[str, Any]]:
+    fields: list[str] = []
+    variables: dict[str, Any] = {}
+    keys: set[str] = set()
+    for _ in range(draw(st.integers(1, 2))):
+        text, more = draw(root(policy, seeded))
+        key = text.split("(")[0].split(" ")[0].split(":")[0]
+        if key in keys or (set(more) & set(variables)):
+            continue
+        keys.add(key)
+        fields.append(text)
+        variables.update(more)
+    declared = [f"${v}: {'Int' if v == 'first' else 'String'}" for v in variables]
+    header = draw(st.sampled_from(["query", "query Named"]))
+    if declared:
+        header = f"{header}({', '.join(declared)})"
+    return f"{header} {{ {' '.join(fields)} }}", variables
+
+
+@pytest.mark.parametrize("department", DEPARTMENTS)
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_random_selections_answer_as_the_resolvers_for_every_department(
+    both: Both,
+    seeded: Seeded,
+    department: str,
+    data: st.DataObject,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policy = ACCESS.departments[department]
+    query, variables = data.draw(operation(policy, seeded))
+    answered = spy(monkeypatch)
+    await compare(both, department, query, variables)
+    STATS.setdefault(department, []).extend(answered)
+    if os.environ.get("COMPILER_STATS"):
+        print("STATS", department, query, variables, answered)
+
+
+# -- what falls back ------------------------------------------------------------------------------
+
+UNCOVERED = [
+    # fragments and directives
+    "query { beneficiaries(first: 2) { edges { node { ...P } } } } fragment P on Beneficiary { name }",
+    "query { beneficiaries(first: 2) { edges { node { ... on Beneficiary { name } } } } }",
+    "query { beneficiaries(first: 2) { edges { node { name @include(if: true) } } } }",
+    # fields the compiler does not read
+    "query { beneficiaries(first: 2) { edges { node { name preferentialTreatment } } } }",
+    "query { beneficiaries(first: 2) { edges { node { yearlySummary(year: 2023) { visits } } } } }",
+    "query { beneficiaries(first: 2) { edges { node { claims { edges { node { "
+    "settlement { explanation { text } } } } } } } } }",
+    "query { beneficiaries(first: 2) { edges { node { claims { edges { node { "
+    "beneficiary { name } } } } } } } }",
+    # other root fields, next to a covered one too; __typename at the root
+    "query { claims(first: 2) { edges { node { claimNumber } } } }",
+    "query { beneficiaries(first: 1) { totalCount } claims(first: 1) { totalCount } }",
+    "query { __typename beneficiaries(first: 1) { totalCount } }",
+    # a response key selected twice (graphql-core merges them)
+    "query { beneficiaries(first: 2) { edges { node { name name } } } }",
+    # argument values the resolvers refuse
+    "query { beneficiaries(first: 0) { totalCount } }",
+    'query { beneficiaries(after: "") { totalCount } }',
+    'query { beneficiaries(regionPrefix: "37") { totalCount } }',
+    'query { beneficiary(id: "nope") { name } }',
+    "query { beneficiary { name } }",
+    "query { beneficiaries(first: 2) { edges { node { claims(year: 1800) { totalCount } } } } }",
+]
+
+
+@pytest.mark.parametrize("query", UNCOVERED)
+async def test_what_the_compiler_does_not_cover_falls_back_to_the_resolvers(
+    both: Both, seeded: Seeded, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
+    answered = spy(monkeypatch)
+    await compare(both, "medical_insurance", query)
+    assert True not in answered
+
+
+async def test_a_mutation_is_not_compiled(both: Both, seeded: Seeded) -> None:
+    policy = ACCESS.departments["medical_insurance"]
+    full, access = load_access_for_schema()
+    import graphql
+
+    mutation = graphql.parse('mutation { acknowledgeClaim(claimNumber: "x") { claimNumber } }')
+    assert compiler.compile_plan(mutation, None, full, policy, access) is None
+    covered = graphql.parse("query { beneficiaries { totalCount } }")
+    assert compiler.compile_plan(covered, None, full, policy, access) is not None
+
+
+async def test_the_compiler_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDGW_READ_COMPILER", "off")
+    assert Settings().read_compiler is False
+    monkeypatch.setenv("MEDGW_READ_COMPILER", "on")
+    assert Settings().read_compiler is True
+    monkeypatch.delenv("MEDGW_READ_COMPILER")
+    assert Settings().read_compiler is True
+
+
+async def test_a_covered_read_is_one_statement_per_root_field(
+    both: Both,
+    seeded: Seeded,
+    count_statements: Callable[[], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The page and a point lookup in one operation: two statements to answer them (the audit
+    record's own statements aside), the resolvers needing many more."""
+    query = PAGE.replace("query Page($first: Int!) {", "query Both($first: Int!, $n: String!) {")
+    query = query[: query.rindex("}")] + POINT[POINT.index("beneficiary(") :]
+    variables = {"first": 5, "n": seeded.id_numbers[0]}
+    answers: list[compiler.Answer | None] = []
+    run = compiler.run
+
+    async def recording(*args: Any, **kwargs: Any) -> compiler.Answer | None:
+        answers.append(await run(*args, **kwargs))
+        return answers[-1]
+
+    monkeypatch.setattr(compiler, "run", recording)
+    counter = count_statements()
+    await both.compiled.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers=token_of("medical_insurance"),
+    )
+    [answer] = answers
+    assert answer is not None and answer.statements == 2
+    # Nothing else read through the ORM: only the audit record's transaction.
+    assert not [s for s in counter.statements if "beneficiaries" in s or "claims" in s]
+    await compare(both, "medical_insurance", query, variables)
+
+
+def test_plans_are_cached_per_document_and_operation_and_bounded() -> None:
+    from gateway.query_cache import PlanCache, QueryCache
+
+    plans: PlanCache[str] = PlanCache(2)
+    computed: list[str] = []
+
+    def compute(text: str) -> Callable[[], str]:
+        return lambda: computed.append(text) or text
+
+    key = (QueryCache.key("query A { x }", {}), "A")
+    assert plans.get(key, compute("a")) == "a"
+    assert plans.get(key, compute("again")) == "a"
+    assert computed == ["a"] and plans.hits == 1 and plans.misses == 1
+    other_operation = (QueryCache.key("query A { x }", {}), None)
+    assert plans.get(other_operation, compute("b")) == "b"
+    plans.get((QueryCache.key("query C { x }", {}), None), compute("c"))
+    assert len(plans) == 2  # the least recently used went out
+    assert plans.get(key, compute("a2")) == "a2"
+    assert PlanCache[str](0).get(key, compute("none")) == "none"
