@@ -249,7 +249,7 @@ class Settings(BaseSettings):
         default=True,
         validation_alias="MEDGW_READ_COMPILER",
         description="Answer the reads the read compiler covers with one SQL statement per root "
-        "field (resolvers/compiler.py; README \"Read compiler\"); off = resolvers only.",
+        'field (resolvers/compiler.py; README "Read compiler"); off = resolvers only.',
     )
     plan_cache_size: int = Field(
         default=1_000,

@@ -59,7 +59,10 @@ class ReadCompiler(SchemaExtension):
             and execution.result is None
         ):
             schema = execution.schema._schema
-            key = (QueryCache.key(execution.query, execution.parse_options), execution.operation_name)
+            key = (
+                QueryCache.key(execution.query, execution.parse_options),
+                execution.operation_name,
+            )
             plan = self.plans.get(
                 key,
                 lambda: compiler.compile_plan(

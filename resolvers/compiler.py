@@ -215,16 +215,13 @@ def operation_label(operation: graphql.OperationDefinitionNode) -> str:
     if operation.name is not None:
         name = operation.name.value
     else:
-        fields = [s.name.value for s in operation.selection_set.selections if _is_field(s)]
+        selections = operation.selection_set.selections
+        fields = [s.name.value for s in selections if isinstance(s, graphql.FieldNode)]
         name = ",".join(dict.fromkeys(fields))
     label = f"{operation.operation.value} {name}"
     if len(label) > OPERATION_LENGTH:
         label = label[: OPERATION_LENGTH - 1] + "…"
     return label
-
-
-def _is_field(node: graphql.SelectionNode) -> bool:
-    return isinstance(node, graphql.FieldNode)
 
 
 def compile_plan(
@@ -308,7 +305,10 @@ def _selections(
         lookups = tuple(
             argument
             for argument in definition.args
-            if any(access.is_personal(*t) for t in policy.filters.get((parent.name, name, argument), ()))
+            if any(
+                access.is_personal(*t)
+                for t in policy.filters.get((parent.name, name, argument), ())
+            )
         )
         found.append(
             Selected(
@@ -489,9 +489,7 @@ class _Sql:
         args = self.args(s)
         first = _page_size(args.get("first"), self.ctx.settings.max_page_size)
         after_text = args.get("after")
-        after = (
-            None if after_text is None else int(_cursor_key("claim", after_text, _ROW_ID))
-        )
+        after = None if after_text is None else int(_cursor_key("claim", after_text, _ROW_ID))
         year = args.get("year")
         c, k = self.alias("c"), self.alias("k")
         filters = [f"{c}.beneficiary_id = {b}.id"]
@@ -615,9 +613,7 @@ class _Sql:
         if after_text == "":
             raise NotCovered("an empty cursor")
         after = (
-            None
-            if after_text is None
-            else uuid.UUID(_cursor_key("beneficiary", after_text, _UUID))
+            None if after_text is None else uuid.UUID(_cursor_key("beneficiary", after_text, _UUID))
         )
         b = self.alias("b")
         conditions = self.persons(b)
@@ -708,7 +704,9 @@ async def run(
         _arguments(plan.roots, coerced, check, arguments)
         for root in plan.roots:
             sql = _Sql(ctx, arguments)
-            text = sql.beneficiary(root)[0] if root.name == "beneficiary" else sql.beneficiaries(root)
+            text = (
+                sql.beneficiary(root)[0] if root.name == "beneficiary" else sql.beneficiaries(root)
+            )
             statements.append((root, text, sql.params))
     except (NotCovered, InvalidInput, graphql.GraphQLError, ValueError, TypeError):
         return None

@@ -43,7 +43,9 @@ EXAMPLES = int(os.environ.get("COMPILER_EXAMPLES", "15"))
 @pytest.fixture(scope="module")
 async def resolver_app(settings: Settings, db: Database, policies: PolicySet) -> AsyncIterator[Any]:
     """The same gateway with the read compiler off: every read goes through the resolvers."""
-    application = create_app(settings.model_copy(update={"read_compiler": False}), db=db, policies=policies)
+    application = create_app(
+        settings.model_copy(update={"read_compiler": False}), db=db, policies=policies
+    )
     async with application.router.lifespan_context(application):
         yield application
 
@@ -59,7 +61,9 @@ class Both:
 async def both(app: Any, resolver_app: Any, db: Database) -> AsyncIterator[Both]:
     async with (
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as a,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=resolver_app), base_url="http://g") as b,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=resolver_app), base_url="http://g"
+        ) as b,
     ):
         yield Both(a, b, db)
 
@@ -119,7 +123,10 @@ async def seed(db: Database) -> Seeded:
                 session.add_all(
                     models.SettlementLine(settlement_id=event.id, payer=payer, amount=amount)
                     for payer, amount in (
-                        ("basicInsurance", Decimal("500.00") if kind == "ORIGINAL" else Decimal("-10.10")),
+                        (
+                            "basicInsurance",
+                            Decimal("500.00") if kind == "ORIGINAL" else Decimal("-10.10"),
+                        ),
                         ("assistance", Decimal("79.50")),
                         ("secondaryAssistance", Decimal("0.00")),
                     )
@@ -161,7 +168,14 @@ async def audit_since(db: Database, count: int) -> list[tuple[Any, ...]]:
             )
         ).all()
     return [
-        (r.action, r.operation, r.department, sorted(r.beneficiary_ids), sorted(r.field_paths), r.query_text)
+        (
+            r.action,
+            r.operation,
+            r.department,
+            sorted(r.beneficiary_ids),
+            sorted(r.field_paths),
+            r.query_text,
+        )
         for r in rows
     ]
 
@@ -222,7 +236,9 @@ POINT = """query Point($n: String!) { beneficiary(idNumber: $n) {
   id name regionCode identities { category validFrom validTo } } }"""
 
 
-@pytest.mark.parametrize("department", ["medical_insurance", "insurer", "hospital", "civil_affairs"])
+@pytest.mark.parametrize(
+    "department", ["medical_insurance", "insurer", "hospital", "civil_affairs"]
+)
 async def test_the_bench_queries_are_compiled_and_answer_as_the_resolvers(
     both: Both, seeded: Seeded, monkeypatch: pytest.MonkeyPatch, department: str
 ) -> None:
@@ -238,13 +254,15 @@ async def test_the_bench_queries_are_compiled_and_answer_as_the_resolvers(
     if _may_use(policy, POINT):
         body, records = await compare(both, department, POINT, {"n": seeded.id_numbers[0]})
         assert answered.pop() is True
-        assert records and records[0][1] == "query Point"
+        assert records
+        assert records[0][1] == "query Point"
         assert records[0][3] == [seeded.ids[0]] or department in {"insurer", "hospital"}
 
 
 def _may_use(policy: DepartmentPolicy, query: str) -> bool:
-    from policies.access.walker import forbidden_paths
     import graphql
+
+    from policies.access.walker import forbidden_paths
 
     full = load_access_for_schema()[0]
     return not forbidden_paths(graphql.parse(query), full, policy, None)
@@ -253,7 +271,14 @@ def _may_use(policy: DepartmentPolicy, query: str) -> bool:
 # -- random selections, every department ----------------------------------------------------------
 
 CATEGORY_RECORD = [
-    "id", "category", "validFrom", "validTo", "reference", "decidedOn", "department", "org",
+    "id",
+    "category",
+    "validFrom",
+    "validTo",
+    "reference",
+    "decidedOn",
+    "department",
+    "org",
     "recordedAt",
 ]
 FIELDS: dict[str, list[str]] = {
@@ -263,7 +288,9 @@ FIELDS: dict[str, list[str]] = {
     ],
     "Identity": CATEGORY_RECORD,
     "MonitoringFlag": CATEGORY_RECORD,
-    "Enrollment": ["year", "scheme", "contribution", "inclusiveCommercial", "enrolledOn", "subsidy"],
+    "Enrollment": [
+        "year", "scheme", "contribution", "inclusiveCommercial", "enrolledOn", "subsidy",
+    ],
     "SubsidySplit": ["policy", "category", "assistanceFund", "finance", "individual"],
     "ClaimConnection": ["edges", "pageInfo", "totalCount"],
     "BeneficiaryConnection": ["edges", "pageInfo", "totalCount"],
@@ -318,9 +345,7 @@ def claim_arguments(draw: st.DrawFn, seeded: Seeded) -> str:
     first = draw(st.sampled_from([None, 1, 2, 5, 0]))
     if first is not None:
         given.append(f"first: {first}")
-    after = draw(
-        st.sampled_from([None, None, "garbage", cursor("claim", 2), cursor("claim", 10)])
-    )
+    after = draw(st.sampled_from([None, None, "garbage", cursor("claim", 2), cursor("claim", 10)]))
     if after is not None:
         given.append(f'after: "{after}"')
     return f"({', '.join(given)})" if given else ""
@@ -378,7 +403,9 @@ def root(draw: st.DrawFn, policy: DepartmentPolicy, seeded: Seeded) -> tuple[str
 
 
 @st.composite
-def operation(draw: st.DrawFn, policy: DepartmentPolicy, seeded: Seeded) -> tuple[str, dict[str, Any]]:
+def operation(
+    draw: st.DrawFn, policy: DepartmentPolicy, seeded: Seeded
+) -> tuple[str, dict[str, Any]]:
     fields: list[str] = []
     variables: dict[str, Any] = {}
     keys: set[str] = set()
@@ -424,7 +451,8 @@ async def test_random_selections_answer_as_the_resolvers_for_every_department(
 
 UNCOVERED = [
     # fragments and directives
-    "query { beneficiaries(first: 2) { edges { node { ...P } } } } fragment P on Beneficiary { name }",
+    "query { beneficiaries(first: 2) { edges { node { ...P } } } } "
+    "fragment P on Beneficiary { name }",
     "query { beneficiaries(first: 2) { edges { node { ... on Beneficiary { name } } } } }",
     "query { beneficiaries(first: 2) { edges { node { name @include(if: true) } } } }",
     # fields the compiler does not read
@@ -505,7 +533,8 @@ async def test_a_covered_read_is_one_statement_per_root_field(
         headers=token_of("medical_insurance"),
     )
     [answer] = answers
-    assert answer is not None and answer.statements == 2
+    assert answer is not None
+    assert answer.statements == 2
     # Nothing else read through the ORM: only the audit record's transaction.
     assert not [s for s in counter.statements if "beneficiaries" in s or "claims" in s]
     await compare(both, "medical_insurance", query, variables)
@@ -523,7 +552,9 @@ def test_plans_are_cached_per_document_and_operation_and_bounded() -> None:
     key = (QueryCache.key("query A { x }", {}), "A")
     assert plans.get(key, compute("a")) == "a"
     assert plans.get(key, compute("again")) == "a"
-    assert computed == ["a"] and plans.hits == 1 and plans.misses == 1
+    assert computed == ["a"]
+    assert plans.hits == 1
+    assert plans.misses == 1
     other_operation = (QueryCache.key("query A { x }", {}), None)
     assert plans.get(other_operation, compute("b")) == "b"
     plans.get((QueryCache.key("query C { x }", {}), None), compute("c"))
