@@ -402,6 +402,7 @@ class _Sql:
     arguments: Arguments
     params: list[Any] = field(default_factory=list)
     aliases: int = 0
+    org_param: str | None = None
 
     def param(self, value: Any, cast: str) -> str:
         self.params.append(value)
@@ -425,21 +426,25 @@ class _Sql:
         rules = self.ctx.rows.rules
         for rule, column in (("carried_persons", "carrier"), ("hospital", "hospital_code")):
             if rule in rules:
-                org = self.param(principal.org, "text")
                 conditions.append(
                     f"EXISTS (SELECT 1 FROM claims rc WHERE rc.beneficiary_id = {b}.id "
-                    f"AND rc.{column} = {org})"
+                    f"AND rc.{column} = {self.org()})"
                 )
         return conditions
 
+    def org(self) -> str:
+        """The token's organisation, one parameter for every row rule that names it."""
+        if self.org_param is None:
+            self.org_param = self.param(self.ctx.principal.org, "text")
+        return self.org_param
+
     def claims(self, c: str) -> list[str]:
         rules = self.ctx.rows.rules
-        org = self.ctx.principal.org
         conditions = []
         if "carrier" in rules:
-            conditions.append(f"{c}.carrier = {self.param(org, 'text')}")
+            conditions.append(f"{c}.carrier = {self.org()}")
         if "hospital" in rules:
-            conditions.append(f"{c}.hospital_code = {self.param(org, 'text')}")
+            conditions.append(f"{c}.hospital_code = {self.org()}")
         return conditions
 
     # -- objects --
@@ -494,13 +499,14 @@ class _Sql:
         c, k = self.alias("c"), self.alias("k")
         filters = [f"{c}.beneficiary_id = {b}.id"]
         counted = [f"{k}.beneficiary_id = {b}.id"]
-        if year is not None:
-            filters.append(f"{c}.year = {self.param(year, 'int')}")
-            counted.append(f"{k}.year = {self.param(year, 'int')}")
+        year_param = None if year is None else self.param(year, "int")
+        if year_param is not None:
+            filters.append(f"{c}.year = {year_param}")
+            counted.append(f"{k}.year = {year_param}")
         if after is not None:
             filters.append(f"{c}.id > {self.param(after, 'bigint')}")
         filters += self.claims(c)
-        counted += self.claims(k)
+        counted += self.claims(k)  # each parameter used by the statement (asyncpg types them)
         n = self.param(first, "int")
         shown = f"FILTER (WHERE {c}.n <= {n})"
         fields: list[str] = []
@@ -537,7 +543,7 @@ class _Sql:
         return (
             f"(SELECT json_build_object({', '.join(fields)}) FROM (SELECT {c}.*, row_number() "
             f"OVER (ORDER BY {c}.id) AS n FROM claims {c} WHERE {' AND '.join(filters)} "
-            f"ORDER BY {c}.id LIMIT {n} + 1) {c})"
+            f"ORDER BY {c}.id LIMIT {n} + 1) {c} HAVING true)"  # one row, even of no claims
         )
 
     def page_info(self, s: Selected, *, has_next: str, after: bool, start: str, end: str) -> str:
@@ -552,11 +558,15 @@ class _Sql:
         return f"json_build_object({', '.join(parts)})"
 
     def settlement(self, s: Selected, c: str) -> str:
-        e, d, line = self.alias("e"), self.alias("d"), self.alias("l")
+        """Null before settlement; else the sums over the claim's events and their lines
+        (resolvers.settlement.totals) and the policy and category of the newest event that is
+        not a reversal (schema.settlement.Settlement.of)."""
+        e, d, line, t, p = (self.alias(x) for x in ("e", "d", "l", "t", "p"))
         decisive = (
             f"FROM settlements {d} WHERE {d}.claim_id = {c}.id AND {d}.kind <> 'REVERSAL' "
             f"ORDER BY {d}.id DESC LIMIT 1"
         )
+        payers = [f.name for f in s.children if f.name in {p.value for p in Payer}]
         parts: list[str] = []
         for f in s.children:
             parts.append(f"'{f.key}'")
@@ -569,17 +579,23 @@ class _Sql:
             elif f.name == "category":
                 parts.append(f"(SELECT NULLIF({d}.category, '') {decisive})")
             elif f.name == "outOfPocket":
-                parts.append(f"(0.00 + sum({e}.out_of_pocket))::text")
+                parts.append(f"(0.00 + {t}.out_of_pocket)::text")
             else:
-                payer = Payer(f.name).value
-                parts.append(
-                    f"(0.00 + coalesce((SELECT sum({line}.amount) FROM settlement_lines {line} "
-                    f"JOIN settlements {d} ON {d}.id = {line}.settlement_id "
-                    f"WHERE {d}.claim_id = {c}.id AND {line}.payer = '{payer}'), 0.00))::text"
-                )
+                parts.append(f"(0.00 + coalesce({p}.p{payers.index(f.name)}, 0.00))::text")
+        lines = ""
+        if payers:
+            sums = ", ".join(
+                f"sum({line}.amount) FILTER (WHERE {line}.payer = '{Payer(name).value}') AS p{n}"
+                for n, name in enumerate(payers)
+            )
+            lines = (
+                f" CROSS JOIN LATERAL (SELECT {sums} FROM settlements {e} JOIN settlement_lines "
+                f"{line} ON {line}.settlement_id = {e}.id WHERE {e}.claim_id = {c}.id) {p}"
+            )
         return (
-            f"(SELECT CASE WHEN count(*) = 0 THEN NULL ELSE json_build_object({', '.join(parts)}) "
-            f"END FROM settlements {e} WHERE {e}.claim_id = {c}.id)"
+            f"(SELECT CASE WHEN {t}.events = 0 THEN NULL ELSE json_build_object({', '.join(parts)}) "
+            f"END FROM (SELECT count(*) AS events, sum({e}.out_of_pocket) AS out_of_pocket "
+            f"FROM settlements {e} WHERE {e}.claim_id = {c}.id) {t}{lines})"
         )
 
     # -- root fields --

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -208,13 +208,28 @@ async def compare(
     return compiled.content, records_compiled
 
 
+failed: list[Exception] = []
+"""What the compiled statements raised (a bug: each test checks there is none)."""
+
+
+@pytest.fixture(autouse=True)
+def no_compiled_failure() -> Iterator[None]:
+    failed.clear()
+    yield
+    assert not failed, failed
+
+
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether each request the compiler saw was answered compiled (True) or fell back."""
     answered: list[bool] = []
     run = compiler.run
 
     async def recording(*args: Any, **kwargs: Any) -> compiler.Answer | None:
-        answer = await run(*args, **kwargs)
+        try:
+            answer = await run(*args, **kwargs)
+        except Exception as error:  # the extension falls back; the test fails
+            failed.append(error)
+            raise
         answered.append(answer is not None)
         return answer
 
