@@ -58,6 +58,7 @@ SQL_MASKS: Mapping[str, Callable[[str], str]] = {
 }
 """The mask kinds of policies/access/masks.py the compiler reproduces, as SQL of a text value."""
 
+_NAME = re.compile(r"\A[_A-Za-z][_0-9A-Za-z]*\Z")
 OPERATION_LENGTH = 120
 """The audit_log.operation column (as gateway.access labels operations)."""
 
@@ -267,6 +268,8 @@ def _selections(
             raise NotCovered("fragment or directive")
         name = node.name.value
         key = (node.alias or node.name).value
+        if not _NAME.match(key):  # GraphQL names only: keys are inlined in the SQL text
+            raise NotCovered(f"response key {key!r}")
         if key in keys:
             raise NotCovered("a response key selected twice (merged by graphql-core)")
         keys.add(key)
@@ -593,8 +596,8 @@ class _Sql:
                 f"{line} ON {line}.settlement_id = {e}.id WHERE {e}.claim_id = {c}.id) {p}"
             )
         return (
-            f"(SELECT CASE WHEN {t}.events = 0 THEN NULL ELSE json_build_object({', '.join(parts)}) "
-            f"END FROM (SELECT count(*) AS events, sum({e}.out_of_pocket) AS out_of_pocket "
+            f"(SELECT CASE WHEN {t}.events = 0 THEN NULL "
+            f"ELSE json_build_object({', '.join(parts)}) END FROM (SELECT count(*) AS events, sum({e}.out_of_pocket) AS out_of_pocket "
             f"FROM settlements {e} WHERE {e}.claim_id = {c}.id) {t}{lines})"
         )
 
