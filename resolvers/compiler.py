@@ -597,7 +597,8 @@ class _Sql:
             )
         return (
             f"(SELECT CASE WHEN {t}.events = 0 THEN NULL "
-            f"ELSE json_build_object({', '.join(parts)}) END FROM (SELECT count(*) AS events, sum({e}.out_of_pocket) AS out_of_pocket "
+            f"ELSE json_build_object({', '.join(parts)}) END "
+            f"FROM (SELECT count(*) AS events, sum({e}.out_of_pocket) AS out_of_pocket "
             f"FROM settlements {e} WHERE {e}.claim_id = {c}.id) {t}{lines})"
         )
 
