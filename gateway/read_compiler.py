@@ -7,7 +7,9 @@ The compiled answer fills the read trail that :class:`gateway.access.ReadAudit` 
 response leaves, exactly as :class:`gateway.access.FieldAccess` would have (same operation label,
 beneficiary ids and field paths), and the argument values pass :func:`gateway.arguments.
 check_value` first, as :class:`gateway.arguments.ArgumentCheck` checks them for the resolvers.
-``MEDGW_READ_COMPILER=off`` turns it off.
+``MEDGW_READ_COMPILER=off`` turns it off; so does ``MEDGW_OTEL=true`` (its spans are per
+resolver). A compiled read that fails is logged (the error's class, never its message, which may
+quote a value) and answered by the resolvers.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class ReadCompiler(SchemaExtension):
         document = execution.graphql_document
         if (
             context.settings.read_compiler
+            and not context.settings.otel  # spans per resolver need the resolvers
             and document is not None
             and execution.query
             and not execution.pre_execution_errors
@@ -73,8 +76,15 @@ class ReadCompiler(SchemaExtension):
             if plan is not None:
                 try:
                     answer = await compiler.run(plan, context, schema, execution.variables, _check)
-                except Exception:  # the resolvers answer (and report what fails for them)
-                    log.exception("request %s: compiled read failed", context.request_id)
+                except Exception as exc:  # the resolvers answer (and report what fails for them)
+                    # The error's class and SQLSTATE only: a message may quote a bound value
+                    # (an ID number), and no personal data goes to the logs (ACCESS.md).
+                    log.error(
+                        "compiled read failed (%s %s); the resolvers answer",
+                        type(exc).__name__,
+                        getattr(exc, "sqlstate", ""),
+                        extra={"request_id": context.request_id},
+                    )
                     answer = None
             if answer is not None:
                 trail = CURRENT_TRAIL.get()

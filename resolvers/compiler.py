@@ -39,9 +39,11 @@ from typing import Any
 import graphql
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
+from gateway.errors import BadInput
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from policies.errors import InvalidInput
 from policies.vocabulary import Category, Payer
+from resolvers import beneficiaries
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_region_prefix
 from resolvers.rows import KNOWN
@@ -604,26 +606,21 @@ class _Sql:
 
     # -- root fields --
 
-    def beneficiary(self, s: Selected) -> tuple[str, uuid.UUID | None, str | None]:
-        """The statement of ``beneficiary(id:|idNumber:)``: one row (id, JSON) or none."""
-        args = self.args(s)
-        id_, number = args.get("id"), args.get("idNumber")
-        if (id_ is None) == (number is None):
-            raise NotCovered("give exactly one of id and idNumber")
+    def beneficiary(self, s: Selected, column: str, value: uuid.UUID | str) -> str:
+        """The statement of ``beneficiary(id:|idNumber:)`` once :func:`beneficiaries.lookup`
+        has named the column and value: one row (``[id]``, JSON) or none."""
         b = self.alias("b")
-        if id_ is not None:
-            try:
-                condition = f"{b}.id = {self.param(uuid.UUID(id_), 'uuid')}"
-            except (ValueError, TypeError, AttributeError):
-                raise NotCovered("id") from None
+        if column == "id":
+            condition = f"{b}.id = {self.param(value, 'uuid')}"
+        elif column == "id_number":
+            condition = f"{b}.id_number = {self.param(value, 'text')}"
         else:
-            condition = f"{b}.id_number = {self.param(str(number).strip().upper(), 'text')}"
+            raise NotCovered(column)
         conditions = [condition, *self.persons(b)]
-        sql = (
+        return (
             f"SELECT ARRAY[{b}.id], {self.obj('Beneficiary', s.children, b)}::text "
             f"FROM beneficiaries {b} WHERE {' AND '.join(conditions)}"
         )
-        return sql, None, None
 
     def beneficiaries(self, s: Selected) -> str:
         """The statement of ``beneficiaries(...)``: one row (ids of the page, JSON)."""
@@ -719,38 +716,62 @@ async def run(
     if isinstance(coerced, list):  # errors: graphql-core reports them
         return None
     arguments: Arguments = {}
-    statements: list[tuple[Selected, str, list[Any]]] = []
+    pages: dict[int, tuple[str, list[Any]]] = {}
     try:
         _arguments(plan.roots, coerced, check, arguments)
         for root in plan.roots:
-            sql = _Sql(ctx, arguments)
-            text = (
-                sql.beneficiary(root)[0] if root.name == "beneficiary" else sql.beneficiaries(root)
-            )
-            statements.append((root, text, sql.params))
-    except (NotCovered, InvalidInput, graphql.GraphQLError, ValueError, TypeError):
+            if root.name == "beneficiary":
+                given = arguments.get(id(root.node), {})
+                column, value = beneficiaries.lookup(given.get("id"), given.get("idNumber"))
+                _Sql(ctx, arguments).beneficiary(root, column, value)  # its arguments, or fall back
+            else:
+                sql = _Sql(ctx, arguments)
+                pages[id(root.node)] = (sql.beneficiaries(root), sql.params)
+    except (NotCovered, InvalidInput, BadInput, graphql.GraphQLError, ValueError, TypeError):
         return None
     answer = Answer(data={}, operation=plan.label)
     found: list[list[uuid.UUID]] = []
+    for root in plan.roots:
+        if root.name == "beneficiary":
+            given = arguments.get(id(root.node), {})
 
-    async def fetch(session: Any) -> None:
+            async def read(column: str, value: uuid.UUID | str, root: Selected = root) -> Any:
+                sql = _Sql(ctx, arguments)
+                return await _fetchrow(ctx, sql.beneficiary(root, column, value), sql.params)
+
+            row = await beneficiaries.find(
+                ctx, id=given.get("id"), id_number=given.get("idNumber"), read=read
+            )
+        else:
+            row = await _fetchrow(ctx, *pages[id(root.node)])
+        answer.statements += 1
+        if row is None:
+            answer.data[root.key] = None
+            found.append([])
+        else:
+            answer.data[root.key] = json.loads(row[1])
+            found.append(list(row[0]))
+    for root, ids in zip(plan.roots, found, strict=True):
+        _trail(answer, [answer.data], (root,), "", ids, arguments)
+    return answer
+
+
+async def _fetchrow(ctx: Context, text: str, params: Sequence[Any]) -> Any:
+    """One row of a compiled statement, on the request's read session (its connection, bare:
+    asyncpg, no ORM), or None."""
+
+    async def work(session: Any) -> Any:
         connection = await session.connection()
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
-        for root, text, params in statements:
-            row = await driver.fetchrow(text, *params)
-            answer.statements += 1
-            if row is None:
-                answer.data[root.key] = None
-                found.append([])
-            else:
-                answer.data[root.key] = json.loads(row[1])
-                found.append(list(row[0]))
+        if driver.is_in_transaction():
+            # Inside the session's transaction (an earlier operation of a batch): a savepoint,
+            # so that a statement that fails leaves the transaction usable by the resolvers.
+            async with driver.transaction():
+                return await driver.fetchrow(text, *params)
+        return await driver.fetchrow(text, *params)
 
-    await ctx.read(fetch)
-    for (root, _, _), ids in zip(statements, found, strict=True):
-        _trail(answer, [answer.data], (root,), "", ids, arguments)
-    return answer
+    return await ctx.read(work)
 
 
 def _trail(

@@ -576,3 +576,23 @@ def test_plans_are_cached_per_document_and_operation_and_bounded() -> None:
     assert len(plans) == 2  # the least recently used went out
     assert plans.get(key, compute("a2")) == "a2"
     assert PlanCache[str](0).get(key, compute("none")) == "none"
+
+
+async def test_a_statement_that_fails_leaves_the_answer_to_the_resolvers(
+    both: Both, seeded: Seeded, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A compiled statement PostgreSQL refuses (here: broken on purpose) is logged without its
+    values, and the resolvers answer as if the compiler were off."""
+    beneficiaries = compiler._Sql.beneficiaries
+
+    def broken(self: compiler._Sql, selected: compiler.Selected) -> str:
+        return beneficiaries(self, selected).replace("json_build_object", "no_such_function", 1)
+
+    monkeypatch.setattr(compiler._Sql, "beneficiaries", broken)
+    body, records = await compare(both, "medical_insurance", PAGE, {"first": 3})
+    assert b'"edges"' in body
+    assert records
+    logged = [r.getMessage() for r in caplog.records if r.name == "medgw.compiler"]
+    assert logged
+    assert "UndefinedFunctionError" in logged[0]
+    assert not any(n in logged[0] for n in seeded.id_numbers)
