@@ -147,11 +147,14 @@ async def seeded(db: Database) -> Seeded:
     return await seed(db)
 
 
-def token_of(department: str) -> dict[str, str]:
+def token_of(
+    department: str, regions: tuple[str, ...] = REGIONS, org: str | None = None
+) -> dict[str, str]:
+    """The department's token, with the purpose its personal fields need."""
     policy = ACCESS.departments[department]
     purpose = min(policy.purposes_for_personal) if policy.purposes_for_personal else None
-    org = {"insurer": INSURER, "hospital": HOSPITAL}.get(department, "o-1")
-    token = make_token(department=department, org=org, regions=REGIONS, purpose=purpose)
+    org = org or {"insurer": INSURER, "hospital": HOSPITAL}.get(department, "o-1")
+    token = make_token(department=department, org=org, regions=regions, purpose=purpose)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -187,12 +190,16 @@ def _without_request_ids(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def compare(
-    both: Both, department: str, query: str, variables: dict[str, Any] | None = None
+    both: Both,
+    department: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[bytes, list[tuple[Any, ...]]]:
     """Sends the request through both apps; asserts the same answer and the same audit records;
     returns the compiled app's body and records."""
     payload = {"query": query, "variables": variables or {}}
-    headers = token_of(department)
+    headers = headers or token_of(department)
     before = await audit_count(both.db)
     compiled = await both.compiled.post("/graphql", json=payload, headers=headers)
     records_compiled = await audit_since(both.db, before)
@@ -455,8 +462,10 @@ async def test_random_selections_answer_as_the_resolvers_for_every_department(
 ) -> None:
     policy = ACCESS.departments[department]
     query, variables = data.draw(operation(policy, seeded))
+    regions = data.draw(st.sampled_from([REGIONS, ("510402",), ("51",), ("3201", "37")]))
+    org = data.draw(st.sampled_from([None, None, "other", "H2"]))
     answered = spy(monkeypatch)
-    await compare(both, department, query, variables)
+    await compare(both, department, query, variables, token_of(department, regions, org))
     STATS.setdefault(department, []).extend(answered)
     if os.environ.get("COMPILER_STATS"):
         print("STATS", department, query, variables, answered)
