@@ -605,3 +605,25 @@ async def test_a_statement_that_fails_leaves_the_answer_to_the_resolvers(
     assert logged
     assert "UndefinedFunctionError" in logged[0]
     assert not any(n in logged[0] for n in seeded.id_numbers)
+
+
+def test_the_enums_the_compiler_reads_store_their_graphql_names() -> None:
+    """The compiler returns an enum column as stored: that holds only while every value of the
+    Python enum (what the database stores) is its GraphQL name."""
+    import graphql
+
+    full = load_access_for_schema()[0]
+    checked = []
+    for type_name, columns in compiler.COLUMNS.items():
+        for field_name in columns:
+            graphql_type = full.get_type(type_name)
+            assert isinstance(graphql_type, graphql.GraphQLObjectType)
+            named = graphql.get_named_type(graphql_type.fields[field_name].type)
+            if isinstance(named, graphql.GraphQLEnumType):
+                for name, value in named.values.items():
+                    stored = getattr(value.value, "value", value.value)
+                    assert stored == name, (type_name, field_name, name, stored)
+                checked.append(f"{type_name}.{field_name}")
+    assert "Beneficiary.gender" in checked
+    assert "Claim.hospitalLevel" in checked
+    assert "Identity.category" in checked
