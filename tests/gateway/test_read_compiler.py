@@ -27,7 +27,7 @@ from gateway.storage.database import Database
 from policies.access.policy import DepartmentPolicy
 from policies.benefits import PolicySet
 from resolvers import compiler
-from tests.conftest import make_token
+from tests.conftest import in_process, make_token
 from tests.factories import add_people
 
 ACCESS = load_access_for_schema()[1]
@@ -627,3 +627,37 @@ def test_the_enums_the_compiler_reads_store_their_graphql_names() -> None:
     assert "Beneficiary.gender" in checked
     assert "Claim.hospitalLevel" in checked
     assert "Identity.category" in checked
+
+
+async def test_a_batch_compiles_its_reads_inside_the_requests_transaction(
+    settings: Settings,
+    db: Database,
+    policies: PolicySet,
+    seeded: Seeded,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a batch, an earlier operation that returned no personal data leaves the request's
+    session in its transaction; the compiled reads that follow run inside it (a savepoint) and
+    answer, and are audited, as the resolvers do."""
+    batching = settings.model_copy(update={"max_batch": 3})
+    operations = [
+        {"query": "{ claims(first: 1) { totalCount } }"},
+        {"query": PAGE, "variables": {"first": 3}},
+        {"query": POINT, "variables": {"n": seeded.id_numbers[1]}},
+    ]
+    headers = token_of("medical_insurance")
+    answered = spy(monkeypatch)
+    bodies, audits = [], []
+    for compiled in (True, False):
+        before = await audit_count(db)
+        with_compiler = batching.model_copy(update={"read_compiler": compiled})
+        async with in_process(with_compiler, db, policies) as client:
+            response = await client.post("/graphql", json=operations, headers=headers)
+        assert response.status_code == 200
+        bodies.append(response.content)
+        audits.append(await audit_since(db, before))
+    assert answered == [True, True]
+    assert bodies[0] == bodies[1]
+    # The operations of a batch run concurrently: their records come in either order.
+    assert sorted(audits[0]) == sorted(audits[1])
+    assert sorted(record[1] for record in audits[0]) == ["query Page", "query Point"]
