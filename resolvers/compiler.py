@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import uuid
@@ -752,7 +753,7 @@ async def run(
             answer.data[root.key] = json.loads(row[1])
             found.append(list(row[0]))
     for root, ids in zip(plan.roots, found, strict=True):
-        _trail(answer, [answer.data], (root,), "", ids, arguments)
+        _trail(answer, lambda: iter((answer.data,)), (root,), "", ids, arguments)
     return answer
 
 
@@ -776,7 +777,7 @@ async def _fetchrow(ctx: Context, text: str, params: Sequence[Any]) -> Any:
 
 def _trail(
     answer: Answer,
-    instances: list[dict[str, Any]],
+    instances: Callable[[], Iterator[dict[str, Any]]],
     selected: Sequence[Selected],
     prefix: str,
     ids: list[uuid.UUID],
@@ -784,8 +785,9 @@ def _trail(
 ) -> None:
     """What :class:`gateway.access.FieldAccess` notes: each personal field (and each personal
     lookup given) whose parent object occurs in the response, with the persons the statement
-    returned where the parent is a person."""
-    if not instances:
+    returned where the parent is a person. ``instances`` gives the parent objects lazily: only
+    the first one is needed to know that the parent occurs."""
+    if next(instances(), None) is None:
         return
     for s in selected:
         path = f"{prefix}{s.name}"
@@ -800,10 +802,23 @@ def _trail(
                 if s.type_name == "Beneficiary":
                     answer.beneficiary_ids.update(ids)
         if s.children:
-            _trail(answer, list(_below(instances, s.key)), s.children, f"{path}.", ids, arguments)
+            _trail(
+                answer,
+                functools.partial(_below_of, instances, s.key),
+                s.children,
+                f"{path}.",
+                ids,
+                arguments,
+            )
 
 
-def _below(instances: list[dict[str, Any]], key: str) -> Iterator[dict[str, Any]]:
+def _below_of(
+    instances: Callable[[], Iterator[dict[str, Any]]], key: str
+) -> Iterator[dict[str, Any]]:
+    return _below(instances(), key)
+
+
+def _below(instances: Iterator[dict[str, Any]], key: str) -> Iterator[dict[str, Any]]:
     for instance in instances:
         value = instance[key]
         if isinstance(value, list):
