@@ -27,8 +27,6 @@ personal fields whose parent object occurs in the response (ACCESS.md).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
 import re
@@ -47,6 +45,7 @@ from policies.vocabulary import Category, Payer
 from resolvers import beneficiaries
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_region_prefix
+from resolvers.pages import ROW_ID, UUID_KEY, cursor_parts
 from resolvers.rows import KNOWN
 
 ROOTS = frozenset({"beneficiary", "beneficiaries"})
@@ -351,8 +350,6 @@ def _typename(key: str, parent: graphql.GraphQLObjectType) -> Selected:
 
 # -- arguments ------------------------------------------------------------------------------------
 
-_ROW_ID = re.compile(r"\A[1-9][0-9]{0,17}\Z")
-_UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 Arguments = dict[int, dict[str, Any]]
 """The coerced argument values of each selected field with arguments, by ``id(node)``."""
 Check = Callable[[str, object], None]
@@ -360,12 +357,9 @@ Check = Callable[[str, object], None]
 
 
 def _cursor_key(kind: str, cursor: str, pattern: re.Pattern[str]) -> str:
-    """schema.pagination.decode_cursor: the key of a cursor of ``kind``, or NotCovered (the
-    resolvers then give their error)."""
-    try:
-        found, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-    except (binascii.Error, UnicodeError, ValueError):
-        raise NotCovered("cursor") from None
+    """The key of a cursor of ``kind`` (as schema.pagination.decode_cursor reads it), or
+    NotCovered: the resolvers then give their error."""
+    found, key = cursor_parts(cursor)
     if found != kind or not pattern.match(key):
         raise NotCovered("cursor")
     return key
@@ -500,7 +494,7 @@ class _Sql:
         args = self.args(s)
         first = _page_size(args.get("first"), self.ctx.settings.max_page_size)
         after_text = args.get("after")
-        after = None if after_text is None else int(_cursor_key("claim", after_text, _ROW_ID))
+        after = None if after_text is None else int(_cursor_key("claim", after_text, ROW_ID))
         year = args.get("year")
         c, k = self.alias("c"), self.alias("k")
         filters = [f"{c}.beneficiary_id = {b}.id"]
@@ -631,7 +625,9 @@ class _Sql:
         if after_text == "":
             raise NotCovered("an empty cursor")
         after = (
-            None if after_text is None else uuid.UUID(_cursor_key("beneficiary", after_text, _UUID))
+            None
+            if after_text is None
+            else uuid.UUID(_cursor_key("beneficiary", after_text, UUID_KEY))
         )
         b = self.alias("b")
         conditions = self.persons(b)
