@@ -661,3 +661,43 @@ async def test_a_batch_compiles_its_reads_inside_the_requests_transaction(
     # The operations of a batch run concurrently: their records come in either order.
     assert sorted(audits[0]) == sorted(audits[1])
     assert sorted(record[1] for record in audits[0]) == ["query Page", "query Point"]
+
+
+async def test_the_insurer_gets_its_carried_persons_masked_from_sql(
+    both: Both, seeded: Seeded, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Absolute, not only against the resolvers: the insurer's compiled page holds exactly the
+    persons of its regions with a claim it carries, names and ID numbers masked, and their
+    claims are only the ones it carries."""
+    from policies.access.masks import mask_id_number, mask_name
+
+    answered = spy(monkeypatch)
+    query = """{ beneficiaries(first: 50) { totalCount edges { node { id name idNumber
+        claims { edges { node { carrier } } } } } } }"""
+    body, records = await compare(both, "insurer", query)
+    assert answered == [True]
+    async with db.transaction() as session:
+        people = {
+            p.id: p
+            for p in (await session.scalars(select(models.Beneficiary))).all()
+            if p.region_code.startswith(REGIONS)
+        }
+        carried = {
+            c.beneficiary_id
+            for c in (await session.scalars(select(models.Claim))).all()
+            if c.carrier == INSURER
+        }
+    import json
+
+    page = json.loads(body)["data"]["beneficiaries"]
+    nodes = [edge["node"] for edge in page["edges"]]
+    expected = sorted(str(i) for i in people if i in carried)
+    assert sorted(n["id"] for n in nodes) == expected
+    assert page["totalCount"] == len(expected)
+    for node in nodes:
+        person = people[uuid.UUID(node["id"])]
+        assert node["name"] == mask_name(person.name)
+        assert node["idNumber"] == mask_id_number(person.id_number)
+        assert {e["node"]["carrier"] for e in node["claims"]["edges"]} == {INSURER}
+    [record] = records
+    assert sorted(str(i) for i in record[3]) == expected
