@@ -113,8 +113,9 @@ class Answer:
 
 
 # Fields by (type, field): SQL of a column expression on the row alias ``{a}``. Enum values are
-# stored as their GraphQL names (NULLIF: the resolvers read an empty string as null).
-_DATE = "{a}.%s"
+# stored as their GraphQL names (NULLIF: the resolvers read an empty string as null); money as
+# text (strawberry's Decimal is str(value): numeric(14, 2) prints alike); dates by json's ISO
+# form; a timestamp as datetime.isoformat() prints it (UTC, microseconds only when not zero).
 _RECORDED = (
     "to_char({a}.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
     "CASE WHEN extract(microseconds FROM {a}.recorded_at)::int % 1000000 = 0 THEN '' "
