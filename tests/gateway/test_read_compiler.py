@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -35,8 +35,6 @@ DEPARTMENTS = sorted(ACCESS.departments)
 INSURER = "insurer-a"
 HOSPITAL = "H1"
 REGIONS = ("5104", "3201")
-STATS: dict[str, list[bool]] = {}
-"""Per department: whether each compiled run answered (for the check that follows)."""
 EXAMPLES = int(os.environ.get("COMPILER_EXAMPLES", "15"))
 
 
@@ -361,13 +359,15 @@ def selection(draw: st.DrawFn, policy: DepartmentPolicy, type_name: str, seeded:
 @st.composite
 def claim_arguments(draw: st.DrawFn, seeded: Seeded) -> str:
     given = []
-    year = draw(st.sampled_from([None, None, 2023, 2024, 1800]))
+    year = draw(st.sampled_from([None, None, None, 2023, 2023, 2024, 2024, 1800]))
     if year is not None:
         given.append(f"year: {year}")
-    first = draw(st.sampled_from([None, 1, 2, 5, 0]))
+    first = draw(st.sampled_from([None, None, 1, 2, 2, 5, 5, 0]))
     if first is not None:
         given.append(f"first: {first}")
-    after = draw(st.sampled_from([None, None, "garbage", cursor("claim", 2), cursor("claim", 10)]))
+    after = draw(
+        st.sampled_from([None, None, None, "garbage", cursor("claim", 2), cursor("claim", 10)])
+    )
     if after is not None:
         given.append(f'after: "{after}"')
     return f"({', '.join(given)})" if given else ""
@@ -383,7 +383,7 @@ def root(draw: st.DrawFn, policy: DepartmentPolicy, seeded: Seeded) -> tuple[str
     inner = draw(selection(policy, type_name, seeded))
     if which == "beneficiary":
         person = draw(st.integers(0, len(seeded.ids) - 1))
-        how = draw(st.sampled_from(["idNumber", "idNumber", "id", "missing", "both", "bad id"]))
+        how = draw(st.sampled_from([*["idNumber"] * 4, "id", "id", "missing", "both", "bad id"]))
         if how == "idNumber":
             number = seeded.id_numbers[person]
             number = draw(st.sampled_from([number, f" {number.lower()} "]))
@@ -408,14 +408,21 @@ def root(draw: st.DrawFn, policy: DepartmentPolicy, seeded: Seeded) -> tuple[str
     category = draw(st.sampled_from([None, None, "MINIMUM_LIVING", "MONITORED", "ORPHAN"]))
     if category is not None and policy.can_use_argument("Query", "beneficiaries", "category"):
         given.append(f"category: {category}")
-    first = draw(st.sampled_from([None, 1, 2, 3, 20, 0, 101]))
+    first = draw(st.sampled_from([None, 1, 2, 3, 20, 1, 2, 3, 20, 0, 101]))
     if first is not None:
         variables["first"] = first
         given.append("first: $first")
     ordered = sorted(seeded.ids)
     after = draw(
         st.sampled_from(
-            [None, None, cursor("beneficiary", ordered[2]), cursor("beneficiary", ordered[-1]), "x"]
+            [
+                None,
+                None,
+                None,
+                cursor("beneficiary", ordered[2]),
+                cursor("beneficiary", ordered[-1]),
+                "x",
+            ]
         )
     )
     if after is not None:
@@ -460,15 +467,17 @@ async def test_random_selections_answer_as_the_resolvers_for_every_department(
     data: st.DataObject,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A random operation of the department's fields on the covered root fields, with a token
+    of random regions and organisation: the same bytes and audit records from both apps (and
+    no compiled statement that fails). ``--hypothesis-show-statistics`` shows how many were
+    compiled."""
     policy = ACCESS.departments[department]
     query, variables = data.draw(operation(policy, seeded))
     regions = data.draw(st.sampled_from([REGIONS, ("510402",), ("51",), ("3201", "37")]))
     org = data.draw(st.sampled_from([None, None, "other", "H2"]))
     answered = spy(monkeypatch)
     await compare(both, department, query, variables, token_of(department, regions, org))
-    STATS.setdefault(department, []).extend(answered)
-    if os.environ.get("COMPILER_STATS"):
-        print("STATS", department, query, variables, answered)
+    event("compiled" if True in answered else "answered by the resolvers")
 
 
 # -- what falls back ------------------------------------------------------------------------------
