@@ -6,7 +6,8 @@ What it covers (anything else is "not covered": :func:`compile_plan` or :func:`r
 ``None`` and the resolvers answer as before):
 
 - a query operation (no directives, no fragments) whose root fields are ``beneficiary(id:)`` /
-  ``beneficiary(idNumber:)`` and ``beneficiaries(regionPrefix:, category:, first:, after:)``;
+  ``beneficiary(idNumber:)``, ``beneficiaries(regionPrefix:, category:, first:, after:)`` and
+  ``claim(claimNumber:)``;
 - below them the column fields of ``Beneficiary`` (and ``birthYear``), ``identities``,
   ``monitoringFlags``, ``enrollments`` (with ``subsidy``) and ``claims(year:, first:, after:)``
   (edges, cursors, pageInfo, totalCount) with each claim's column fields and ``settlement``
@@ -48,7 +49,7 @@ from resolvers.inputs import check_in_token, check_region_prefix
 from resolvers.pages import ROW_ID, UUID_KEY, cursor_parts
 from resolvers.rows import KNOWN
 
-ROOTS = frozenset({"beneficiary", "beneficiaries"})
+ROOTS = frozenset({"beneficiary", "beneficiaries", "claim"})
 
 SQL_MASKS: Mapping[str, Callable[[str], str]] = {
     # policies/access/masks.py, in SQL (char_length counts characters as len() does).
@@ -185,6 +186,7 @@ _SETTLEMENT_FIELDS = frozenset(
 OBJECTS: Mapping[tuple[str, str], str] = {
     ("Query", "beneficiary"): "Beneficiary",
     ("Query", "beneficiaries"): "BeneficiaryConnection",
+    ("Query", "claim"): "Claim",
     ("BeneficiaryConnection", "edges"): "BeneficiaryEdge",
     ("BeneficiaryConnection", "pageInfo"): "PageInfo",
     ("BeneficiaryEdge", "node"): "Beneficiary",
@@ -298,7 +300,7 @@ def _selections(
             children = ()
         else:
             raise NotCovered(f"{parent.name}.{name}")
-        if node.arguments and name not in {"beneficiary", "beneficiaries", "claims"}:
+        if node.arguments and name not in {"beneficiary", "beneficiaries", "claim", "claims"}:
             raise NotCovered(f"arguments of {name}")
         mode = policy.mode(parent.name, name)
         if mode is None:
@@ -618,6 +620,24 @@ class _Sql:
             f"FROM beneficiaries {b} WHERE {' AND '.join(conditions)}"
         )
 
+    def claim(self, s: Selected) -> str:
+        """The statement of ``claim(claimNumber:)`` (resolvers.claims.find): one row (the
+        claim's person, JSON) or none, under the row rules of claims and of their persons."""
+        number = self.args(s).get("claimNumber")
+        if not isinstance(number, str):
+            raise NotCovered("claimNumber")
+        c, person = self.alias("c"), self.alias("pb")
+        conditions = [
+            f"{c}.claim_number = {self.param(number.strip(), 'text')}",
+            f"EXISTS (SELECT 1 FROM beneficiaries {person} WHERE {person}.id = {c}.beneficiary_id "
+            f"AND {' AND '.join(self.persons(person))})",
+            *self.claims(c),
+        ]
+        return (
+            f"SELECT ARRAY[{c}.beneficiary_id], {self.obj('Claim', s.children, c)}::text "
+            f"FROM claims {c} WHERE {' AND '.join(conditions)}"
+        )
+
     def beneficiaries(self, s: Selected) -> str:
         """The statement of ``beneficiaries(...)``: one row (ids of the page, JSON)."""
         args = self.args(s)
@@ -724,7 +744,8 @@ async def run(
                 _Sql(ctx, arguments).beneficiary(root, column, value)  # its arguments, or fall back
             else:
                 sql = _Sql(ctx, arguments)
-                pages[id(root.node)] = (sql.beneficiaries(root), sql.params)
+                text = sql.claim(root) if root.name == "claim" else sql.beneficiaries(root)
+                pages[id(root.node)] = (text, sql.params)
     except (NotCovered, InvalidInput, BadInput, graphql.GraphQLError, ValueError, TypeError):
         return None
     answer = Answer(data={}, operation=plan.label)
@@ -790,7 +811,7 @@ def _trail(
         path = f"{prefix}{s.name}"
         if s.personal:
             answer.field_paths.add(path)
-            if s.parent == "Beneficiary":
+            if s.parent in ("Beneficiary", "Claim"):  # the person, or the claim's person
                 answer.beneficiary_ids.update(ids)
         given = arguments.get(id(s.node), {})
         for name in s.lookups:

@@ -71,6 +71,7 @@ class Seeded:
     ids: list[uuid.UUID]
     id_numbers: list[str]
     claim_ids: list[int]
+    claim_numbers: list[str]
 
 
 async def seed(db: Database) -> Seeded:
@@ -137,6 +138,7 @@ async def seed(db: Database) -> Seeded:
         [p.id for p in people],
         [p.id_number for p in people],
         [c.id for c in claims],
+        [c.claim_number for c in claims],
     )
 
 
@@ -376,11 +378,16 @@ def claim_arguments(draw: st.DrawFn, seeded: Seeded) -> str:
 @st.composite
 def root(draw: st.DrawFn, policy: DepartmentPolicy, seeded: Seeded) -> tuple[str, dict[str, Any]]:
     """One covered root field with its arguments (as literals or variables)."""
-    which = draw(st.sampled_from(["beneficiary", "beneficiaries"]))
+    roots = [f for f in ("beneficiary", "beneficiaries", "claim") if policy.can_use("Query", f)]
+    which = draw(st.sampled_from(roots or ["beneficiary"]))
     alias = draw(st.sampled_from(["", "r1: ", "r2: "]))
     variables: dict[str, Any] = {}
-    type_name = "Beneficiary" if which == "beneficiary" else "BeneficiaryConnection"
+    type_name = {"beneficiary": "Beneficiary", "claim": "Claim"}.get(which, "BeneficiaryConnection")
     inner = draw(selection(policy, type_name, seeded))
+    if which == "claim":
+        number = draw(st.sampled_from([*seeded.claim_numbers, "C-missing"]))
+        number = draw(st.sampled_from([number, number, f"  {number} "]))
+        return f'{alias}claim(claimNumber: "{number}") {{ {inner} }}', variables
     if which == "beneficiary":
         person = draw(st.integers(0, len(seeded.ids) - 1))
         how = draw(st.sampled_from([*["idNumber"] * 4, "id", "id", "missing", "both", "bad id"]))
