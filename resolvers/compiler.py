@@ -34,6 +34,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import graphql
@@ -46,10 +47,10 @@ from policies.vocabulary import Category, Payer
 from resolvers import beneficiaries
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_region_prefix
-from resolvers.pages import ROW_ID, UUID_KEY, cursor_parts
+from resolvers.pages import ID_KEY, ROW_ID, UUID_KEY, cursor_parts
 from resolvers.rows import KNOWN
 
-ROOTS = frozenset({"beneficiary", "beneficiaries", "claim"})
+ROOTS = frozenset({"beneficiary", "beneficiaries", "claim", "claims"})
 
 SQL_MASKS: Mapping[str, Callable[[str], str]] = {
     # policies/access/masks.py, in SQL (char_length counts characters as len() does).
@@ -61,6 +62,8 @@ SQL_MASKS: Mapping[str, Callable[[str], str]] = {
 }
 """The mask kinds of policies/access/masks.py the compiler reproduces, as SQL of a text value."""
 
+_DATE_AND_ID = re.compile(rf"\A[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}},{ID_KEY}\Z")
+"""schema.pagination.DATE_AND_ID: the key of a claim cursor in admission-date order."""
 _NAME = re.compile(r"\A[_A-Za-z][_0-9A-Za-z]*\Z")
 OPERATION_LENGTH = 120
 """The audit_log.operation column (as gateway.access labels operations)."""
@@ -187,6 +190,7 @@ OBJECTS: Mapping[tuple[str, str], str] = {
     ("Query", "beneficiary"): "Beneficiary",
     ("Query", "beneficiaries"): "BeneficiaryConnection",
     ("Query", "claim"): "Claim",
+    ("Query", "claims"): "ClaimConnection",
     ("BeneficiaryConnection", "edges"): "BeneficiaryEdge",
     ("BeneficiaryConnection", "pageInfo"): "PageInfo",
     ("BeneficiaryEdge", "node"): "Beneficiary",
@@ -669,26 +673,120 @@ class _Sql:
                 f"AND h.category = {self.param(held.value, 'text')} AND h.valid_from <= {today} "
                 f"AND (h.valid_to IS NULL OR h.valid_to >= {today}))"
             )
+        keyset = f"{b}.id > {self.param(after, 'uuid')}" if after is not None else None
+        return self.page(
+            s,
+            table="beneficiaries",
+            a=b,
+            conditions=conditions,
+            keyset=keyset,
+            first=first,
+            order=f"{b}.id",
+            reverse=f"{b}.id DESC",
+            cursor=_cursor("beneficiary", f"{b}.id"),
+            node="Beneficiary",
+            person=f"{b}.id",
+        )
+
+    def claims_root(self, s: Selected) -> str:
+        """The statement of ``claims(year:, orderBy:, first:, after:)`` (resolvers.claims.page):
+        one row (the persons of the page's claims, JSON)."""
+        args = self.args(s)
+        first = _page_size(args.get("first"), self.ctx.settings.max_page_size)
+        order_by = args.get("orderBy")
+        name = None if order_by is None else str(getattr(order_by, "value", order_by))
+        c = self.alias("c")
+        after_text = args.get("after")
+        if name is None or name == "ID":
+            kind, order, reverse = "claim", f"{c}.id", f"{c}.id DESC"
+            key = f"{c}.id"
+            keyset = (
+                None
+                if after_text is None
+                else f"{c}.id > {self.param(int(_cursor_key(kind, after_text, ROW_ID)), 'bigint')}"
+            )
+        elif name in ("ADMISSION_DATE_ASC", "ADMISSION_DATE_DESC"):
+            kind = f"claim by {name}"
+            ascending = f"{c}.admission_date, {c}.id"
+            descending = f"{c}.admission_date DESC, {c}.id DESC"
+            order, reverse = (
+                (ascending, descending) if name.endswith("ASC") else (descending, ascending)
+            )
+            key = f"to_char({c}.admission_date, 'YYYY-MM-DD') || ',' || {c}.id"
+            keyset = None
+            if after_text is not None:
+                day, _, row = _cursor_key(kind, after_text, _DATE_AND_ID).partition(",")
+                try:
+                    on = date.fromisoformat(day)
+                except ValueError:
+                    raise NotCovered("after") from None
+                compare = ">" if name.endswith("ASC") else "<"
+                keyset = (
+                    f"({c}.admission_date, {c}.id) {compare} "
+                    f"({self.param(on, 'date')}, {self.param(int(row), 'bigint')})"
+                )
+        else:
+            raise NotCovered(f"orderBy {name}")
+        person = self.alias("pb")
+        conditions = [
+            f"EXISTS (SELECT 1 FROM beneficiaries {person} WHERE {person}.id = {c}.beneficiary_id "
+            f"AND {' AND '.join(self.persons(person))})",
+            *self.claims(c),
+        ]
+        year = args.get("year")
+        if year is not None:
+            conditions.append(f"{c}.year = {self.param(year, 'int')}")
+        return self.page(
+            s,
+            table="claims",
+            a=c,
+            conditions=conditions,
+            keyset=keyset,
+            first=first,
+            order=order,
+            reverse=reverse,
+            cursor=_cursor(kind, key),
+            node="Claim",
+            person=f"{c}.beneficiary_id",
+        )
+
+    def page(
+        self,
+        s: Selected,
+        *,
+        table: str,
+        a: str,
+        conditions: list[str],
+        keyset: str | None,
+        first: int,
+        order: str,
+        reverse: str,
+        cursor: str,
+        node: str,
+        person: str,
+    ) -> str:
+        """A root connection (resolvers.pages.fetch_page and schema.pagination.connection):
+        ``first + 1`` rows of ``table`` (alias ``a``) under ``conditions`` after ``keyset`` in
+        ``order`` (``reverse`` the other way), the ``first`` shown, their persons
+        (``person``, for the audit), cursors, pageInfo and the COUNT without the keyset."""
         where = " AND ".join(conditions)
         n = self.param(first, "int")
-        keyset = f" AND {b}.id > {self.param(after, 'uuid')}" if after is not None else ""
+        after = f" AND {keyset}" if keyset is not None else ""
         fields: list[str] = []
         for f in s.children:
             fields.append(f"'{f.key}'")
             if f.name == "__typename":
                 fields.append(f"'{s.type_name}'::text")
             elif f.name == "totalCount":
-                fields.append(f"(SELECT count(*) FROM beneficiaries {b} WHERE {where})")
+                fields.append(f"(SELECT count(*) FROM {table} {a} WHERE {where})")
             elif f.name == "pageInfo":
                 fields.append(
                     self.page_info(
                         f,
                         has_next=f"(SELECT count(*) FROM page) > {n}",
-                        after=after is not None,
-                        start=_cursor("beneficiary", "(SELECT id FROM shown ORDER BY id LIMIT 1)"),
-                        end=_cursor(
-                            "beneficiary", "(SELECT id FROM shown ORDER BY id DESC LIMIT 1)"
-                        ),
+                        after=keyset is not None,
+                        start=f"(SELECT {cursor} FROM shown {a} ORDER BY {order} LIMIT 1)",
+                        end=f"(SELECT {cursor} FROM shown {a} ORDER BY {reverse} LIMIT 1)",
                     )
                 )
             else:  # edges
@@ -698,18 +796,18 @@ class _Sql:
                     if e.name == "__typename":
                         edge.append(f"'{f.type_name}'::text")
                     elif e.name == "cursor":
-                        edge.append(_cursor("beneficiary", f"{b}.id"))
+                        edge.append(cursor)
                     else:  # node
-                        edge.append(self.obj("Beneficiary", e.children, b))
+                        edge.append(self.obj(node, e.children, a))
                 fields.append(
                     f"(SELECT coalesce(json_agg(json_build_object({', '.join(edge)}) "
-                    f"ORDER BY {b}.id), '[]'::json) FROM shown {b})"
+                    f"ORDER BY {order}), '[]'::json) FROM shown {a})"
                 )
         return (
-            f"WITH page AS MATERIALIZED (SELECT {b}.* FROM beneficiaries {b} WHERE {where}"
-            f"{keyset} ORDER BY {b}.id LIMIT {n} + 1), "
-            f"shown AS MATERIALIZED (SELECT * FROM page ORDER BY id LIMIT {n}) "
-            f"SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM shown), "
+            f"WITH page AS MATERIALIZED (SELECT {a}.* FROM {table} {a} WHERE {where}{after} "
+            f"ORDER BY {order} LIMIT {n} + 1), "
+            f"shown AS MATERIALIZED (SELECT {a}.* FROM page {a} ORDER BY {order} LIMIT {n}) "
+            f"SELECT (SELECT coalesce(array_agg(DISTINCT {person}), '{{}}') FROM shown {a}), "
             f"json_build_object({', '.join(fields)})::text"
         )
 
@@ -744,7 +842,10 @@ async def run(
                 _Sql(ctx, arguments).beneficiary(root, column, value)  # its arguments, or fall back
             else:
                 sql = _Sql(ctx, arguments)
-                text = sql.claim(root) if root.name == "claim" else sql.beneficiaries(root)
+                build = {"claim": sql.claim, "claims": sql.claims_root}.get(
+                    root.name, sql.beneficiaries
+                )
+                text = build(root)
                 pages[id(root.node)] = (text, sql.params)
     except (NotCovered, InvalidInput, BadInput, graphql.GraphQLError, ValueError, TypeError):
         return None
