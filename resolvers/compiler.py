@@ -6,8 +6,8 @@ What it covers (anything else is "not covered": :func:`compile_plan` or :func:`r
 ``None`` and the resolvers answer as before):
 
 - a query operation (no directives, no fragments) whose root fields are ``beneficiary(id:)`` /
-  ``beneficiary(idNumber:)``, ``beneficiaries(regionPrefix:, category:, first:, after:)`` and
-  ``claim(claimNumber:)``;
+  ``beneficiary(idNumber:)``, ``beneficiaries(regionPrefix:, category:, first:, after:)``,
+  ``claim(claimNumber:)`` and ``claims(year:, orderBy:, first:, after:)``;
 - below them the column fields of ``Beneficiary`` (and ``birthYear``), ``identities``,
   ``monitoringFlags``, ``enrollments`` (with ``subsidy``) and ``claims(year:, first:, after:)``
   (edges, cursors, pageInfo, totalCount) with each claim's column fields and ``settlement``
@@ -47,7 +47,7 @@ from policies.vocabulary import Category, Payer
 from resolvers import beneficiaries
 from resolvers.context import Context
 from resolvers.inputs import check_in_token, check_region_prefix
-from resolvers.pages import ID_KEY, ROW_ID, UUID_KEY, cursor_parts
+from resolvers.pages import DATE_AND_ID, ROW_ID, UUID_KEY, cursor_parts
 from resolvers.rows import KNOWN
 
 ROOTS = frozenset({"beneficiary", "beneficiaries", "claim", "claims"})
@@ -62,8 +62,6 @@ SQL_MASKS: Mapping[str, Callable[[str], str]] = {
 }
 """The mask kinds of policies/access/masks.py the compiler reproduces, as SQL of a text value."""
 
-_DATE_AND_ID = re.compile(rf"\A[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}},{ID_KEY}\Z")
-"""schema.pagination.DATE_AND_ID: the key of a claim cursor in admission-date order."""
 _NAME = re.compile(r"\A[_A-Za-z][_0-9A-Za-z]*\Z")
 OPERATION_LENGTH = 120
 """The audit_log.operation column (as gateway.access labels operations)."""
@@ -715,7 +713,7 @@ class _Sql:
             key = f"to_char({c}.admission_date, 'YYYY-MM-DD') || ',' || {c}.id"
             keyset = None
             if after_text is not None:
-                day, _, row = _cursor_key(kind, after_text, _DATE_AND_ID).partition(",")
+                day, _, row = _cursor_key(kind, after_text, DATE_AND_ID).partition(",")
                 try:
                     on = date.fromisoformat(day)
                 except ValueError:

@@ -18,6 +18,8 @@ R = TypeVar("R")
 ID_KEY = "[1-9][0-9]{0,17}"
 """A cursor's key that is a BIGINT identity (below 2**63)."""
 ROW_ID = re.compile(rf"\A{ID_KEY}\Z")
+DATE_AND_ID = re.compile(rf"\A[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}},{ID_KEY}\Z")
+"""A cursor's key in a date order: the date and the row's id."""
 UUID_KEY = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 """A cursor's key that is a person's id."""
 

@@ -15,7 +15,18 @@ from typing import Generic, TypeVar
 import strawberry
 
 from policies.errors import InvalidInput
-from resolvers.pages import ID_KEY, ROW_ID, UUID_KEY, Key, Order, Page, cursor_parts
+from resolvers.pages import (
+    DATE_AND_ID as DATE_AND_ID,
+)
+from resolvers.pages import (
+    ID_KEY,
+    ROW_ID,
+    UUID_KEY,
+    Key,
+    Order,
+    Page,
+    cursor_parts,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,7 +34,6 @@ R = TypeVar("R")
 _ID = ID_KEY  # a BIGINT identity (below 2**63)
 _ROW_ID = ROW_ID
 _UUID = UUID_KEY
-DATE_AND_ID = re.compile(rf"\A[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}},{_ID}\Z")
 AMOUNT_AND_ID = re.compile(rf"\A[0-9]{{1,13}}(\.[0-9]{{1,2}})?,{_ID}\Z")
 KEYS = {"beneficiary": _UUID}
 """The key of each kind of cursor, when it is not a row id (sort orders add theirs)."""
