@@ -57,6 +57,7 @@ from gateway.middleware import (
 )
 from gateway.outcomes import OperationOutcome, Outcomes
 from gateway.query_cache import cached_documents
+from gateway.read_compiler import read_compiler
 from gateway.reconnection import at_most_twice
 from gateway.storage import audit
 from gateway.storage.database import Database, resolve_url
@@ -298,8 +299,10 @@ def department_extensions(
             lambda: Refusal(full_schema=full_schema, access=access, policy=policy, cache=cache)
         )
     extensions.append(cached_documents(settings))
+    extensions.append(ArgumentCheck)
+    if full_schema is not None and access is not None:
+        extensions.append(read_compiler(settings, policy, access))
     extensions += [
-        ArgumentCheck,
         FieldAccess,
         ReadAudit,
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),

@@ -253,6 +253,19 @@ class Settings(BaseSettings):
         description="Per department: parsed and validated documents, by query hash "
         "(gateway/query_cache.py); 0 = none.",
     )
+    read_compiler: bool = Field(
+        default=True,
+        validation_alias="MEDGW_READ_COMPILER",
+        description="Answer the reads the read compiler covers with one SQL statement per root "
+        'field (resolvers/compiler.py; README "Read compiler"); off = resolvers only.',
+    )
+    plan_cache_size: int = Field(
+        default=1_000,
+        ge=0,
+        validation_alias="MEDGW_PLAN_CACHE_SIZE",
+        description="Per department: compiled read plans, by document hash and operation name "
+        "(gateway/query_cache.py); 0 = none.",
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -337,6 +337,41 @@ class QueryLimits(SchemaExtension):
         yield
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+"""The standard library's JSON encoder in C (one call per piece)."""
+PIECE_DEPTH = 4
+"""Containers this deep are encoded in one piece: an edge of a page (``data`` → connection →
+``edges`` → edge), a few kilobytes at most."""
+
+
+def json_pieces(value: object, depth: int = 0) -> Iterator[str]:
+    """The text of ``json.dumps(value, ensure_ascii=False)``, in pieces: containers down to
+    :data:`PIECE_DEPTH` item by item, each deeper value in one call of the C encoder (the
+    pure-Python ``iterencode`` costs about ten times more).
+
+    >>> value = {"data": {"a": [1, {"b": None, "c": "张"}], "d": 1.5, "e": {}}, 2: [True]}
+    >>> "".join(json_pieces(value)) == json.dumps(value, ensure_ascii=False)
+    True
+    """
+    if depth >= PIECE_DEPTH:
+        yield _ENCODE(value)
+    elif isinstance(value, dict) and value and all(type(k) is str for k in value):
+        yield "{"
+        for n, (key, item) in enumerate(value.items()):
+            yield f"{', ' if n else ''}{_ENCODE(key)}: "
+            yield from json_pieces(item, depth + 1)
+        yield "}"
+    elif isinstance(value, list | tuple) and value:
+        yield "["
+        for n, item in enumerate(value):
+            if n:
+                yield ", "
+            yield from json_pieces(item, depth + 1)
+        yield "]"
+    else:
+        yield _ENCODE(value)
+
+
 def limited_encoder(max_bytes: Callable[[], int]) -> Callable[[object], bytes]:
     """A JSON encoder (UTF-8, no ``\\uXXXX`` escapes) of GraphQL responses that answers a
     ``BAD_INPUT`` error naming ``MEDGW_MAX_RESPONSE_BYTES`` instead of a response over
@@ -347,7 +382,7 @@ def limited_encoder(max_bytes: Callable[[], int]) -> Callable[[object], bytes]:
         limit = max_bytes()
         pieces: list[str] = []
         length = 0
-        for piece in json.JSONEncoder(ensure_ascii=False).iterencode(data):
+        for piece in json_pieces(data):
             length += len(piece)
             if length > limit:
                 return too_large(data, limit)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import graphql
 from cachetools import LRUCache
@@ -38,6 +39,7 @@ BYTES_PER_CHARACTER = 300
 highest), so the bound holds for any mix of queries."""
 
 Key = tuple[bytes, Hashable]
+P = TypeVar("P")
 
 
 @dataclass
@@ -136,3 +138,35 @@ def cached_documents(settings: Settings) -> Callable[[], CachedDocuments]:
     ``settings.document_cache_bytes`` for all its requests."""
     cache = QueryCache(settings.document_cache_bytes)
     return lambda: CachedDocuments(cache)
+
+
+PlanKey = tuple[Key, str | None]
+"""A document's :meth:`QueryCache.key` and the operation name."""
+
+
+class PlanCache(Generic[P]):
+    """One department's compiled read plans (issue 15.2), by (document hash and parse options,
+    operation name), least recently used first out, at most ``max_entries``; a document the
+    compiler does not cover is remembered too (as ``None``), so it is not compiled again.
+    The department is the cache's owner (one per department schema)."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: LRUCache[PlanKey, P | None] = LRUCache(maxsize=max(max_entries, 1))
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: PlanKey, compute: Callable[[], P | None]) -> P | None:
+        try:
+            found = self._entries[key]
+        except KeyError:
+            self.misses += 1
+            found = compute()
+            if self.max_entries:
+                self._entries[key] = found
+            return found
+        self.hits += 1
+        return found

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date
+from typing import TypeVar, overload
 
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +20,8 @@ from resolvers.inputs import check_in_token, check_region_prefix
 from resolvers.pages import Order, Page, fetch_page
 from resolvers.rows import RowRules
 
+T = TypeVar("T")
+
 
 def parse_id(value: str, field: str = "id") -> uuid.UUID:
     try:
@@ -26,16 +30,53 @@ def parse_id(value: str, field: str = "id") -> uuid.UUID:
         raise InvalidInput(field, value, "not a beneficiary id of this API") from None
 
 
-async def find(
-    ctx: Context, id: str | None = None, id_number: str | None = None
-) -> models.Beneficiary | None:
-    """One person by id or ID number; ``None`` when missing *or* outside the caller's rows."""
+def lookup(id: str | None, id_number: str | None) -> tuple[str, uuid.UUID | str]:
+    """The column of ``beneficiaries`` and the value that ``beneficiary(id:|idNumber:)`` looks
+    a person up by: ``("id", UUID)`` or ``("id_number", the number stripped, upper case)``.
+
+    :raises BadInput: unless exactly one of them is given.
+    :raises InvalidInput: for an id that is not one of this API.
+    """
     if (id is None) == (id_number is None):
         raise BadInput("give exactly one of id and idNumber", field="id")
+    if id is not None:
+        return "id", parse_id(id)
+    return "id_number", (id_number or "").strip().upper()
+
+
+Read = Callable[[str, "uuid.UUID | str"], Awaitable[T]]
+"""Reads the person whose ``column`` equals ``value`` under the row rules, its own way."""
+
+
+@overload
+async def find(
+    ctx: Context, id: str | None = None, id_number: str | None = None
+) -> models.Beneficiary | None: ...
+
+
+@overload
+async def find(
+    ctx: Context, id: str | None = None, id_number: str | None = None, *, read: Read[T]
+) -> T: ...
+
+
+async def find(
+    ctx: Context,
+    id: str | None = None,
+    id_number: str | None = None,
+    *,
+    read: Read[T] | None = None,
+) -> models.Beneficiary | T | None:
+    """One person by id or ID number; ``None`` when missing *or* outside the caller's rows.
+
+    ``read`` is the read compiler's (resolvers/compiler.py): the same lookup (:func:`lookup`),
+    the row read as JSON built in SQL under the same row rules instead of as an ORM entity.
+    """
+    column, value = lookup(id, id_number)
+    if read is not None:
+        return await read(column, value)
     condition = (
-        models.Beneficiary.id == parse_id(id)
-        if id is not None
-        else models.Beneficiary.id_number == (id_number or "").strip().upper()
+        models.Beneficiary.id == value if column == "id" else models.Beneficiary.id_number == value
     )
     found: models.Beneficiary | None = await ctx.one_or_none(
         select(models.Beneficiary).where(condition, *ctx.rows.persons())

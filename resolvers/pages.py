@@ -3,6 +3,9 @@ a COUNT over the same filtered rows, run only when asked for."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -11,6 +14,30 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, func, select, tuple_
 
 R = TypeVar("R")
+
+ID_KEY = "[1-9][0-9]{0,17}"
+"""A cursor's key that is a BIGINT identity (below 2**63)."""
+ROW_ID = re.compile(rf"\A{ID_KEY}\Z")
+DATE_AND_ID = re.compile(rf"\A[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}},{ID_KEY}\Z")
+"""A cursor's key in a date order: the date and the row's id."""
+UUID_KEY = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+"""A cursor's key that is a person's id."""
+
+
+def cursor_parts(cursor: str) -> tuple[str, str]:
+    """The kind and the key a cursor encodes (URL-safe base64 of ``kind:key``), or two empty
+    strings when it is not such text (the resolvers and the read compiler read cursors alike).
+
+    >>> cursor_parts("Y2xhaW06NDI="), cursor_parts("%%%")
+    (('claim', '42'), ('', ''))
+    """
+    try:
+        found, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+    except (binascii.Error, UnicodeError, ValueError):
+        return "", ""
+    return found, key
+
+
 Key = tuple[Any, ...]
 Fetch = Callable[[Select[Any]], Awaitable[Sequence[Any]]]
 

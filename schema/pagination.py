@@ -8,7 +8,6 @@ page after it is exact in that order; a cursor of another field or order is BAD_
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -16,15 +15,25 @@ from typing import Generic, TypeVar
 import strawberry
 
 from policies.errors import InvalidInput
-from resolvers.pages import Key, Order, Page
+from resolvers.pages import (
+    DATE_AND_ID as DATE_AND_ID,
+)
+from resolvers.pages import (
+    ID_KEY,
+    ROW_ID,
+    UUID_KEY,
+    Key,
+    Order,
+    Page,
+    cursor_parts,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-_ID = "[1-9][0-9]{0,17}"  # a BIGINT identity (below 2**63)
-_ROW_ID = re.compile(rf"\A{_ID}\Z")
-_UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-DATE_AND_ID = re.compile(rf"\A[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}},{_ID}\Z")
+_ID = ID_KEY  # a BIGINT identity (below 2**63)
+_ROW_ID = ROW_ID
+_UUID = UUID_KEY
 AMOUNT_AND_ID = re.compile(rf"\A[0-9]{{1,13}}(\.[0-9]{{1,2}})?,{_ID}\Z")
 KEYS = {"beneficiary": _UUID}
 """The key of each kind of cursor, when it is not a row id (sort orders add theirs)."""
@@ -147,10 +156,7 @@ def decode_cursor(kind: str, cursor: str, field: str = "after") -> str:
 
     :raises InvalidInput: naming ``field`` when the cursor is not one this API gave out.
     """
-    try:
-        found, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-    except (binascii.Error, UnicodeError, ValueError):
-        found, key = "", ""
+    found, key = cursor_parts(cursor)
     if found != kind or not KEYS.get(kind, _ROW_ID).match(key):
         raise InvalidInput(field, cursor, f"not a {kind} cursor of this API")
     return key
