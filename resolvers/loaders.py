@@ -5,6 +5,7 @@ Loaders return ORM rows; the schema turns them into GraphQL types.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,6 +19,7 @@ from gateway.storage import models
 from resolvers.rows import RowRules
 
 T = TypeVar("T")
+K = TypeVar("K")
 Fetch = Callable[[Select[Any]], Awaitable[Sequence[Any]]]
 FetchTuples = Callable[[Select[*tuple[Any, ...]]], Awaitable[Sequence[Any]]]
 
@@ -39,6 +41,19 @@ def _group(rows: Sequence[Any], key: Callable[[Any], Any]) -> dict[Any, list[Any
     return grouped
 
 
+class SharedLoader(DataLoader[K, T]):
+    """strawberry's :class:`DataLoader`, whose futures a cancelled caller cannot cancel.
+
+    A key's future is shared by every field that loads it. graphql-core cancels the pending
+    siblings of a field whose error nulls their parent; awaiting the shared future directly
+    would cancel it for the other fields too (another root field, another page's person), and
+    their request would end in ``CancelledError`` instead of an answer. Each caller awaits its
+    own :func:`asyncio.shield` of the future instead."""
+
+    def load(self, key: K) -> asyncio.Future[T]:
+        return asyncio.shield(super().load(key))
+
+
 class Loaders:
     def __init__(self, fetch: Fetch, rows: RowRules, fetch_tuples: FetchTuples) -> None:
         self._all = fetch
@@ -52,22 +67,22 @@ class Loaders:
         )
         self.enrollments = self._by_beneficiary(models.Enrollment, models.Enrollment.year)
         self.alerts = self._by_beneficiary(models.HighCostAlert, models.HighCostAlert.year)
-        self.claim_pages: DataLoader[ClaimPage, list[models.Claim]] = DataLoader(
+        self.claim_pages: DataLoader[ClaimPage, list[models.Claim]] = SharedLoader(
             load_fn=self._load_claim_pages
         )
-        self.claim_counts: DataLoader[tuple[uuid.UUID, int | None], int] = DataLoader(
+        self.claim_counts: DataLoader[tuple[uuid.UUID, int | None], int] = SharedLoader(
             load_fn=self._load_claim_counts
         )
-        self.settlements: DataLoader[int, list[models.Settlement]] = DataLoader(
+        self.settlements: DataLoader[int, list[models.Settlement]] = SharedLoader(
             load_fn=self._load_settlements
         )
-        self.lines: DataLoader[int, list[models.SettlementLine]] = DataLoader(
+        self.lines: DataLoader[int, list[models.SettlementLine]] = SharedLoader(
             load_fn=self._load_lines
         )
-        self.ledgers: DataLoader[tuple[uuid.UUID, int], models.Ledger | None] = DataLoader(
+        self.ledgers: DataLoader[tuple[uuid.UUID, int], models.Ledger | None] = SharedLoader(
             load_fn=self._load_ledgers
         )
-        self.beneficiaries: DataLoader[uuid.UUID, models.Beneficiary | None] = DataLoader(
+        self.beneficiaries: DataLoader[uuid.UUID, models.Beneficiary | None] = SharedLoader(
             load_fn=self._load_beneficiaries
         )
 
@@ -82,7 +97,7 @@ class Loaders:
             grouped = _group(rows, lambda r: r.beneficiary_id)
             return [grouped.get(k, []) for k in keys]
 
-        return DataLoader(load_fn=load)
+        return SharedLoader(load_fn=load)
 
     async def _load_claim_pages(self, keys: list[ClaimPage]) -> list[list[models.Claim]]:
         # One query per distinct (year, first, after); a window numbers each person's claims.

@@ -360,13 +360,10 @@ def selection(draw: st.DrawFn, policy: DepartmentPolicy, type_name: str, seeded:
 
 @st.composite
 def claim_arguments(draw: st.DrawFn, seeded: Seeded) -> str:
-    """Valid arguments only. With a refused nested argument the resolvers' request can end in
-    CancelledError instead of an answer, with or without the compiler (a fault of the resolver
-    path, not of this test's subject: ``{ a: beneficiary(idNumber: …) { identities { id } }
-    b: beneficiaries { edges { node { identities { id } claims(first: 0) { totalCount } } } } }``
-    does it every time; graphql-core 3.3 cancels the failing field's siblings, with them, it
-    seems, a data loader's future the other root field awaits). The fallback of refused nested
-    arguments is tested with UNCOVERED."""
+    """Valid arguments only, so that most examples are compiled: a refused nested argument
+    is never compiled (the resolvers answer both apps alike), and its fallback is tested with
+    UNCOVERED. (Such a request once ended in CancelledError on the resolvers' path; fixed in
+    resolvers/loaders.SharedLoader, tested in tests/resolvers/test_loaders.py.)"""
     given = []
     year = draw(st.sampled_from([None, None, 2023, 2024]))
     if year is not None:
