@@ -101,12 +101,17 @@ def authenticate(
     max_regions: int = MAX_REGIONS,
 ) -> Principal:
     """The principal of an ``Authorization: Bearer <JWT>`` header, or :class:`Unauthenticated`."""
+    return _principal(verified(bearer(authorization), secret), known_departments, max_regions)
+
+
+def bearer(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <JWT>`` header, or :class:`Unauthenticated`."""
     if not authorization:
         raise Unauthenticated("missing Authorization header (expected 'Bearer <token>')")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("malformed Authorization header (expected 'Bearer <token>')")
-    return _principal(verified(token, secret), known_departments, max_regions)
+    return token
 
 
 def verified(token: str, secret: str) -> dict[str, object]:
@@ -135,7 +140,7 @@ class TokenCache:
     """:func:`authenticate` remembering the tokens it has verified: a token presented again is
     neither decoded nor its signature checked again until its ``exp``.
 
-    Entries are keyed by the SHA-256 of the secret, the region bound and the header (never the
+    Entries are keyed by the SHA-256 of the secret, the region bound and the token (never the
     token itself), least recently used first out, at most ``size``. Only a token that verified
     is kept, so a forged, malformed or expired one is always checked in full and refused; a
     kept one is dropped at its ``exp`` (checked against the clock on every use), when the secret
@@ -157,18 +162,14 @@ class TokenCache:
         max_regions: int = MAX_REGIONS,
     ) -> Principal:
         """As :func:`authenticate`."""
-        if not authorization:
-            return authenticate(authorization, secret, known_departments, max_regions)
-        key = hashlib.sha256(f"{max_regions}\0{secret}\0{authorization}".encode()).digest()
+        token = bearer(authorization)
+        key = hashlib.sha256(f"{max_regions}\0{secret}\0{token}".encode()).digest()
         found = self._cache.get(key)
         if found is not None:
             principal, expires = found
             if self._clock() < expires and principal.department in known_departments:
                 return principal
             self._cache.pop(key, None)
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return authenticate(authorization, secret, known_departments, max_regions)
         claims = verified(token, secret)
         principal = _principal(claims, known_departments, max_regions)
         exp = claims["exp"]
