@@ -369,8 +369,8 @@ class ReadAudit(SchemaExtension):
         if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
             return  # audited per delivered batch, before it leaves (resolvers/outbox.follow)
         context = self.execution_context.context
-        if trail.in_read_transaction:
-            await self._in_read_transaction(trail)
+        if trail.on_read_connection:
+            await self._on_read_connection(trail)
             return
         # Give the read connection back first: a request does not hold two connections, so a
         # burst of requests cannot exhaust the pool waiting for their audit writes.
@@ -393,10 +393,11 @@ class ReadAudit(SchemaExtension):
             error = graphql.GraphQLError(message, original_error=exc, extensions={"code": INTERNAL})
             result.errors = [error]
 
-    async def _in_read_transaction(self, trail: ReadTrail) -> None:
-        """Append the READ record in the transaction that read the data (a compiled point read:
-        one statement, then the record, then the commit, on one connection) and commit it before
-        the response leaves; if either fails, the answer carries no data."""
+    async def _on_read_connection(self, trail: ReadTrail) -> None:
+        """Append the READ record on the request's read session, the connection that read the
+        data (a compiled point read: its statement, then the record's transaction, on one
+        connection; inside the read's transaction when one is open, as in a batch), and commit
+        it before the response leaves; if either fails, the answer carries no data."""
         result = self.execution_context.result
         context = self.execution_context.context
 

@@ -500,10 +500,10 @@ class ReadTrail:
     field_paths: set[str] = field(default_factory=set)
     operation: str | None = None
     paths: dict[tuple[tuple[str, str | None], ...], str] = field(default_factory=dict)
-    in_read_transaction: bool = False
-    """The record goes into the read's own transaction (a compiled point read, set by
-    ``gateway.read_compiler``), appended and committed there before the response leaves, not
-    in a group commit of its own (``gateway.access.ReadAudit``)."""
+    on_read_connection: bool = False
+    """The record is appended on the read's own session and connection (a compiled point read,
+    set by ``gateway.read_compiler``) and committed there before the response leaves, not in a
+    group commit (``gateway.access.ReadAudit``)."""
 
     def note(self, beneficiary_id: uuid.UUID | None, path: str) -> None:
         if beneficiary_id is not None:

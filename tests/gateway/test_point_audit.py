@@ -1,5 +1,5 @@
-"""A compiled point read (``beneficiary(idNumber:)``, ``claim``) writes its READ record in its own
-read transaction, before the response leaves; pages keep the group commit (issue 15)."""
+"""A compiled point read (``beneficiary(idNumber:)``, ``claim``) writes its READ record on its own
+read connection, before the response leaves; pages keep the group commit (issue 15)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ POINT = """query Point($n: String!) { beneficiary(idNumber: $n) {
   id name identities { category } } }"""
 
 
-async def test_a_point_read_is_recorded_in_its_own_transaction_not_a_group(
+async def test_a_point_read_is_recorded_on_its_own_connection_not_in_a_group(
     gql: GraphQLClient, db: Database
 ) -> None:
     [person] = await add_people(db, 1)
