@@ -18,13 +18,14 @@ from typing import Any
 
 import graphql
 from cachetools import LRUCache
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from gateway.errors import FORBIDDEN, INTERNAL
 from gateway.storage import audit
 from gateway.storage.audit import ReadTrail
-from gateway.storage.database import HELD, Held
+from gateway.storage.database import COMMITS, HELD, Held
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from policies.access.walker import forbidden_paths
 
@@ -368,6 +369,9 @@ class ReadAudit(SchemaExtension):
         if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
             return  # audited per delivered batch, before it leaves (resolvers/outbox.follow)
         context = self.execution_context.context
+        if trail.on_read_connection:
+            await self._on_read_connection(trail)
+            return
         # Give the read connection back first: a request does not hold two connections, so a
         # burst of requests cannot exhaust the pool waiting for their audit writes.
         await context.close()
@@ -388,6 +392,49 @@ class ReadAudit(SchemaExtension):
             result.data = None
             error = graphql.GraphQLError(message, original_error=exc, extensions={"code": INTERNAL})
             result.errors = [error]
+
+    async def _on_read_connection(self, trail: ReadTrail) -> None:
+        """Append the READ record on the request's read session, the connection that read the
+        data (a compiled point read: its statement, then the record's transaction, on one
+        connection; inside the read's transaction when one is open, as in a batch), and commit
+        it before the response leaves; if either fails, the answer carries no data."""
+        result = self.execution_context.result
+        context = self.execution_context.context
+
+        async def write(session: AsyncSession) -> None:
+            try:
+                await audit.append(
+                    session,
+                    context.principal,
+                    action="READ",
+                    operation=trail.operation,
+                    query=self.execution_context.query,
+                    beneficiary_ids=trail.beneficiary_ids,
+                    field_paths=trail.field_paths,
+                )
+                await session.commit()
+            except BaseException:
+                # Under the session's lock: a concurrent operation of the batch never meets
+                # the aborted transaction.
+                await session.rollback()
+                raise
+
+        try:
+            await context.read(write)
+            commits = COMMITS.get()
+            if commits is not None:  # gateway/reconnection.py: never run again once stored
+                commits.count += 1
+        except Exception as exc:
+            log.exception("request %s: audit record not written", context.request_id)
+            if result is not None:
+                message = f"audit unavailable (request id {context.request_id})"
+                result.data = None
+                error = graphql.GraphQLError(
+                    message, original_error=exc, extensions={"code": INTERNAL}
+                )
+                result.errors = [error]
+        finally:
+            await context.close()  # rolls back what was not committed
 
     async def _mutation(self, trail: ReadTrail, held: Held) -> bool:
         """Append the READ record (if the payload carried personal data) in the mutation's held

@@ -9,12 +9,15 @@ characters): a token is checked the same way when it is issued and when it is pr
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from cachetools import LRUCache
 
 ALGORITHM = "HS256"
 _REGION_PREFIX = re.compile(r"\A[0-9]{1,6}\Z")
@@ -98,13 +101,25 @@ def authenticate(
     max_regions: int = MAX_REGIONS,
 ) -> Principal:
     """The principal of an ``Authorization: Bearer <JWT>`` header, or :class:`Unauthenticated`."""
+    return _principal(verified(bearer(authorization), secret), known_departments, max_regions)
+
+
+def bearer(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <JWT>`` header, or :class:`Unauthenticated`."""
     if not authorization:
         raise Unauthenticated("missing Authorization header (expected 'Bearer <token>')")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("malformed Authorization header (expected 'Bearer <token>')")
+    return token
+
+
+def verified(token: str, secret: str) -> dict[str, object]:
+    """The claims of a token whose signature, ``exp`` (required, in the future), ``sub``
+    (required), ``iat`` and ``nbf`` (if present, not in the future) check out; else
+    :class:`Unauthenticated`."""
     try:
-        claims = jwt.decode(
+        claims: dict[str, object] = jwt.decode(
             token.strip(),
             secret,
             algorithms=[ALGORITHM],
@@ -118,7 +133,49 @@ def authenticate(
         raise Unauthenticated(f"token lacks the {exc.claim!r} claim") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthenticated(f"malformed token: {exc}") from exc
-    return _principal(claims, known_departments, max_regions)
+    return claims
+
+
+class TokenCache:
+    """:func:`authenticate` remembering the tokens it has verified: a token presented again is
+    neither decoded nor its signature checked again until its ``exp``.
+
+    Entries are keyed by the SHA-256 of the secret, the region bound and the token (never the
+    token itself), least recently used first out, at most ``size``. Only a token that verified
+    is kept, so a forged, malformed or expired one is always checked in full and refused; a
+    kept one is dropped at its ``exp`` (checked against the clock on every use), when the secret
+    changes (another key), and when its department is no longer known.
+    """
+
+    def __init__(self, size: int = 4096, clock: Callable[[], float] = time.time) -> None:
+        self._cache: LRUCache[bytes, tuple[Principal, int]] = LRUCache(maxsize=size)
+        self._clock = clock
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def authenticate(
+        self,
+        authorization: str | None,
+        secret: str,
+        known_departments: Collection[str],
+        max_regions: int = MAX_REGIONS,
+    ) -> Principal:
+        """As :func:`authenticate`."""
+        token = bearer(authorization)
+        key = hashlib.sha256(f"{max_regions}\0{secret}\0{token}".encode()).digest()
+        found = self._cache.get(key)
+        if found is not None:
+            principal, expires = found
+            if self._clock() < expires and principal.department in known_departments:
+                return principal
+            self._cache.pop(key, None)
+        claims = verified(token, secret)
+        principal = _principal(claims, known_departments, max_regions)
+        exp = claims["exp"]
+        if isinstance(exp, int) and self._clock() < exp:
+            self._cache[key] = (principal, exp)
+        return principal
 
 
 def _principal(

@@ -24,7 +24,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.auth import MAX_REGIONS, Principal, Unauthenticated, authenticate
+from gateway.auth import MAX_REGIONS, Principal, TokenCache, Unauthenticated
 from gateway.errors import BAD_INPUT, UNAUTHENTICATED
 
 REQUEST_ID = "medgw.request_id"
@@ -217,10 +217,11 @@ class BearerTokens(AuthenticationBackend):
         self.secret = secret
         self.departments = departments
         self.max_regions = max_regions
+        self.tokens = TokenCache()
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser]:
         try:
-            principal = authenticate(
+            principal = self.tokens.authenticate(
                 conn.headers.get("authorization"),
                 self.secret(),
                 self.departments(),

@@ -31,6 +31,11 @@ from resolvers.context import Context
 log = logging.getLogger("medgw.compiler")
 
 
+POINT_ROOTS = frozenset({"beneficiary", "claim"})
+"""Root fields that return one object: a read of only these appends its record on its own read
+connection; pages keep the group commit (concurrent ones share one transaction)."""
+
+
 def _check(name: str, value: object) -> None:
     check_value(graphql_name(name), value)
 
@@ -92,6 +97,11 @@ class ReadCompiler(SchemaExtension):
                     trail.beneficiary_ids |= answer.beneficiary_ids
                     trail.field_paths |= answer.field_paths
                     trail.operation = trail.operation or answer.operation
+                    # A point read (one person, one claim): its record is appended on the read's
+                    # connection (ReadAudit), saving a connection checkout and a group commit.
+                    trail.on_read_connection = plan is not None and all(
+                        r.name in POINT_ROOTS for r in plan.roots
+                    )
                 execution.result = graphql.ExecutionResult(data=answer.data)
         yield
 

@@ -203,6 +203,15 @@ def _record(
     )
 
 
+_TABLE: Table = AuditRecord.__table__  # type: ignore[assignment]
+_COLUMNS = list(_TABLE.columns)
+
+
+def _row(record: AuditRecord) -> dict[str, Any]:
+    """The record's column values, for a Core INSERT."""
+    return {c.key: getattr(record, c.key) for c in _COLUMNS}
+
+
 _SHARD_OF_TRANSACTION = "medgw.audit_shard"
 
 
@@ -215,13 +224,12 @@ async def _append_in(session: AsyncSession, record: AuditRecord) -> AuditRecord:
     shard = await _lock_shard(session, first)
     session.info[_SHARD_OF_TRANSACTION] = (transaction, shard)
     await _link(session, shard, [record])
-    session.add(record)
-    await session.flush()
+    # Core, as the group commit: one cached INSERT, no unit of work (the record is not added
+    # to the session; it is returned with its id, shard and hashes).
+    await session.execute(insert(_TABLE), _row(record))
     return record
 
 
-_TABLE: Table = AuditRecord.__table__  # type: ignore[assignment]
-_COLUMNS = list(_TABLE.columns)
 _GROUPS: dict[tuple[int, int], tuple[Database, GroupCommit[AuditRecord, AuditRecord]]] = {}
 
 
@@ -236,7 +244,7 @@ def group(db: Database) -> GroupCommit[AuditRecord, AuditRecord]:
             async with db.transaction() as session:
                 shard = await _lock_shard(session)
                 await _link(session, shard, records)
-                rows = [{c.key: getattr(r, c.key) for c in _COLUMNS} for r in records]
+                rows = [_row(r) for r in records]
                 # Core, not the ORM: a cached compiled statement; with RETURNING, SQLAlchemy
                 # sends the rows as one multi-row INSERT ("insertmanyvalues").
                 await session.execute(insert(_TABLE).returning(_TABLE.c.id), rows)
@@ -492,6 +500,10 @@ class ReadTrail:
     field_paths: set[str] = field(default_factory=set)
     operation: str | None = None
     paths: dict[tuple[tuple[str, str | None], ...], str] = field(default_factory=dict)
+    on_read_connection: bool = False
+    """The record is appended on the read's own session and connection (a compiled point read,
+    set by ``gateway.read_compiler``) and committed there before the response leaves, not in a
+    group commit (``gateway.access.ReadAudit``)."""
 
     def note(self, beneficiary_id: uuid.UUID | None, path: str) -> None:
         if beneficiary_id is not None:

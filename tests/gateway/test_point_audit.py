@@ -1,0 +1,97 @@
+"""A compiled point read (``beneficiary(idNumber:)``, ``claim``) writes its READ record on its own
+read connection, before the response leaves; pages keep the group commit (issue 15)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.storage import audit
+from gateway.storage.database import Database
+from tests.conftest import GraphQLClient
+from tests.factories import add_people
+from tests.gateway.test_audit import PAGE, records
+from tests.gateway.test_audit_shards import every_shard_held, links
+
+POINT = """query Point($n: String!) { beneficiary(idNumber: $n) {
+  id name identities { category } } }"""
+
+
+async def test_a_point_read_is_recorded_on_its_own_connection_not_in_a_group(
+    gql: GraphQLClient, db: Database
+) -> None:
+    [person] = await add_people(db, 1)
+    group = audit.group(db)
+    writes = group.writes
+    data = await gql.data(POINT, {"n": person.id_number})
+    assert data["beneficiary"]["name"] == person.name
+    [record] = await records(db)
+    assert group.writes == writes, "no group commit for a point read"
+    assert record.action == "READ"
+    assert record.operation == "query Point"
+    assert record.beneficiary_ids == [person.id]
+    assert record.field_paths == [
+        "beneficiary(idNumber)",
+        "beneficiary.identities",
+        "beneficiary.identities.category",
+        "beneficiary.name",
+    ]
+    assert (await links(db)).ok
+    # A page still goes through the group commit.
+    await gql.data(PAGE)
+    assert group.writes == writes + 1
+    assert len(await records(db)) == 2
+
+
+async def test_no_point_answer_leaves_before_its_record_is_committed(
+    gql: GraphQLClient, db: Database, admin: AsyncEngine
+) -> None:
+    [person] = await add_people(db, 1)
+    async with every_shard_held(admin):
+        request = asyncio.create_task(gql.post(POINT, {"n": person.id_number}))
+        await asyncio.sleep(0.5)
+        assert not request.done(), "no response before its record is written"
+        assert await records(db) == []
+    body = await request
+    assert body["data"]["beneficiary"]["name"] == person.name
+    assert len(await records(db)) == 1
+
+
+async def test_a_point_read_whose_record_fails_carries_no_data(
+    gql: GraphQLClient, db: Database, admin: AsyncEngine
+) -> None:
+    [person] = await add_people(db, 1)
+    async with admin.begin() as conn:
+        await conn.execute(text("REVOKE INSERT ON audit_log FROM medgw_app"))
+    try:
+        body = await gql.post(POINT, {"n": person.id_number})
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text("GRANT INSERT ON audit_log TO medgw_app"))
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert "audit unavailable" in error["message"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert await records(db) == []
+    # The connection was rolled back and given back: the next read is answered and recorded.
+    assert (await gql.data(POINT, {"n": person.id_number}))["beneficiary"]["name"] == person.name
+    assert len(await records(db)) == 1
+
+
+async def test_a_point_read_whose_append_raises_carries_no_data(
+    gql: GraphQLClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [person] = await add_people(db, 1)
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("audit store down")
+
+    monkeypatch.setattr(audit, "append", broken)
+    body = await gql.post(POINT, {"n": person.id_number})
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
+    assert await records(db) == []
