@@ -8,17 +8,21 @@ record, id, hash and the id sequence: the chain verifies across the upgrade and 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from typer.testing import CliRunner
 
 from gateway import migrate
+from gateway.cli import app as cli
 from gateway.config import Settings
 from gateway.storage import audit, audit_partitions
 from gateway.storage.database import Database
@@ -137,6 +141,38 @@ async def test_adding_a_year_refuses_one_whose_records_are_in_default(
             await conn.execute(text("SET LOCAL session_replication_role = replica"))
             for year in created:
                 await conn.execute(text(f"DROP TABLE {audit_partitions.name(year)}"))
+
+
+async def test_medgw_audit_add_years(
+    db: Database,
+    admin: AsyncEngine,
+    admin_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await written_at(db, monkeypatch, datetime(2140, 5, 1, tzinfo=UTC))
+    env = {
+        "DATABASE_URL": admin_url,
+        "MEDGW_MIGRATION_URL": admin_url,
+        "MEDGW_DATA_DIR": str(tmp_path),
+    }
+
+    def add_years(*years: str) -> Any:
+        return CliRunner().invoke(cli, ["audit", "add-years", *years], env=env)
+
+    try:
+        refused = await asyncio.to_thread(add_years, "2139", "2140")
+        assert refused.exit_code == 1, refused.output
+        assert "1 audit records of 2140 are in audit_partitions.audit_log_default" in refused.output
+        added = await asyncio.to_thread(add_years, "2138", "2139")
+        assert (added.exit_code, added.output) == (0, "audit log partitions added: 2138, 2139\n")
+        again = await asyncio.to_thread(add_years, "2139")
+        assert "already has one" in again.output
+        assert audit_partitions.name(2140) not in await partitions(admin)
+    finally:
+        async with admin.begin() as conn:
+            for year in (2138, 2139):
+                await conn.execute(text(f"DROP TABLE IF EXISTS {audit_partitions.name(year)}"))
 
 
 @pytest.fixture
