@@ -22,7 +22,9 @@ are restated (the default privileges of schema public would otherwise give the a
 and DELETE on the new table); the app role has no right on ``audit_partitions`` at all.
 
 The upgrade copies the log under an exclusive lock: stop the gateway first. Downgrade copies it
-back into a plain table.
+back into a plain table with ``hash`` unique again: it fails (changing nothing) if two records
+share a hash, which shards make possible (two shards' first records with the same content and
+time).
 """
 
 from __future__ import annotations
