@@ -501,6 +501,43 @@ def audit_checkpoint() -> None:
     )
 
 
+@audit_app.command("add-years")
+def audit_add_years(
+    first: Annotated[int, typer.Argument(help="The first year to give a partition.")],
+    last: Annotated[int | None, typer.Argument(help="The last one (default: FIRST).")] = None,
+) -> None:
+    """Create the audit log's partitions of the years FIRST to LAST (China time) that do not
+    exist yet, as the owner role (MEDGW_MIGRATION_URL). Exit 1, creating none, when the DEFAULT
+    partition already holds records of one of them: add years before they begin."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from gateway.storage import audit_partitions
+
+    settings = _settings()
+    _existing_database(settings)
+    url = _migration_url(settings)
+
+    async def run() -> list[int]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                return await audit_partitions.add_years(conn, first, last or first)
+        finally:
+            await engine.dispose()
+
+    try:
+        with _reaching(*_migration_variable(settings)):
+            created = asyncio.run(run())
+    except audit_partitions.PartitionError as exc:
+        typer.echo(f"no partition added: {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"audit log partitions added: {', '.join(map(str, created))}"
+        if created
+        else "audit log partitions: every year asked for already has one"
+    )
+
+
 def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``work`` on the gateway's existing database, then close it (no database: exit 2)."""
     from gateway.storage.database import Database

@@ -436,13 +436,16 @@ class AuditRecord(Base):
     """Who saw or changed whose personal data; append-only and hash-chained.
 
     A trigger (see the migration) refuses UPDATE, DELETE and TRUNCATE, and the gateway's
-    database role may only INSERT and SELECT it (migration 0005).
+    database role may only INSERT and SELECT it (migration 0005). Partitioned by year of ``at``
+    (migration 0018, gateway/storage/audit_partitions.py).
     """
 
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    """The partition key (migration 0018: one partition per year, China time), hence part of
+    the primary key; ``id`` alone is unique all the same (one sequence)."""
     action: Mapped[str] = mapped_column(String(8))
     department: Mapped[str] = mapped_column(String(40))
     org: Mapped[str] = mapped_column(String(120))
@@ -455,7 +458,7 @@ class AuditRecord(Base):
     field_paths: Mapped[list[str]] = mapped_column(ARRAY(String))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
     shard: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     """The chain the record belongs to (migration 0017): ``prev_hash`` is the hash of the record
     before it, by id, in the same shard."""
