@@ -319,8 +319,11 @@ async def review_person(
     policies: PolicySet,
     person: models.Beneficiary,
     cause: str,
+    records: Sequence[Record] | None = None,
 ) -> None:
-    """:func:`review` every year of the person that has an alert (after a category changed)."""
+    """:func:`review` every year of the person that has an alert (after a category changed).
+    ``records``: the person's identities and flags as the transaction read them after the
+    change (identities first; None: read them)."""
     rows = (
         await session.execute(
             select(models.HighCostAlert.year, models.Ledger)
@@ -337,7 +340,7 @@ async def review_person(
         figures = Year(
             person.id, person.region_code, year, ledger.out_of_pocket, ledger.visits, True
         )
-        await review(session, principal, policies, figures, cause)
+        await review(session, principal, policies, figures, cause, records)
 
 
 # -- what departments do ------------------------------------------------------------------------

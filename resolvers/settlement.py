@@ -197,6 +197,14 @@ async def category_records(
     session: AsyncSession, person: models.Beneficiary
 ) -> list[CategoryRecord]:
     """Every identity and monitoring flag of the person, as the engine reads them."""
+    return [record_of(r) for r in await person_records(session, person)]
+
+
+async def person_records(
+    session: AsyncSession, person: models.Beneficiary
+) -> list[models.Identity | models.MonitoringFlag]:
+    """Every identity and monitoring flag row of the person: identities, then flags, each in id
+    order (what :attr:`Writer.records` holds)."""
     identities = await session.scalars(
         select(models.Identity)
         .where(models.Identity.beneficiary_id == person.id)
@@ -207,8 +215,7 @@ async def category_records(
         .where(models.MonitoringFlag.beneficiary_id == person.id)
         .order_by(models.MonitoringFlag.id)
     )
-    rows: list[models.Identity | models.MonitoringFlag] = [*identities.all(), *flags.all()]
-    return [record_of(r) for r in rows]
+    return [*identities.all(), *flags.all()]
 
 
 def record_of(row: models.Identity | models.MonitoringFlag) -> CategoryRecord:
@@ -913,24 +920,35 @@ async def rerun_year(
     cause: str,
     *,
     apply: bool = True,
+    known: Sequence[models.Claim] | None = None,
 ) -> list[Change]:
     """Re-run the year's assistance (§9.4) with full knowledge and insurance as paid; with
     ``apply`` store adjustments (E ≥ P) and pending recoveries (E < P), else only say what would
-    change (a closed year, §9.5)."""
+    change (a closed year, §9.5). ``known``: the person's claims not reversed, when this
+    transaction has read them already (the year's are taken from them, not read again). The
+    person's identities and flags are read once per writer (:attr:`Writer.records`, which its
+    alert reviews use too)."""
     session = writer.session
     row = await lock_ledger(session, person.id, year) if apply else None
-    claims = (
-        await session.scalars(
-            select(models.Claim)
-            .where(
-                models.Claim.beneficiary_id == person.id,
-                models.Claim.year == year,
-                models.Claim.reversed_at.is_(None),
-            )
-            .order_by(models.Claim.id)
+    if known is not None:
+        claims: Sequence[models.Claim] = sorted(
+            (c for c in known if c.year == year and c.reversed_at is None), key=lambda c: c.id
         )
-    ).all()
-    records = tuple(await category_records(session, person))
+    else:
+        claims = (
+            await session.scalars(
+                select(models.Claim)
+                .where(
+                    models.Claim.beneficiary_id == person.id,
+                    models.Claim.year == year,
+                    models.Claim.reversed_at.is_(None),
+                )
+                .order_by(models.Claim.id)
+            )
+        ).all()
+    if writer.records is None:
+        writer.records = await person_records(session, person)
+    records = tuple(record_of(r) for r in writer.records)
     states = await settled_so_far(session, claims)
     pending, waived = await pending_and_waived(session, claims)
     ledger = Ledger.empty(year)
@@ -1065,23 +1083,27 @@ async def late_news(
     years: Iterable[int],
     operation: str,
     cause: str,
+    known: Sequence[models.Claim] | None = None,
 ) -> dict[str, Any]:
     """Re-run every open year of ``years``; for a closed one record what would have changed
-    (§9.5). Returns what to say in the audit record."""
+    (§9.5). Returns what to say in the audit record. ``known``: the person's claims not
+    reversed, as :func:`claims_of` read them in this transaction (None: read them)."""
     session = writer.session
     adjustments_before = len(writer.events)
     closed_years: list[int] = []
     for year in sorted(set(years)):
-        policy_id = await session.scalar(
-            select(models.Claim.policy)
-            .where(models.Claim.beneficiary_id == person.id, models.Claim.year == year)
-            .limit(1)
-        )
+        policy_id = next((c.policy for c in known or () if c.year == year), None)
+        if policy_id is None:
+            policy_id = await session.scalar(
+                select(models.Claim.policy)
+                .where(models.Claim.beneficiary_id == person.id, models.Claim.year == year)
+                .limit(1)
+            )
         region = await closed_region(session, writer.policies, policy_id, year)
         if region is None:
-            await rerun_year(writer, person, year, cause)
+            await rerun_year(writer, person, year, cause, known=known)
             continue
-        changes = await rerun_year(writer, person, year, cause, apply=False)
+        changes = await rerun_year(writer, person, year, cause, apply=False, known=known)
         session.add(
             models.LateNews(
                 beneficiary_id=person.id,
