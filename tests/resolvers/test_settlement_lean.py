@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import Principal
@@ -23,6 +24,7 @@ from policies.settlement.engine import Ledger, Person, settle_visit
 from policies.vocabulary import PAYERS, Payer
 from resolvers import cube, pending, settlement
 from tests.conftest import GraphQLClient, StatementCounter
+from tests.factories import category_document, recorder
 from tests.resolvers.test_settlement_governance import (
     PAN_ID,
     PANZHIHUA,
@@ -249,3 +251,71 @@ async def test_an_account_opened_by_a_concurrent_transaction_still_gets_every_en
     )
     months = await rows(db, "SELECT sum(amount) FROM fund_entry_months WHERE side = 'CREDIT'")
     assert months == [(sum((m for _, m in credited), ZERO),)]
+
+
+def test_a_row_held_as_written_reads_like_a_constructed_one() -> None:
+    """``settlement.as_written`` (the re-run's events and lines, held without attribute events)
+    answers every attribute as the constructor's object does, unset ones None, and is
+    transient (in no session)."""
+    values: dict[str, Any] = {
+        "id": 7, "claim_id": 3, "year": 2023, "kind": "ADJUSTMENT", "policy": "510400-2023",
+        "category": "MINIMUM_LIVING", "out_of_pocket": Decimal("12.30"), "reason": "late",
+        "department": "civil_affairs", "org": "ca-5104",
+    }  # fmt: skip
+    held = settlement.as_written(models.Settlement, **values)
+    built = models.Settlement(**values)
+    for name in models.Settlement.__table__.columns.keys():  # noqa: SIM118
+        assert getattr(held, name) == getattr(built, name), name
+    assert held.explanation is None
+    assert held.created_at is None
+    assert inspect(held).transient
+    line = settlement.as_written(models.SettlementLine, settlement_id=7, payer="assistance",
+                                 amount=Decimal("1.00"))  # fmt: skip
+    assert (line.settlement_id, line.payer, line.amount) == (7, "assistance", Decimal("1.00"))
+
+
+ADJUSTED = (
+    "adjustments { claimNumber kind reason createdAt policy category basicInsurance "
+    "criticalIllness inclusiveCommercial assistance secondaryAssistance outOfPocket }"
+)
+
+
+async def test_a_late_recognitions_payload_lists_the_adjustments_as_stored(
+    gql: GraphQLClient, db: Database
+) -> None:
+    """The payload's adjustments (held in memory by the set-based re-run) are the ADJUSTMENT
+    events and lines stored, in the order written, field by field."""
+    await insured(gql)
+    for n, (total, scope) in enumerate(COSTS[:6]):
+        await settle(gql, stay(PAN_ID, f"P-{n:02d}", f"2023-0{3 + n}-10", total, scope))
+    item = {
+        "idNumber": PAN_ID,
+        "category": "MINIMUM_LIVING",
+        "validFrom": "2021-06-01",
+        "reference": "late-payload",
+    }
+    answer = await gql.post(
+        category_document("MINIMUM_LIVING", selection=ADJUSTED),
+        {"i": item},
+        department=recorder("MINIMUM_LIVING"),
+    )
+    shown = ok(answer)["recordIdentity"]["adjustments"]
+    stored = await rows(
+        db,
+        "SELECT c.claim_number, s.kind, s.reason, s.created_at, s.policy, s.category, "
+        + ", ".join(
+            f"(SELECT l.amount FROM settlement_lines l WHERE l.settlement_id = s.id "
+            f"AND l.payer = '{p.value}')"
+            for p in PAYERS
+        )
+        + ", s.out_of_pocket FROM settlements s JOIN claims c ON c.id = s.claim_id "
+        "WHERE s.kind = 'ADJUSTMENT' ORDER BY s.id",
+    )
+    assert len(shown) == len(stored) >= 4
+    for event, row in zip(shown, stored, strict=True):
+        number, kind, reason, at, policy, category, *money = row
+        assert (event["claimNumber"], event["kind"], event["reason"]) == (number, kind, reason)
+        assert datetime.fromisoformat(event["createdAt"]) == at
+        assert (event["policy"], event["category"]) == (policy, category)
+        fields = [p.value for p in PAYERS] + ["outOfPocket"]
+        assert [Decimal(event[f]) for f in fields] == money
