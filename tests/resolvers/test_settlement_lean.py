@@ -319,3 +319,42 @@ async def test_a_late_recognitions_payload_lists_the_adjustments_as_stored(
         assert (event["policy"], event["category"]) == (policy, category)
         fields = [p.value for p in PAYERS] + ["outOfPocket"]
         assert [Decimal(event[f]) for f in fields] == money
+
+
+async def test_a_re_run_posts_to_a_fund_account_opened_meanwhile_by_another_transaction(
+    gql: GraphQLClient, db: Database, admin: AsyncEngine
+) -> None:
+    """The re-run's one statement that opens and reads the accounts cannot see the assistance
+    fund's account committed while it waited on it: the account is read then, and every
+    adjustment's assistance is debited to it, each entry balanced."""
+    await insured(gql)
+    for n, (total, scope) in enumerate(COSTS[:4]):
+        await settle(gql, stay(PAN_ID, f"F-{n:02d}", f"2023-0{3 + n}-10", total, scope))
+    assert not await rows(db, "SELECT id FROM fund_accounts WHERE kind = 'ASSISTANCE_FUND'")
+    async with admin.connect() as conn:
+        transaction = await conn.begin()
+        opened = await conn.scalar(
+            text(
+                "INSERT INTO fund_accounts (kind, region_code, party) "
+                "VALUES ('ASSISTANCE_FUND', :region, '') RETURNING id"
+            ),
+            {"region": PANZHIHUA},
+        )
+        recognising = asyncio.create_task(record(gql, PAN_ID, "MINIMUM_LIVING", "2021-06-01"))
+        await asyncio.sleep(0.5)
+        assert not recognising.done()  # waiting on the account being opened
+        await transaction.commit()
+    ok(await recognising)
+    entries = await rows(
+        db,
+        "SELECT e.settlement_id, e.account_id, e.side, e.amount FROM fund_entries e "
+        "JOIN settlements s ON s.id = e.settlement_id WHERE s.kind = 'ADJUSTMENT'",
+    )
+    adjusted = {event for event, _, _, _ in entries}
+    assert len(adjusted) >= 3
+    for event in adjusted:
+        sides = [(account, side, amount) for e, account, side, amount in entries if e == event]
+        debits = [(account, amount) for account, side, amount in sides if side == "DEBIT"]
+        assert {account for account, _ in debits} == {opened}
+        credit = sum((amount for _, side, amount in sides if side == "CREDIT"), ZERO)
+        assert sum((amount for _, amount in debits), ZERO) == credit > 0
