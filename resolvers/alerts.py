@@ -10,7 +10,7 @@ event) is written there. The transitions are data: :mod:`resolvers.lifecycle`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -320,10 +320,12 @@ async def review_person(
     person: models.Beneficiary,
     cause: str,
     records: Sequence[Record] | None = None,
+    reviewed: Collection[int] = (),
 ) -> None:
     """:func:`review` every year of the person that has an alert (after a category changed).
     ``records``: the person's identities and flags as the transaction read them after the
-    change (identities first; None: read them)."""
+    change (identities first; None: read them); ``reviewed``: years reviewed already by this
+    transaction after the change (a re-run's, with the same records and ledger), skipped."""
     rows = (
         await session.execute(
             select(models.HighCostAlert.year, models.Ledger)
@@ -337,6 +339,8 @@ async def review_person(
         )
     ).all()
     for year, ledger in rows:
+        if year in reviewed:
+            continue
         figures = Year(
             person.id, person.region_code, year, ledger.out_of_pocket, ledger.visits, True
         )

@@ -343,7 +343,7 @@ async def _after_change(
         writer, person, years, operation, f"re-run after {operation}", claims
     )
     await alerts.review_person(
-        session, ctx.principal, ctx.policies, person, operation, writer.records
+        session, ctx.principal, ctx.policies, person, operation, writer.records, writer.reviewed
     )
     await _audit(session, ctx, operation, person, {**detail, **outcome})
     await outbox.identity_changed(session, person, operation)

@@ -317,6 +317,9 @@ class Writer:
     alert: tuple[models.HighCostAlert | None] | None = None
     """The year's alert (or None) when already read, locked, by this transaction (for the one
     :meth:`discover` of that year); None: read it."""
+    reviewed: set[int] = field(default_factory=set)
+    """The years whose alert :meth:`discover` reviewed (a later review of the person's alerts
+    need not look at them again)."""
 
     def consequences(self) -> Consequences:
         """What this transaction's re-runs stored: the ADJUSTMENT events and the recoveries."""
@@ -429,6 +432,7 @@ class Writer:
         await alerts.review(
             self.session, self.principal, self.policies, year, cause, self.records, self.alert
         )
+        self.reviewed.add(row.year)
 
     async def store_events(
         self, person: models.Beneficiary, kind: str, reason: str, events: Sequence[Pending]
