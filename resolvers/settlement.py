@@ -857,7 +857,7 @@ def visit_as_settled(claim: models.Claim, paid: Mapping[Payer, Decimal]) -> Visi
             if covered and claim.inclusive_commercial
             else None,
         )
-    return dataclasses.replace(_visit_of(claim), reported=reported)
+    return _visit_of(claim, reported)
 
 
 NO_EVENT = "-"
@@ -1160,7 +1160,7 @@ async def claims_of(session: AsyncSession, person: models.Beneficiary) -> list[m
     return list(rows.all())
 
 
-def _visit_of(claim: models.Claim) -> Visit:
+def _visit_of(claim: models.Claim, reported: Reported | None = None) -> Visit:
     return Visit(
         id=claim.claim_number,
         type=VisitType(claim.type),
@@ -1173,6 +1173,7 @@ def _visit_of(claim: models.Claim) -> Visit:
         in_province=claim.in_province,
         diagnosis=claim.diagnosis,
         special_treatment_hospital=claim.special_treatment_hospital,
+        reported=reported,
     )
 
 
