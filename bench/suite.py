@@ -16,7 +16,8 @@ the same statements and the same audit record, JSON encoded with the standard li
   by an asyncpg query logger on an in-process gateway (BEGIN, COMMIT and pre-pings included), and
   per raw request the same way.
 - **resettle**: a late recognition (``recordIdentity`` back-dated) of a person with ``--resettle``
-  settled claims, which re-settles each of them: milliseconds, scaled to 100 claims.
+  settled claims, which re-settles each of them: milliseconds, scaled to 100 claims (after
+  :data:`WARM_RECOGNITIONS` late recognitions of one claim, so that the workers are warm).
 - **audited reads**: point lookups per second at 1, 4 and 16 concurrent clients, and how many
   of the database's active backends wait on an advisory lock (the audit shards') meanwhile.
 - **RSS** of the uvicorn processes and of this process.
@@ -506,9 +507,22 @@ async def recognise_late(client: httpx.AsyncClient, number: str) -> None:
     await s.post(client, s.IDENTITY, {"i": identity}, s.token(**s.CA))
 
 
-async def resettle_ms(urls: Sequence[str], number: str, claims: int, prefix: str) -> float:
-    """The milliseconds of a late recognition that re-settles ``claims`` stays."""
+WARM_RECOGNITIONS = 4
+"""Late recognitions of one claim each before the timed one (:func:`resettle_ms`): the first
+``recordIdentity`` a worker process serves compiles and prepares its statements (~140 ms more,
+measured in process), which is not the cost of a re-settlement; several, as each lands on any
+worker."""
+
+
+async def resettle_ms(
+    urls: Sequence[str], number: str, claims: int, prefix: str, warm: Sequence[str] = ()
+) -> float:
+    """The milliseconds of a late recognition that re-settles ``claims`` stays, once the
+    persons ``warm`` (ID numbers) have been recognised late with one stay each."""
     async with httpx.AsyncClient(base_url=urls[0], timeout=300) as client:
+        for n, other in enumerate(warm):
+            await unrecognised(client, other, 1, f"{prefix}W{n}")
+            await recognise_late(client, other)
         await unrecognised(client, number, claims, prefix)
         began = time.perf_counter()
         await recognise_late(client, number)
@@ -660,7 +674,10 @@ async def suite(
                     point_pair.raw.append(await timed("raw", requests, calls))
                     await release()
             number = s.id_number(10_000 + r)
-            resettles.append(await resettle_ms(urls, number, resettle, f"R{r}"))
+            warm = [
+                s.id_number(11_000 + r * WARM_RECOGNITIONS + n) for n in range(WARM_RECOGNITIONS)
+            ]
+            resettles.append(await resettle_ms(urls, number, resettle, f"R{r}", warm))
             loads.append(load())
             progress.advance(task)
 

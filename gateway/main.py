@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from gateway.app import create_app
 
-app = create_app()
+app = create_app(freeze_heap=True)

@@ -139,12 +139,15 @@ def written(session: Session, rows: Sequence[models.Settlement | models.Settleme
 
 def _count(session: Session) -> None:
     sums: dict[tuple[str, str], Decimal] = {}
+    kinds: dict[str, int] = {}
     for row in session.info.pop(_PENDING, []):
         if isinstance(row, models.Settlement):
-            SETTLEMENTS.labels(row.kind).inc()
+            kinds[row.kind] = kinds.get(row.kind, 0) + 1
         else:
             key = (row.payer, "recovered" if row.amount < 0 else "paid")
             sums[key] = sums.get(key, Decimal(0)) + abs(row.amount)
+    for kind, count in kinds.items():  # one increment per kind (a re-run writes a hundred)
+        SETTLEMENTS.labels(kind).inc(count)
     for (payer, direction), amount in sums.items():
         SETTLED_YUAN.labels(payer, direction).inc(float(amount))
 

@@ -26,7 +26,7 @@ def money(amount: Decimal) -> str:
     >>> money(Decimal("20480")), money(Decimal("10444.8"))
     ('20480.00', '10444.80')
     """
-    return format(round_money(amount), "f")
+    return format(amount.quantize(CENT, rounding=ROUND_HALF_UP), "f")
 
 
 def exact(amount: Decimal) -> str:
@@ -35,8 +35,9 @@ def exact(amount: Decimal) -> str:
     >>> exact(Decimal("142480.0000")), exact(Decimal("130.0065")), exact(Decimal("10000.0"))
     ('142480.00', '130.0065', '10000.00')
     """
-    if amount == round_money(amount):
-        return money(amount)
+    rounded = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    if amount == rounded:
+        return format(rounded, "f")
     return format(amount.normalize(), "f")
 
 

@@ -72,7 +72,12 @@ class Payer(StrEnum):
         >>> Payer.SECONDARY_ASSISTANCE.field_name, Payer.ASSISTANCE.field_name
         ('secondary_assistance', 'assistance')
         """
-        return "".join(f"_{c.lower()}" if c.isupper() else c for c in self.value)
+        return _FIELD_NAMES[self]
 
+
+_FIELD_NAMES: dict[Payer, str] = {
+    payer: "".join(f"_{c.lower()}" if c.isupper() else c for c in payer.value) for payer in Payer
+}
+""":attr:`Payer.field_name` of each payer, computed once (the engine asks thousands of times)."""
 
 PAYERS: tuple[Payer, ...] = tuple(Payer)

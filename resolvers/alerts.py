@@ -10,7 +10,7 @@ event) is written there. The transitions are data: :mod:`resolvers.lifecycle`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -319,8 +319,13 @@ async def review_person(
     policies: PolicySet,
     person: models.Beneficiary,
     cause: str,
+    records: Sequence[Record] | None = None,
+    reviewed: Collection[int] = (),
 ) -> None:
-    """:func:`review` every year of the person that has an alert (after a category changed)."""
+    """:func:`review` every year of the person that has an alert (after a category changed).
+    ``records``: the person's identities and flags as the transaction read them after the
+    change (identities first; None: read them); ``reviewed``: years reviewed already by this
+    transaction after the change (a re-run's, with the same records and ledger), skipped."""
     rows = (
         await session.execute(
             select(models.HighCostAlert.year, models.Ledger)
@@ -334,10 +339,12 @@ async def review_person(
         )
     ).all()
     for year, ledger in rows:
+        if year in reviewed:
+            continue
         figures = Year(
             person.id, person.region_code, year, ledger.out_of_pocket, ledger.visits, True
         )
-        await review(session, principal, policies, figures, cause)
+        await review(session, principal, policies, figures, cause, records)
 
 
 # -- what departments do ------------------------------------------------------------------------

@@ -154,8 +154,9 @@ async def post_many(
 ) -> None:
     """:func:`post_settlement` of many events of kinds that are not ``mirror`` (a re-run's
     adjustments) of one person (region ``region_code``), set-based, whatever their number: one
-    statement reads the booking day and the closings, two open and read the accounts, one
-    writes every entry. CONFLICT when a claim's year is closed for its policy region."""
+    statement (:data:`OPEN_AND_CHECK`) reads the booking day and the closings and opens and
+    reads the accounts, one writes every entry. CONFLICT when a claim's year is closed for its
+    policy region (nothing is written: the transaction rolls back)."""
     if not events:
         return
     the_rules = rules()
@@ -163,24 +164,6 @@ async def post_many(
         {(policy_region(policies, c.policy or e.policy), c.year) for c, e, _ in events},
         key=str,
     )
-    found = (
-        await session.execute(
-            text(
-                "SELECT (now() AT TIME ZONE :zone)::date, (SELECT array_agg(ARRAY[region_code, "
-                "year::text]) FROM settlement_year_closings WHERE (region_code, year) IN "
-                "(SELECT * FROM unnest(CAST(:regions AS text[]), CAST(:years AS int[]))))"
-            ),
-            {
-                "zone": zone_name(),
-                "regions": [r for r, _ in wanted],
-                "years": [y for _, y in wanted],
-            },
-        )
-    ).one()
-    booked_on: date = found[0]
-    if found[1]:
-        region, year = found[1][0]
-        raise refuse_closed(int(year), region)
     posted: list[tuple[int, int, Entry]] = []  # (settlement id, year, entry)
     kinds: dict[int, str] = {}
     for claim, event, lines in events:
@@ -196,9 +179,30 @@ async def post_many(
             (event.id, claim.year, entry)
             for entry in the_rules.settlement_entries(event.kind, amounts, parties)
         ]
+    accounts = {entry.account for _, _, entry in posted}
+    keys = sorted((a.kind.value, a.region_code, a.party) for a in accounts)
+    found = (
+        await session.execute(
+            OPEN_AND_CHECK,
+            {
+                "zone": zone_name(),
+                "regions": [r for r, _ in wanted],
+                "years": [y for _, y in wanted],
+                "kinds": [k for k, _, _ in keys],
+                "account_regions": [r for _, r, _ in keys],
+                "parties": [p for _, _, p in keys],
+            },
+        )
+    ).one()
+    booked_on: date = found[0]
+    if found[1]:
+        region, year = found[1][0]
+        raise refuse_closed(int(year), region)
     if not posted:
         return
-    ids = await account_ids(session, {entry.account for _, _, entry in posted})
+    ids = {Account(AccountKind(k), r, p): int(i) for i, k, r, p in found[2]}
+    if len(ids) < len(accounts):  # opened by a transaction that committed while it ran
+        ids |= await account_ids(session, accounts - ids.keys())
     written = await session.execute(
         text(
             fund_months.summed(
@@ -355,6 +359,36 @@ async def store(
             for e in entries
         ],
     )
+
+
+OPEN_AND_CHECK = text(
+    """
+WITH wanted AS (
+  SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:account_regions AS text[]),
+                       CAST(:parties AS text[])) AS w(kind, region_code, party)
+),
+opened AS (
+  INSERT INTO fund_accounts (kind, region_code, party)
+  SELECT kind, region_code, party FROM wanted ORDER BY kind, region_code, party
+  ON CONFLICT DO NOTHING
+  RETURNING id, kind, region_code, party
+)
+SELECT (now() AT TIME ZONE :zone)::date,
+       (SELECT array_agg(ARRAY[region_code, year::text]) FROM settlement_year_closings
+        WHERE (region_code, year) IN (SELECT * FROM unnest(CAST(:regions AS text[]),
+                                                           CAST(:years AS int[])))),
+       ARRAY(SELECT ARRAY[o.id::text, o.kind, o.region_code, o.party] FROM opened o
+             UNION ALL
+             SELECT ARRAY[a.id::text, a.kind, a.region_code, a.party]
+             FROM fund_accounts a JOIN wanted w ON (a.kind, a.region_code, a.party) =
+                                                   (w.kind, w.region_code, w.party))
+"""
+)
+""":func:`post_many`'s first statement: the booking day (``zone``), the closed ones of the
+(``regions``, ``years``) wanted, and the ids of the accounts (``kinds``, ``account_regions``,
+``parties``) as ``[id, kind, region, party]`` text arrays, opening those that do not exist yet
+(in one snapshot: one committed by another transaction meanwhile is neither opened nor read,
+:func:`account_ids` reads it then)."""
 
 
 async def account_ids(session: AsyncSession, accounts: set[Account]) -> dict[Account, int]:

@@ -228,10 +228,11 @@ class Merge(Staging):
             after = CategoryRecord(Category(category), new_from, new_to, new_decided)
             years.update(settlement.touched_years(importer.policies, person, claims, before, after))
         writer = settlement.Writer(session, importer.principal, importer.policies)
-        await settlement.late_news(writer, person, years, operation, cause)
+        await settlement.late_news(writer, person, years, operation, cause, claims)
         await alerts.review_person(
-            session, importer.principal, importer.policies, person, operation
-        )
+            session, importer.principal, importer.policies, person, operation, writer.records,
+            writer.reviewed,
+        )  # fmt: skip
         consequences = writer.consequences()
         self.summary.adjustments += len(consequences.adjustments)
         self.summary.recoveries += len(consequences.recoveries)

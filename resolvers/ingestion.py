@@ -340,9 +340,11 @@ async def _after_change(
     claims = await settlement.claims_of(session, person)
     years = settlement.touched_years(ctx.policies, person, claims, before, after)
     outcome = await settlement.late_news(
-        writer, person, years, operation, f"re-run after {operation}"
+        writer, person, years, operation, f"re-run after {operation}", claims
     )
-    await alerts.review_person(session, ctx.principal, ctx.policies, person, operation)
+    await alerts.review_person(
+        session, ctx.principal, ctx.policies, person, operation, writer.records, writer.reviewed
+    )
     await _audit(session, ctx, operation, person, {**detail, **outcome})
     await outbox.identity_changed(session, person, operation)
     return writer.consequences()

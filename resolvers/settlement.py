@@ -18,12 +18,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import manager_of_class
 
 from gateway import metrics, resident_id
 from gateway.auth import Principal
@@ -197,6 +198,14 @@ async def category_records(
     session: AsyncSession, person: models.Beneficiary
 ) -> list[CategoryRecord]:
     """Every identity and monitoring flag of the person, as the engine reads them."""
+    return [record_of(r) for r in await person_records(session, person)]
+
+
+async def person_records(
+    session: AsyncSession, person: models.Beneficiary
+) -> list[models.Identity | models.MonitoringFlag]:
+    """Every identity and monitoring flag row of the person: identities, then flags, each in id
+    order (what :attr:`Writer.records` holds)."""
     identities = await session.scalars(
         select(models.Identity)
         .where(models.Identity.beneficiary_id == person.id)
@@ -207,8 +216,7 @@ async def category_records(
         .where(models.MonitoringFlag.beneficiary_id == person.id)
         .order_by(models.MonitoringFlag.id)
     )
-    rows: list[models.Identity | models.MonitoringFlag] = [*identities.all(), *flags.all()]
-    return [record_of(r) for r in rows]
+    return [*identities.all(), *flags.all()]
 
 
 def record_of(row: models.Identity | models.MonitoringFlag) -> CategoryRecord:
@@ -309,6 +317,9 @@ class Writer:
     alert: tuple[models.HighCostAlert | None] | None = None
     """The year's alert (or None) when already read, locked, by this transaction (for the one
     :meth:`discover` of that year); None: read it."""
+    reviewed: set[int] = field(default_factory=set)
+    """The years whose alert :meth:`discover` reviewed (a later review of the person's alerts
+    need not look at them again)."""
 
     def consequences(self) -> Consequences:
         """What this transaction's re-runs stored: the ADJUSTMENT events and the recoveries."""
@@ -421,6 +432,7 @@ class Writer:
         await alerts.review(
             self.session, self.principal, self.policies, year, cause, self.records, self.alert
         )
+        self.reviewed.add(row.year)
 
     async def store_events(
         self, person: models.Beneficiary, kind: str, reason: str, events: Sequence[Pending]
@@ -457,18 +469,23 @@ class Writer:
         )
         made = {row.claim_id: (row.id, row.created_at) for row in written.all()}
         stored: list[tuple[models.Claim, models.Settlement, list[models.SettlementLine]]] = []
+        department, org = self.principal.department, self.principal.org
         for item in events:
             claim = item.claim
             event_id, at = made[claim.id]
-            row = models.Settlement(
+            row = as_written(
+                models.Settlement,
                 id=event_id, claim_id=claim.id, beneficiary_id=claim.beneficiary_id,
                 year=claim.year, kind=kind, policy=item.policy, category=item.category,
-                out_of_pocket=item.out_of_pocket, reason=reason,
-                department=self.principal.department, org=self.principal.org, created_at=at,
+                out_of_pocket=item.out_of_pocket, reason=reason, department=department, org=org,
+                created_at=at,
             )  # fmt: skip
             lines = [
-                models.SettlementLine(
-                    settlement_id=event_id, payer=p.value, amount=item.payments.get(p, ZERO)
+                as_written(
+                    models.SettlementLine,
+                    settlement_id=event_id,
+                    payer=p.value,
+                    amount=item.payments.get(p, ZERO),
                 )
                 for p in PAYERS
             ]
@@ -482,6 +499,19 @@ class Writer:
             counted += [row, *lines]
         metrics.written(self.session.sync_session, counted)  # counted when it commits
         await funds.post_many(self.session, self.policies, person.region_code, stored)
+
+
+_Row = TypeVar("_Row", bound=models.Base)
+
+
+def as_written(model: type[_Row], **values: Any) -> _Row:
+    """A transient ``model`` object holding ``values`` as one read from its table holds them:
+    set without attribute events, several times cheaper than the constructor (a re-run holds
+    hundreds of events and lines). For rows written by a statement; never added to a session.
+    Attributes not given read None, as a constructed object's do."""
+    row: _Row = manager_of_class(model).new_instance()
+    row.__dict__.update(values)
+    return row
 
 
 STORE_EVENTS = text(
@@ -827,7 +857,7 @@ def visit_as_settled(claim: models.Claim, paid: Mapping[Payer, Decimal]) -> Visi
             if covered and claim.inclusive_commercial
             else None,
         )
-    return dataclasses.replace(_visit_of(claim), reported=reported)
+    return _visit_of(claim, reported)
 
 
 NO_EVENT = "-"
@@ -913,24 +943,35 @@ async def rerun_year(
     cause: str,
     *,
     apply: bool = True,
+    known: Sequence[models.Claim] | None = None,
 ) -> list[Change]:
     """Re-run the year's assistance (§9.4) with full knowledge and insurance as paid; with
     ``apply`` store adjustments (E ≥ P) and pending recoveries (E < P), else only say what would
-    change (a closed year, §9.5)."""
+    change (a closed year, §9.5). ``known``: the person's claims not reversed, when this
+    transaction has read them already (the year's are taken from them, not read again). The
+    person's identities and flags are read once per writer (:attr:`Writer.records`, which its
+    alert reviews use too)."""
     session = writer.session
     row = await lock_ledger(session, person.id, year) if apply else None
-    claims = (
-        await session.scalars(
-            select(models.Claim)
-            .where(
-                models.Claim.beneficiary_id == person.id,
-                models.Claim.year == year,
-                models.Claim.reversed_at.is_(None),
-            )
-            .order_by(models.Claim.id)
+    if known is not None:
+        claims: Sequence[models.Claim] = sorted(
+            (c for c in known if c.year == year and c.reversed_at is None), key=lambda c: c.id
         )
-    ).all()
-    records = tuple(await category_records(session, person))
+    else:
+        claims = (
+            await session.scalars(
+                select(models.Claim)
+                .where(
+                    models.Claim.beneficiary_id == person.id,
+                    models.Claim.year == year,
+                    models.Claim.reversed_at.is_(None),
+                )
+                .order_by(models.Claim.id)
+            )
+        ).all()
+    if writer.records is None:
+        writer.records = await person_records(session, person)
+    records = tuple(record_of(r) for r in writer.records)
     states = await settled_so_far(session, claims)
     pending, waived = await pending_and_waived(session, claims)
     ledger = Ledger.empty(year)
@@ -1065,23 +1106,27 @@ async def late_news(
     years: Iterable[int],
     operation: str,
     cause: str,
+    known: Sequence[models.Claim] | None = None,
 ) -> dict[str, Any]:
     """Re-run every open year of ``years``; for a closed one record what would have changed
-    (§9.5). Returns what to say in the audit record."""
+    (§9.5). Returns what to say in the audit record. ``known``: the person's claims not
+    reversed, as :func:`claims_of` read them in this transaction (None: read them)."""
     session = writer.session
     adjustments_before = len(writer.events)
     closed_years: list[int] = []
     for year in sorted(set(years)):
-        policy_id = await session.scalar(
-            select(models.Claim.policy)
-            .where(models.Claim.beneficiary_id == person.id, models.Claim.year == year)
-            .limit(1)
-        )
+        policy_id = next((c.policy for c in known or () if c.year == year), None)
+        if policy_id is None:
+            policy_id = await session.scalar(
+                select(models.Claim.policy)
+                .where(models.Claim.beneficiary_id == person.id, models.Claim.year == year)
+                .limit(1)
+            )
         region = await closed_region(session, writer.policies, policy_id, year)
         if region is None:
-            await rerun_year(writer, person, year, cause)
+            await rerun_year(writer, person, year, cause, known=known)
             continue
-        changes = await rerun_year(writer, person, year, cause, apply=False)
+        changes = await rerun_year(writer, person, year, cause, apply=False, known=known)
         session.add(
             models.LateNews(
                 beneficiary_id=person.id,
@@ -1115,7 +1160,7 @@ async def claims_of(session: AsyncSession, person: models.Beneficiary) -> list[m
     return list(rows.all())
 
 
-def _visit_of(claim: models.Claim) -> Visit:
+def _visit_of(claim: models.Claim, reported: Reported | None = None) -> Visit:
     return Visit(
         id=claim.claim_number,
         type=VisitType(claim.type),
@@ -1128,6 +1173,7 @@ def _visit_of(claim: models.Claim) -> Visit:
         in_province=claim.in_province,
         diagnosis=claim.diagnosis,
         special_treatment_hospital=claim.special_treatment_hospital,
+        reported=reported,
     )
 
 

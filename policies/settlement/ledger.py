@@ -89,8 +89,12 @@ class StageTotals(BaseModel):
         super().__init__(base=base, paid=paid)
 
 
+NOTHING_YET = StageTotals()
+"""A stage's totals before any visit (frozen: one shared by every ledger)."""
+
+
 def _zeros() -> dict[Stage, StageTotals]:
-    return {stage: StageTotals() for stage in Stage}
+    return dict.fromkeys(Stage, NOTHING_YET)
 
 
 class Ledger(BaseModel):
@@ -119,7 +123,7 @@ class Ledger(BaseModel):
         return cls(year=year)
 
     def totals(self, stage: Stage) -> StageTotals:
-        return self.stages.get(stage, StageTotals())
+        return self.stages.get(stage, NOTHING_YET)
 
     def paid(self, *stages: Stage) -> Decimal:
         return sum((self.totals(s).paid for s in stages), ZERO)

@@ -88,7 +88,34 @@ def _show(value: object) -> str:
 
 def _use(value: Value[T], shown: str | None = None) -> ParameterUse:
     text = shown if shown is not None else _show(value.value)
-    return ParameterUse(name=value.key, value=text, reference=value.reference, note=value.note)
+    key = (value.key, text, value.reference, value.note)
+    use = _USES.get(key)
+    if use is None:
+        if len(_USES) >= _MEMO_SIZE:
+            _USES.clear()
+        use = _USES[key] = ParameterUse(
+            name=value.key, value=text, reference=value.reference, note=value.note
+        )
+    return use
+
+
+def _bands(segments: Sequence[Segment]) -> tuple[Band, ...]:
+    """The explanation's bands of a schedule's segments (a schedule's bands are shared)."""
+    key = tuple((str(s.up_to), str(s.ratio)) for s in segments)
+    bands = _BANDS.get(key)
+    if bands is None:
+        if len(_BANDS) >= _MEMO_SIZE:
+            _BANDS.clear()
+        bands = _BANDS[key] = tuple(map(Band.model_validate, segments))
+    return bands
+
+
+_MEMO_SIZE = 4096
+_USES: dict[tuple[str, str, str, str | None], ParameterUse] = {}
+_BANDS: dict[tuple[tuple[str, str], ...], tuple[Band, ...]] = {}
+"""Explanation parts already built, by what they show (frozen models, so shared safely): the
+engine stays a pure function, it only skips validating the same few policy parameters and
+schedules thousands of times (a late re-run settles a whole year again)."""
 
 
 def _points(bonus: Decimal) -> str:
@@ -167,7 +194,7 @@ def _run(
         base=base,
         year_to_date_base_before=None if per_stay else before,
         deductible=schedule.deductible,
-        segments=tuple(map(Band.model_validate, schedule.segments)),
+        segments=_bands(schedule.segments),
         portions=tuple(map(Part.model_validate, result.portions)),
         cap=schedule.cap,
         cap_shared_with=tuple(s.value for s in cap_over if s is not stage),

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import Principal
@@ -23,6 +24,7 @@ from policies.settlement.engine import Ledger, Person, settle_visit
 from policies.vocabulary import PAYERS, Payer
 from resolvers import cube, pending, settlement
 from tests.conftest import GraphQLClient, StatementCounter
+from tests.factories import category_document, recorder
 from tests.resolvers.test_settlement_governance import (
     PAN_ID,
     PANZHIHUA,
@@ -249,3 +251,110 @@ async def test_an_account_opened_by_a_concurrent_transaction_still_gets_every_en
     )
     months = await rows(db, "SELECT sum(amount) FROM fund_entry_months WHERE side = 'CREDIT'")
     assert months == [(sum((m for _, m in credited), ZERO),)]
+
+
+def test_a_row_held_as_written_reads_like_a_constructed_one() -> None:
+    """``settlement.as_written`` (the re-run's events and lines, held without attribute events)
+    answers every attribute as the constructor's object does, unset ones None, and is
+    transient (in no session)."""
+    values: dict[str, Any] = {
+        "id": 7, "claim_id": 3, "year": 2023, "kind": "ADJUSTMENT", "policy": "510400-2023",
+        "category": "MINIMUM_LIVING", "out_of_pocket": Decimal("12.30"), "reason": "late",
+        "department": "civil_affairs", "org": "ca-5104",
+    }  # fmt: skip
+    held = settlement.as_written(models.Settlement, **values)
+    built = models.Settlement(**values)
+    for name in models.Settlement.__table__.columns.keys():  # noqa: SIM118
+        assert getattr(held, name) == getattr(built, name), name
+    assert held.explanation is None
+    assert held.created_at is None
+    assert inspect(held).transient
+    line = settlement.as_written(models.SettlementLine, settlement_id=7, payer="assistance",
+                                 amount=Decimal("1.00"))  # fmt: skip
+    assert (line.settlement_id, line.payer, line.amount) == (7, "assistance", Decimal("1.00"))
+
+
+ADJUSTED = (
+    "adjustments { claimNumber kind reason createdAt policy category basicInsurance "
+    "criticalIllness inclusiveCommercial assistance secondaryAssistance outOfPocket }"
+)
+
+
+async def test_a_late_recognitions_payload_lists_the_adjustments_as_stored(
+    gql: GraphQLClient, db: Database
+) -> None:
+    """The payload's adjustments (held in memory by the set-based re-run) are the ADJUSTMENT
+    events and lines stored, in the order written, field by field."""
+    await insured(gql)
+    for n, (total, scope) in enumerate(COSTS[:6]):
+        await settle(gql, stay(PAN_ID, f"P-{n:02d}", f"2023-0{3 + n}-10", total, scope))
+    item = {
+        "idNumber": PAN_ID,
+        "category": "MINIMUM_LIVING",
+        "validFrom": "2021-06-01",
+        "reference": "late-payload",
+    }
+    answer = await gql.post(
+        category_document("MINIMUM_LIVING", selection=ADJUSTED),
+        {"i": item},
+        department=recorder("MINIMUM_LIVING"),
+    )
+    shown = ok(answer)["recordIdentity"]["adjustments"]
+    stored = await rows(
+        db,
+        "SELECT c.claim_number, s.kind, s.reason, s.created_at, s.policy, s.category, "
+        + ", ".join(
+            f"(SELECT l.amount FROM settlement_lines l WHERE l.settlement_id = s.id "
+            f"AND l.payer = '{p.value}')"
+            for p in PAYERS
+        )
+        + ", s.out_of_pocket FROM settlements s JOIN claims c ON c.id = s.claim_id "
+        "WHERE s.kind = 'ADJUSTMENT' ORDER BY s.id",
+    )
+    assert len(shown) == len(stored) >= 4
+    for event, row in zip(shown, stored, strict=True):
+        number, kind, reason, at, policy, category, *money = row
+        assert (event["claimNumber"], event["kind"], event["reason"]) == (number, kind, reason)
+        assert datetime.fromisoformat(event["createdAt"]) == at
+        assert (event["policy"], event["category"]) == (policy, category)
+        fields = [p.value for p in PAYERS] + ["outOfPocket"]
+        assert [Decimal(event[f]) for f in fields] == money
+
+
+async def test_a_re_run_posts_to_a_fund_account_opened_meanwhile_by_another_transaction(
+    gql: GraphQLClient, db: Database, admin: AsyncEngine
+) -> None:
+    """The re-run's one statement that opens and reads the accounts cannot see the assistance
+    fund's account committed while it waited on it: the account is read then, and every
+    adjustment's assistance is debited to it, each entry balanced."""
+    await insured(gql)
+    for n, (total, scope) in enumerate(COSTS[:4]):
+        await settle(gql, stay(PAN_ID, f"F-{n:02d}", f"2023-0{3 + n}-10", total, scope))
+    assert not await rows(db, "SELECT id FROM fund_accounts WHERE kind = 'ASSISTANCE_FUND'")
+    async with admin.connect() as conn:
+        transaction = await conn.begin()
+        opened = await conn.scalar(
+            text(
+                "INSERT INTO fund_accounts (kind, region_code, party) "
+                "VALUES ('ASSISTANCE_FUND', :region, '') RETURNING id"
+            ),
+            {"region": PANZHIHUA},
+        )
+        recognising = asyncio.create_task(record(gql, PAN_ID, "MINIMUM_LIVING", "2021-06-01"))
+        await asyncio.sleep(0.5)
+        assert not recognising.done()  # waiting on the account being opened
+        await transaction.commit()
+    ok(await recognising)
+    entries = await rows(
+        db,
+        "SELECT e.settlement_id, e.account_id, e.side, e.amount FROM fund_entries e "
+        "JOIN settlements s ON s.id = e.settlement_id WHERE s.kind = 'ADJUSTMENT'",
+    )
+    adjusted = {event for event, _, _, _ in entries}
+    assert len(adjusted) >= 3
+    for event in adjusted:
+        sides = [(account, side, amount) for e, account, side, amount in entries if e == event]
+        debits = [(account, amount) for account, side, amount in sides if side == "DEBIT"]
+        assert {account for account, _ in debits} == {opened}
+        credit = sum((amount for _, side, amount in sides if side == "CREDIT"), ZERO)
+        assert sum((amount for _, amount in debits), ZERO) == credit > 0
