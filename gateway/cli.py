@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import logging
 import sys
@@ -766,8 +767,15 @@ def import_list(
                 rate = rows / max(time.monotonic() - started, 1e-6)
                 bar.update(task, completed=min(done, size), rows=rows, rate=rate)
 
+            policies = load_policies()
+            # As the served process does once started (create_app(freeze_heap=True)): what the
+            # command built is moved out of the garbage collector's sight, so that the full
+            # collections a million rows' objects trigger do not scan the whole startup heap
+            # (~0.6 s of the ~6.5 s of 300,000 identity rows; README, "Speed and memory").
+            gc.collect()
+            gc.freeze()
             summary = await import_file(
-                db, principal, load_policies(), access, planned, file, settings.today(),
+                db, principal, policies, access, planned, file, settings.today(),
                 progress=progress,
             )  # fmt: skip
             bar.update(task, completed=size)
