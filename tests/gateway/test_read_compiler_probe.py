@@ -574,3 +574,67 @@ async def test_the_probes_reach_the_compiler(
         assert {e["node"]["carrier"] for e in edges} <= {INSURER}
     if department == "hospital":
         assert {e["node"]["hospitalCode"] for e in edges} <= {"H1"}
+
+
+@pytest.mark.parametrize("department", ["medical_insurance", "insurer", "hospital"])
+async def test_settlements_of_odd_shapes(
+    both: Both, seeded: Seeded, db: Database, monkeypatch: pytest.MonkeyPatch, department: str
+) -> None:
+    """Events the seed does not have: a reversal alone, an event without lines, a line of a
+    payer the others lack, an empty category, amounts of three decimals' worth of sums."""
+    from decimal import Decimal
+
+    async with db.transaction() as session:
+        claims = (
+            await session.scalars(select(models.Claim).order_by(models.Claim.id).limit(12))
+        ).all()
+        unsettled = [
+            c
+            for c in claims
+            if not (
+                await session.scalars(
+                    select(models.Settlement.id).where(models.Settlement.claim_id == c.id)
+                )
+            ).first()
+        ]
+        shapes = [
+            [("REVERSAL", Decimal("-5.00"), "", [("assistance", Decimal("-1.10"))])],
+            [("ORIGINAL", Decimal("0.00"), "", [])],
+            [
+                (
+                    "ORIGINAL",
+                    Decimal("10.05"),
+                    "MINIMUM_LIVING",
+                    [("criticalIllness", Decimal("0.05"))],
+                ),
+                ("ADJUSTMENT", Decimal("-10.05"), "", [("criticalIllness", Decimal("-0.05"))]),
+            ],
+        ]
+        for claim, events in zip(unsettled, shapes, strict=False):
+            for kind, oop, category, lines in events:
+                event = models.Settlement(
+                    claim_id=claim.id,
+                    beneficiary_id=claim.beneficiary_id,
+                    year=claim.year,
+                    kind=kind,
+                    policy="510400-2023",
+                    category=category or None,
+                    out_of_pocket=oop,
+                    explanation={},
+                    department="medical_insurance",
+                    org="o",
+                )
+                session.add(event)
+                await session.flush()
+                session.add_all(
+                    models.SettlementLine(settlement_id=event.id, payer=payer, amount=amount)
+                    for payer, amount in lines
+                )
+    answered = spy(monkeypatch)
+    query = (
+        "{ claims(first: 100) { edges { node { claimNumber settlement { claimNumber policy "
+        "category basicInsurance criticalIllness inclusiveCommercial assistance "
+        "secondaryAssistance outOfPocket } } } } }"
+    )
+    await probe(both, department, query)
+    assert answered == [True] or department != "medical_insurance"  # others: a field refused
