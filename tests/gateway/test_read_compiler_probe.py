@@ -638,3 +638,37 @@ async def test_settlements_of_odd_shapes(
     )
     await probe(both, department, query)
     assert answered == [True] or department != "medical_insurance"  # others: a field refused
+
+
+ODD_BODIES: list[Any] = [
+    {"query": "{ beneficiaries(first: 2) { edges { node { id name } } } }", "variables": [1]},
+    {"query": "{ beneficiaries(first: 2) { edges { node { id name } } } }", "variables": "x"},
+    {"query": "{ beneficiaries(first: 2) { edges { node { id name } } } }", "operationName": 3},
+    {"query": "query A { beneficiaries(first: 2) { edges { node { id name } } } }",
+     "operationName": "A", "extensions": {"persistedQuery": {"version": 1}}},
+    {"query": ["{ beneficiaries { totalCount } }"]},
+    [],
+    [{"query": "{ beneficiaries(first: 1) { edges { node { id name } } } }"}],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/graphql-response+json"])
+@pytest.mark.parametrize("body", range(len(ODD_BODIES)))
+async def test_odd_bodies_and_media_types(
+    both: Both, seeded: Seeded, monkeypatch: pytest.MonkeyPatch, body: int, accept: str
+) -> None:
+    spy(monkeypatch)
+    headers = {**token_of("medical_insurance"), "Accept": accept}
+    seen = []
+    for client in (both.compiled, both.resolved):
+        before = await audit_count(both.db)
+        response = await client.post("/graphql", json=ODD_BODIES[body], headers=headers)
+        seen.append(
+            (
+                response.status_code,
+                response.headers.get("content-type"),
+                _strip(response.json()),
+                await audit_since(both.db, before),
+            )
+        )
+    assert seen[0] == seen[1]
