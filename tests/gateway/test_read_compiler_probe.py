@@ -599,7 +599,8 @@ async def test_settlements_of_odd_shapes(
                 )
             ).first()
         ]
-        shapes = [
+        Event = tuple[str, Decimal, str, list[tuple[str, Decimal]]]
+        shapes: list[list[Event]] = [
             [("REVERSAL", Decimal("-5.00"), "", [("assistance", Decimal("-1.10"))])],
             [("ORIGINAL", Decimal("0.00"), "", [])],
             [
