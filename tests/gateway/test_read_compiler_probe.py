@@ -714,3 +714,46 @@ async def test_limits_of_other_settings_answer_alike(
                 )
             )
         assert seen[0] == seen[1]
+
+
+ODD_NAMES = ["", "𠀋𠀌", "e\u0301lise", 'a"b\\c\n\t', "ＡＢＣ", "张" * 64, "😀x", "\u200b张"]
+ODD_NUMBERS = ["", "1", "51040219", "510402190", "123456789012", "1234567890123",
+               "51040219700101123x", "51040219700101123X"]  # fmt: skip
+
+
+@pytest.mark.parametrize("department", ["insurer", "medical_insurance", "civil_affairs"])
+async def test_masks_of_odd_names_and_id_numbers_in_sql_as_in_python(
+    both: Both, seeded: Seeded, db: Database, monkeypatch: pytest.MonkeyPatch, department: str
+) -> None:
+    """The SQL masks against policies/access/masks.py on values the seed does not have."""
+    async with db.transaction() as session:
+        people = [
+            await session.get(models.Beneficiary, seeded.ids[n]) for n in range(len(ODD_NAMES))
+        ]
+        for person, name, number in zip(people, ODD_NAMES, ODD_NUMBERS, strict=True):
+            assert person is not None
+            person.name = name
+            person.id_number = number
+    answered = spy(monkeypatch)
+    answer, _records = await probe(
+        both, department, "{ beneficiaries(first: 50) { edges { node { id name idNumber } } } }"
+    )
+    assert answered == [True]
+    if department == "insurer":
+        by_id = {e["node"]["id"]: e["node"] for e in answer["data"]["beneficiaries"]["edges"]}
+        checked = 0
+        for n, (name, number) in enumerate(zip(ODD_NAMES, ODD_NUMBERS, strict=True)):
+            node = by_id.get(str(seeded.ids[n]))
+            if node is not None:
+                assert node["name"] == mask_name(name)
+                assert node["idNumber"] == mask_id_number(number)
+                checked += 1
+        assert checked
+    for number in ODD_NUMBERS:
+        if number:
+            await probe(
+                both,
+                department,
+                "query N($n: String) { beneficiary(idNumber: $n) { id name idNumber } }",
+                {"n": number.lower()},
+            )
