@@ -278,8 +278,13 @@ async def test_the_insurer_point_read_of_a_person_without_its_claims_is_null(
 
 
 @pytest.mark.parametrize("department", PROBED)
+@pytest.mark.parametrize("regions", [("5104", "3201"), NARROW, ("3201",)])
 async def test_claims_unsettled_adjusted_and_reversed(
-    both: Both, seeded: Seeded, monkeypatch: pytest.MonkeyPatch, department: str
+    both: Both,
+    seeded: Seeded,
+    monkeypatch: pytest.MonkeyPatch,
+    department: str,
+    regions: tuple[str, ...],
 ) -> None:
     spy(monkeypatch)
     query = (
@@ -287,7 +292,7 @@ async def test_claims_unsettled_adjusted_and_reversed(
         "settlement { claimNumber policy category basicInsurance criticalIllness "
         "inclusiveCommercial assistance secondaryAssistance outOfPocket __typename } } } } }"
     )
-    await probe(both, department, query)
+    await probe(both, department, query, regions=regions)
     for number in seeded.claim_numbers:
         await probe(
             both,
@@ -295,12 +300,14 @@ async def test_claims_unsettled_adjusted_and_reversed(
             "query C($c: String!) { claim(claimNumber: $c) { claimNumber settlement { policy "
             "outOfPocket } } }",
             {"c": number},
+            regions,
         )
         await probe(
             both,
             department,
             "query C($c: String!) { claim(claimNumber: $c) { claimNumber } }",
             {"c": f" {number.lower()} "},
+            regions,
         )
 
 
