@@ -72,3 +72,34 @@ async def test_a_failing_field_does_not_cancel_what_another_field_loads(
     assert len(nodes) == 3
     assert data["a"][field] == nodes[people[0].id_number][field]
     assert data["a"][field] not in ([], None)
+
+
+OTHER_ROOTS = [
+    "highCostAlerts(year: 2023) { edges { node { id } } }",
+    "claims(year: 2023) { edges { node { claimNumber "
+    "settlement { explanation { __typename } } } } }",
+    'claim(claimNumber: "C-none") { claimNumber }',
+    "lateNews { edges { node { id } } }",
+    "recoveries { edges { node { id } } }",
+    "statistics(year: 2023) { __typename }",
+]
+
+
+@pytest.mark.parametrize("sibling", OTHER_ROOTS)
+async def test_a_failing_field_answers_next_to_any_root_field(
+    gql: GraphQLClient, db: Database, sibling: str
+) -> None:
+    """The same kind of fault by other paths: root fields that query directly (not through a
+    loader) and a person's ``yearlySummary``, cancelled while a sibling's error nulls ``data``,
+    still end in the request's BAD_INPUT answer, never a failed request."""
+    people = await add_people(db, 3, claims_each=2)
+    document = (
+        f'query {{ a: {sibling} p: beneficiary(idNumber: "{people[0].id_number}") '
+        "{ yearlySummary(year: 2023) { __typename } identities { id } } "
+        "b: beneficiaries { edges { node { identities { id } "
+        "refused: claims(first: 0) { totalCount } } } } }"
+    )
+    for _ in range(3):
+        error = await gql.error(document)
+        assert error["extensions"] == {"code": "BAD_INPUT", "field": "first", "value": 0}
+        assert error["path"][-1] == "refused"
