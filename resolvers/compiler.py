@@ -514,23 +514,49 @@ class _Sql:
         counted += self.claims(k)  # each parameter used by the statement (asyncpg types them)
         n = self.param(first, "int")
         shown = f"FILTER (WHERE {c}.n <= {n})"
+        fields = self.connection(
+            s,
+            count=f"(SELECT count(*) FROM claims {k} WHERE {' AND '.join(counted)})",
+            page={
+                "has_next": f"count(*) > {n}",
+                "after": after is not None,
+                "start": _cursor("claim", f"min({c}.id) {shown}"),
+                "end": _cursor("claim", f"max({c}.id) {shown}"),
+            },
+            cursor=_cursor("claim", f"{c}.id"),
+            node=("Claim", c),
+            edges=lambda edge: f"coalesce(json_agg({edge} ORDER BY {c}.id) {shown}, '[]'::json)",
+        )
+        return (
+            f"(SELECT json_build_object({', '.join(fields)}) FROM (SELECT {c}.*, row_number() "
+            f"OVER (ORDER BY {c}.id) AS n FROM claims {c} WHERE {' AND '.join(filters)} "
+            f"ORDER BY {c}.id LIMIT {n} + 1) {c} HAVING true)"  # one row, even of no claims
+        )
+
+    def connection(
+        self,
+        s: Selected,
+        *,
+        count: str,
+        page: dict[str, Any],
+        cursor: str,
+        node: tuple[str, str],
+        edges: Callable[[str], str],
+    ) -> list[str]:
+        """The ``json_build_object`` arguments of a connection's selected fields (both kinds:
+        a person's claims and the root pages): ``__typename``, ``totalCount`` (``count``),
+        ``pageInfo`` (:meth:`page_info` with ``page``), and ``edges``, each edge's object
+        (its cursor ``cursor``, its node of type ``node[0]`` on the row alias ``node[1]``)
+        aggregated by ``edges``."""
         fields: list[str] = []
         for f in s.children:
             fields.append(f"'{f.key}'")
             if f.name == "__typename":
                 fields.append(f"'{s.type_name}'::text")
             elif f.name == "totalCount":
-                fields.append(f"(SELECT count(*) FROM claims {k} WHERE {' AND '.join(counted)})")
+                fields.append(count)
             elif f.name == "pageInfo":
-                fields.append(
-                    self.page_info(
-                        f,
-                        has_next=f"count(*) > {n}",
-                        after=after is not None,
-                        start=_cursor("claim", f"min({c}.id) {shown}"),
-                        end=_cursor("claim", f"max({c}.id) {shown}"),
-                    )
-                )
+                fields.append(self.page_info(f, **page))
             else:  # edges
                 edge: list[str] = []
                 for e in f.children:
@@ -538,18 +564,11 @@ class _Sql:
                     if e.name == "__typename":
                         edge.append(f"'{f.type_name}'::text")
                     elif e.name == "cursor":
-                        edge.append(_cursor("claim", f"{c}.id"))
+                        edge.append(cursor)
                     else:  # node
-                        edge.append(self.obj("Claim", e.children, c))
-                fields.append(
-                    f"coalesce(json_agg(json_build_object({', '.join(edge)}) ORDER BY {c}.id) "
-                    f"{shown}, '[]'::json)"
-                )
-        return (
-            f"(SELECT json_build_object({', '.join(fields)}) FROM (SELECT {c}.*, row_number() "
-            f"OVER (ORDER BY {c}.id) AS n FROM claims {c} WHERE {' AND '.join(filters)} "
-            f"ORDER BY {c}.id LIMIT {n} + 1) {c} HAVING true)"  # one row, even of no claims
-        )
+                        edge.append(self.obj(node[0], e.children, node[1]))
+                fields.append(edges(f"json_build_object({', '.join(edge)})"))
+        return fields
 
     def page_info(self, s: Selected, *, has_next: str, after: bool, start: str, end: str) -> str:
         values = {
@@ -770,37 +789,21 @@ class _Sql:
         where = " AND ".join(conditions)
         n = self.param(first, "int")
         after = f" AND {keyset}" if keyset is not None else ""
-        fields: list[str] = []
-        for f in s.children:
-            fields.append(f"'{f.key}'")
-            if f.name == "__typename":
-                fields.append(f"'{s.type_name}'::text")
-            elif f.name == "totalCount":
-                fields.append(f"(SELECT count(*) FROM {table} {a} WHERE {where})")
-            elif f.name == "pageInfo":
-                fields.append(
-                    self.page_info(
-                        f,
-                        has_next=f"(SELECT count(*) FROM page) > {n}",
-                        after=keyset is not None,
-                        start=f"(SELECT {cursor} FROM shown {a} ORDER BY {order} LIMIT 1)",
-                        end=f"(SELECT {cursor} FROM shown {a} ORDER BY {reverse} LIMIT 1)",
-                    )
-                )
-            else:  # edges
-                edge: list[str] = []
-                for e in f.children:
-                    edge.append(f"'{e.key}'")
-                    if e.name == "__typename":
-                        edge.append(f"'{f.type_name}'::text")
-                    elif e.name == "cursor":
-                        edge.append(cursor)
-                    else:  # node
-                        edge.append(self.obj(node, e.children, a))
-                fields.append(
-                    f"(SELECT coalesce(json_agg(json_build_object({', '.join(edge)}) "
-                    f"ORDER BY {order}), '[]'::json) FROM shown {a})"
-                )
+        fields = self.connection(
+            s,
+            count=f"(SELECT count(*) FROM {table} {a} WHERE {where})",
+            page={
+                "has_next": f"(SELECT count(*) FROM page) > {n}",
+                "after": keyset is not None,
+                "start": f"(SELECT {cursor} FROM shown {a} ORDER BY {order} LIMIT 1)",
+                "end": f"(SELECT {cursor} FROM shown {a} ORDER BY {reverse} LIMIT 1)",
+            },
+            cursor=cursor,
+            node=(node, a),
+            edges=lambda edge: (
+                f"(SELECT coalesce(json_agg({edge} ORDER BY {order}), '[]'::json) FROM shown {a})"
+            ),
+        )
         return (
             f"WITH page AS MATERIALIZED (SELECT {a}.* FROM {table} {a} WHERE {where}{after} "
             f"ORDER BY {order} LIMIT {n} + 1), "
