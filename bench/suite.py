@@ -12,9 +12,10 @@ the same statements and the same audit record, JSON encoded with the standard li
 - **page**: a page of ``--page`` beneficiaries with identities, monitoring flags, enrollments and
   claims with their settlements (req/s, p50, p95); raw = the same 7 selects + the READ audit record.
 - **point**: one beneficiary by ID number with identities; raw = 2 selects + the audit record.
-- **statements**: SQL statements the server receives per settle, page and point request, counted
-  by an asyncpg query logger on an in-process gateway (BEGIN, COMMIT and pre-pings included), and
-  per raw request the same way.
+- **statements**: SQL statements the server receives per settle, page and point request, on an
+  in-process gateway: SQLAlchemy's statements by its cursor events, and what is sent on the
+  asyncpg connections directly (compiled reads, audit records, BEGIN and COMMIT) by an asyncpg
+  query logger; per raw request by the query logger.
 - **resettle**: a late recognition (``recordIdentity`` back-dated) of a person with ``--resettle``
   settled claims, which re-settles each of them: milliseconds, scaled to 100 claims (after
   :data:`WARM_RECOGNITIONS` late recognitions of one claim, so that the workers are warm).
@@ -43,8 +44,8 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -324,13 +325,9 @@ async def sampling_waits(url: str, every_s: float = 0.02) -> AsyncIterator[Waits
 
 
 @asynccontextmanager
-async def http_clients(urls: Sequence[str], count: int) -> AsyncIterator[list[httpx.AsyncClient]]:
-    clients = [
-        httpx.AsyncClient(
-            base_url=urls[i % len(urls)], timeout=120, limits=httpx.Limits(max_connections=1)
-        )
-        for i in range(count)
-    ]
+async def http_clients(urls: Sequence[str], count: int) -> AsyncIterator[list[s.LoadClient]]:
+    """``count`` load clients, client ``i`` on ``urls[i mod len(urls)]``."""
+    clients = [s.LoadClient(urls[i % len(urls)]) for i in range(count)]
     try:
         yield clients
     finally:
@@ -339,13 +336,13 @@ async def http_clients(urls: Sequence[str], count: int) -> AsyncIterator[list[ht
 
 
 def gateway_calls(
-    clients: Sequence[httpx.AsyncClient], query: str, variables: Callable[[int], dict[str, Any]]
+    clients: Sequence[s.LoadClient], query: str, variables: Callable[[int], dict[str, Any]]
 ) -> list[Call]:
     auth = s.token(**s.MI)
 
-    def call_of(client: httpx.AsyncClient) -> Call:
+    def call_of(client: s.LoadClient) -> Call:
         async def call(n: int) -> None:
-            await s.post(client, query, variables(n), auth)
+            await client.post(query, variables(n), auth)
 
         return call
 
@@ -376,26 +373,35 @@ class Statements:
     def __call__(self, record: Any) -> None:  # an asyncpg query logger
         self.note(record.query)
 
-    @contextmanager
-    def counting(self) -> Iterator[Statements]:
+    @asynccontextmanager
+    async def counting(self) -> AsyncIterator[Statements]:
+        """Counts from zero what runs inside the block. An asyncpg query logger is called soon
+        after its statement (``loop.call_soon``): what ran before the block lands before the
+        count starts, what ran inside before it ends."""
+        await asyncio.sleep(0)
         self.statements = self.transactions = 0
         yield self
+        await asyncio.sleep(0)
 
 
 def watch(db: Database, counter: Statements) -> None:
-    """Count what the gateway's engine sends: each statement (SQLAlchemy's cursor events),
-    each pre-ping (a round trip as well) and each transaction begun."""
+    """Count what the gateway's engine sends to the server: SQLAlchemy's statements (its cursor
+    events), and what goes to a connection's asyncpg connection directly: compiled reads, the
+    audit records, transaction control (an asyncpg query logger on every connection checked
+    out; it does not see SQLAlchemy's prepared statements, so nothing is counted twice). The
+    engine does not pre-ping."""
     engine = db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", lambda *args: counter.note(str(args[2])))
-    event.listen(engine, "begin", lambda conn: counter.note("BEGIN"))
-    dialect = engine.dialect
-    ping = dialect.do_ping
 
-    def counted_ping(dbapi_connection: Any) -> bool:
-        counter.note("SELECT 1 -- pre-ping")
-        return ping(dbapi_connection)
+    def checkout(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(counter)
 
-    dialect.do_ping = counted_ping  # type: ignore[method-assign]
+    def checkin(dbapi_connection: Any, *_: Any) -> None:
+        if dbapi_connection is not None:
+            dbapi_connection.driver_connection.remove_query_logger(counter)
+
+    event.listen(engine.pool, "checkout", checkout)
+    event.listen(engine.pool, "checkin", checkin)
 
 
 async def count_statements(
@@ -416,22 +422,26 @@ async def count_statements(
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-                warm = s.claims_for("SW", 1, settle_people)[0]
-                await s.post(client, s.SETTLE, warm.variables(), auth)
-                await s.post(client, PAGE, {"first": page}, auth)
-                with counter.counting():
+                # Warm: each connection's first use of a type makes asyncpg look it up (three
+                # statements, once per connection), which is not what a request costs.
+                for warm in s.claims_for("SW", 4, settle_people):
+                    await s.post(client, s.SETTLE, warm.variables(), auth)
+                for _ in range(2):
+                    await s.post(client, PAGE, {"first": page}, auth)
+                    await s.post(client, POINT, {"n": point}, auth)
+                async with counter.counting():
                     for claim in claims:
                         await s.post(client, s.SETTLE, claim.variables(), auth)
                 figures["gateway settle"] = per(counter, len(claims))
-                with counter.counting():
+                async with counter.counting():
                     await s.post(client, PAGE, {"first": page}, auth)
                 figures["gateway page"] = per(counter, 1)
-                with counter.counting():
+                async with counter.counting():
                     await s.post(client, POINT, {"n": point}, auth)
                 figures["gateway point"] = per(counter, 1)
                 number = s.id_number(20_000)
                 await unrecognised(client, number, RESETTLE_COUNTED, "RC")
-                with counter.counting():
+                async with counter.counting():
                     await recognise_late(client, number)
                 figures["gateway resettle"] = per(counter, 1)
                 schema = app.state.gateway.views["medical_insurance"].schema._schema
@@ -446,14 +456,14 @@ async def count_statements(
         await s.settle_plain(conn, s.claims_for("SRW", 1, settle_people)[0], fixed)
         await raw_page(conn, page)
         await raw_point(conn, point)
-        with counter.counting():
+        async with counter.counting():
             for claim in s.claims_for("SR", 4, settle_people):
                 await s.settle_plain(conn, claim, fixed)
         figures["raw settle"] = per(counter, 4)
-        with counter.counting():
+        async with counter.counting():
             await raw_page(conn, page)
         figures["raw page"] = per(counter, 1)
-        with counter.counting():
+        async with counter.counting():
             await raw_point(conn, point)
         figures["raw point"] = per(counter, 1)
     finally:
@@ -746,7 +756,7 @@ def report(found: dict[str, Any], page: int) -> dict[str, float]:
             )
     console.print(table)
     statements = Table(
-        title="SQL per request: statements (pre-pings included) / transactions",
+        title="SQL per request: statements / transactions",
         caption="BEGIN and COMMIT are not counted as statements",
     )
     for column in ("request", "gateway", "raw"):

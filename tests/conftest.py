@@ -251,12 +251,25 @@ def gql(client: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(client)
 
 
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
 class StatementCounter:
+    """The SQL statements the engine's connections send, in the order they run: what goes
+    through SQLAlchemy (its cursor events) and what code sends on a connection's asyncpg
+    connection directly (compiled reads, the audit chain's records; an asyncpg query logger,
+    which does not see SQLAlchemy's prepared statements, so nothing is counted twice).
+    Transaction control (BEGIN, COMMIT, savepoints) is not counted."""
+
     def __init__(self) -> None:
         self.statements: list[str] = []
 
-    def __call__(self, *args: Any) -> None:
+    def __call__(self, *args: Any) -> None:  # SQLAlchemy's before_cursor_execute
         self.statements.append(str(args[2]))
+
+    def logged(self, record: Any) -> None:  # an asyncpg query logger
+        if not record.query.lstrip().upper().startswith(TRANSACTION_CONTROL):
+            self.statements.append(record.query)
 
     def __len__(self) -> int:
         return len(self.statements)
@@ -265,6 +278,19 @@ class StatementCounter:
 @pytest.fixture
 def count_statements(db: Database) -> Iterator[Callable[[], StatementCounter]]:
     counters: list[StatementCounter] = []
+    pool = db.engine.sync_engine.pool
+
+    def checkout(dbapi_connection: Any, *_: Any) -> None:
+        for counter in counters:
+            dbapi_connection.driver_connection.add_query_logger(counter.logged)
+
+    def checkin(dbapi_connection: Any, *_: Any) -> None:
+        if dbapi_connection is not None:
+            for counter in counters:
+                dbapi_connection.driver_connection.remove_query_logger(counter.logged)
+
+    event.listen(pool, "checkout", checkout)
+    event.listen(pool, "checkin", checkin)
 
     def start() -> StatementCounter:
         counter = StatementCounter()
@@ -275,6 +301,8 @@ def count_statements(db: Database) -> Iterator[Callable[[], StatementCounter]]:
     yield start
     for counter in counters:
         event.remove(db.engine.sync_engine, "before_cursor_execute", counter)
+    event.remove(pool, "checkout", checkout)
+    event.remove(pool, "checkin", checkin)
 
 
 @contextmanager

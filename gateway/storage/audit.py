@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import graphql
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import metrics
@@ -53,19 +53,20 @@ GENESIS = "0" * 64
 _CHAIN_LOCK = 0x6D656467_77617564
 _SHARDS = 16
 
-SHARD_LOCK = text(
-    "SELECT s FROM (SELECT (g + :first) % :shards AS s FROM generate_series(0, :shards - 1) g) o "
-    "WHERE pg_try_advisory_xact_lock(CAST(:lock AS bigint) + s) LIMIT 1"
+SHARD_LOCK = (
+    "SELECT s FROM (SELECT (g + $1) % $2 AS s FROM generate_series(0, $2 - 1) g) o "
+    "WHERE pg_try_advisory_xact_lock($3::bigint + s) LIMIT 1"
 )
-"""Takes the lock of the first free shard, trying ``:first`` then the next ones (modulo
-``:shards``) and stopping at the first it gets; no row when every one is held by another
-transaction. A lock this transaction already holds counts as free (advisory locks nest)."""
-SHARD_HEAD = text(
-    "SELECT (SELECT hash FROM audit_log WHERE shard = :shard ORDER BY id DESC LIMIT 1), "
+"""Takes the lock of the first free shard, trying ``$1`` then the next ones (modulo ``$2``
+shards; ``$3`` the chain's lock key) and stopping at the first it gets; no row when every one
+is held by another transaction. A lock this transaction already holds counts as free (advisory
+locks nest)."""
+SHARD_HEAD = (
+    "SELECT (SELECT hash FROM audit_log WHERE shard = $1 ORDER BY id DESC LIMIT 1), "
     "ARRAY(SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) "
-    "FROM generate_series(1, :ids))"
+    "FROM generate_series(1, $2))"
 )
-"""The hash of shard ``:shard``'s newest record (NULL when empty) and ``:ids`` new record ids.
+"""The hash of shard ``$1``'s newest record (NULL when empty) and ``$2`` new record ids.
 Run after the shard's lock is taken, in a statement of its own: the snapshot it reads must be
 younger than the lock, or it could miss the record the lock's previous holder committed."""
 
@@ -93,7 +94,31 @@ def query_hash(query: str | None) -> str | None:
     return hashlib.sha256(query.encode()).hexdigest() if query else None
 
 
-def record_digest(prev_hash: str, record: AuditRecord) -> str:
+@dataclass(slots=True)
+class Entry:
+    """A record being appended: the columns of :class:`AuditRecord` as a plain object (made on
+    every audited request; an ORM instance costs more to make than the rest of the record);
+    ``id``, ``shard``, ``prev_hash`` and ``hash`` are set when it is linked."""
+
+    at: datetime
+    action: str
+    department: str
+    org: str
+    subject: str
+    purpose: str | None
+    operation: str | None
+    query_hash: str | None
+    query_text: str | None
+    beneficiary_ids: list[uuid.UUID]
+    field_paths: list[str]
+    detail: dict[str, Any]
+    id: int = 0
+    shard: int = 0
+    prev_hash: str = ""
+    hash: str = ""
+
+
+def record_digest(prev_hash: str, record: AuditRecord | Entry) -> str:
     body = {
         "at": record.at.astimezone(UTC).isoformat(),
         "action": record.action,
@@ -150,29 +175,42 @@ def redacted(query: str | None) -> str | None:
     return graphql.print_ast(graphql.visit(document, _Redact()))
 
 
-async def _lock_shard(session: AsyncSession, first: int = 0) -> int:
-    """Take a shard's lock for the rest of the session's transaction and return the shard: the
-    first free one from ``first`` (:data:`SHARD_LOCK`); when every shard is held, wait for a
-    random one."""
+async def _lock_shard(session: AsyncSession, first: int = 0) -> tuple[int, Any]:
+    """Take a shard's lock for the rest of the session's transaction (begun here if it was
+    not): the first free one from ``first`` (:data:`SHARD_LOCK`); when every shard is held,
+    wait for a random one. Returns the shard and the session's asyncpg connection, which is
+    inside that transaction."""
     count = _SHARDS
-    free = await session.scalar(
-        SHARD_LOCK, {"first": first % count, "shards": count, "lock": _CHAIN_LOCK}
-    )
-    if free is not None:
-        return int(free)
-    shard = random.randrange(count)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK + shard})
-    return shard
+    connection = await session.connection()
+    # Through SQLAlchemy (its driver SQL, not compiled): it begins the transaction it manages.
+    free = (
+        await connection.exec_driver_sql(SHARD_LOCK, (first % count, count, _CHAIN_LOCK))
+    ).scalar()
+    if free is None:
+        free = random.randrange(count)
+        await connection.exec_driver_sql("SELECT pg_advisory_xact_lock($1)", (_CHAIN_LOCK + free,))
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None or not driver.is_in_transaction():  # the lock would be gone already
+        raise RuntimeError("the audit shard's lock is held by a transaction")
+    return int(free), driver
 
 
-async def _link(session: AsyncSession, shard: int, records: Sequence[AuditRecord]) -> None:
-    """Give ``records`` (in chain order) ids and link them after shard ``shard``'s head; the
-    shard's lock is held."""
-    prev, ids = (await session.execute(SHARD_HEAD, {"shard": shard, "ids": len(records)})).one()
+async def _link(driver: Any, shard: int, records: Sequence[Entry]) -> None:
+    """Give ``records`` (in chain order) ids, link them after shard ``shard``'s head and insert
+    them, on ``driver`` (asyncpg) in the transaction that holds the shard's lock.
+
+    An audit record is written on every read: these two statements go to asyncpg directly,
+    without the ORM's work per statement (more than the rest of a point read's audit)."""
+    prev, ids = await driver.fetchrow(SHARD_HEAD, shard, len(records))
     prev = prev or GENESIS
     for record, record_id in zip(records, sorted(ids), strict=True):
         record.id, record.shard, record.prev_hash = record_id, shard, prev
         record.hash = prev = record_digest(prev, record)
+    rows = [_values(record) for record in records]
+    if len(rows) == 1:
+        await driver.execute(INSERT, *rows[0])
+    else:  # one round trip: asyncpg pipelines the rows
+        await driver.executemany(INSERT, rows)
 
 
 def _record(
@@ -184,10 +222,10 @@ def _record(
     beneficiary_ids: Iterable[uuid.UUID],
     field_paths: Iterable[str],
     detail: dict[str, Any] | None,
-) -> AuditRecord:
+) -> Entry:
     """The record, not yet linked (no id, shard or hashes); the query's secrets redacted."""
     query = redacted(query)
-    return AuditRecord(
+    return Entry(
         at=datetime.now(UTC),
         action=action,
         department=principal.department,
@@ -205,49 +243,51 @@ def _record(
 
 _TABLE: Table = AuditRecord.__table__  # type: ignore[assignment]
 _COLUMNS = list(_TABLE.columns)
+INSERT = (
+    f"INSERT INTO audit_log ({', '.join(c.name for c in _COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_COLUMNS) + 1))})"
+)
+"""One record, its values in the table's column order (:func:`_values`)."""
 
 
-def _row(record: AuditRecord) -> dict[str, Any]:
-    """The record's column values, for a Core INSERT."""
-    return {c.key: getattr(record, c.key) for c in _COLUMNS}
+def _values(record: Entry) -> list[Any]:
+    """The record's column values in :data:`INSERT`'s order, as asyncpg takes them on the
+    engine's connections (JSONB as JSON text: SQLAlchemy's codec)."""
+    return [
+        json.dumps(record.detail) if c.key == "detail" else getattr(record, c.key) for c in _COLUMNS
+    ]
 
 
 _SHARD_OF_TRANSACTION = "medgw.audit_shard"
 
 
-async def _append_in(session: AsyncSession, record: AuditRecord) -> AuditRecord:
+async def _append_in(session: AsyncSession, record: Entry) -> Entry:
     transaction = session.sync_session.get_transaction()
     held = session.info.get(_SHARD_OF_TRANSACTION)
     # A transaction that appends again prefers the shard it holds (the lock is taken again, in
     # case a rolled-back savepoint released it).
     first = held[1] if held is not None and held[0] is transaction else 0
-    shard = await _lock_shard(session, first)
+    shard, driver = await _lock_shard(session, first)
     session.info[_SHARD_OF_TRANSACTION] = (transaction, shard)
-    await _link(session, shard, [record])
-    # Core, as the group commit: one cached INSERT, no unit of work (the record is not added
-    # to the session; it is returned with its id, shard and hashes).
-    await session.execute(insert(_TABLE), _row(record))
+    # Not added to the session (no unit of work): returned with its id, shard and hashes.
+    await _link(driver, shard, [record])
     return record
 
 
-_GROUPS: dict[tuple[int, int], tuple[Database, GroupCommit[AuditRecord, AuditRecord]]] = {}
+_GROUPS: dict[tuple[int, int], tuple[Database, GroupCommit[Entry, Entry]]] = {}
 
 
-def group(db: Database) -> GroupCommit[AuditRecord, AuditRecord]:
+def group(db: Database) -> GroupCommit[Entry, Entry]:
     """The group commit of ``db``'s audit records in the running event loop (one per process
     and loop)."""
     key = (id(db), id(asyncio.get_running_loop()))
     found = _GROUPS.get(key)
     if found is None or found[0] is not db:
 
-        async def write(records: Sequence[AuditRecord]) -> Sequence[AuditRecord]:
+        async def write(records: Sequence[Entry]) -> Sequence[Entry]:
             async with db.transaction() as session:
-                shard = await _lock_shard(session)
-                await _link(session, shard, records)
-                rows = [_row(r) for r in records]
-                # Core, not the ORM: a cached compiled statement; with RETURNING, SQLAlchemy
-                # sends the rows as one multi-row INSERT ("insertmanyvalues").
-                await session.execute(insert(_TABLE).returning(_TABLE.c.id), rows)
+                shard, driver = await _lock_shard(session)
+                await _link(driver, shard, records)
             return records
 
         found = _GROUPS[key] = (db, GroupCommit(write))
@@ -265,7 +305,7 @@ async def append(
     beneficiary_ids: Iterable[uuid.UUID] = (),
     field_paths: Iterable[str] = (),
     detail: dict[str, Any] | None = None,
-) -> AuditRecord:
+) -> Entry:
     """Add one record to the chain.
 
     With a session: inside the caller's transaction, which holds the record's shard until it
