@@ -14,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import graphql
 from cachetools import LRUCache
@@ -25,9 +25,12 @@ from strawberry.types.graphql import OperationType
 from gateway.errors import FORBIDDEN, INTERNAL
 from gateway.storage import audit
 from gateway.storage.audit import ReadTrail
-from gateway.storage.database import COMMITS, HELD, Held
+from gateway.storage.database import COMMITS, HELD, Database, Held
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from policies.access.walker import forbidden_paths
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
 
 log = logging.getLogger("medgw.access")
 
@@ -321,6 +324,49 @@ class Refusal(SchemaExtension):
         yield
 
 
+async def record_read(context: Context, trail: ReadTrail, query: str | None) -> Exception | None:
+    """Append the READ record of a query's ``trail`` (whose personal data its answer carries)
+    and commit it, before the answer leaves: None once committed, else the error (logged here;
+    the answer must then carry no data). Closes the request's read session.
+
+    A point read (``trail.on_read_connection``) appends on the read's own session and
+    connection, inside the read's transaction when one is open (as in a batch); any other read
+    gives its connection back first (a request does not hold two connections, so a burst of
+    requests cannot exhaust the pool waiting for their audit writes) and appends in a group
+    commit with the concurrent requests' records (:func:`gateway.storage.audit.append`)."""
+
+    async def write(target: AsyncSession | Database) -> None:
+        await audit.append(
+            target,
+            context.principal,
+            action="READ",
+            operation=trail.operation,
+            query=query,
+            beneficiary_ids=trail.beneficiary_ids,
+            field_paths=trail.field_paths,
+            committed=True,
+        )
+
+    try:
+        if trail.on_read_connection:
+            try:
+                # Under the session's lock: a concurrent operation of a batch never meets an
+                # aborted transaction (a failure rolls back before the lock is released).
+                await context.read(write)
+                commits = COMMITS.get()
+                if commits is not None:  # gateway/reconnection.py: never run again once stored
+                    commits.count += 1
+            finally:
+                await context.close()  # rolls back what was not committed
+        else:
+            await context.close()
+            await write(context.db)  # returns once its group commit committed
+    except Exception as exc:
+        log.exception("request %s: audit record not written", context.request_id)
+        return exc
+    return None
+
+
 class ReadAudit(SchemaExtension):
     """Writes the read audit record of the personal data an operation returned, before the
     response leaves: no record, no data (ACCESS.md).
@@ -369,72 +415,13 @@ class ReadAudit(SchemaExtension):
         if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
             return  # audited per delivered batch, before it leaves (resolvers/outbox.follow)
         context = self.execution_context.context
-        if trail.on_read_connection:
-            await self._on_read_connection(trail)
-            return
-        # Give the read connection back first: a request does not hold two connections, so a
-        # burst of requests cannot exhaust the pool waiting for their audit writes.
-        await context.close()
-        try:
-            # In a group commit with the concurrent requests' records; returns once committed.
-            await audit.append(
-                context.db,
-                context.principal,
-                action="READ",
-                operation=trail.operation,
-                query=self.execution_context.query,
-                beneficiary_ids=trail.beneficiary_ids,
-                field_paths=trail.field_paths,
-            )
-        except Exception as exc:
-            log.exception("request %s: audit record not written", context.request_id)
+        error = await record_read(context, trail, self.execution_context.query)
+        if error is not None:
             message = f"audit unavailable (request id {context.request_id})"
             result.data = None
-            error = graphql.GraphQLError(message, original_error=exc, extensions={"code": INTERNAL})
-            result.errors = [error]
-
-    async def _on_read_connection(self, trail: ReadTrail) -> None:
-        """Append the READ record on the request's read session, the connection that read the
-        data (a compiled point read: its statement, then the record's transaction, on one
-        connection; inside the read's transaction when one is open, as in a batch), and commit
-        it before the response leaves; if either fails, the answer carries no data."""
-        result = self.execution_context.result
-        context = self.execution_context.context
-
-        async def write(session: AsyncSession) -> None:
-            try:
-                await audit.append(
-                    session,
-                    context.principal,
-                    action="READ",
-                    operation=trail.operation,
-                    query=self.execution_context.query,
-                    beneficiary_ids=trail.beneficiary_ids,
-                    field_paths=trail.field_paths,
-                )
-                await session.commit()
-            except BaseException:
-                # Under the session's lock: a concurrent operation of the batch never meets
-                # the aborted transaction.
-                await session.rollback()
-                raise
-
-        try:
-            await context.read(write)
-            commits = COMMITS.get()
-            if commits is not None:  # gateway/reconnection.py: never run again once stored
-                commits.count += 1
-        except Exception as exc:
-            log.exception("request %s: audit record not written", context.request_id)
-            if result is not None:
-                message = f"audit unavailable (request id {context.request_id})"
-                result.data = None
-                error = graphql.GraphQLError(
-                    message, original_error=exc, extensions={"code": INTERNAL}
-                )
-                result.errors = [error]
-        finally:
-            await context.close()  # rolls back what was not committed
+            result.errors = [
+                graphql.GraphQLError(message, original_error=error, extensions={"code": INTERNAL})
+            ]
 
     async def _mutation(self, trail: ReadTrail, held: Held) -> bool:
         """Append the READ record (if the payload carried personal data) in the mutation's held

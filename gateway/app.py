@@ -33,6 +33,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import MaxTokensLimiter
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema import Schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
 
@@ -48,6 +49,7 @@ from gateway.imports import import_routes
 from gateway.limits import QueryLimits, limited_encoder
 from gateway.media import GRAPHQL_RESPONSE, accepts_graphql_response, as_graphql_response
 from gateway.middleware import (
+    JSON_BODY,
     REQUEST_ID,
     BearerTokens,
     BodyLimit,
@@ -56,9 +58,9 @@ from gateway.middleware import (
     json_error,
     unauthenticated,
 )
-from gateway.outcomes import OperationOutcome, Outcomes
+from gateway.outcomes import OK, OperationOutcome, Outcomes, note
 from gateway.query_cache import cached_documents
-from gateway.read_compiler import read_compiler
+from gateway.read_compiler import PreparedReads, answer, read_compiler
 from gateway.reconnection import at_most_twice
 from gateway.storage import audit
 from gateway.storage.database import Database, resolve_url
@@ -128,10 +130,12 @@ def load_access_for_schema() -> tuple[graphql.GraphQLSchema, AccessPolicies]:
 class GraphQLView(GraphQL[Context, None]):
     """The GraphQL endpoint of one department (its schema carries the access extensions)."""
 
-    def __init__(self, gateway: Gateway, **kwargs: Any) -> None:
+    def __init__(self, gateway: Gateway, prepared: PreparedReads, **kwargs: Any) -> None:
         self.gateway = gateway
+        self.prepared = prepared
         self.encode = limited_encoder(lambda: gateway.settings.max_response_bytes)
         super().__init__(**kwargs)
+        self.graphql_schema: graphql.GraphQLSchema = cast(Schema, self.schema)._schema
 
     def encode_json(self, data: object) -> bytes:
         # Names and references are Chinese: UTF-8, not \uXXXX escapes; at most the size cap.
@@ -143,12 +147,54 @@ class GraphQLView(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        if await self.answer_prepared(scope, receive, send):
+            return
         try:
             response = await self.run(Request(scope=scope, receive=receive))
         except HTTPException as e:
             code = NOT_FOUND if e.status_code == 404 else BAD_INPUT
             response = json_error(e.status_code, code, e.reason, scope)
         await response(scope, receive, send)
+
+    async def answer_prepared(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer a POST of one of the department's prepared reads (:class:`gateway.
+        read_compiler.PreparedReads`) without strawberry's pipeline: the same answer, audit
+        record and noted outcome, in the media type the client accepts. False when the request
+        takes the whole pipeline instead: a read not prepared (for the token's purpose), a body
+        with other members, or what :func:`gateway.read_compiler.answer` leaves to it."""
+        settings = self.gateway.settings
+        body = scope.get(JSON_BODY)
+        if (
+            not settings.read_compiler
+            or settings.otel
+            or not isinstance(body, dict)
+            or not body.keys() <= {"query", "variables", "operationName"}
+        ):
+            return False
+        query, variables, name = body.get("query"), body.get("variables"), body.get("operationName")
+        if (
+            not isinstance(query, str)
+            or not isinstance(variables, dict | None)
+            or not isinstance(name, str | None)
+        ):
+            return False
+        prepared = self.prepared.get(
+            PreparedReads.key(query, name, scope["user"].principal.purpose)
+        )
+        if prepared is None:
+            return False
+        request = Request(scope, receive)
+        sub_response = await self.get_sub_response(
+            request
+        )  # its media type (Accept), as strawberry
+        context = await self.get_context(request, sub_response)
+        data = await answer(prepared, context, self.graphql_schema, query, name, variables)
+        if data is None:
+            await context.close()  # the pipeline makes a context of its own
+            return False
+        note(scope, prepared.plan.operation, OK)
+        await self.create_response({"data": data}, sub_response)(scope, receive, send)
+        return True
 
     async def execute_single(
         self,
@@ -283,6 +329,7 @@ def department_extensions(
     policy: DepartmentPolicy,
     full_schema: graphql.GraphQLSchema | None = None,
     access: AccessPolicies | None = None,
+    prepared: PreparedReads | None = None,
 ) -> list[Extension]:
     """The request pipeline of a department's schema, in order: error codes, the limits of the
     document (before anything else looks at it), refusal of what the department may not use
@@ -302,7 +349,8 @@ def department_extensions(
     extensions.append(cached_documents(settings))
     extensions.append(ArgumentCheck)
     if full_schema is not None and access is not None:
-        extensions.append(read_compiler(settings, policy, access))
+        prepared = prepared if prepared is not None else PreparedReads(settings.plan_cache_size)
+        extensions.append(read_compiler(settings, policy, access, prepared))
     extensions += [
         FieldAccess,
         ReadAudit,
@@ -321,13 +369,17 @@ def build_views(gateway: Gateway) -> dict[str, GraphQLView]:
         config_args["batching_config"] = {"max_operations": settings.max_batch}
     views: dict[str, GraphQLView] = {}
     for name, policy in gateway.access.departments.items():
+        prepared = PreparedReads(settings.plan_cache_size)
         schema = build_schema(
-            extensions=department_extensions(settings, policy, gateway.full_schema, gateway.access),
+            extensions=department_extensions(
+                settings, policy, gateway.full_schema, gateway.access, prepared
+            ),
             policy=policy,
             config=StrawberryConfig(**config_args),
         )
         views[name] = GraphQLView(
             gateway,
+            prepared,
             schema=schema,
             graphql_ide=None,  # ours, vendored (GRAPHIQL_PAGE), is served by GraphQLRequests
             allow_queries_via_get=True,

@@ -141,7 +141,8 @@ class JsonBody:
         self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] == "POST":
+        post = scope["method"] == "POST"
+        if post:
             body = await _read_body(receive, limit=2**63)
             texts: list[str | bytes] = [body]
             receive = _replay(body, receive)
@@ -149,11 +150,17 @@ class JsonBody:
             params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             texts = [params[name][0] for name in ("variables", "extensions") if name in params]
         for text in texts:
-            problem = json_problem(text, self.max_depth(scope))
+            value, problem = parse_json(text, self.max_depth(scope))
             if problem is not None:
                 await json_error(400, BAD_INPUT, problem, scope)(scope, receive, send)
                 return
+            if post:
+                scope[JSON_BODY] = value
         await self.app(scope, receive, send)
+
+
+JSON_BODY = "medgw.json_body"
+"""The scope key of a POST body's JSON value, once :class:`JsonBody` checked it."""
 
 
 def json_problem(text: str | bytes, max_depth: int) -> str | None:
@@ -164,12 +171,23 @@ def json_problem(text: str | bytes, max_depth: int) -> str | None:
     >>> json_problem('{"query": "{ a }"}', 32) is None
     True
     """
+    return parse_json(text, max_depth)[1]
+
+
+def parse_json(text: str | bytes, max_depth: int) -> tuple[object, str | None]:
+    """(the JSON value of ``text``, None), or (None, what is wrong with it as the JSON of a
+    request: :func:`json_problem`)."""
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
-        return f"JSON nested deeper than {max_depth} levels"
+        return None, f"JSON nested deeper than {max_depth} levels"
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN
-        return f"body is not JSON: {exc}"
+        return None, f"body is not JSON: {exc}"
+    problem = _problem_in(value, max_depth)
+    return (None, problem) if problem is not None else (value, None)
+
+
+def _problem_in(value: object, max_depth: int) -> str | None:
     pending: list[tuple[object, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()

@@ -72,15 +72,20 @@ class OperationOutcome(SchemaExtension):
         request = getattr(ec.context, "request", None)
         if request is None:
             return
-        definition = operation_of(ec)
         errors = ec.result.errors if ec.result is not None else None
-        request.scope.setdefault(OPERATIONS, []).append(
-            Operation(
-                name=definition.name.value[:MAX_NAME] if definition and definition.name else None,
-                type=definition.operation.value if definition else NONE,
-                code=code_of(errors[0]) if errors else OK,
-            )
+        note(request.scope, operation_of(ec), code_of(errors[0]) if errors else OK)
+
+
+def note(scope: Scope, definition: graphql.OperationDefinitionNode | None, code: str) -> None:
+    """Note in the request's ``scope`` that the operation ``definition`` ran (``None``: none
+    did) with the outcome ``code``."""
+    scope.setdefault(OPERATIONS, []).append(
+        Operation(
+            name=definition.name.value[:MAX_NAME] if definition and definition.name else None,
+            type=definition.operation.value if definition else NONE,
+            code=code,
         )
+    )
 
 
 def status_code(status: int) -> str:

@@ -14,16 +14,22 @@ quote a value) and answered by the resolvers.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import graphql
+from cachetools import LRUCache
 from strawberry.extensions import SchemaExtension
 
-from gateway.access import CURRENT_TRAIL
+from gateway import limits
+from gateway.access import CURRENT_TRAIL, record_read
 from gateway.arguments import check_value, graphql_name
 from gateway.config import Settings
 from gateway.query_cache import PlanCache, QueryCache
+from gateway.storage.audit import ReadTrail
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from resolvers import compiler
 from resolvers.context import Context
@@ -40,17 +46,123 @@ def _check(name: str, value: object) -> None:
     check_value(graphql_name(name), value)
 
 
+PreparedKey = tuple[bytes, str | None, str | None]
+"""A read's SHA-256 of the query text, operation name and the token's purpose."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A read the whole pipeline answered from the compiler: its parsed document and plan."""
+
+    document: graphql.DocumentNode
+    plan: compiler.Plan
+
+
+class PreparedReads:
+    """One department's prepared reads (issue 15.1): the documents whose last answer through
+    the whole request pipeline came from the read compiler, by :meth:`key`, least recently
+    used first out, at most ``size``.
+
+    Such a document has passed everything that depends on the document alone (parsing, the
+    token limit, validation, introspection, and the access check for that purpose), so a later
+    POST of it is answered by :func:`answer` without graphql-core and strawberry's extension
+    pipeline: only what depends on the request is done again (the limits with its variables,
+    the values' checks and the compiled statements with the caller's rows, and the audit
+    record)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: LRUCache[PreparedKey, Prepared] = LRUCache(maxsize=max(size, 1))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def key(query: str, operation_name: str | None, purpose: str | None) -> PreparedKey:
+        return hashlib.sha256(query.encode()).digest(), operation_name, purpose
+
+    def get(self, key: PreparedKey) -> Prepared | None:
+        return self._entries.get(key)
+
+    def put(self, key: PreparedKey, prepared: Prepared) -> None:
+        if self.size:
+            self._entries[key] = prepared
+
+
+async def _run(
+    plan: compiler.Plan,
+    context: Context,
+    schema: graphql.GraphQLSchema,
+    variables: Mapping[str, Any] | None,
+) -> compiler.Answer | None:
+    """:func:`resolvers.compiler.run`, or None when it fails (logged: the error's class and
+    SQLSTATE only, as a message may quote a bound value such as an ID number, and no personal
+    data goes to the logs (ACCESS.md); the resolvers then answer and report what fails)."""
+    try:
+        return await compiler.run(plan, context, schema, variables, _check)
+    except Exception as exc:
+        log.error(
+            "compiled read failed (%s %s); the resolvers answer",
+            type(exc).__name__,
+            getattr(exc, "sqlstate", ""),
+            extra={"request_id": context.request_id},
+        )
+        return None
+
+
+def _trail_of(plan: compiler.Plan, answer: compiler.Answer, trail: ReadTrail) -> None:
+    """Fill ``trail`` as :class:`gateway.access.FieldAccess` would have. A point read (one
+    person, one claim) has its record appended on the read's connection, saving a connection
+    checkout and a group commit (:func:`gateway.access.record_read`)."""
+    trail.beneficiary_ids |= answer.beneficiary_ids
+    trail.field_paths |= answer.field_paths
+    trail.operation = trail.operation or answer.operation
+    trail.on_read_connection = all(r.name in POINT_ROOTS for r in plan.roots)
+
+
+async def answer(
+    prepared: Prepared,
+    context: Context,
+    schema: graphql.GraphQLSchema,
+    query: str,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The ``data`` of a prepared read's answer, its READ record committed; None when the
+    whole pipeline must answer instead (the variables exceed a limit, the compiler does not
+    cover their values, or the record was not written: then nothing was committed and the
+    pipeline reads, and tries the record, again)."""
+    settings = context.settings
+    try:
+        measured = limits.measure(prepared.document, schema, operation_name, variables, settings)
+    except RecursionError:
+        return None
+    if limits.refusal(measured, settings) is not None:
+        return None
+    found = await _run(prepared.plan, context, schema, variables)
+    if found is None:
+        return None
+    trail = ReadTrail()
+    _trail_of(prepared.plan, found, trail)
+    if trail and await record_read(context, trail, query) is not None:
+        return None
+    return found.data
+
+
 class ReadCompiler(SchemaExtension):
-    """Answers a covered read from one SQL statement per root field (see the module)."""
+    """Answers a covered read from one SQL statement per root field (see the module), and
+    keeps it among the department's :class:`PreparedReads`."""
 
     def __init__(
         self,
         *,
         plans: PlanCache[compiler.Plan],
+        prepared: PreparedReads,
         policy: DepartmentPolicy,
         access: AccessPolicies,
     ) -> None:
         self.plans = plans
+        self.prepared = prepared
         self.policy = policy
         self.access = access
 
@@ -77,39 +189,26 @@ class ReadCompiler(SchemaExtension):
                     document, execution.operation_name, schema, self.policy, self.access
                 ),
             )
-            answer = None
-            if plan is not None:
-                try:
-                    answer = await compiler.run(plan, context, schema, execution.variables, _check)
-                except Exception as exc:  # the resolvers answer (and report what fails for them)
-                    # The error's class and SQLSTATE only: a message may quote a bound value
-                    # (an ID number), and no personal data goes to the logs (ACCESS.md).
-                    log.error(
-                        "compiled read failed (%s %s); the resolvers answer",
-                        type(exc).__name__,
-                        getattr(exc, "sqlstate", ""),
-                        extra={"request_id": context.request_id},
-                    )
-                    answer = None
-            if answer is not None:
+            found = None if plan is None else await _run(plan, context, schema, execution.variables)
+            if plan is not None and found is not None:
                 trail = CURRENT_TRAIL.get()
-                if trail is not None and answer.field_paths:
-                    trail.beneficiary_ids |= answer.beneficiary_ids
-                    trail.field_paths |= answer.field_paths
-                    trail.operation = trail.operation or answer.operation
-                    # A point read (one person, one claim): its record is appended on the read's
-                    # connection (ReadAudit), saving a connection checkout and a group commit.
-                    trail.on_read_connection = plan is not None and all(
-                        r.name in POINT_ROOTS for r in plan.roots
-                    )
-                execution.result = graphql.ExecutionResult(data=answer.data)
+                if trail is not None and found.field_paths:
+                    _trail_of(plan, found, trail)
+                execution.result = graphql.ExecutionResult(data=found.data)
+                # Under the operation name the request gave (None when it gave none, where
+                # ``operation_name`` is the document's first operation's).
+                given = getattr(execution, "_provided_operation_name", execution.operation_name)
+                self.prepared.put(
+                    PreparedReads.key(execution.query, given, context.principal.purpose),
+                    Prepared(document, plan),
+                )
         yield
 
 
 def read_compiler(
-    settings: Settings, policy: DepartmentPolicy, access: AccessPolicies
+    settings: Settings, policy: DepartmentPolicy, access: AccessPolicies, prepared: PreparedReads
 ) -> Callable[[], ReadCompiler]:
     """The extension factory of one department schema: one plan cache of
-    ``settings.plan_cache_size`` plans for all its requests."""
+    ``settings.plan_cache_size`` plans for all its requests, and its prepared reads."""
     plans: PlanCache[compiler.Plan] = PlanCache(settings.plan_cache_size)
-    return lambda: ReadCompiler(plans=plans, policy=policy, access=access)
+    return lambda: ReadCompiler(plans=plans, prepared=prepared, policy=policy, access=access)

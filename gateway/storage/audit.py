@@ -29,7 +29,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,24 +175,56 @@ def redacted(query: str | None) -> str | None:
     return graphql.print_ast(graphql.visit(document, _Redact()))
 
 
-async def _lock_shard(session: AsyncSession, first: int = 0) -> tuple[int, Any]:
-    """Take a shard's lock for the rest of the session's transaction (begun here if it was
-    not): the first free one from ``first`` (:data:`SHARD_LOCK`); when every shard is held,
-    wait for a random one. Returns the shard and the session's asyncpg connection, which is
-    inside that transaction."""
+async def _take_shard(
+    fetchval: Callable[[str, tuple[Any, ...]], Awaitable[Any]], first: int = 0
+) -> int:
+    """Take a shard's lock for the rest of the transaction: the first free one from ``first``
+    (:data:`SHARD_LOCK`); when every shard is held, wait for a random one. ``fetchval`` runs a
+    statement in the transaction and returns its first value."""
     count = _SHARDS
-    connection = await session.connection()
-    # Through SQLAlchemy (its driver SQL, not compiled): it begins the transaction it manages.
-    free = (
-        await connection.exec_driver_sql(SHARD_LOCK, (first % count, count, _CHAIN_LOCK))
-    ).scalar()
+    free = await fetchval(SHARD_LOCK, (first % count, count, _CHAIN_LOCK))
     if free is None:
         free = random.randrange(count)
-        await connection.exec_driver_sql("SELECT pg_advisory_xact_lock($1)", (_CHAIN_LOCK + free,))
+        await fetchval("SELECT pg_advisory_xact_lock($1)", (_CHAIN_LOCK + free,))
+    return int(free)
+
+
+async def _lock_shard(session: AsyncSession, first: int = 0) -> tuple[int, Any]:
+    """:func:`_take_shard` in the session's transaction (begun here if it was not). Returns the
+    shard and the session's asyncpg connection, which is inside that transaction."""
+    connection = await session.connection()
+
+    async def fetchval(sql: str, args: tuple[Any, ...]) -> Any:
+        # Through SQLAlchemy (its driver SQL, not compiled): it begins the transaction it
+        # manages.
+        return (await connection.exec_driver_sql(sql, args)).scalar()
+
+    shard = await _take_shard(fetchval, first)
     driver = (await connection.get_raw_connection()).driver_connection
     if driver is None or not driver.is_in_transaction():  # the lock would be gone already
         raise RuntimeError("the audit shard's lock is held by a transaction")
-    return int(free), driver
+    return shard, driver
+
+
+async def _append_committed(session: AsyncSession, record: Entry) -> Entry:
+    """Append ``record`` on the session's connection and commit it: in a transaction of its
+    own when the session has none open (asyncpg from BEGIN to COMMIT: no ORM work on the
+    record every read writes), else in the session's, which is committed (rolled back when
+    either fails)."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is not None and not driver.is_in_transaction():
+        async with driver.transaction():
+            shard = await _take_shard(lambda sql, args: driver.fetchval(sql, *args))
+            await _link(driver, shard, [record])
+        return record
+    try:
+        await _append_in(session, record)
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    return record
 
 
 async def _link(driver: Any, shard: int, records: Sequence[Entry]) -> None:
@@ -305,14 +337,16 @@ async def append(
     beneficiary_ids: Iterable[uuid.UUID] = (),
     field_paths: Iterable[str] = (),
     detail: dict[str, Any] | None = None,
+    committed: bool = False,
 ) -> Entry:
     """Add one record to the chain.
 
     With a session: inside the caller's transaction, which holds the record's shard until it
-    ends (commit is the caller's). With the :class:`Database`: in a group commit with the
-    records of concurrent callers of this process (:func:`group`), one transaction of its own;
-    returns once that transaction committed, raises what made it fail (then no record of the
-    group was written).
+    ends (commit is the caller's); ``committed``: committed before this returns, on the
+    session's connection (:func:`_append_committed`). With the :class:`Database`: in a group
+    commit with the records of concurrent callers of this process (:func:`group`), one
+    transaction of its own; returns once that transaction committed, raises what made it fail
+    (then no record of the group was written).
 
     ``query`` is kept as text and as its SHA-256, with every secret written in it redacted
     (:func:`redacted`): whichever path writes a record, no secret reaches the audit log.
@@ -327,6 +361,8 @@ async def append(
         detail=detail,
     )
     if isinstance(session, AsyncSession):
+        if committed:
+            return await _append_committed(session, record)
         return await _append_in(session, record)
     written = await group(session).submit(record)
     commits = COMMITS.get()

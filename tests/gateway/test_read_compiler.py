@@ -196,7 +196,9 @@ async def compare(
     variables: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[bytes, list[tuple[Any, ...]]]:
-    """Sends the request through both apps; asserts the same answer and the same audit records;
+    """Sends the request through both apps, and once more through the compiled one (where a
+    read its pipeline answered compiled is now a prepared read, answered without it: gateway.
+    read_compiler.PreparedReads); asserts the same answers and the same audit records;
     returns the compiled app's body and records."""
     payload = {"query": query, "variables": variables or {}}
     headers = headers or token_of(department)
@@ -204,14 +206,19 @@ async def compare(
     compiled = await both.compiled.post("/graphql", json=payload, headers=headers)
     records_compiled = await audit_since(both.db, before)
     middle = before + len(records_compiled)
+    again = await both.compiled.post("/graphql", json=payload, headers=headers)
+    records_again = await audit_since(both.db, middle)
+    middle += len(records_again)
     resolved = await both.resolved.post("/graphql", json=payload, headers=headers)
     records_resolved = await audit_since(both.db, middle)
-    assert compiled.status_code == resolved.status_code
-    if b'"errors"' in compiled.content or b'"errors"' in resolved.content:
-        assert _without_request_ids(compiled.json()) == _without_request_ids(resolved.json())
-    else:
-        assert compiled.content == resolved.content, (query, variables)
+    for answer in (compiled, again):
+        assert answer.status_code == resolved.status_code
+        if b'"errors"' in answer.content or b'"errors"' in resolved.content:
+            assert _without_request_ids(answer.json()) == _without_request_ids(resolved.json())
+        else:
+            assert answer.content == resolved.content, (query, variables)
     assert records_compiled == records_resolved, (query, variables)
+    assert records_again == records_resolved, (query, variables)
     return compiled.content, records_compiled
 
 
@@ -269,13 +276,13 @@ async def test_the_bench_queries_are_compiled_and_answer_as_the_resolvers(
     page = PAGE if _may_use(policy, PAGE) else None
     if page:
         body, records = await compare(both, department, page, {"first": 3})
-        assert answered.pop() is True
+        assert [answered.pop(), answered.pop()] == [True, True]  # sent twice (compare)
         assert b'"edges"' in body
         await compare(both, department, page, {"first": 50})
-        assert answered.pop() is True
+        assert [answered.pop(), answered.pop()] == [True, True]  # sent twice (compare)
     if _may_use(policy, POINT):
         body, records = await compare(both, department, POINT, {"n": seeded.id_numbers[0]})
-        assert answered.pop() is True
+        assert [answered.pop(), answered.pop()] == [True, True]  # sent twice (compare)
         assert records
         assert records[0][1] == "query Point"
         assert records[0][3] == [seeded.ids[0]] or department in {"insurer", "hospital"}
@@ -698,7 +705,7 @@ async def test_the_insurer_gets_its_carried_persons_masked_from_sql(
     query = """{ beneficiaries(first: 50) { totalCount edges { node { id name idNumber
         claims { edges { node { carrier } } } } } } }"""
     body, records = await compare(both, "insurer", query)
-    assert answered == [True]
+    assert answered == [True, True]  # sent twice (compare)
     async with db.transaction() as session:
         people = {
             p.id: p
@@ -724,3 +731,90 @@ async def test_the_insurer_gets_its_carried_persons_masked_from_sql(
         assert {e["node"]["carrier"] for e in node["claims"]["edges"]} == {INSURER}
     [record] = records
     assert sorted(str(i) for i in record[3]) == expected
+
+
+# -- prepared reads: answered again without the pipeline ------------------------------------------
+
+
+@pytest.fixture
+def executions(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The operations strawberry's pipeline executed (a prepared read does not enter it)."""
+    from strawberry.schema import Schema
+
+    executed: list[str | None] = []
+    execute = Schema.execute
+
+    async def counting(self: Schema, query: str | None, *args: Any, **kwargs: Any) -> Any:
+        executed.append(query)
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(Schema, "execute", counting)
+    return executed
+
+
+async def test_a_read_answered_compiled_is_answered_again_without_the_pipeline(
+    both: Both, seeded: Seeded, executions: list[str | None]
+) -> None:
+    """The second POST of a read the pipeline answered compiled is a prepared read: strawberry's
+    pipeline does not run, the answer and the audit record are the same (compare). The media
+    type the client accepts is kept. (Documents of their own: the app outlives a test.)"""
+    point = POINT.replace("query Point(", "query PreparedPoint(")
+    page = PAGE.replace("query Page(", "query PreparedPage(")
+    await compare(both, "medical_insurance", point, {"n": seeded.id_numbers[0]})
+    assert len(executions) == 2  # the compiled app's first request, the resolvers' one
+    await compare(both, "medical_insurance", page, {"first": 3})
+    assert len(executions) == 4
+    headers = {**token_of("medical_insurance"), "Accept": "application/graphql-response+json"}
+    before = await audit_count(both.db)
+    payload = {"query": point, "variables": {"n": seeded.id_numbers[1]}}
+    prepared = await both.compiled.post("/graphql", json=payload, headers=headers)
+    resolved = await both.resolved.post("/graphql", json=payload, headers=headers)
+    assert len(executions) == 5  # the resolvers' only
+    assert prepared.headers["content-type"] == resolved.headers["content-type"]
+    assert prepared.headers["content-type"].startswith("application/graphql-response+json")
+    assert prepared.content == resolved.content
+    first, second = await audit_since(both.db, before)
+    assert first == second
+
+
+async def test_a_prepared_read_with_other_values_answers_as_the_pipeline(
+    both: Both, seeded: Seeded, executions: list[str | None]
+) -> None:
+    """What depends on the request is checked again: variables over a limit, values of the
+    wrong type, an ID number of no one and a token of another region take the pipeline or
+    answer alike; another operation name or purpose is another read."""
+    await compare(both, "medical_insurance", PAGE, {"first": 3})
+    await compare(both, "medical_insurance", POINT, {"n": seeded.id_numbers[0]})
+    for variables in ({"first": 100_000}, {"first": "3"}, {"first": None}, {"first": 0}):
+        body, records = await compare(both, "medical_insurance", PAGE, variables)
+        assert b'"errors"' in body
+        assert not records
+    body, records = await compare(both, "medical_insurance", POINT, {"n": "110101190001011009"})
+    assert body == b'{"data": {"beneficiary": null}}'
+    body, _ = await compare(
+        both,
+        "medical_insurance",
+        POINT,
+        {"n": seeded.id_numbers[0]},
+        token_of("medical_insurance", ("3201",)),
+    )
+    assert body == b'{"data": {"beneficiary": null}}'
+    # One document, two operations: each name is a read of its own.
+    both_ops = " ".join(POINT.replace("query Point(", f"query {n}(") for n in ("OneA", "OneB"))
+    # The first A and the first B take the pipeline in both apps; then both are prepared.
+    for name, pipelines in (("OneA", 2), ("OneB", 2), ("OneA", 1), ("OneB", 1)):
+        payload = {"query": both_ops, "variables": {"n": seeded.id_numbers[0]}}
+        payload["operationName"] = name
+        executed = len(executions)
+        before = await audit_count(both.db)
+        compiled = await both.compiled.post(
+            "/graphql", json=payload, headers=token_of("medical_insurance")
+        )
+        resolved = await both.resolved.post(
+            "/graphql", json=payload, headers=token_of("medical_insurance")
+        )
+        assert compiled.content == resolved.content
+        first, second = await audit_since(both.db, before)
+        assert first == second
+        assert first[1] == f"query {name}"
+        assert len(executions) == executed + pipelines, name
