@@ -95,3 +95,73 @@ async def test_a_point_read_whose_append_raises_carries_no_data(
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
     assert await records(db) == []
+
+
+# -- the same for a prepared read (answered without the pipeline: gateway.read_compiler) --------
+
+PREPARED = POINT.replace("query Point(", "query PreparedPoint(")
+"""A document of this module's own: the app outlives a test, and its prepared reads with it."""
+
+
+async def prepared(gql: GraphQLClient, db: Database) -> Any:
+    """A person whose point read ``PREPARED`` was answered twice (so it is a prepared read)."""
+    [person] = await add_people(db, 1)
+    for _ in range(2):
+        assert (await gql.data(PREPARED, {"n": person.id_number}))["beneficiary"]
+    assert len(await records(db)) == 2
+    return person
+
+
+async def test_no_prepared_answer_leaves_before_its_record_is_committed(
+    gql: GraphQLClient, db: Database, admin: AsyncEngine
+) -> None:
+    person = await prepared(gql, db)
+    async with every_shard_held(admin):
+        request = asyncio.create_task(gql.post(PREPARED, {"n": person.id_number}))
+        await asyncio.sleep(0.5)
+        assert not request.done(), "no response before its record is written"
+        assert len(await records(db)) == 2
+    body = await request
+    assert body["data"]["beneficiary"]["name"] == person.name
+    assert len(await records(db)) == 3
+    assert (await links(db)).ok
+
+
+async def test_a_prepared_read_whose_record_fails_carries_no_data(
+    gql: GraphQLClient, db: Database, admin: AsyncEngine
+) -> None:
+    person = await prepared(gql, db)
+    async with admin.begin() as conn:
+        await conn.execute(text("REVOKE INSERT ON audit_log FROM medgw_app"))
+    try:
+        body = await gql.post(PREPARED, {"n": person.id_number})
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text("GRANT INSERT ON audit_log TO medgw_app"))
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert "audit unavailable" in error["message"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert len(await records(db)) == 2
+
+
+async def test_a_prepared_read_whose_first_record_fails_is_answered_by_the_pipeline(
+    gql: GraphQLClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing was committed: the pipeline reads again and its record is written, once."""
+    person = await prepared(gql, db)
+    append = audit.append
+    calls: list[int] = []
+
+    async def once_broken(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("audit store down for a moment")
+        return await append(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "append", once_broken)
+    body = await gql.post(PREPARED, {"n": person.id_number})
+    assert body["data"]["beneficiary"]["name"] == person.name
+    assert len(calls) == 2
+    assert len(await records(db)) == 3
+    assert (await links(db)).ok
