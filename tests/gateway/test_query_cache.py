@@ -34,8 +34,11 @@ MASKED = "query Masked($n: String!) { beneficiary(idNumber: $n) { id name region
 async def served(
     settings: Settings, db: Database, policies: PolicySet
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    """Its own app, so that its caches start empty."""
-    app = create_app(settings, db=db, policies=policies)
+    """Its own app, so that its caches start empty; with the read compiler off, so that every
+    request takes the pipeline the document cache serves (a read answered compiled is answered
+    again as a prepared read, before that pipeline: tests/gateway/test_read_compiler.py)."""
+    pipeline = settings.model_copy(update={"read_compiler": False})
+    app = create_app(pipeline, db=db, policies=policies)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:

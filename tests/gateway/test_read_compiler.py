@@ -6,6 +6,7 @@ of policies/access; what the compiler does not cover falls back to the resolvers
 from __future__ import annotations
 
 import base64
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -717,7 +718,6 @@ async def test_the_insurer_gets_its_carried_persons_masked_from_sql(
             for c in (await session.scalars(select(models.Claim))).all()
             if c.carrier == INSURER
         }
-    import json
 
     page = json.loads(body)["data"]["beneficiaries"]
     nodes = [edge["node"] for edge in page["edges"]]
@@ -818,3 +818,25 @@ async def test_a_prepared_read_with_other_values_answers_as_the_pipeline(
         assert first == second
         assert first[1] == f"query {name}"
         assert len(executions) == executed + pipelines, name
+
+
+async def test_a_prepared_read_is_refused_to_a_token_without_its_purpose(
+    both: Both, seeded: Seeded, executions: list[str | None]
+) -> None:
+    """The insurer's personal fields need a token with its purpose: a read prepared for a token
+    with it is refused (FORBIDDEN, no record) to one without, each time, and answered again to
+    the first; every answer as the resolvers'."""
+    query = "query PurposeOnly($n: String!) { beneficiary(idNumber: $n) { id name regionCode } }"
+    policy = ACCESS.departments["insurer"]
+    [purpose] = sorted(policy.purposes_for_personal)[:1]
+    for carried in (purpose, purpose, None, None, purpose):
+        token = make_token(department="insurer", org=INSURER, regions=REGIONS, purpose=carried)
+        headers = {"Authorization": f"Bearer {token}"}
+        body, records = await compare(both, "insurer", query, {"n": seeded.id_numbers[0]}, headers)
+        answer = json.loads(body)
+        if carried is None:
+            assert answer["data"] is None
+            assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+            assert not records
+        else:
+            assert "errors" not in answer
