@@ -211,6 +211,7 @@ def serve(
     err.print(f"serving http://{bind_host}:{bind_port}/graphql ({settings.env})", highlight=False)
     _announce_when_ready(settings, bind_host, bind_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _exit_on_sigterm()
     uvicorn.run(
         "gateway.main:app",
         host=bind_host,
@@ -219,6 +220,20 @@ def serve(
         log_level="info",
         proxy_headers=False,
     )
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM end the process as an exit, not a kill. uvicorn, once it has shut down on a
+    signal, raises that signal again under the handler it found: with Python's default SIGTERM
+    action the process would die there without its exit handlers, one of which stops the
+    embedded PostgreSQL (pgserver's): `kill`, `docker stop` or systemd would leave it running.
+    Exit status 143 (128 + SIGTERM), as a kill's."""
+    import signal
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
 
 
 def _announce_when_ready(settings: Settings, host: str, port: int, timeout_s: float = 600) -> None:

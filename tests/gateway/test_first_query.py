@@ -56,13 +56,15 @@ def project() -> Iterator[Path]:
         (bin_dir / "medgw").symlink_to(Path(sys.executable).parent / "medgw")
         (here / ".venv" / ".installed").touch()
         yield here
-        _wait_stopped(here / "var" / "pgdata" / "postmaster.pid")
+        # Stopped (SIGTERM) with `make run`, the server stops its embedded PostgreSQL.
+        assert _wait_stopped(here / "var" / "pgdata" / "postmaster.pid"), "PostgreSQL left running"
 
 
-def _wait_stopped(pid_file: Path, timeout_s: float = 30) -> None:
+def _wait_stopped(pid_file: Path, timeout_s: float = 30) -> bool:
     deadline = time.monotonic() + timeout_s
     while pid_file.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
+    return not pid_file.exists()
 
 
 def run_block(project: Path, script: str, port: int) -> tuple[int, str, str]:
