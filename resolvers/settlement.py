@@ -362,7 +362,11 @@ class Writer:
         await self.session.flush()
         lines = [
             models.SettlementLine(
-                settlement_id=event.id, payer=p.value, amount=payments.get(p, ZERO)
+                settlement_id=event.id,
+                payer=p.value,
+                amount=payments.get(p, ZERO),
+                beneficiary_id=event.beneficiary_id,
+                year=event.year,
             )
             for p in PAYERS
         ]
@@ -486,6 +490,8 @@ class Writer:
                     settlement_id=event_id,
                     payer=p.value,
                     amount=item.payments.get(p, ZERO),
+                    beneficiary_id=claim.beneficiary_id,
+                    year=claim.year,
                 )
                 for p in PAYERS
             ]
@@ -526,11 +532,11 @@ WITH e AS (
               CAST(:explanations AS text[]))
        WITH ORDINALITY AS t(claim_id, year, policy, category, oop, explanation, n)
   ORDER BY t.n
-  RETURNING id, claim_id, created_at
+  RETURNING id, claim_id, year, created_at
 ),
 l AS (
-  INSERT INTO settlement_lines (settlement_id, payer, amount)
-  SELECT e.id, x.payer, x.amount
+  INSERT INTO settlement_lines (settlement_id, payer, amount, beneficiary_id, year)
+  SELECT e.id, x.payer, x.amount, :person, e.year
   FROM e JOIN unnest(CAST(:line_claims AS bigint[]), CAST(:payers AS text[]),
                      CAST(:amounts AS numeric[])) AS x(claim_id, payer, amount) USING (claim_id)
   ORDER BY e.id, x.payer
