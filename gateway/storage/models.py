@@ -320,7 +320,7 @@ def _register(mapper: Any, connection: Connection, claim: Claim) -> None:
     gateway's own claims are written with theirs in one statement, resolvers/original.py;
     this holds claims built elsewhere, fixtures and scripts, to the same uniqueness)."""
     connection.execute(
-        insert(ClaimNumber.__table__).values(
+        insert(ClaimNumber).values(
             claim_number=claim.claim_number,
             claim_id=claim.id,
             year=claim.year,

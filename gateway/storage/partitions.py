@@ -24,10 +24,10 @@ its rows (:func:`add_years` refuses otherwise): add the years ahead before they 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -200,7 +200,9 @@ def reflect_declared_foreign_keys() -> None:
     Idempotent; changes nothing else."""
     from sqlalchemy.dialects.postgresql.base import PGDialect
 
-    reflect = PGDialect.get_multi_foreign_keys
+    reflect = cast(
+        Callable[..., Iterable[tuple[Any, list[dict[str, Any]]]]], PGDialect.get_multi_foreign_keys
+    )
     if getattr(reflect, "declared_only", False):
         return
 
