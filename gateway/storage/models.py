@@ -296,8 +296,7 @@ class ClaimNumber(Base):
     the settlement's idempotency key (the same number with other content is a conflict, with
     the same content the same answer); partitioned ``claims`` cannot hold a unique key without
     the year, so its uniqueness lives here. Written in the statement that writes the claim
-    (resolvers/original.py), or right after a claim object is flushed (:func:`_register`).
-    The gateway's role may only SELECT and INSERT it."""
+    (resolvers/original.py), or right after a claim object is flushed (:func:`_register`)."""
 
     __tablename__ = "claim_numbers"
 

@@ -33,8 +33,8 @@ settlement year already).
 The claim number's uniqueness (the settlement's idempotency key) cannot be a unique constraint
 of partitioned ``claims`` (it would have to contain ``year``): it moves to ``claim_numbers
 (claim_number PRIMARY KEY, claim_id, year, beneficiary_id)``, referencing its claim, written
-in the statement that writes the claim (resolvers/original.py). The app role may only SELECT
-and INSERT it. ``claims.claim_number`` keeps a plain index for the lookups by number.
+in the statement that writes the claim (resolvers/original.py). The app role has the business
+tables' rights on it, as on ``claims``. ``claims.claim_number`` keeps a plain index for the lookups by number.
 
 The upgrade copies the tables under an exclusive lock: stop the gateway first. Downgrade copies
 them back into plain tables with ``claim_number`` unique again.
@@ -192,9 +192,9 @@ def upgrade() -> None:
         ],
         PARTITIONED_FKS,
     )
-    # A claim number never changes: the app role reads and adds them only.
+    # The business tables' rights (0005), as on ``claims``, whatever the default privileges.
     op.execute(f"REVOKE ALL ON claim_numbers FROM PUBLIC, {APP_ROLE}")
-    op.execute(f"GRANT SELECT, INSERT ON claim_numbers TO {APP_ROLE}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON claim_numbers TO {APP_ROLE}")
 
 
 def downgrade() -> None:
