@@ -6,8 +6,9 @@ years (the register ``claim_numbers``): the same number in another year is anoth
 claim or a conflict, never a second claim; the composite foreign keys refuse an event or a fund
 entry whose year is not its claim's; the app role cannot reach a partition, and its changes
 to the register must still name a claim; ``medgw partitions add-years`` adds the years of
-every partitioned table and refuses one whose rows are in DEFAULT; upgrading a populated database keeps every row, id and reference,
-the sequences continue, a settlement works after it, and the downgrade gives it all back.
+every partitioned table and refuses one whose rows are in DEFAULT; upgrading a populated
+database keeps every row, id and reference, the sequences continue, a settlement works after
+it, and the downgrade gives it all back.
 """
 
 from __future__ import annotations
