@@ -120,9 +120,6 @@ def generate(persons: int, claims: int) -> list[str]:
                    CASE WHEN n % 10 = 3 THEN NULL ELSE 'H' || lpad((n % 40)::text, 3, '0') END
             FROM generate_series(1::bigint, {claims}) n,
                  LATERAL (SELECT (800 + (n * 104729) % 60000)::numeric(14, 2) AS cost) t""",
-        # The register of claim numbers (migration 0019), as the gateway writes it with a claim.
-        """INSERT INTO claim_numbers (claim_number, claim_id, year, beneficiary_id)
-            SELECT claim_number, id, year, beneficiary_id FROM claims""",
         f"""INSERT INTO settlements (id, claim_id, beneficiary_id, year, kind, policy, category,
                                     out_of_pocket, explanation, department, org)
             SELECT c.id, c.id, c.beneficiary_id, {YEAR}, 'ORIGINAL', '510400-2023',

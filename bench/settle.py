@@ -462,15 +462,12 @@ INSERT_LEDGER = """INSERT INTO ledgers (beneficiary_id, year, state, basic_insur
   out_of_pocket, visits)
 VALUES ($1, $2, $3, 0, 0, 0, 0, 0, 0, 0, 0) ON CONFLICT DO NOTHING"""
 LOCK_LEDGER = """SELECT * FROM ledgers WHERE beneficiary_id = $1 AND year = $2 FOR UPDATE"""
-INSERT_CLAIM = """WITH c AS (INSERT INTO claims (claim_number, beneficiary_id, year, type,
-  hospital_level, hospital_code, admission_date, discharge_date, total_cost, policy_scope_cost,
+INSERT_CLAIM = """INSERT INTO claims (claim_number, beneficiary_id, year, type, hospital_level,
+  hospital_code, admission_date, discharge_date, total_cost, policy_scope_cost,
   referral_compliant, in_province, diagnosis, special_treatment_hospital, carrier, content_hash)
 VALUES ($1, $2, $3, 'INPATIENT', 'SECONDARY', NULL, $4, $5, $6, $7, true, true, NULL, false,
   NULL, $8)
-RETURNING id, claim_number, year, beneficiary_id),
-n AS (INSERT INTO claim_numbers (claim_number, claim_id, year, beneficiary_id)
-  SELECT claim_number, id, year, beneficiary_id FROM c)
-SELECT id FROM c"""
+RETURNING id"""
 INSERT_SETTLEMENT = """INSERT INTO settlements (claim_id, beneficiary_id, year, kind, policy,
   category, out_of_pocket, reason, explanation, department, org)
 VALUES ($1, $2, $3, 'ORIGINAL', $4, $5, $6, NULL, $7, $8, $9) RETURNING id"""

@@ -1,9 +1,10 @@
-"""A new claim, its number in the register of claim numbers, its ORIGINAL settlement event, the
-event's lines, the year's ledger, the claim's outbox event (and its wake-up) and the event's fund
-entries, written in one statement (issue 15, a lean settlement path): ``INSERT … RETURNING`` of
-each in a chain of CTEs, read back as model objects of the session (persistent, as if added and
-flushed). A claim number already registered fails the statement (``IntegrityError``: the
-register's primary key), as the unique claim number of unpartitioned ``claims`` did.
+"""A new claim, its ORIGINAL settlement event, the event's lines, the year's ledger, the claim's
+outbox event (and its wake-up) and the event's fund entries, written in one statement (issue 15,
+a lean settlement path): ``INSERT … RETURNING`` of each in a chain of CTEs, read back as model
+objects of the session (persistent, as if added and flushed). The claim's insert registers its
+number (the trigger ``claims_register_number``, migration 0019): a claim number already
+registered fails the statement (``IntegrityError``: the register's primary key), as the unique
+claim number of unpartitioned ``claims`` did.
 
 The fund entries are posted as :func:`resolvers.funds.post_at_once` posts them: the accounts
 missing opened, nothing posted when the year is closed for the policy region (the statement says
@@ -125,16 +126,6 @@ def _statement(
         .returning(*Claim.__table__.c)
         .cte("c")
     )
-    Number = models.ClaimNumber
-    numbered = (
-        insert(Number)
-        .from_select(
-            ["claim_number", "claim_id", "year", "beneficiary_id"],
-            select(claims.c.claim_number, claims.c.id, claims.c.year, claims.c.beneficiary_id),
-        )
-        .returning(Number.claim_number)
-        .cte("n")
-    )
     events = (
         insert(Settlement)
         .from_select(
@@ -214,7 +205,6 @@ def _statement(
             select(func.pg_notify(CHANNEL, "")).select_from(told).scalar_subquery(),
             select(func.count()).select_from(opened).scalar_subquery(),
             select(func.count()).select_from(updated).scalar_subquery().label("ledgers"),
-            select(func.count()).select_from(numbered).scalar_subquery().label("numbered"),
             exists()
             .where(
                 Closing.region_code == bindparam("f_region", type_=String),

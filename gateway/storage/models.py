@@ -33,7 +33,6 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     func,
-    insert,
     select,
     text,
 )
@@ -182,7 +181,7 @@ class Claim(Base):
     id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     """Unique on its own (one sequence); the key adds the partition key and the person."""
     claim_number: Mapped[str] = mapped_column(String(64), index=True)
-    """Unique across every partition through :class:`ClaimNumber` (written with the claim)."""
+    """Unique across every partition through :class:`ClaimNumber` (the database registers it)."""
     beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
     year: Mapped[int] = mapped_column(SmallInteger)
     """The settlement year: the partition key (migration 0019)."""
@@ -295,8 +294,8 @@ class ClaimNumber(Base):
     """The register of claim numbers: each claim's number, once (migration 0019). The number is
     the settlement's idempotency key (the same number with other content is a conflict, with
     the same content the same answer); partitioned ``claims`` cannot hold a unique key without
-    the year, so its uniqueness lives here. Written in the statement that writes the claim
-    (resolvers/original.py), or right after a claim object is flushed (:func:`_register`)."""
+    the year, so its uniqueness lives here. Written by the database whenever a claim is
+    inserted, however (the trigger ``claims_register_number``, migration 0019)."""
 
     __tablename__ = "claim_numbers"
 
@@ -310,21 +309,6 @@ class ClaimNumber(Base):
             ["claim_id", "year", "beneficiary_id"],
             ["claims.id", "claims.year", "claims.beneficiary_id"],
         ),
-    )
-
-
-@event.listens_for(Claim, "after_insert")
-def _register(mapper: Any, connection: Connection, claim: Claim) -> None:
-    """A claim object flushed by the ORM registers its number in :class:`ClaimNumber` (the
-    gateway's own claims are written with theirs in one statement, resolvers/original.py;
-    this holds claims built elsewhere, fixtures and scripts, to the same uniqueness)."""
-    connection.execute(
-        insert(ClaimNumber).values(
-            claim_number=claim.claim_number,
-            claim_id=claim.id,
-            year=claim.year,
-            beneficiary_id=claim.beneficiary_id,
-        )
     )
 
 

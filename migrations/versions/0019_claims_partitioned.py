@@ -91,6 +91,17 @@ PLAIN_FKS = (
 )  # fmt: skip
 
 
+REGISTER_FUNCTION = """CREATE FUNCTION register_claim_number() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO claim_numbers (claim_number, claim_id, year, beneficiary_id)
+    VALUES (NEW.claim_number, NEW.id, NEW.year, NEW.beneficiary_id);
+    RETURN NULL;
+END
+$$"""
+"""The trigger function that registers an inserted claim's number (its row's own values)."""
+
+
 def _set_aside() -> None:
     """Rename the three tables ``…_old``, free their index names (schema-wide) and sequences,
     and drop the foreign keys into them (restated on the new tables)."""
@@ -195,9 +206,18 @@ def upgrade() -> None:
     # The business tables' rights (0005), as on ``claims``, whatever the default privileges.
     op.execute(f"REVOKE ALL ON claim_numbers FROM PUBLIC, {APP_ROLE}")
     op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON claim_numbers TO {APP_ROLE}")
+    # Every claim registers its number, however it is inserted (the gateway's statement, the
+    # ORM, COPY or plain SQL): a number registered already fails the insert.
+    op.execute(REGISTER_FUNCTION)
+    op.execute(
+        "CREATE TRIGGER claims_register_number AFTER INSERT ON claims "
+        "FOR EACH ROW EXECUTE FUNCTION register_claim_number()"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER claims_register_number ON claims")
+    op.execute("DROP FUNCTION register_claim_number()")
     op.execute("DROP TABLE claim_numbers")
     _set_aside()
     op.execute("DROP INDEX ix_claims_id, ix_claims_claim_number, ix_claims_carrier_id")

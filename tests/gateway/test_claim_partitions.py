@@ -61,20 +61,14 @@ COPIED = (
 )
 
 
-def copy_claim(number: str, year: int, source: str, *, register: bool = True) -> TextClause:
-    """A statement storing a copy of the claim ``source`` as ``number`` of ``year``, with its
-    number in the register as the gateway does (``register``; else the claim alone)."""
-    sql = (
+def copy_claim(number: str, year: int, source: str) -> TextClause:
+    """A plain SQL statement storing a copy of the claim ``source`` as ``number`` of ``year``
+    (the database registers its number: the trigger ``claims_register_number``)."""
+    return text(
         f"INSERT INTO claims (claim_number, beneficiary_id, year, {COPIED}) "
         f"SELECT :number, beneficiary_id, CAST(:year AS smallint), {COPIED} "
         "FROM claims WHERE claim_number = :source"
-    )
-    if register:
-        sql = (
-            f"WITH c AS ({sql} RETURNING *) INSERT INTO claim_numbers "
-            "SELECT claim_number, id, year, beneficiary_id FROM c"
-        )
-    return text(sql).bindparams(number=number, year=year, source=source)
+    ).bindparams(number=number, year=year, source=source)
 
 
 async def test_rows_land_in_the_partition_of_their_year_and_numbers_in_the_register(
@@ -133,6 +127,26 @@ async def test_a_claim_number_is_unique_across_years(
     assert "claimNumber = U-1" in mine["message"]
     assert await rows(admin, "SELECT claim_number, year FROM claims") == [("U-1", 2023)]
     assert await rows(admin, "SELECT claim_number, year FROM claim_numbers") == [("U-1", 2023)]
+
+
+async def test_a_claim_inserted_by_plain_sql_registers_its_number(
+    gql: GraphQLClient, admin: AsyncEngine
+) -> None:
+    """However a claim is inserted, its number is registered in the same statement: the
+    register holds every claim, and a second claim of the number fails."""
+    await insured(gql)
+    await settle(gql, stay(PAN_ID, "P-1", "2023-03-01", "10000.00", "8000.00"))
+    async with admin.begin() as conn:
+        await conn.execute(copy_claim("P-2", 2026, "P-1"))
+    assert await rows(
+        admin,
+        "SELECT n.claim_number, n.year, n.claim_id = c.id FROM claim_numbers n "
+        "JOIN claims c USING (claim_number) ORDER BY 1",
+    ) == [("P-1", 2023, True), ("P-2", 2026, True)]
+    with pytest.raises(IntegrityError, match="pk_claim_numbers"):
+        async with admin.begin() as conn:
+            await conn.execute(copy_claim("P-2", 2024, "P-1"))
+    assert await rows(admin, "SELECT count(*) FROM claims") == [(2,)]
 
 
 async def test_a_claim_number_registered_twice_fails_the_claims_statement(
@@ -436,5 +450,5 @@ async def test_upgrading_a_populated_database_keeps_every_row_id_and_reference(
     ]
     with pytest.raises(IntegrityError, match="uq_claims_claim_number"):
         async with db_engine.begin() as conn:
-            await conn.execute(copy_claim("NEW-1", 2023, "NEW-1", register=False))
+            await conn.execute(copy_claim("NEW-1", 2023, "NEW-1"))
     assert await rows(db_engine, "SELECT nextval('settlements_id_seq')") == [(512,)]
