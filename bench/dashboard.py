@@ -128,8 +128,8 @@ def generate(persons: int, claims: int) -> list[str]:
                                              ELSE 0.15 END, 2),
                    '{{}}', 'medical_insurance', 'bench'
             FROM claims c LEFT JOIN identities i ON i.beneficiary_id = c.beneficiary_id""",
-        """INSERT INTO settlement_lines (settlement_id, payer, amount)
-            SELECT s.id, p.payer,
+        """INSERT INTO settlement_lines (settlement_id, beneficiary_id, year, payer, amount)
+            SELECT s.id, s.beneficiary_id, s.year, p.payer,
                    CASE p.payer
                      WHEN 'basicInsurance' THEN round(c.total_cost * 0.55, 2)
                      WHEN 'criticalIllness' THEN c.total_cost - round(c.total_cost * 0.55, 2)
@@ -147,8 +147,8 @@ def generate(persons: int, claims: int) -> list[str]:
             SELECT {claims} + s.id, s.claim_id, s.beneficiary_id, s.year, 'REVERSAL', s.policy,
                    s.category, -s.out_of_pocket, '{{}}', 'medical_insurance', 'bench'
             FROM settlements s WHERE s.id % 100 = 7""",
-        f"""INSERT INTO settlement_lines (settlement_id, payer, amount)
-            SELECT {claims} + l.settlement_id, l.payer, -l.amount
+        f"""INSERT INTO settlement_lines (settlement_id, beneficiary_id, year, payer, amount)
+            SELECT {claims} + l.settlement_id, l.beneficiary_id, l.year, l.payer, -l.amount
             FROM settlement_lines l WHERE l.settlement_id % 100 = 7""",
         """UPDATE claims SET reversed_at = now(), reversal_reason = 'bench' WHERE id % 100 = 7""",
         f"""INSERT INTO high_cost_alerts (beneficiary_id, year, out_of_pocket, threshold, status,

@@ -450,7 +450,7 @@ class Fixed:
 
 LOCK_PERSON = """SELECT id, region_code, birth_date FROM beneficiaries
 WHERE id_number = $1 FOR NO KEY UPDATE"""
-KNOWN_CLAIM = "SELECT id FROM claims WHERE claim_number = $1"
+KNOWN_CLAIM = "SELECT claim_id FROM claim_numbers WHERE claim_number = $1"
 IDENTITIES = """SELECT id, category, valid_from, valid_to FROM identities
 WHERE beneficiary_id = $1 ORDER BY id"""
 FLAGS = """SELECT id, category, valid_from, valid_to FROM monitoring_flags
@@ -471,8 +471,9 @@ RETURNING id"""
 INSERT_SETTLEMENT = """INSERT INTO settlements (claim_id, beneficiary_id, year, kind, policy,
   category, out_of_pocket, reason, explanation, department, org)
 VALUES ($1, $2, $3, 'ORIGINAL', $4, $5, $6, NULL, $7, $8, $9) RETURNING id"""
-INSERT_LINES = "INSERT INTO settlement_lines (settlement_id, payer, amount) VALUES " + ", ".join(
-    f"($1, ${2 * k + 2}, ${2 * k + 3})" for k in range(len(PAYERS))
+INSERT_LINES = (
+    "INSERT INTO settlement_lines (settlement_id, beneficiary_id, year, payer, amount) VALUES "
+    + ", ".join(f"($1, $2, $3, ${2 * k + 4}, ${2 * k + 5})" for k in range(len(PAYERS)))
 )
 UPDATE_LEDGER = """UPDATE ledgers SET state = $3, basic_insurance = $4, critical_illness = $5,
   inclusive_commercial = $6, assistance = $7, secondary_assistance = $8, out_of_pocket = $9,
@@ -547,7 +548,7 @@ async def settle_plain(conn: Any, claim: ClaimSpec, fixed: Fixed) -> None:
         lines: list[Any] = []
         for payer in PAYERS:
             lines += [payer.value, fixed.payments[payer]]
-        await conn.execute(INSERT_LINES, settlement_id, *lines)
+        await conn.execute(INSERT_LINES, settlement_id, pid, year, *lines)
         await conn.execute(
             UPDATE_LEDGER,
             pid,

@@ -8,7 +8,7 @@ import gc
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from gateway.config import Settings
 if TYPE_CHECKING:
     from gateway.auth import Principal
     from gateway.storage.database import Database
+    from gateway.storage.partitions import YearPartitioned
     from policies.access.policy import AccessPolicies
 
 app = typer.Typer(
@@ -33,6 +34,8 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+partitions_app = typer.Typer(help="The tables partitioned by year.", no_args_is_help=True)
+app.add_typer(partitions_app, name="partitions")
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 MIN_TOKEN_TTL = timedelta(minutes=1)
@@ -524,34 +527,62 @@ def audit_add_years(
 ) -> None:
     """Create the audit log's partitions of the years FIRST to LAST (China time) that do not
     exist yet, as the owner role (MEDGW_MIGRATION_URL). Exit 1, creating none, when the DEFAULT
-    partition already holds records of one of them: add years before they begin."""
-    from sqlalchemy.ext.asyncio import create_async_engine
+    partition already holds records of one of them: add years before they begin. (``medgw
+    partitions add-years`` adds the years to every table partitioned by year.)"""
+    from gateway.storage import partitions
 
-    from gateway.storage import audit_partitions
-
-    settings = _settings()
-    _existing_database(settings)
-    url = _migration_url(settings)
-
-    async def run() -> list[int]:
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                return await audit_partitions.add_years(conn, first, last or first)
-        finally:
-            await engine.dispose()
-
-    try:
-        with _reaching(*_migration_variable(settings)):
-            created = asyncio.run(run())
-    except audit_partitions.PartitionError as exc:
-        typer.echo(f"no partition added: {exc}")
-        raise typer.Exit(1) from exc
+    created = _add_years([partitions.AUDIT], first, last or first)["audit_log"]
     typer.echo(
         f"audit log partitions added: {', '.join(map(str, created))}"
         if created
         else "audit log partitions: every year asked for already has one"
     )
+
+
+@partitions_app.command("add-years")
+def partitions_add_years(
+    first: Annotated[int, typer.Argument(help="The first year to give a partition.")],
+    last: Annotated[int | None, typer.Argument(help="The last one (default: FIRST).")] = None,
+) -> None:
+    """Create the partitions of the years FIRST to LAST that do not exist yet, of every table
+    partitioned by year (the audit log, by China time; claims, settlements and settlement
+    lines, by settlement year), in one transaction, as the owner role (MEDGW_MIGRATION_URL).
+    Exit 1, creating none, when a DEFAULT partition already holds rows of a year its table
+    lacks: add years before they begin."""
+    from gateway.storage import partitions
+
+    created = _add_years(partitions.EVERY, first, last or first)
+    for table, years in created.items():
+        if years:
+            typer.echo(f"{table} partitions added: {', '.join(map(str, years))}")
+    if not any(created.values()):
+        typer.echo("partitions: every year asked for already has one")
+
+
+def _add_years(tables: Sequence[YearPartitioned], first: int, last: int) -> dict[str, list[int]]:
+    """:func:`gateway.storage.partitions.add_years` as the owner; exit 1 when it refuses."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from gateway.storage import partitions
+
+    settings = _settings()
+    _existing_database(settings)
+    url = _migration_url(settings)
+
+    async def run() -> dict[str, list[int]]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                return await partitions.add_years(conn, tables, first, last)
+        finally:
+            await engine.dispose()
+
+    try:
+        with _reaching(*_migration_variable(settings)):
+            return asyncio.run(run())
+    except partitions.PartitionError as exc:
+        typer.echo(f"no partition added: {exc}")
+        raise typer.Exit(1) from exc
 
 
 def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:

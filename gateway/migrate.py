@@ -10,8 +10,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
+from gateway.storage import partitions
 
 SCRIPT_LOCATION = Path(migrations.__file__).parent
+# Autogenerate compares the foreign keys as declared, not PostgreSQL's per-partition clones.
+partitions.reflect_declared_foreign_keys()
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:

@@ -1,7 +1,10 @@
 """A new claim, its ORIGINAL settlement event, the event's lines, the year's ledger, the claim's
 outbox event (and its wake-up) and the event's fund entries, written in one statement (issue 15,
 a lean settlement path): ``INSERT … RETURNING`` of each in a chain of CTEs, read back as model
-objects of the session (persistent, as if added and flushed).
+objects of the session (persistent, as if added and flushed). The claim's insert registers its
+number (the trigger ``claims_register_number``, migration 0019): a claim number already
+registered fails the statement (``IntegrityError``: the register's primary key), as the unique
+claim number of unpartitioned ``claims`` did.
 
 The fund entries are posted as :func:`resolvers.funds.post_at_once` posts them: the accounts
 missing opened, nothing posted when the year is closed for the policy region (the statement says
@@ -147,8 +150,10 @@ def _statement(
     written = (
         insert(Line)
         .from_select(
-            ["settlement_id", "payer", "amount"],
-            select(events.c.id, given.c.payer, given.c.amount)
+            ["settlement_id", "payer", "amount", "beneficiary_id", "year"],
+            select(
+                events.c.id, given.c.payer, given.c.amount, events.c.beneficiary_id, events.c.year
+            )
             .select_from(events)
             .join(given, true()),
         )

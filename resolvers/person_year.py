@@ -98,7 +98,7 @@ def _copy(model: type[Row], found: Mapping[str, Any]) -> Row:
 def _statement() -> Select[Any]:
     """:func:`read`'s statement, built once (parameters ``person``, ``year``, ``number``,
     ``region``)."""
-    Claim, Closing = models.Claim, models.SettlementYearClosing
+    Number, Closing = models.ClaimNumber, models.SettlementYearClosing
     Identity, Flag, Enrollment = models.Identity, models.MonitoringFlag, models.Enrollment
     person = bindparam("person", type_=models.Ledger.beneficiary_id.type)
     year = bindparam("year", type_=models.Ledger.year.type)
@@ -118,13 +118,14 @@ def _statement() -> Select[Any]:
     )
     alert = aliased(Alert, locked_alert)
     one = select(literal(1).label("one")).subquery("one")
-    number = bindparam("number", type_=Claim.claim_number.type)
+    number = bindparam("number", type_=Number.claim_number.type)
     region = bindparam("region", type_=Closing.region_code.type)
     return (
         select(
             ledger,
             alert,
-            select(Claim.id).where(Claim.claim_number == number).scalar_subquery(),
+            # The register of claim numbers: one index probe (``claims`` is partitioned by year).
+            select(Number.claim_id).where(Number.claim_number == number).scalar_subquery(),
             select(Closing.region_code)
             .where(Closing.region_code == region, Closing.year == year)
             .exists(),

@@ -87,7 +87,10 @@ async def decide(
         ).one_or_none()
         if found is None:
             raise NotFound(f"id = {recovery_id}: no such recovery", field="id")
-        claim = await session.get_one(models.Claim, found.claim_id)
+        # The claim's key (migration 0019): its person, year and id, as the recovery holds them.
+        claim = await session.get_one(
+            models.Claim, (found.beneficiary_id, found.year, found.claim_id)
+        )
         person = await lock_person(session, ctx.rows, await settlement.id_number_of(session, claim))
         recovery = (
             await session.scalars(

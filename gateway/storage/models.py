@@ -2,8 +2,9 @@
 
 Money is ``Numeric(14, 2)``/``Decimal``. Enumerated values are stored as short strings with CHECK
 constraints (not native PostgreSQL enums, which make every new category a migration that cannot
-run inside a transaction). The large tables (claims, settlements, audit) carry the beneficiary id
-and the year so that they can be partitioned by year and distributed by beneficiary later.
+run inside a transaction). The large tables (claims, settlements and their lines, audit) are
+partitioned by year (migrations 0018, 0019; gateway/storage/partitions.py), and the person-scoped
+ones are keyed by beneficiary id and year so that they can be distributed by beneficiary later.
 """
 
 from __future__ import annotations
@@ -21,17 +22,22 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    event,
     func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from policies.vocabulary import (
@@ -172,10 +178,13 @@ class Claim(Base):
 
     __tablename__ = "claims"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    claim_number: Mapped[str] = mapped_column(String(64), unique=True)
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    """Unique on its own (one sequence); the key adds the partition key and the person."""
+    claim_number: Mapped[str] = mapped_column(String(64), index=True)
+    """Unique across every partition through :class:`ClaimNumber` (the database registers it)."""
     beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
     year: Mapped[int] = mapped_column(SmallInteger)
+    """The settlement year: the partition key (migration 0019)."""
     type: Mapped[str] = mapped_column(String(24))
     hospital_level: Mapped[str | None] = mapped_column(String(12))
     hospital_code: Mapped[str | None] = mapped_column(String(40))
@@ -208,13 +217,15 @@ class Claim(Base):
     created_at: Mapped[datetime] = _now()
 
     __table_args__ = (
+        # Partitioned by year; keyed for distribution by beneficiary id (migration 0019).
+        PrimaryKeyConstraint("beneficiary_id", "year", "id"),
         CheckConstraint(_one_of("type", VISIT_TYPES), name="type"),
         CheckConstraint(
             f"hospital_level IS NULL OR {_one_of('hospital_level', LEVELS)}", name="level"
         ),
         CheckConstraint("admission_date <= discharge_date", name="stay"),
         CheckConstraint("0 <= policy_scope_cost AND policy_scope_cost <= total_cost", name="cost"),
-        Index("ix_claims_beneficiary_id_year_id", "beneficiary_id", "year", "id"),
+        Index("ix_claims_id", "id"),
         Index("ix_claims_carrier_id", "carrier", "id"),
     )
 
@@ -227,10 +238,11 @@ class Settlement(Base):
 
     __tablename__ = "settlements"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    claim_id: Mapped[int] = mapped_column(BigInteger, index=True)
     beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
     year: Mapped[int] = mapped_column(SmallInteger)
+    """The claim's settlement year: the partition key (migration 0019)."""
     kind: Mapped[str] = mapped_column(String(12))
     policy: Mapped[str] = mapped_column(String(40))
     category: Mapped[str | None] = mapped_column(String(40))
@@ -242,8 +254,14 @@ class Settlement(Base):
     created_at: Mapped[datetime] = _now()
 
     __table_args__ = (
+        PrimaryKeyConstraint("beneficiary_id", "year", "id"),
+        # What fund entries (no beneficiary id) reference; and the index of lookups by id.
+        UniqueConstraint("id", "year"),
+        ForeignKeyConstraint(
+            ["claim_id", "year", "beneficiary_id"],
+            ["claims.id", "claims.year", "claims.beneficiary_id"],
+        ),
         CheckConstraint("kind IN ('ORIGINAL', 'ADJUSTMENT', 'REVERSAL', 'RECOVERY')", name="kind"),
-        Index("ix_settlements_beneficiary_id_year", "beneficiary_id", "year"),
     )
 
 
@@ -252,13 +270,57 @@ class SettlementLine(Base):
 
     __tablename__ = "settlement_lines"
 
-    settlement_id: Mapped[int] = mapped_column(
-        ForeignKey("settlements.id", ondelete="CASCADE"), primary_key=True
-    )
-    payer: Mapped[str] = mapped_column(String(24), primary_key=True)
+    settlement_id: Mapped[int] = mapped_column(BigInteger)
+    payer: Mapped[str] = mapped_column(String(24))
     amount: Mapped[Decimal] = mapped_column(Money)
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    """The event's (migration 0019): the line is distributed and partitioned with its event.
+    Filled from the event when a line object is flushed without it (:func:`_line_of_event`)."""
+    year: Mapped[int] = mapped_column(SmallInteger)
+    """The event's settlement year: the partition key (migration 0019)."""
 
-    __table_args__ = (CheckConstraint(_one_of("payer", PAYERS), name="payer"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("settlement_id", "payer", "year", "beneficiary_id"),
+        ForeignKeyConstraint(
+            ["settlement_id", "year", "beneficiary_id"],
+            ["settlements.id", "settlements.year", "settlements.beneficiary_id"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint(_one_of("payer", PAYERS), name="payer"),
+    )
+
+
+class ClaimNumber(Base):
+    """The register of claim numbers: each claim's number, once (migration 0019). The number is
+    the settlement's idempotency key (the same number with other content is a conflict, with
+    the same content the same answer); partitioned ``claims`` cannot hold a unique key without
+    the year, so its uniqueness lives here. Written by the database whenever a claim is
+    inserted, however (the trigger ``claims_register_number``, migration 0019)."""
+
+    __tablename__ = "claim_numbers"
+
+    claim_number: Mapped[str] = mapped_column(String(64), primary_key=True)
+    claim_id: Mapped[int] = mapped_column(BigInteger)
+    year: Mapped[int] = mapped_column(SmallInteger)
+    beneficiary_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["claim_id", "year", "beneficiary_id"],
+            ["claims.id", "claims.year", "claims.beneficiary_id"],
+        ),
+    )
+
+
+@event.listens_for(SettlementLine, "before_insert")
+def _line_of_event(mapper: Any, connection: Connection, line: SettlementLine) -> None:
+    """A line object flushed without its event's person and year gets them from the event (one
+    read; the gateway's writers give them)."""
+    if line.year is None or line.beneficiary_id is None:
+        events = Settlement.__table__.c
+        line.beneficiary_id, line.year = connection.execute(
+            select(events.beneficiary_id, events.year).where(events.id == line.settlement_id)
+        ).one()
 
 
 class Ledger(Base):
@@ -298,9 +360,10 @@ class Recovery(Base):
     __tablename__ = "recoveries"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    claim_id: Mapped[int] = mapped_column(BigInteger, index=True)
     beneficiary_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("beneficiaries.id"))
     year: Mapped[int] = mapped_column(SmallInteger)
+    """The claim's settlement year (with the claim id, the key of the claim referenced)."""
     policy: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(12), default="PENDING")
     amount: Mapped[Decimal] = mapped_column(Money)
@@ -313,10 +376,18 @@ class Recovery(Base):
     decided_by: Mapped[str | None] = mapped_column(String(120))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decision_reason: Mapped[str | None] = mapped_column(String(500))
-    settlement_id: Mapped[int | None] = mapped_column(ForeignKey("settlements.id"))
+    settlement_id: Mapped[int | None] = mapped_column(BigInteger)
     """The RECOVERY event, once recovered."""
 
     __table_args__ = (
+        ForeignKeyConstraint(
+            ["claim_id", "year", "beneficiary_id"],
+            ["claims.id", "claims.year", "claims.beneficiary_id"],
+        ),
+        ForeignKeyConstraint(
+            ["settlement_id", "year", "beneficiary_id"],
+            ["settlements.id", "settlements.year", "settlements.beneficiary_id"],
+        ),
         CheckConstraint("status IN ('PENDING', 'RECOVERED', 'WAIVED', 'WITHDRAWN')", name="status"),
         CheckConstraint("amount >= 0", name="amount"),
         Index(
@@ -568,7 +639,8 @@ class FundEntry(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("fund_accounts.id"))
-    settlement_id: Mapped[int | None] = mapped_column(ForeignKey("settlements.id"), index=True)
+    settlement_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    """With ``year``, the settlement event's key (migration 0019)."""
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"), index=True)
     kind: Mapped[str] = mapped_column(String(12))
     """ORIGINAL, ADJUSTMENT, REVERSAL, RECOVERY (the settlement event's) or SUBSIDY."""
@@ -590,6 +662,7 @@ class FundEntry(Base):
             "kind IN ('ORIGINAL', 'ADJUSTMENT', 'REVERSAL', 'RECOVERY', 'SUBSIDY')", name="kind"
         ),
         CheckConstraint("(settlement_id IS NULL) <> (enrollment_id IS NULL)", name="source"),
+        ForeignKeyConstraint(["settlement_id", "year"], ["settlements.id", "settlements.year"]),
         # Covering (migration 0014): statements and fund balances sum by index-only scans.
         Index(
             "ix_fund_entries_account_id_booked_on",
