@@ -149,6 +149,43 @@ async def db(
     await database.dispose()
 
 
+EMPTIED = """WITH RECURSIVE emptied(oid) AS (
+    SELECT c.oid FROM pg_class c
+    WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY(:tables)
+  UNION
+    SELECT x.oid FROM emptied e, LATERAL (
+      SELECT k.conrelid FROM pg_constraint k WHERE k.confrelid = e.oid AND k.contype = 'f'
+      UNION ALL SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = e.oid) x(oid)
+)
+SELECT c.oid::regclass::text, c.relkind::text,
+  (SELECT coalesce(array_agg(s.oid::regclass::text || ':' || q.seqstart), '{}')
+   FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+   JOIN pg_sequence q ON q.seqrelid = s.oid
+   WHERE d.refobjid = c.oid AND d.deptype IN ('a', 'i'))
+FROM emptied e JOIN pg_class c ON c.oid = e.oid"""
+"""What ``TRUNCATE {TABLES} RESTART IDENTITY CASCADE`` empties: the tables, those whose foreign
+keys reference them (transitively), their partitions; with the sequences they own."""
+
+
+async def empty(conn: Any) -> None:
+    """Empty :data:`TABLES` as ``TRUNCATE … RESTART IDENTITY CASCADE`` does, in a few round
+    trips: only the tables holding rows are emptied (``DELETE``; the caller's replica role
+    skips the foreign keys' checks), and the sequences restart. A ``TRUNCATE`` of them all
+    (every partition of every year, their indexes) took ~240 ms a test."""
+    names = [name.strip() for name in TABLES.split(",")]
+    rows = (await conn.execute(text(EMPTIED), {"tables": names})).all()
+    leaves = [name for name, kind, _ in rows if kind == "r"]
+    sequences = [entry.rsplit(":", 1) for _, _, owned in rows for entry in owned]
+    driver = (await conn.get_raw_connection()).driver_connection
+    probe = " UNION ALL ".join(
+        f"SELECT {n} WHERE EXISTS (SELECT FROM {leaf})" for n, leaf in enumerate(leaves)
+    )
+    held = [leaves[n] for (n,) in await driver.fetch(probe)]
+    statements = [f"DELETE FROM {leaf}" for leaf in held]
+    statements += [f"SELECT setval('{name}', {start}, false)" for name, start in sequences]
+    await driver.execute(";\n".join(statements))
+
+
 @pytest.fixture(autouse=True)
 async def clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """Empty every table before each test that uses the database, and drop the checkpoints
@@ -159,9 +196,10 @@ async def clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     request.getfixturevalue("db")  # sets up ``admin`` as well
     admin: AsyncEngine = request.getfixturevalue("admin")
     async with admin.begin() as conn:
-        # replica role skips the append-only trigger of audit_log (tests only).
+        # replica role skips the append-only trigger of audit_log and the foreign keys' checks
+        # (tests only).
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
-        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        await empty(conn)
     request.getfixturevalue("settings").audit_checkpoints.unlink(missing_ok=True)
     yield
 
