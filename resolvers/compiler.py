@@ -586,8 +586,17 @@ class _Sql:
         (resolvers.settlement.totals) and the policy and category of the newest event that is
         not a reversal (schema.settlement.Settlement.of)."""
         e, d, line, t, p = (self.alias(x) for x in ("e", "d", "l", "t", "p"))
+
+        def of_claim(x: str) -> str:
+            # The claim's events: its key, with the year and person its events share (their
+            # foreign key), so that only the partition of the year is read.
+            return (
+                f"{x}.claim_id = {c}.id AND {x}.year = {c}.year "
+                f"AND {x}.beneficiary_id = {c}.beneficiary_id"
+            )
+
         decisive = (
-            f"FROM settlements {d} WHERE {d}.claim_id = {c}.id AND {d}.kind <> 'REVERSAL' "
+            f"FROM settlements {d} WHERE {of_claim(d)} AND {d}.kind <> 'REVERSAL' "
             f"ORDER BY {d}.id DESC LIMIT 1"
         )
         payers = [f.name for f in s.children if f.name in {p.value for p in Payer}]
@@ -613,14 +622,19 @@ class _Sql:
                 for n, name in enumerate(payers)
             )
             lines = (
-                f" CROSS JOIN LATERAL (SELECT {sums} FROM settlements {e} JOIN settlement_lines "
-                f"{line} ON {line}.settlement_id = {e}.id WHERE {e}.claim_id = {c}.id) {p}"
+                # Each event's lines by the event's key (OFFSET 0 keeps the lines a subquery
+                # the event parameterises: read by their key's index in the event's partition,
+                # whatever the planner guesses of a partition not analysed yet).
+                f" CROSS JOIN LATERAL (SELECT {sums} FROM settlements {e} CROSS JOIN LATERAL "
+                f"(SELECT * FROM settlement_lines {line} WHERE {line}.settlement_id = {e}.id "
+                f"AND {line}.year = {e}.year AND {line}.beneficiary_id = {e}.beneficiary_id "
+                f"OFFSET 0) {line} WHERE {of_claim(e)}) {p}"
             )
         return (
             f"(SELECT CASE WHEN {t}.events = 0 THEN NULL "
             f"ELSE json_build_object({', '.join(parts)}) END "
             f"FROM (SELECT count(*) AS events, sum({e}.out_of_pocket) AS out_of_pocket "
-            f"FROM settlements {e} WHERE {e}.claim_id = {c}.id) {t}{lines})"
+            f"FROM settlements {e} WHERE {of_claim(e)}) {t}{lines})"
         )
 
     # -- root fields --
