@@ -264,7 +264,8 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias="MEDGW_PLAN_CACHE_SIZE",
         description="Per department: compiled read plans, by document hash and operation name "
-        "(gateway/query_cache.py); 0 = none.",
+        "(gateway/query_cache.py), and as many prepared reads (gateway/read_compiler.py); "
+        "0 = none.",
     )
 
     @field_validator("data_dir")

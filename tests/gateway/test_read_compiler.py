@@ -840,3 +840,22 @@ async def test_a_prepared_read_is_refused_to_a_token_without_its_purpose(
             assert not records
         else:
             assert "errors" not in answer
+
+
+def test_prepared_reads_are_bounded_and_none_are_kept_at_size_zero() -> None:
+    from gateway.read_compiler import Prepared, PreparedReads
+
+    entry = Prepared(document=None, plan=None)  # type: ignore[arg-type]
+    none = PreparedReads(0)
+    none.put(PreparedReads.key("{ a }", None, None), entry)
+    assert len(none) == 0
+    assert none.get(PreparedReads.key("{ a }", None, None)) is None
+    two = PreparedReads(2)
+    keys = [PreparedReads.key(f"{{ a{n} }}", None, "p") for n in range(3)]
+    for key in keys:
+        two.put(key, entry)
+    assert len(two) == 2
+    assert two.get(keys[0]) is None
+    assert two.get(keys[2]) is entry
+    assert two.get(PreparedReads.key("{ a2 }", None, None)) is None  # another purpose
+    assert two.get(PreparedReads.key("{ a2 }", "A", "p")) is None  # another operation name
