@@ -319,22 +319,38 @@ class QueryLimits(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
-            schema = context.schema._schema
-            try:
-                found = measure(
-                    document, schema, context.operation_name, context.variables, self.settings
-                )
-                error = refusal(found, self.settings)
-            except RecursionError:  # fragments nested hundreds deep (the parser stops fields)
-                name = setting_name("max_query_depth")
-                error = graphql.GraphQLError(
-                    "fragments nested too deeply to measure: query depth exceeds "
-                    f"{name}={self.settings.max_query_depth}",
-                    extensions={"code": BAD_INPUT, "limits": {name: None}},
-                )
+            error = check(
+                document,
+                context.schema._schema,
+                context.operation_name,
+                context.variables,
+                self.settings,
+            )
             if error is not None:
                 context.pre_execution_errors = [error]
         yield
+
+
+def check(
+    document: graphql.DocumentNode,
+    schema: graphql.GraphQLSchema,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    settings: Settings,
+) -> graphql.GraphQLError | None:
+    """The ``BAD_INPUT`` error of the operation ``operation_name`` of ``document`` with
+    ``variables`` over the limits of ``settings`` (:func:`measure`, :func:`refusal`), or None:
+    what :class:`QueryLimits` refuses, and what a prepared read checks again with each request's
+    variables (gateway/read_compiler.py)."""
+    try:
+        return refusal(measure(document, schema, operation_name, variables, settings), settings)
+    except RecursionError:  # fragments nested hundreds deep (the parser stops fields)
+        name = setting_name("max_query_depth")
+        return graphql.GraphQLError(
+            "fragments nested too deeply to measure: query depth exceeds "
+            f"{name}={settings.max_query_depth}",
+            extensions={"code": BAD_INPUT, "limits": {name: None}},
+        )
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode

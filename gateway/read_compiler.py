@@ -132,12 +132,11 @@ async def answer(
     whole pipeline must answer instead (the variables exceed a limit, the compiler does not
     cover their values, or the record was not written: then nothing was committed and the
     pipeline reads, and tries the record, again)."""
-    settings = context.settings
-    try:
-        measured = limits.measure(prepared.document, schema, operation_name, variables, settings)
-    except RecursionError:
-        return None
-    if limits.refusal(measured, settings) is not None:
+    # Measured as the pipeline measures it: the operation that runs (the document's first
+    # when the request names none).
+    operation = prepared.plan.operation
+    named = operation.name.value if operation.name else operation_name
+    if limits.check(prepared.document, schema, named, variables, context.settings) is not None:
         return None
     found = await _run(prepared.plan, context, schema, variables)
     if found is None:

@@ -51,24 +51,34 @@ async def test_no_point_answer_leaves_before_its_record_is_committed(
     gql: GraphQLClient, db: Database, admin: AsyncEngine
 ) -> None:
     [person] = await add_people(db, 1)
+    await answered_once_recorded(gql, db, admin, POINT, person, before=0)
+
+
+async def answered_once_recorded(
+    gql: GraphQLClient, db: Database, admin: AsyncEngine, query: str, person: Any, before: int
+) -> None:
+    """While every audit shard is held, ``query`` of ``person`` gets no answer and adds no
+    record; once they are free it is answered, with one record more than ``before``."""
     async with every_shard_held(admin):
-        request = asyncio.create_task(gql.post(POINT, {"n": person.id_number}))
+        request = asyncio.create_task(gql.post(query, {"n": person.id_number}))
         await asyncio.sleep(0.5)
         assert not request.done(), "no response before its record is written"
-        assert await records(db) == []
+        assert len(await records(db)) == before
     body = await request
     assert body["data"]["beneficiary"]["name"] == person.name
-    assert len(await records(db)) == 1
+    assert len(await records(db)) == before + 1
+    assert (await links(db)).ok
 
 
-async def test_a_point_read_whose_record_fails_carries_no_data(
-    gql: GraphQLClient, db: Database, admin: AsyncEngine
+async def refused_record(
+    gql: GraphQLClient, admin: AsyncEngine, query: str, id_number: str
 ) -> None:
-    [person] = await add_people(db, 1)
+    """``query`` for ``id_number`` while the app role may not insert audit records: the answer
+    carries no data, only the INTERNAL ``audit unavailable`` error."""
     async with admin.begin() as conn:
         await conn.execute(text("REVOKE INSERT ON audit_log FROM medgw_app"))
     try:
-        body = await gql.post(POINT, {"n": person.id_number})
+        body = await gql.post(query, {"n": id_number})
     finally:
         async with admin.begin() as conn:
             await conn.execute(text("GRANT INSERT ON audit_log TO medgw_app"))
@@ -76,6 +86,13 @@ async def test_a_point_read_whose_record_fails_carries_no_data(
     [error] = body["errors"]
     assert "audit unavailable" in error["message"]
     assert error["extensions"]["code"] == "INTERNAL"
+
+
+async def test_a_point_read_whose_record_fails_carries_no_data(
+    gql: GraphQLClient, db: Database, admin: AsyncEngine
+) -> None:
+    [person] = await add_people(db, 1)
+    await refused_record(gql, admin, POINT, person.id_number)
     assert await records(db) == []
     # The connection was rolled back and given back: the next read is answered and recorded.
     assert (await gql.data(POINT, {"n": person.id_number}))["beneficiary"]["name"] == person.name
@@ -116,32 +133,14 @@ async def test_no_prepared_answer_leaves_before_its_record_is_committed(
     gql: GraphQLClient, db: Database, admin: AsyncEngine
 ) -> None:
     person = await prepared(gql, db)
-    async with every_shard_held(admin):
-        request = asyncio.create_task(gql.post(PREPARED, {"n": person.id_number}))
-        await asyncio.sleep(0.5)
-        assert not request.done(), "no response before its record is written"
-        assert len(await records(db)) == 2
-    body = await request
-    assert body["data"]["beneficiary"]["name"] == person.name
-    assert len(await records(db)) == 3
-    assert (await links(db)).ok
+    await answered_once_recorded(gql, db, admin, PREPARED, person, before=2)
 
 
 async def test_a_prepared_read_whose_record_fails_carries_no_data(
     gql: GraphQLClient, db: Database, admin: AsyncEngine
 ) -> None:
     person = await prepared(gql, db)
-    async with admin.begin() as conn:
-        await conn.execute(text("REVOKE INSERT ON audit_log FROM medgw_app"))
-    try:
-        body = await gql.post(PREPARED, {"n": person.id_number})
-    finally:
-        async with admin.begin() as conn:
-            await conn.execute(text("GRANT INSERT ON audit_log TO medgw_app"))
-    assert body["data"] is None
-    [error] = body["errors"]
-    assert "audit unavailable" in error["message"]
-    assert error["extensions"]["code"] == "INTERNAL"
+    await refused_record(gql, admin, PREPARED, person.id_number)
     assert len(await records(db)) == 2
 
 
