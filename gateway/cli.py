@@ -214,7 +214,7 @@ def serve(
     err.print(f"serving http://{bind_host}:{bind_port}/graphql ({settings.env})", highlight=False)
     _announce_when_ready(settings, bind_host, bind_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    _exit_on_sigterm()
+    _exit_on_signals()
     uvicorn.run(
         "gateway.main:app",
         host=bind_host,
@@ -225,18 +225,21 @@ def serve(
     )
 
 
-def _exit_on_sigterm() -> None:
-    """Make SIGTERM end the process as an exit, not a kill. uvicorn, once it has shut down on a
-    signal, raises that signal again under the handler it found: with Python's default SIGTERM
-    action the process would die there without its exit handlers, one of which stops the
-    embedded PostgreSQL (pgserver's): `kill`, `docker stop` or systemd would leave it running.
-    Exit status 143 (128 + SIGTERM), as a kill's."""
+def _exit_on_signals() -> None:
+    """Make SIGTERM and SIGHUP end the process as an exit, not a kill, so that its exit
+    handlers run, one of which stops the embedded PostgreSQL (pgserver's). uvicorn, once it
+    has shut down on SIGTERM (or SIGINT), raises that signal again under the handler it found:
+    with Python's default action the process would die there, and `kill`, `docker stop` or
+    systemd would leave the database running; SIGHUP (the terminal of `make run` closed)
+    would kill it outright. SIGINT already ends in ``KeyboardInterrupt``, an exit. Exit status
+    128 + the signal's number, as a kill's."""
     import signal
 
-    def terminated(signum: int, frame: object) -> None:
+    def ended(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, terminated)
+    for ending in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(ending, ended)
 
 
 def _announce_when_ready(settings: Settings, host: str, port: int, timeout_s: float = 600) -> None:

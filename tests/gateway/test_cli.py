@@ -4,10 +4,12 @@ embedded PostgreSQL started, reused and stopped in the data directory."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import jwt
@@ -105,6 +107,47 @@ def _create_reuse_stop(data: Path) -> None:
     kept = _medgw("demo", "--persons", "3", "--if-empty", data_dir=data)
     assert "database not empty" in kept.stderr
     assert not (data / "pgdata" / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize("ending", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_served_gateway_ended_by_a_signal_stops_its_embedded_server(ending: int) -> None:
+    """`medgw serve` ended by `kill`, `docker stop`, systemd (SIGTERM), its terminal closed
+    (SIGHUP) or Ctrl-C (SIGINT) exits through its exit handlers: the embedded PostgreSQL it
+    started is stopped, none is left running."""
+    with tempfile.TemporaryDirectory(prefix="medgw-cli-") as tmp:
+        data = Path(tmp) / "var"
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env |= {"MEDGW_DATA_DIR": str(data), "MEDGW_PORT": str(_free_port())}
+        medgw = Path(sys.executable).parent / "medgw"
+        served = subprocess.Popen(
+            [str(medgw), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert served.stderr is not None
+            for line in served.stderr:
+                if line.startswith("ready:"):
+                    break
+            else:
+                raise AssertionError(f"no ready line; exit {served.wait()}")
+            assert (data / "pgdata" / "postmaster.pid").exists()
+            served.send_signal(ending)
+            status = served.wait(timeout=60)
+        finally:
+            if served.poll() is None:
+                served.kill()
+        # As a kill's status; Ctrl-C is uvicorn's own orderly stop.
+        assert status == (0 if ending == signal.SIGINT else 128 + ending), status
+        deadline = time.monotonic() + 20
+        while (data / "pgdata" / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not (data / "pgdata" / "postmaster.pid").exists(), "PostgreSQL left running"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # --- where the CLI keeps its data, and how it refuses (issue 10, points 3 and 8) ---------------
