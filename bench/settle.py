@@ -1,5 +1,5 @@
 """Settlements per second through the gateway's HTTP API with N concurrent clients, and the ratio
-to a plain asyncpg transaction doing the same inserts and ledger update.
+to a plain asyncpg transaction doing the same writes.
 
 Run on demand (``make bench``; not part of the test suite)::
 
@@ -20,11 +20,15 @@ What it does, in order:
    (one keep-alive connection each, spread over the processes); claim *n* belongs to person
    *n mod persons* (``--hot``: every claim to one person, which serialises on the person lock).
 6. Baseline: the same number of settlements by the same number of concurrent asyncpg
-   connections, each one transaction of the statements ``resolvers.settlement._settle`` runs
-   (see :func:`settle_plain`), with *fixed amounts*: the engine's result for one such stay,
-   computed once before timing. No HTTP, GraphQL, ORM or engine inside the timed loop, and no
-   second transaction for the READ audit record that the gateway writes for every response.
-7. Correctness over the whole database, printed; the exit status is 1 if a check fails.
+   connections, each one transaction writing what ``resolvers.settlement._settle`` writes (see
+   :func:`settle_plain`): the claim, its event and lines, the ledger, the outbox event and its
+   wake-up, the fund entries (accounts opened when missing), the fund months' and dashboard's
+   rollups (the gateway's own statement, :class:`Rollups`), the WRITE record and the READ record
+   of the answer (the query text and field paths the gateway recorded for its last answer).
+   *Fixed amounts*: the engine's result for one such stay, computed once before timing. No
+   HTTP, GraphQL, ORM or engine inside the timed loop.
+7. Correctness over the whole database, printed; the exit status is 1 if a check fails. One
+   check compares what each side wrote per claim (:data:`WRITTEN_PER_CLAIM`).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -66,6 +70,7 @@ from rich.progress import (
 )
 from rich.table import Table
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -75,9 +80,12 @@ from gateway.config import Settings
 from gateway.resident_id import check_character
 from gateway.storage import audit, embedded, models
 from gateway.storage.database import resolve_url
+from gateway.storage.outbox import CHANNEL
 from policies.benefits import load_policies
+from policies.funds.rules import Parties
 from policies.settlement.engine import CategoryRecord, Ledger, Person, Visit, settle_visit
 from policies.vocabulary import PAYERS, Category, HospitalLevel, Payer, VisitType
+from resolvers import cube, fund_months, funds, pending
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-" + "x" * 40
@@ -419,6 +427,33 @@ class Fixed:
     explanation: str  # JSON, as stored by the gateway (engine explanation + rendered text)
     state: str  # JSON ledger state after one such stay
     empty_state: str
+    # the READ record of the answer, as the gateway writes it
+    payload_operation: str | None = None
+    payload_query: str | None = None
+    payload_paths: tuple[str, ...] = ()
+
+    @classmethod
+    async def of_gateway(cls, url: str) -> Fixed:
+        """:meth:`compute` :meth:`with_payload_record` (a connection of its own to ``url``)."""
+        conn = await asyncpg.connect(**asyncpg_options(url))
+        try:
+            return await cls.compute().with_payload_record(conn)
+        finally:
+            await conn.close()
+
+    async def with_payload_record(self, conn: Any) -> Fixed:
+        """These amounts with the query text and field paths of the READ record the gateway
+        wrote for its last ``settleClaim`` answer (the payload's personal fields): the raw
+        transaction writes the same record. Raises ``LookupError`` before any answer."""
+        row = await conn.fetchrow(PAYLOAD_RECORD)
+        if row is None:
+            raise LookupError("no READ record of a settleClaim answer: settle through HTTP first")
+        return replace(
+            self,
+            payload_operation=row["operation"],
+            payload_query=row["query_text"],
+            payload_paths=tuple(row["field_paths"]),
+        )
 
     @classmethod
     def compute(cls) -> Fixed:
@@ -483,8 +518,30 @@ SHARD_LOCK = """SELECT s FROM generate_series(0, $2 - 1) s
 WHERE pg_try_advisory_xact_lock($1::bigint + s) LIMIT 1"""
 SHARD_HEAD = "SELECT hash FROM audit_log WHERE shard = $1 ORDER BY id DESC LIMIT 1"
 INSERT_AUDIT = """INSERT INTO audit_log (at, action, department, org, subject, purpose, operation,
-  query_hash, beneficiary_ids, field_paths, detail, prev_hash, hash, shard)
-VALUES ($1, 'WRITE', $2, $3, 'bench', NULL, 'settleClaim', NULL, $4, $5, $6, $7, $8, $9)"""
+  query_hash, query_text, beneficiary_ids, field_paths, detail, prev_hash, hash, shard)
+VALUES ($1, $2, $3, $4, 'bench', NULL, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
+PAYLOAD_RECORD = """SELECT operation, query_text, field_paths FROM audit_log
+WHERE action = 'READ' AND query_text LIKE '%settleClaim%' ORDER BY id DESC LIMIT 1"""
+INSERT_OUTBOX = """INSERT INTO outbox_events (type, beneficiary_id, subject, detail)
+VALUES ('CLAIM_CHANGED', $1, $2, $3)"""
+NOTIFY = "SELECT pg_notify($1, '')"
+POST_ENTRIES = """WITH want AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[])
+    AS w(kind, region_code, party, flow, side, amount)
+), opened AS (
+  INSERT INTO fund_accounts (kind, region_code, party)
+  SELECT DISTINCT kind, region_code, party FROM want ORDER BY 1, 2, 3
+  ON CONFLICT DO NOTHING RETURNING id, kind, region_code, party
+)
+INSERT INTO fund_entries (account_id, settlement_id, kind, flow, side, amount, year, booked_on)
+SELECT a.id, $7, 'ORIGINAL', w.flow, w.side, w.amount, $8, $9
+FROM want w JOIN (
+  SELECT id, kind, region_code, party FROM opened
+  UNION ALL
+  SELECT id, kind, region_code, party FROM fund_accounts
+  WHERE (kind, region_code, party) IN (SELECT kind, region_code, party FROM want)
+) a USING (kind, region_code, party)
+RETURNING account_id, flow, side, amount"""
 
 
 async def audit_shard(conn: Any) -> tuple[int, str]:
@@ -560,38 +617,117 @@ async def settle_plain(conn: Any, claim: ClaimSpec, fixed: Fixed) -> None:
             ledger["visits"] + 1,
             datetime.now(UTC),
         )
-        # gateway.storage.audit.append: a shard's lock, its head, insert the linked record.
+        await conn.execute(INSERT_OUTBOX, pid, claim.number, OUTBOX_DETAIL)
+        await conn.execute(NOTIFY, CHANNEL)
+        entries = funds.rules().settlement_entries(
+            "ORIGINAL", fixed.payments, Parties(REGION, person=str(pid))
+        )
+        params = funds.entry_params(entries)
+        posted = await conn.fetch(
+            POST_ENTRIES,
+            params["kinds"],
+            params["regions"],
+            params["parties"],
+            params["flows"],
+            params["sides"],
+            params["amounts"],
+            settlement_id,
+            year,
+            claim.discharge,
+        )
+        # resolvers.pending: the fund months' and the dashboard's rollups, one statement
+        month = claim.discharge.replace(day=1)
+        sums: dict[fund_months.Key, list[Any]] = {}
+        for account, flow, side, amount in posted:
+            cell = sums.setdefault((account, year, month, "ORIGINAL", flow, side), [ZERO, 0])
+            cell[0] += amount
+            cell[1] += 1
+        cells: dict[cube.Key, list[int | Decimal]] = {}
+        stay = models.Claim(
+            total_cost=TOTAL_COST,
+            policy_scope_cost=SCOPE_COST,
+            discharge_date=claim.discharge,
+            type=VisitType.INPATIENT.value,
+            hospital_level=HospitalLevel.SECONDARY.value,
+        )
+        for dim, value, amounts in cube.deltas(
+            stay, "ORIGINAL", fixed.payments, fixed.out_of_pocket, fixed.category
+        ):
+            cells[(pid, year, dim, value)] = list(amounts)
+        await conn.execute(
+            *ROLLUPS.bind(fund_months.write_pending(sums), cube.write_pending(cells))
+        )
+        # gateway.storage.audit.append: a shard's lock, its head, insert the linked records
+        # (the WRITE record, then the READ record of the answer after it, in that shard).
         shard, prev = await audit_shard(conn)
         detail = {
             "claimNumber": claim.number,
             "year": year,
             "payments": {p.value: str(a) for p, a in fixed.payments.items()},
         }
-        record = models.AuditRecord(  # transient: only to hash it exactly as the gateway does
-            at=datetime.now(UTC),
-            action="WRITE",
-            department=MI["department"],
-            org=MI["org"],
-            subject="bench",
-            purpose=None,
-            operation="settleClaim",
-            query_hash=None,
-            beneficiary_ids=[pid],
-            field_paths=[],
-            detail=detail,
-        )
-        await conn.execute(
-            INSERT_AUDIT,
-            record.at,
-            record.department,
-            record.org,
-            [pid],
-            [],
-            json.dumps(detail),
-            prev,
-            audit.record_digest(prev, record),
-            shard,
-        )
+        for action, operation, query, paths, details in (
+            ("WRITE", "settleClaim", None, [], detail),
+            ("READ", fixed.payload_operation, fixed.payload_query, list(fixed.payload_paths), {}),
+        ):
+            record = models.AuditRecord(  # transient: only to hash it exactly as the gateway
+                at=datetime.now(UTC),
+                action=action,
+                department=MI["department"],
+                org=MI["org"],
+                subject="bench",
+                purpose=None,
+                operation=operation,
+                query_hash=audit.query_hash(query),
+                query_text=query,
+                beneficiary_ids=[pid],
+                field_paths=paths,
+                detail=details,
+            )
+            digest = audit.record_digest(prev, record)
+            await conn.execute(
+                INSERT_AUDIT,
+                record.at,
+                action,
+                record.department,
+                record.org,
+                operation,
+                record.query_hash,
+                query,
+                [pid],
+                paths,
+                json.dumps(details),
+                prev,
+                digest,
+                shard,
+            )
+            prev = digest
+
+
+@dataclass(frozen=True)
+class Rollups:
+    """:func:`resolvers.pending.statement` of the fund months' and the dashboard's parts, as
+    asyncpg takes it (positional parameters, compiled once)."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def compile(cls) -> Rollups:
+        sample = (fund_months.write_pending({}), cube.write_pending({}))
+        compiled = text(pending.statement(sample)).compile(dialect=asyncpg_dialect.dialect())
+        return cls(compiled.string, tuple(compiled.positiontup or ()))
+
+    def bind(self, *parts: pending.Part) -> list[Any]:
+        """The statement and its arguments for these parts."""
+        params: dict[str, object] = {}
+        for part in parts:
+            params.update(part.params)
+        return [self.sql, *(params[name] for name in self.names)]
+
+
+ROLLUPS = Rollups.compile()
+OUTBOX_DETAIL = json.dumps({"kind": "ORIGINAL"})
+ZERO = Decimal("0.00")
 
 
 def asyncpg_options(url: str) -> dict[str, Any]:
@@ -737,6 +873,20 @@ async def check(url: str, sent: dict[str, int], answers: dict[str, dict[str, str
                 f"{len(answers)} answers, {differ} differ",
             )
         )
+        written = {r["side"]: r for r in await conn.fetch(WRITTEN_PER_CLAIM)}
+        gateway, raw = written.get("H"), written.get("B")
+        same = gateway is not None and raw is not None and tuple(gateway)[1:] == tuple(raw)[1:]
+        checks.append(
+            Check(
+                "baseline writes what the gateway writes",
+                same,
+                "per claim (gateway, raw): "
+                + ", ".join(
+                    f"{k} {gateway[k] if gateway else '-'}/{raw[k] if raw else '-'}"
+                    for k in ("entries", "outbox", "cells", "reads", "months")
+                ),
+            )
+        )
         writes = await conn.fetchval(
             "SELECT count(*) FROM audit_log WHERE action = 'WRITE' AND operation = 'settleClaim'"
         )
@@ -764,6 +914,43 @@ async def check(url: str, sent: dict[str, int], answers: dict[str, dict[str, str
         )
     )
     return checks
+
+
+WRITTEN_PER_CLAIM = """
+WITH c AS (
+  SELECT left(claim_number, 1) AS side, id, year, beneficiary_id, claim_number FROM claims
+  WHERE claim_number LIKE 'H-%' OR claim_number LIKE 'B-%'
+), e AS (
+  SELECT c.side, f.account_id, f.kind FROM fund_entries f
+  JOIN settlements s ON s.id = f.settlement_id JOIN c ON c.id = s.claim_id AND c.year = s.year
+), n AS (
+  SELECT side, count(*) AS claims, count(DISTINCT beneficiary_id) AS persons FROM c GROUP BY 1
+)
+SELECT n.side,
+  round((SELECT count(*) FROM e WHERE e.side = n.side)::numeric
+        / (SELECT count(*) FROM settlement_lines l JOIN c ON c.id = (
+             SELECT s.claim_id FROM settlements s WHERE s.id = l.settlement_id AND s.year = l.year)
+           WHERE c.side = n.side AND l.amount <> 0), 2) AS entries,
+  round((SELECT count(*) FROM outbox_events o JOIN c ON o.subject = c.claim_number
+         WHERE c.side = n.side AND o.type = 'CLAIM_CHANGED')::numeric / n.claims, 2) AS outbox,
+  round((SELECT count(DISTINCT d.beneficiary_id) FROM dashboard_person_cells d
+         WHERE d.beneficiary_id IN (SELECT beneficiary_id FROM c WHERE c.side = n.side))::numeric
+        / n.persons, 2) AS cells,
+  round((SELECT count(*) FROM audit_log a
+         WHERE a.action = 'READ' AND a.query_text LIKE '%settleClaim%'
+         AND a.beneficiary_ids[1] IN (SELECT beneficiary_id FROM c WHERE c.side = n.side))::numeric
+        / n.claims, 2) AS reads,
+  round((SELECT sum(m.entries) FROM fund_entry_months m WHERE m.account_id IN (
+           SELECT a.id FROM fund_accounts a WHERE a.kind = 'PERSON'
+           AND a.party IN (SELECT beneficiary_id::text FROM c WHERE c.side = n.side)))
+        / (SELECT count(*) FROM e JOIN fund_accounts a ON a.id = e.account_id
+           WHERE e.side = n.side AND a.kind = 'PERSON'), 2) AS months
+FROM n"""
+"""Per side of the timed claims (H: gateway, B: raw; each side's persons are its own): fund
+entries per paid settlement line (2: a debit and a credit), outbox events per claim, the share
+of persons with dashboard cells, READ records of the answer per claim, and the persons' entries
+counted in the fund months per entry (1). The amounts differ (the baseline pays every claim as
+a person's first of the year), the kinds and numbers of rows written must not."""
 
 
 # -- the database ------------------------------------------------------------------------------
@@ -877,10 +1064,10 @@ async def bench(
     task = progress.add_task("set-up persons (3 mutations each)", total=len(everyone))
     await set_up(urls[0], everyone, clients, progress, task)
 
-    fixed = Fixed.compute()
     warm_claims = 3 * clients
     task = progress.add_task("warm-up", total=2 * warm_claims)
     await settle_http(urls, claims_for("HW", warm_claims, http_warm), clients, progress, task)
+    fixed = await Fixed.of_gateway(url)
     await settle_baseline(
         url, claims_for("BW", warm_claims, base_warm), clients, fixed, progress, task
     )

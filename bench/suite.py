@@ -452,7 +452,7 @@ async def count_statements(
     conn = await asyncpg.connect(**s.asyncpg_options(url))
     try:
         conn.add_query_logger(counter)
-        fixed = s.Fixed.compute()
+        fixed = await s.Fixed.compute().with_payload_record(conn)
         await s.settle_plain(conn, s.claims_for("SRW", 1, settle_people)[0], fixed)
         await raw_page(conn, page)
         await raw_point(conn, point)
@@ -609,7 +609,6 @@ async def suite(
                 "reference": f"flag-{number}",
             }
             await s.post(client, FLAG, {"i": flag}, rr)
-    fixed = s.Fixed.compute()
     pool = await asyncpg.create_pool(
         min_size=max(clients, 16), max_size=max(clients, 16), **s.asyncpg_options(url)
     )
@@ -643,6 +642,7 @@ async def suite(
             settle_calls = gateway_calls(cs, s.SETTLE, lambda n: warm_claims[n].variables())
             await timed("warm", len(warm_claims), settle_calls)
             await timed("warm", clients, gateway_calls(cs, PAGE, lambda n: {"first": page}))
+        fixed = await s.Fixed.of_gateway(url)
         raw_warm = s.claims_for("BW", clients, raw_people)
         await timed(
             "warm",

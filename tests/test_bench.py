@@ -42,11 +42,13 @@ def test_a_benchmark_script_imports(module: str) -> None:
     assert callable(loaded.main)
 
 
-def test_the_suite_in_quick_mode_ends_with_a_summary_of_positive_figures() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("DATABASE_URL", None)  # its own embedded PostgreSQL, as `make bench`
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m bench.<args>`` on its own embedded PostgreSQL (as ``make bench``), wide
+    output; asserts it exited 0."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env.pop("DATABASE_URL", None)
     done = subprocess.run(
-        [sys.executable, "-m", "bench.suite", "--quick"],
+        [sys.executable, "-m", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -55,6 +57,11 @@ def test_the_suite_in_quick_mode_ends_with_a_summary_of_positive_figures() -> No
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def test_the_suite_in_quick_mode_ends_with_a_summary_of_positive_figures() -> None:
+    done = run_bench("bench.suite", "--quick")
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("BENCH {")
     figures = json.loads(last.removeprefix("BENCH "))
@@ -67,6 +74,20 @@ def test_the_suite_in_quick_mode_ends_with_a_summary_of_positive_figures() -> No
     # claim's statement, two audit records of 3, the rollups (issue 15's goal: at most 10).
     assert figures["statements_per_settle"] <= 10
     assert "SQL per request" in done.stdout
+
+
+def test_the_settlement_baseline_writes_what_the_gateway_writes() -> None:
+    """The raw side of ``settle_ratio`` is a transaction doing the gateway's writes (issue 15):
+    ``bench.settle``'s check compares, per claim of each side, the fund entries per paid line,
+    outbox events, READ records of the answer, persons with dashboard cells and entries in the
+    fund months (a check that fails makes the exit status 1)."""
+    done = run_bench(
+        "bench.settle", "--clients", "2", "--claims", "12", "--persons", "3", "--workers", "1"
+    )
+    [row] = [line for line in done.stdout.splitlines() if "baseline writes what" in line]
+    assert "yes" in row
+    assert "entries 2.00/2.00, outbox 1.00/1.00, cells 1.00/1.00, reads 1.00/1.00" in row
+    assert "months 1.00/1.00" in row
 
 
 DOCUMENTS = ("Makefile", "README.md", "bench/README.md")
