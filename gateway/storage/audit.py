@@ -291,18 +291,53 @@ def _values(record: Entry) -> list[Any]:
 
 
 _SHARD_OF_TRANSACTION = "medgw.audit_shard"
+INSERT_NEXT = (
+    f"INSERT INTO audit_log ({', '.join(c.name for c in _COLUMNS if c.key != 'id')}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_COLUMNS)))}) RETURNING id"
+)
+"""One record after the one this transaction linked last in the shard it holds: its id from
+the sequence (:func:`_values` without the id)."""
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The shard a session's transaction holds, and the hash of the record it linked last there
+    (None: not known, the lock and the head are read again)."""
+
+    transaction: object
+    shard: int
+    last_hash: str | None
 
 
 async def _append_in(session: AsyncSession, record: Entry) -> Entry:
-    transaction = session.sync_session.get_transaction()
+    """Append ``record`` in the session's transaction, which holds its shard until it ends.
+
+    A transaction that appends again, outside any savepoint, to the shard whose last record it
+    linked itself (outside any savepoint too) links the record after that one in one statement:
+    the lock taken outside a savepoint is held until the transaction ends, so no other writer
+    has appended to the shard since (a settlement's WRITE record and its answer's READ record).
+    Otherwise the lock is taken again (a rolled-back savepoint may have released it, or taken
+    back a record) and the head read after it."""
+    sync = session.sync_session
+    transaction = sync.get_transaction()
     held = session.info.get(_SHARD_OF_TRANSACTION)
-    # A transaction that appends again prefers the shard it holds (the lock is taken again, in
-    # case a rolled-back savepoint released it).
-    first = held[1] if held is not None and held[0] is transaction else 0
-    shard, driver = await _lock_shard(session, first)
-    session.info[_SHARD_OF_TRANSACTION] = (transaction, shard)
+    mine = held if held is not None and held.transaction is transaction else None
+    in_savepoint = sync.get_nested_transaction() is not None
+    if mine is not None and mine.last_hash is not None and not in_savepoint:
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        if driver is not None and driver.is_in_transaction():
+            record.shard, record.prev_hash = mine.shard, mine.last_hash
+            record.hash = record_digest(mine.last_hash, record)
+            values = [v for c, v in zip(_COLUMNS, _values(record), strict=True) if c.key != "id"]
+            record.id = await driver.fetchval(INSERT_NEXT, *values)
+            session.info[_SHARD_OF_TRANSACTION] = _Held(transaction, mine.shard, record.hash)
+            return record
+    shard, driver = await _lock_shard(session, mine.shard if mine is not None else 0)
     # Not added to the session (no unit of work): returned with its id, shard and hashes.
     await _link(driver, shard, [record])
+    known = None if in_savepoint else record.hash
+    session.info[_SHARD_OF_TRANSACTION] = _Held(transaction, shard, known)
     return record
 
 

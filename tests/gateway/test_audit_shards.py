@@ -116,6 +116,65 @@ async def test_an_append_takes_exactly_one_shard_lock(db: Database) -> None:
     assert held == 1
 
 
+async def driver_of(session: AsyncSession) -> Any:
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
+async def test_a_transactions_next_append_is_one_statement_after_its_own_record(
+    db: Database,
+) -> None:
+    """A settlement's WRITE record and its answer's READ record: the second append links after
+    the first without taking the lock or reading the head again (the lock, taken outside any
+    savepoint, is held until the transaction ends)."""
+    sent: list[str] = []
+    async with open_writers(db, 1) as (session,):
+        first = await write(session, "first")
+        driver = await driver_of(session)
+        driver.add_query_logger(lambda record: sent.append(record.query))
+        second = await write(session, "second")
+        third = await write(session, "third")
+        await asyncio.sleep(0)  # the logger is called soon after its statement
+        statements = [q.split(" (")[0] for q in sent]
+    assert statements == ["INSERT INTO audit_log"] * 2
+    assert (second.shard, second.prev_hash) == (first.shard, first.hash)
+    assert (third.shard, third.prev_hash) == (first.shard, second.hash)
+    assert [(r.id, r.shard, r.hash) for r in await records(db)] == [
+        (r.id, r.shard, r.hash) for r in (first, second, third)
+    ]
+    assert first.id < second.id < third.id
+    assert (await links(db)).ok
+
+
+async def test_after_a_rolled_back_savepoint_the_next_append_reads_the_head_again(
+    db: Database,
+) -> None:
+    async with open_writers(db, 1) as (session,):
+        kept = await write(session, "kept")
+        savepoint = await session.begin_nested()
+        gone = await write(session, "rolled back")
+        assert gone.prev_hash == kept.hash
+        await savepoint.rollback()
+        after = await write(session, "after the savepoint")
+        again = await write(session, "and again")
+    assert after.prev_hash == kept.hash, "linked after the record that stayed"
+    assert again.prev_hash == after.hash
+    assert [r.operation for r in await records(db)] == ["kept", "after the savepoint", "and again"]
+    assert (await links(db)).ok
+
+
+async def test_after_a_released_savepoint_the_next_append_links_after_its_record(
+    db: Database,
+) -> None:
+    async with open_writers(db, 1) as (session,):
+        await write(session, "before")
+        async with session.begin_nested():
+            inside = await write(session, "inside")
+        after = await write(session, "after")
+    assert after.prev_hash == inside.hash
+    assert (await links(db)).ok
+
+
 async def two_shards(db: Database) -> None:
     """Records 1-6: ids 1, 3, 5 in shard 0 and 2, 4, 6 in shard 1."""
     async with open_writers(db, 2) as (zero, one):
