@@ -514,9 +514,7 @@ UPDATE_LEDGER = """UPDATE ledgers SET state = $3, basic_insurance = $4, critical
   inclusive_commercial = $6, assistance = $7, secondary_assistance = $8, out_of_pocket = $9,
   total_cost = $10, visits = $11, updated_at = $12
 WHERE beneficiary_id = $1 AND year = $2"""
-SHARD_LOCK = """SELECT s FROM generate_series(0, $2 - 1) s
-WHERE pg_try_advisory_xact_lock($1::bigint + s) LIMIT 1"""
-SHARD_HEAD = "SELECT hash FROM audit_log WHERE shard = $1 ORDER BY id DESC LIMIT 1"
+TAKE_SHARD = "SELECT shard, head FROM audit_take_shard(0, $1, $2, 0)"
 INSERT_AUDIT = """INSERT INTO audit_log (at, action, department, org, subject, purpose, operation,
   query_hash, query_text, beneficiary_ids, field_paths, detail, prev_hash, hash, shard)
 VALUES ($1, $2, $3, $4, 'bench', NULL, $5, $6, $7, $8, $9, $10, $11, $12, $13)"""
@@ -546,12 +544,9 @@ RETURNING account_id, flow, side, amount"""
 
 async def audit_shard(conn: Any) -> tuple[int, str]:
     """:func:`gateway.storage.audit.append`'s shard in plain asyncpg: the lock of the first
-    free shard (else wait for shard 0), then that shard's head hash."""
-    shard = await conn.fetchval(SHARD_LOCK, audit._CHAIN_LOCK, audit.shards())
-    if shard is None:
-        shard = 0
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", audit._CHAIN_LOCK)
-    return shard, await conn.fetchval(SHARD_HEAD, shard) or audit.GENESIS
+    free shard and its head hash, by the schema's function (migration 0020)."""
+    shard, head = await conn.fetchrow(TAKE_SHARD, audit.shards(), audit._CHAIN_LOCK)
+    return shard, head or audit.GENESIS
 
 
 LEDGER_COLUMNS = {

@@ -7,7 +7,7 @@ canonical JSON, so changing, inserting or deleting a row breaks every later link
 
 An append takes the lock of one shard (a transaction-scoped advisory lock) until its transaction
 ends, reads that shard's head and links the new record to it. It takes the first shard whose
-lock is free, from 0 up (:data:`SHARD_LOCK`): concurrent writers each find their own shard and
+lock is free, from 0 up (:data:`TAKE_SHARD`): concurrent writers each find their own shard and
 never wait for one another (up to :func:`shards` of them, then they queue on one), while a
 writer alone always writes to shard 0, so that without concurrency the log is one chain in id
 order. Reads' records are appended in group commits (:func:`append` with the
@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,22 +52,21 @@ GENESIS = "0" * 64
 _CHAIN_LOCK = 0x6D656467_77617564
 _SHARDS = 16
 
-SHARD_LOCK = (
-    "SELECT s FROM (SELECT (g + $1) % $2 AS s FROM generate_series(0, $2 - 1) g) o "
-    "WHERE pg_try_advisory_xact_lock($3::bigint + s) LIMIT 1"
-)
+TAKE_SHARD = "SELECT shard, head, new_ids FROM audit_take_shard($1, $2, $3, $4)"
 """Takes the lock of the first free shard, trying ``$1`` then the next ones (modulo ``$2``
-shards; ``$3`` the chain's lock key) and stopping at the first it gets; no row when every one
-is held by another transaction. A lock this transaction already holds counts as free (advisory
-locks nest)."""
-SHARD_HEAD = (
-    "SELECT (SELECT hash FROM audit_log WHERE shard = $1 ORDER BY id DESC LIMIT 1), "
-    "ARRAY(SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) "
-    "FROM generate_series(1, $2))"
-)
-"""The hash of shard ``$1``'s newest record (NULL when empty) and ``$2`` new record ids.
-Run after the shard's lock is taken, in a statement of its own: the snapshot it reads must be
-younger than the lock, or it could miss the record the lock's previous holder committed."""
+shards; ``$3`` the chain's lock key), or waits for a random one when every one is held by
+another transaction (a lock this transaction holds counts as free: advisory locks nest); then
+reads that shard's head (NULL when empty) and ``$4`` new record ids, in a statement younger than
+the lock (migration 0020's function ``audit_take_shard``): one round trip."""
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A shard whose lock the transaction holds, its head's hash and new record ids."""
+
+    shard: int
+    head: str
+    ids: list[int]
 
 
 def configure(shards: int) -> None:
@@ -176,34 +174,31 @@ def redacted(query: str | None) -> str | None:
 
 
 async def _take_shard(
-    fetchval: Callable[[str, tuple[Any, ...]], Awaitable[Any]], first: int = 0
-) -> int:
-    """Take a shard's lock for the rest of the transaction: the first free one from ``first``
-    (:data:`SHARD_LOCK`); when every shard is held, wait for a random one. ``fetchval`` runs a
-    statement in the transaction and returns its first value."""
+    fetchrow: Callable[[str, tuple[Any, ...]], Awaitable[Any]], first: int, records: int
+) -> Taken:
+    """Take a shard's lock for the rest of the transaction and read its head
+    (:data:`TAKE_SHARD`), with ids for ``records`` records. ``fetchrow`` runs a statement in the
+    transaction and returns its row."""
     count = _SHARDS
-    free = await fetchval(SHARD_LOCK, (first % count, count, _CHAIN_LOCK))
-    if free is None:
-        free = random.randrange(count)
-        await fetchval("SELECT pg_advisory_xact_lock($1)", (_CHAIN_LOCK + free,))
-    return int(free)
+    shard, head, ids = await fetchrow(TAKE_SHARD, (first % count, count, _CHAIN_LOCK, records))
+    return Taken(int(shard), head or GENESIS, sorted(ids))
 
 
-async def _lock_shard(session: AsyncSession, first: int = 0) -> tuple[int, Any]:
+async def _lock_shard(session: AsyncSession, first: int, records: int) -> tuple[Taken, Any]:
     """:func:`_take_shard` in the session's transaction (begun here if it was not). Returns the
-    shard and the session's asyncpg connection, which is inside that transaction."""
+    shard taken and the session's asyncpg connection, which is inside that transaction."""
     connection = await session.connection()
 
-    async def fetchval(sql: str, args: tuple[Any, ...]) -> Any:
+    async def fetchrow(sql: str, args: tuple[Any, ...]) -> Any:
         # Through SQLAlchemy (its driver SQL, not compiled): it begins the transaction it
         # manages.
-        return (await connection.exec_driver_sql(sql, args)).scalar()
+        return (await connection.exec_driver_sql(sql, args)).one()
 
-    shard = await _take_shard(fetchval, first)
+    taken = await _take_shard(fetchrow, first, records)
     driver = (await connection.get_raw_connection()).driver_connection
     if driver is None or not driver.is_in_transaction():  # the lock would be gone already
         raise RuntimeError("the audit shard's lock is held by a transaction")
-    return shard, driver
+    return taken, driver
 
 
 async def _append_committed(session: AsyncSession, record: Entry) -> Entry:
@@ -215,8 +210,8 @@ async def _append_committed(session: AsyncSession, record: Entry) -> Entry:
     driver = (await connection.get_raw_connection()).driver_connection
     if driver is not None and not driver.is_in_transaction():
         async with driver.transaction():
-            shard = await _take_shard(lambda sql, args: driver.fetchval(sql, *args))
-            await _link(driver, shard, [record])
+            taken = await _take_shard(lambda sql, args: driver.fetchrow(sql, *args), 0, 1)
+            await _link(driver, taken, [record])
         return record
     try:
         await _append_in(session, record)
@@ -227,16 +222,16 @@ async def _append_committed(session: AsyncSession, record: Entry) -> Entry:
     return record
 
 
-async def _link(driver: Any, shard: int, records: Sequence[Entry]) -> None:
-    """Give ``records`` (in chain order) ids, link them after shard ``shard``'s head and insert
-    them, on ``driver`` (asyncpg) in the transaction that holds the shard's lock.
+async def _link(driver: Any, taken: Taken, records: Sequence[Entry]) -> None:
+    """Give ``records`` (in chain order) the ids taken, link them after the head of the shard
+    taken and insert them, on ``driver`` (asyncpg) in the transaction that holds the shard's
+    lock.
 
-    An audit record is written on every read: these two statements go to asyncpg directly,
-    without the ORM's work per statement (more than the rest of a point read's audit)."""
-    prev, ids = await driver.fetchrow(SHARD_HEAD, shard, len(records))
-    prev = prev or GENESIS
-    for record, record_id in zip(records, sorted(ids), strict=True):
-        record.id, record.shard, record.prev_hash = record_id, shard, prev
+    An audit record is written on every read: the statements go to asyncpg directly, without
+    the ORM's work per statement (more than the rest of a point read's audit)."""
+    prev = taken.head
+    for record, record_id in zip(records, taken.ids, strict=True):
+        record.id, record.shard, record.prev_hash = record_id, taken.shard, prev
         record.hash = prev = record_digest(prev, record)
     rows = [_values(record) for record in records]
     if len(rows) == 1:
@@ -333,11 +328,11 @@ async def _append_in(session: AsyncSession, record: Entry) -> Entry:
             record.id = await driver.fetchval(INSERT_NEXT, *values)
             session.info[_SHARD_OF_TRANSACTION] = _Held(transaction, mine.shard, record.hash)
             return record
-    shard, driver = await _lock_shard(session, mine.shard if mine is not None else 0)
+    taken, driver = await _lock_shard(session, mine.shard if mine is not None else 0, 1)
     # Not added to the session (no unit of work): returned with its id, shard and hashes.
-    await _link(driver, shard, [record])
+    await _link(driver, taken, [record])
     known = None if in_savepoint else record.hash
-    session.info[_SHARD_OF_TRANSACTION] = _Held(transaction, shard, known)
+    session.info[_SHARD_OF_TRANSACTION] = _Held(transaction, taken.shard, known)
     return record
 
 
@@ -353,8 +348,8 @@ def group(db: Database) -> GroupCommit[Entry, Entry]:
 
         async def write(records: Sequence[Entry]) -> Sequence[Entry]:
             async with db.transaction() as session:
-                shard, driver = await _lock_shard(session)
-                await _link(driver, shard, records)
+                taken, driver = await _lock_shard(session, 0, len(records))
+                await _link(driver, taken, records)
             return records
 
         found = _GROUPS[key] = (db, GroupCommit(write))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -230,9 +231,10 @@ async def test_no_partition_can_be_changed_directly(
 async def test_shard_heads_are_read_by_index_in_every_partition(
     admin: AsyncEngine, db: Database
 ) -> None:
-    """SHARD_HEAD's newest record of a shard: a backward index scan on (shard, id) in every
-    partition holding records, merged in id order, stopped at the first row: no sort, no scan of
-    a whole partition. (Rows written directly, unchained: only the plan is looked at.)"""
+    """The newest record of a shard (the head ``audit_take_shard`` reads): a backward index scan
+    on (shard, id) in every partition holding records, merged in id order, stopped at the first
+    row: no sort, no scan of a whole partition. (Rows written directly, unchained: only the plan
+    is looked at.)"""
     async with admin.begin() as conn:
         await conn.execute(
             text(
@@ -266,6 +268,25 @@ async def kind(engine: AsyncEngine) -> str:
         )
 
 
+@contextlib.asynccontextmanager
+async def shard_function(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Migration 0020's ``audit_take_shard`` in a database at an older revision, for the block
+    (today's appends call it), dropped after it so that the upgrade creates it."""
+    path = migrate.SCRIPT_LOCATION / "versions" / "0020_audit_take_shard.py"
+    spec = importlib.util.spec_from_file_location("m0020", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    async with engine.begin() as conn:
+        await conn.execute(text(module.FUNCTION))
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP FUNCTION {module.SIGNATURE}"))
+
+
 async def test_upgrading_a_populated_log_keeps_every_record_and_the_chain(
     scratch: AsyncEngine,  # noqa: F811
     settings: Settings,
@@ -274,7 +295,7 @@ async def test_upgrading_a_populated_log_keeps_every_record_and_the_chain(
     await migrate.upgrade_engine(scratch, "0017")
     db = Database.connect(scratch.url.render_as_string(hide_password=False), settings)
     try:
-        async with open_writers(db, 3) as writers:  # three shards
+        async with shard_function(scratch), open_writers(db, 3) as writers:  # three shards
             for moment in (datetime(2025, 6, 1, tzinfo=UTC), datetime(1999, 6, 1, tzinfo=UTC)):
                 with clock(monkeypatch, moment):
                     for number, session in enumerate(writers * 2):

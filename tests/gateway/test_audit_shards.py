@@ -116,6 +116,25 @@ async def test_an_append_takes_exactly_one_shard_lock(db: Database) -> None:
     assert held == 1
 
 
+async def test_a_writer_that_waited_for_a_shard_links_after_the_record_committed_meanwhile(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One shard: the second writer waits in ``audit_take_shard`` for the first's lock, and the
+    head it then reads is the record the first committed meanwhile (the function's head query
+    is a statement younger than its lock: one chain, no fork)."""
+    monkeypatch.setattr(audit, "_SHARDS", 1)
+    async with db.sessions() as first, db.sessions() as second:
+        async with first.begin():
+            earlier = await write(first, "first")
+            waiting = asyncio.create_task(write(second, "second"))
+            await asyncio.sleep(0.3)
+            assert not waiting.done(), "the second writer waits for the shard's lock"
+        later = await asyncio.wait_for(waiting, timeout=10)
+        await second.commit()
+    assert (later.shard, later.prev_hash) == (0, earlier.hash)
+    assert (await links(db)).ok
+
+
 async def driver_of(session: AsyncSession) -> Any:
     connection = await session.connection()
     return (await connection.get_raw_connection()).driver_connection
