@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -133,6 +134,14 @@ async def test_a_writer_that_waited_for_a_shard_links_after_the_record_committed
         await second.commit()
     assert (later.shard, later.prev_hash) == (0, earlier.hash)
     assert (await links(db)).ok
+
+
+def test_a_pending_record_has_every_column_of_the_audit_log() -> None:
+    """``audit.Entry`` repeats the table's columns (an ORM instance per record cost more than
+    the rest of an append): a column added to one and not the other fails here, not at the
+    first append."""
+    columns = {c.key for c in models.AuditRecord.__table__.columns}
+    assert {f.name for f in dataclasses.fields(audit.Entry)} == columns
 
 
 async def driver_of(session: AsyncSession) -> Any:

@@ -164,3 +164,19 @@ async def test_a_prepared_read_whose_first_record_fails_is_answered_by_the_pipel
     assert len(calls) == 2
     assert len(await records(db)) == 3
     assert (await links(db)).ok
+    assert db.engine.sync_engine.pool.checkedout() == 0, "the prepared read's connection is back"
+
+
+async def test_a_failed_point_or_prepared_read_gives_its_connections_back(
+    gql: GraphQLClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person = await prepared(gql, db)
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("audit store down")
+
+    monkeypatch.setattr(audit, "append", broken)
+    for document in (POINT, PREPARED, PREPARED):
+        body = await gql.post(document, {"n": person.id_number})
+        assert body["data"] is None
+        assert db.engine.sync_engine.pool.checkedout() == 0, document
