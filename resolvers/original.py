@@ -1,7 +1,8 @@
 """A new claim, its ORIGINAL settlement event, the event's lines, the year's ledger, the claim's
 outbox event (and its wake-up) and the event's fund entries, written in one statement (issue 15,
-a lean settlement path): ``INSERT … RETURNING`` of each in a chain of CTEs, read back as model
-objects of the session (persistent, as if added and flushed). The claim's insert registers its
+a lean settlement path): ``INSERT … RETURNING`` of each in a chain of CTEs, read back as plain
+rows and held as transient model objects (:func:`as_written`): the values given and what the
+database made (ids, times). The claim's insert registers its
 number (the trigger ``claims_register_number``, migration 0019): a claim number already
 registered fails the statement (``IntegrityError``: the register's primary key), as the unique
 claim number of unpartitioned ``claims`` did.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -42,8 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import manager_of_class, set_committed_value
 
 from gateway import metrics
 from gateway.storage import models
@@ -85,13 +85,35 @@ ORDER BY e.n
 RETURNING account_id, flow, side, amount"""
 
 
+_CLAIM = tuple(c.key for c in models.Claim.__table__.columns)
+_EVENT = tuple(c.key for c in models.Settlement.__table__.columns)
+_LINE = tuple(c.key for c in models.SettlementLine.__table__.columns)
+"""The attributes of each table's columns, in the order the statement returns them."""
+
+_Row = TypeVar("_Row", bound=models.Base)
+
+
+def as_written(model: type[_Row], **values: Any) -> _Row:
+    """A transient ``model`` object holding ``values`` as one read from its table holds them:
+    set without attribute events, several times cheaper than the constructor (a re-run holds
+    hundreds of events and lines). For rows written by a statement; never added to a session.
+    Attributes not given read None, as a constructed object's do."""
+    row: _Row = manager_of_class(model).new_instance()
+    row.__dict__.update(values)
+    return row
+
+
+def _values(keys: Sequence[str], row: Sequence[Any], start: int) -> dict[str, Any]:
+    return dict(zip(keys, row[start : start + len(keys)], strict=True))
+
+
 @cache
 def _statement(
     claim_keys: tuple[str, ...],
     event_keys: tuple[str, ...],
     ledger_keys: tuple[str, ...],
     new_ledger: bool,
-) -> Select[models.Claim, models.Settlement, models.SettlementLine]:
+) -> Select[Any]:
     """:func:`insert_original`'s statement for these columns, built once (parameters ``c_…``
     of the claim, ``e_…`` of the event, ``l_…`` of the ledger, ``payers`` and ``amounts``, ``o_…``
     of the outbox event, ``f_…`` of the fund entries); the ledger updated, or inserted when
@@ -199,9 +221,9 @@ def _statement(
     # that follow ``c``, ``s`` and ``l`` (which reference them) in the order written.
     return (
         select(
-            aliased(Claim, claims),
-            aliased(Settlement, events),
-            aliased(Line, written),
+            *claims.c,
+            *events.c,
+            *written.c,
             select(func.pg_notify(CHANNEL, "")).select_from(told).scalar_subquery(),
             select(func.count()).select_from(opened).scalar_subquery(),
             select(func.count()).select_from(updated).scalar_subquery().label("ledgers"),
@@ -253,9 +275,9 @@ async def insert_original(
     """Write the claim (``claim``: its column values), the event (its values but ``claim_id``),
     the lines (payer, amount; kept in this order), the year's ledger (the row, locked, and the
     values of the columns that change; a transient row: the year's first claim, the ledger is
-    inserted), the outbox event and the fund entries at once; the first three as model objects,
-    and the ledger row holding its new values. CONFLICT (from :mod:`resolvers.funds`) when the
-    claim's year is closed for ``posting.region``."""
+    inserted), the outbox event and the fund entries at once; the first three as transient
+    model objects, and the ledger row holding its new values. CONFLICT (from
+    :mod:`resolvers.funds`) when the claim's year is closed for ``posting.region``."""
     year_row, changes = ledger
     new_ledger = inspect(year_row).transient
     statement = _statement(tuple(claim), tuple(event), tuple(changes), new_ledger)
@@ -274,27 +296,31 @@ async def insert_original(
         "f_year": claim["year"],
         "f_booked_on": posting.booked_on,
     }
+    # Core rows, not ORM entities: the objects are made from the values given and what the
+    # database made (ids, times), without the ORM's loading of three entities per row.
     found = (await session.execute(statement, params)).all()
     first = found[0]
-    if first.ledgers != 1:  # the person's lock keeps every other writer of the year out
+    extra = len(_CLAIM) + len(_EVENT) + len(_LINE)
+    if first[extra + 2] != 1:  # the ledgers updated: the person's lock keeps every other writer
         raise RuntimeError(f"the ledger of {year_row.beneficiary_id} for {year_row.year} changed")
-    if first.shut and posting.region is not None:
+    if first[extra + 3] and posting.region is not None:  # the year is closed
         raise funds.refuse_closed(int(claim["year"]), posting.region)
-    order = {payer: n for n, (payer, _) in enumerate(lines)}
-    stored = sorted((r[2] for r in found), key=lambda line: order[line.payer])
-    new_claim, new_event = first[0], first[1]
     # The objects hold the values given, as objects added and flushed do (not their text read
     # back: JSONB reorders keys); only what the database made (ids, times) comes from it.
-    for row, values in ((new_claim, claim), (new_event, event)):
-        for key, value in values.items():
-            set_committed_value(row, key, value)
-    for line, (_, amount) in zip(stored, lines, strict=True):
-        set_committed_value(line, "amount", amount)
+    new_claim = as_written(models.Claim, **{**_values(_CLAIM, first, 0), **claim})
+    new_event = as_written(models.Settlement, **{**_values(_EVENT, first, len(_CLAIM)), **event})
+    given = dict(lines)
+    stored = [
+        as_written(models.SettlementLine, **{**written, "amount": given[written["payer"]]})
+        for written in (_values(_LINE, row, len(_CLAIM) + len(_EVENT)) for row in found)
+    ]
+    order = {payer: n for n, (payer, _) in enumerate(lines)}
+    stored.sort(key=lambda line: order[line.payer])
     for key, value in changes.items():
         set_committed_value(year_row, key, value)
     metrics.written(session.sync_session, [new_event, *stored])
     year, kind = int(claim["year"]), str(event["kind"])
-    posted: list[list[Any]] = first.posted or []  # [account id, flow, side, amount]
+    posted: list[list[Any]] = first[extra + 4] or []  # [account id, flow, side, amount]
     fund_months.add(
         session, ((a, year, posting.booked_on, kind, f, s, Decimal(m)) for a, f, s, m in posted)
     )

@@ -18,13 +18,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import manager_of_class
 
 from gateway import metrics, resident_id
 from gateway.auth import Principal
@@ -53,7 +52,7 @@ from resolvers import alerts, cube, funds, outbox, person_year
 from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
-from resolvers.original import Posting, insert_original
+from resolvers.original import Posting, as_written, insert_original
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -519,19 +518,6 @@ writes: a generic plan cannot use an index for a bound LIKE pattern (the row rul
 prefixes)."""
 PLANS_AS_BEFORE = text("SET LOCAL plan_cache_mode = DEFAULT")
 """:data:`GENERIC_PLANS` undone, for the rest of the transaction."""
-
-
-_Row = TypeVar("_Row", bound=models.Base)
-
-
-def as_written(model: type[_Row], **values: Any) -> _Row:
-    """A transient ``model`` object holding ``values`` as one read from its table holds them:
-    set without attribute events, several times cheaper than the constructor (a re-run holds
-    hundreds of events and lines). For rows written by a statement; never added to a session.
-    Attributes not given read None, as a constructed object's do."""
-    row: _Row = manager_of_class(model).new_instance()
-    row.__dict__.update(values)
-    return row
 
 
 STORE_EVENTS = text(
