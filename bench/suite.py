@@ -816,10 +816,10 @@ def report(found: dict[str, Any], page: int) -> dict[str, float]:
 def main(
     rounds: Annotated[int, typer.Option(min=1, help="Interleaved rounds (medians).")] = 3,
     clients: Annotated[int, typer.Option(min=1, help="Concurrent clients / connections.")] = 4,
-    claims: Annotated[int, typer.Option(min=1, help="Settlements per side and round.")] = 150,
+    claims: Annotated[int, typer.Option(min=1, help="Settlements per side and round.")] = 600,
     persons: Annotated[int, typer.Option(min=1, help="Persons per side (page persons).")] = 100,
     page: Annotated[int, typer.Option(min=1, max=100, help="Page size.")] = 100,
-    requests: Annotated[int, typer.Option(min=4, help="Point lookups per side and round.")] = 200,
+    requests: Annotated[int, typer.Option(min=4, help="Point lookups per side and round.")] = 1000,
     resettle: Annotated[int, typer.Option(min=1, help="Claims re-settled late.")] = 100,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn workers.")] = 2,
     quick: Annotated[bool, typer.Option(help="A tiny run (the test suite's).")] = False,
