@@ -15,7 +15,9 @@ It returns one row ``(shard, head, new_ids)``: the first shard from ``first`` (m
 ``shards``) whose transaction-scoped advisory lock (``chain + shard``) is free, or, when every
 one is held, a random one waited for; that shard's newest record's hash (NULL when empty); and
 ``ids`` new record ids from the log's sequence. The lock is the caller's transaction's (the
-function is called inside it). SECURITY INVOKER: the app role needs SELECT on ``audit_log`` and
+function is called inside it), which must be READ COMMITTED: in REPEATABLE READ or SERIALIZABLE
+every statement reads the transaction's first snapshot, which may be older than the lock, so the
+function raises there instead of linking to a stale head. SECURITY INVOKER: the app role needs SELECT on ``audit_log`` and
 the sequence's USAGE, which it has; EXECUTE is granted to it alone.
 """
 
@@ -39,6 +41,10 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     taken integer;
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'audit_take_shard needs READ COMMITTED (a head read after the lock), not %',
+            current_setting('transaction_isolation');
+    END IF;
     SELECT o.s INTO taken
     FROM (SELECT (g + first) % shards AS s FROM generate_series(0, shards - 1) g) o
     WHERE pg_try_advisory_xact_lock(chain + o.s) LIMIT 1;

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from gateway.auth import Principal
@@ -134,6 +135,16 @@ async def test_a_writer_that_waited_for_a_shard_links_after_the_record_committed
         await second.commit()
     assert (later.shard, later.prev_hash) == (0, earlier.hash)
     assert (await links(db)).ok
+
+
+async def test_an_append_in_a_repeatable_read_transaction_is_refused(db: Database) -> None:
+    """Its head would be read from the transaction's first snapshot, which may be older than the
+    shard's lock: ``audit_take_shard`` raises, nothing is written."""
+    async with db.sessions() as session:
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        with pytest.raises(DBAPIError, match="needs READ COMMITTED"):
+            await write(session, "stale head")
+    assert await records(db) == []
 
 
 def test_a_pending_record_has_every_column_of_the_audit_log() -> None:
