@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
@@ -120,13 +119,6 @@ HELD: ContextVar[Held | None] = ContextVar("medgw_held", default=None)
 """The running mutation's :class:`Held` (set by ``gateway.access.ReadAudit``)."""
 
 
-def json_text(value: object) -> str:
-    """``value`` as JSON text for a JSONB parameter, as the standard library writes it but
-    for the whitespace and the escapes of non-ASCII characters (JSONB keeps neither); keys that
-    are not strings become strings as there. Raises ``TypeError`` for what JSON cannot hold."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 @dataclass
 class Database:
     """One engine per process; sessions never expire loaded objects on commit."""
@@ -147,9 +139,6 @@ class Database:
             pool_timeout=settings.connection_timeout_s,
             # Bound values (ID numbers, names) never appear in errors or logs (ACCESS.md).
             hide_parameters=True,
-            # JSONB in and out by orjson (a settlement writes kilobytes of explanation).
-            json_serializer=json_text,
-            json_deserializer=orjson.loads,
             connect_args={
                 "timeout": settings.connection_timeout_s,
                 "server_settings": {
