@@ -559,7 +559,10 @@ LEDGER_COLUMNS = {
 
 
 async def settle_plain(conn: Any, claim: ClaimSpec, fixed: Fixed) -> None:
-    """One settlement as one asyncpg transaction: the statements of ``_settle``, same order."""
+    """One settlement as one asyncpg transaction writing what ``_settle`` writes, in plain
+    statements (18; the gateway sends 7): the person's lock and year, the claim, its event and
+    lines, the ledger, the outbox event and its wake-up, the fund entries, the rollups (which the
+    gateway runs at its commit, after its audit records), the WRITE and READ records."""
     async with conn.transaction():
         person = await conn.fetchrow(LOCK_PERSON, claim.id_number)
         if person is None:
@@ -928,8 +931,9 @@ SELECT n.side,
            WHERE c.side = n.side AND l.amount <> 0), 2) AS entries,
   round((SELECT count(*) FROM outbox_events o JOIN c ON o.subject = c.claim_number
          WHERE c.side = n.side AND o.type = 'CLAIM_CHANGED')::numeric / n.claims, 2) AS outbox,
-  round((SELECT count(DISTINCT d.beneficiary_id) FROM dashboard_person_cells d
-         WHERE d.beneficiary_id IN (SELECT beneficiary_id FROM c WHERE c.side = n.side))::numeric
+  round((SELECT count(*) FROM dashboard_person_cells d
+         WHERE d.beneficiary_id IN (SELECT beneficiary_id FROM c WHERE c.side = n.side)
+         AND d.dim IN ('year', 'month', 'category', 'visit_type', 'hospital_level'))::numeric
         / n.persons, 2) AS cells,
   round((SELECT count(*) FROM audit_log a
          WHERE a.action = 'READ' AND a.query_text LIKE '%settleClaim%'
@@ -941,11 +945,13 @@ SELECT n.side,
         / (SELECT count(*) FROM e JOIN fund_accounts a ON a.id = e.account_id
            WHERE e.side = n.side AND a.kind = 'PERSON'), 2) AS months
 FROM n"""
-"""Per side of the timed claims (H: gateway, B: raw; each side's persons are its own): fund
-entries per paid settlement line (2: a debit and a credit), outbox events per claim, the share
-of persons with dashboard cells, READ records of the answer per claim, and the persons' entries
-counted in the fund months per entry (1). The amounts differ (the baseline pays every claim as
-a person's first of the year), the kinds and numbers of rows written must not."""
+"""Per side of the timed claims (H: gateway, B: raw; each side's persons are its own, their
+claims the same stays): fund entries per paid settlement line (2: a debit and a credit), outbox
+events per claim, dashboard cells per person in the dimensions every claim has (year, month,
+category, visit type, hospital level: the payer cells follow the amounts, which differ, as the
+baseline pays every claim as a person's first of the year), READ records of the answer per
+claim, and the entries of the persons' own accounts counted in the fund months per entry (1;
+the region's fund accounts are both sides'). The kinds and numbers of rows must not differ."""
 
 
 # -- the database ------------------------------------------------------------------------------
