@@ -23,7 +23,7 @@ What it does, in order:
    connections, each one transaction writing what ``resolvers.settlement._settle`` writes (see
    :func:`settle_plain`): the claim, its event and lines, the ledger, the outbox event and its
    wake-up, the fund entries (accounts opened when missing), the fund months' and dashboard's
-   rollups (the gateway's own statement, :class:`Rollups`), the WRITE record and the READ record
+   rollups (the gateway's own statement, :data:`ROLLUPS`), the WRITE record and the READ record
    of the answer (the query text and field paths the gateway recorded for its last answer).
    *Fixed amounts*: the engine's result for one such stay, computed once before timing. No
    HTTP, GraphQL, ORM or engine inside the timed loop.
@@ -652,9 +652,8 @@ async def settle_plain(conn: Any, claim: ClaimSpec, fixed: Fixed) -> None:
             stay, "ORIGINAL", fixed.payments, fixed.out_of_pocket, fixed.category
         ):
             cells[(pid, year, dim, value)] = list(amounts)
-        await conn.execute(
-            *ROLLUPS.bind(fund_months.write_pending(sums), cube.write_pending(cells))
-        )
+        rollups = pending.merged((fund_months.write_pending(sums), cube.write_pending(cells)))
+        await conn.execute(ROLLUPS.sql, *ROLLUPS.arguments(rollups))
         # gateway.storage.audit.append: a shard's lock, its head, insert the linked records
         # (the WRITE record, then the READ record of the answer after it, in that shard).
         shard, prev = await audit_shard(conn)
@@ -701,29 +700,12 @@ async def settle_plain(conn: Any, claim: ClaimSpec, fixed: Fixed) -> None:
             prev = digest
 
 
-@dataclass(frozen=True)
-class Rollups:
-    """:func:`resolvers.pending.statement` of the fund months' and the dashboard's parts, as
-    asyncpg takes it (positional parameters, compiled once)."""
-
-    sql: str
-    names: tuple[str, ...]
-
-    @classmethod
-    def compile(cls) -> Rollups:
-        sample = (fund_months.write_pending({}), cube.write_pending({}))
-        compiled = text(pending.statement(sample)).compile(dialect=asyncpg_dialect.dialect())
-        return cls(compiled.string, tuple(compiled.positiontup or ()))
-
-    def bind(self, *parts: pending.Part) -> list[Any]:
-        """The statement and its arguments for these parts."""
-        params: dict[str, object] = {}
-        for part in parts:
-            params.update(part.params)
-        return [self.sql, *(params[name] for name in self.names)]
-
-
-ROLLUPS = Rollups.compile()
+ROLLUPS = pending.positional(
+    pending.statement((fund_months.write_pending({}), cube.write_pending({}))),
+    asyncpg_dialect.dialect(),
+)
+"""The gateway's rollup statement of the fund months' and the dashboard's parts, as asyncpg
+takes it (:func:`resolvers.pending.positional`)."""
 OUTBOX_DETAIL = json.dumps({"kind": "ORIGINAL"})
 ZERO = Decimal("0.00")
 

@@ -188,14 +188,16 @@ async def _lock_shard(session: AsyncSession, first: int, records: int) -> tuple[
     """:func:`_take_shard` in the session's transaction (begun here if it was not). Returns the
     shard taken and the session's asyncpg connection, which is inside that transaction."""
     connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
 
     async def fetchrow(sql: str, args: tuple[Any, ...]) -> Any:
+        if driver is not None and driver.is_in_transaction():  # begun by an earlier statement
+            return await driver.fetchrow(sql, *args)
         # Through SQLAlchemy (its driver SQL, not compiled): it begins the transaction it
-        # manages.
+        # manages (its asyncpg transaction starts with the first statement).
         return (await connection.exec_driver_sql(sql, args)).one()
 
     taken = await _take_shard(fetchrow, first, records)
-    driver = (await connection.get_raw_connection()).driver_connection
     if driver is None or not driver.is_in_transaction():  # the lock would be gone already
         raise RuntimeError("the audit shard's lock is held by a transaction")
     return taken, driver
