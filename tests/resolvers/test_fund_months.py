@@ -8,13 +8,15 @@ step too: ``assert_rollup_holds`` in ``assert_ledgers_hold``.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,6 +103,47 @@ async def test_a_rolled_back_transaction_leaves_nothing_in_the_rollup(
     # ASSISTANCE_FUND debit, BASIC_FUND credit: one month each
     assert await months(db) == 2
     await assert_rollup_holds(db)
+
+
+async def test_sums_of_a_transaction_not_begun_on_its_connection_are_written_in_it(
+    db: Database,
+) -> None:
+    """The rollup statement goes to the transaction's asyncpg connection once a statement has
+    begun it there; before that (sums noted, nothing sent yet) it goes through SQLAlchemy, which
+    begins it: never on the bare connection, where it would commit on its own. A commit that
+    fails after the statement leaves nothing."""
+    async with db.transaction() as session:
+        account = await session.scalar(
+            text(
+                "INSERT INTO fund_accounts (kind, region_code, party) "
+                "VALUES ('ASSISTANCE_FUND', '510402', '') RETURNING id"
+            )
+        )
+    day = date(2026, 3, 9)
+
+    def fail(_: Any) -> None:
+        raise RuntimeError("the commit fails after the rollups were written")
+
+    for amount, failing in ((5, True), (7, False)):
+        async with db.sessions() as session:
+            if failing:
+                event.listen(session.sync_session, "before_commit", fail)
+            fund_months.add(
+                session, [(account, 2026, day, "ORIGINAL", "assistance", "DEBIT", amount)]
+            )
+            connection = await session.connection()
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert not driver.is_in_transaction()
+            with pytest.raises(RuntimeError) if failing else contextlib.nullcontext():
+                await session.commit()
+    async with db.sessions() as session:
+        found = (
+            await session.execute(
+                text("SELECT amount, entries FROM fund_entry_months WHERE account_id = :a"),
+                {"a": account},
+            )
+        ).all()
+    assert [(Decimal(a), n) for a, n in found] == [(Decimal("7.00"), 1)]
 
 
 async def test_postings_to_one_regions_accounts_do_not_wait_for_each_other(
