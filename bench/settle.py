@@ -79,7 +79,7 @@ from gateway.auth import issue_token
 from gateway.config import Settings
 from gateway.resident_id import check_character
 from gateway.storage import audit, embedded, models
-from gateway.storage.database import resolve_url
+from gateway.storage.database import positional, resolve_url
 from gateway.storage.outbox import CHANNEL
 from policies.benefits import load_policies
 from policies.funds.rules import Parties
@@ -700,12 +700,12 @@ async def settle_plain(conn: Any, claim: ClaimSpec, fixed: Fixed) -> None:
             prev = digest
 
 
-ROLLUPS = pending.positional(
-    pending.statement((fund_months.write_pending({}), cube.write_pending({}))),
+ROLLUPS = positional(
+    pending.clause(pending.statement((fund_months.write_pending({}), cube.write_pending({})))),
     asyncpg_dialect.dialect(),
 )
 """The gateway's rollup statement of the fund months' and the dashboard's parts, as asyncpg
-takes it (:func:`resolvers.pending.positional`)."""
+takes it (:func:`gateway.storage.database.positional`)."""
 OUTBOX_DETAIL = json.dumps({"kind": "ORIGINAL"})
 ZERO = Decimal("0.00")
 

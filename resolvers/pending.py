@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Dialect, TextClause, event, text
+from sqlalchemy import TextClause, event, text
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_only
+
+from gateway.storage.database import positional
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,8 @@ def statement(parts: Sequence[Part]) -> str:
 def write_pending(session: Session) -> None:
     """Write what every writer has waiting, in one statement (the ``before_commit``
     listener): on the transaction's asyncpg connection directly (the statement compiled once
-    per text, :func:`positional`), or through SQLAlchemy when its transaction has not begun on
-    the connection yet."""
+    per text: :func:`gateway.storage.database.positional`), or through SQLAlchemy when its
+    transaction has not begun on the connection yet."""
     parts: list[Part] = []
     for key, writer in WRITERS.items():
         deltas = session.info.pop(key, None)
@@ -76,10 +78,10 @@ def write_pending(session: Session) -> None:
         connection = session.connection()
         driver = connection.connection.driver_connection
         if driver is not None and driver.is_in_transaction():
-            compiled = positional(sql, connection.dialect)
+            compiled = positional(clause(sql), connection.dialect)
             await_only(driver.execute(compiled.sql, *compiled.arguments(params)))
         else:
-            session.execute(_clause(sql), params)
+            session.execute(clause(sql), params)
 
 
 def merged(parts: Sequence[Part]) -> dict[str, object]:
@@ -90,29 +92,10 @@ def merged(parts: Sequence[Part]) -> dict[str, object]:
     return params
 
 
-@dataclass(frozen=True)
-class Positional:
-    """A statement as asyncpg takes it: ``$n`` parameters, bound in the order of ``names``."""
-
-    sql: str
-    names: tuple[str, ...]
-
-    def arguments(self, params: Mapping[str, object]) -> list[object]:
-        return [params[name] for name in self.names]
-
-
 @lru_cache(maxsize=64)
-def positional(sql: str, dialect: Dialect) -> Positional:
-    """``sql`` (named parameters) compiled for ``dialect``, once per text (one per combination
-    of writers: parsing its parameters out of kilobytes of SQL cost as much as the rest of the
-    commit)."""
-    compiled = text(sql).compile(dialect=dialect)
-    return Positional(compiled.string, tuple(compiled.positiontup or ()))
-
-
-@lru_cache(maxsize=64)
-def _clause(sql: str) -> TextClause:
-    """The statement's SQLAlchemy clause, built once per text."""
+def clause(sql: str) -> TextClause:
+    """The statement's SQLAlchemy clause, built once per text (one per combination of writers:
+    parsing its parameters out of kilobytes of SQL cost as much as the rest of the commit)."""
     return text(sql)
 
 

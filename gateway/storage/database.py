@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import ClauseElement, Dialect, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from gateway.config import Settings
 from gateway.errors import is_transient
@@ -117,6 +120,50 @@ class Held:
 
 HELD: ContextVar[Held | None] = ContextVar("medgw_held", default=None)
 """The running mutation's :class:`Held` (set by ``gateway.access.ReadAudit``)."""
+
+
+@dataclass(frozen=True)
+class Positional:
+    """A statement compiled once, as asyncpg takes it on a transaction's connection: ``$n``
+    parameters bound in the order of ``names``, each converted as SQLAlchemy converts its type
+    (``processors``: JSON to text, booleans checked), ``constants`` the values of the binds the
+    statement carries (literals)."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: Mapping[str, Callable[[Any], Any]]
+    constants: Mapping[str, object]
+
+    def arguments(self, params: Mapping[str, object]) -> list[object]:
+        """The positional arguments for ``params`` (every named parameter not a constant);
+        ``KeyError`` for one missing."""
+        values: list[object] = []
+        for name in self.names:
+            value = params[name] if name in params else self.constants[name]
+            process = self.processors.get(name)
+            values.append(value if process is None else process(value))
+        return values
+
+
+@lru_cache(maxsize=256)
+def positional(statement: ClauseElement, dialect: Dialect) -> Positional:
+    """``statement`` compiled for ``dialect`` (asyncpg's), once per statement object: what
+    SQLAlchemy does on each execution of a cached statement (its cache key over the whole
+    statement, building the parameters' dictionary) is done here once; each value is still
+    converted by its type's bind processor."""
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    names = tuple(compiled.positiontup or ())
+    processors: dict[str, Callable[[Any], Any]] = {}
+    constants: dict[str, object] = {}
+    for name in names:
+        bind = compiled.binds[name]
+        process = bind.type._cached_bind_processor(dialect)
+        if process is not None:
+            processors[name] = process
+        if not bind.required:
+            constants[name] = bind.effective_value
+    return Positional(compiled.string, names, processors, constants)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from gateway.config import Settings
 from gateway.storage import partitions
 from gateway.storage.database import Database
 from policies.benefits import PolicySet
+from resolvers import person_year
 from tests.conftest import GraphQLClient
 from tests.gateway.test_audit_partitions import app_role  # noqa: F401  (fixture)
 from tests.gateway.test_migrate import scratch  # noqa: F401  (fixture)
@@ -105,6 +106,36 @@ async def test_rows_land_in_the_partition_of_their_year_and_numbers_in_the_regis
         "WHERE (l.year, l.beneficiary_id) = (s.year, s.beneficiary_id)",
     )
     assert lines == [(10,)]  # five payers of each event, each with its event's person and year
+
+
+async def test_a_number_taken_between_the_check_and_the_insert_is_answered_as_taken(
+    gql: GraphQLClient, admin: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two persons' claims of one number in flight at once both pass the register check; the
+    second insert fails on the register's key (raised on asyncpg, answered as SQLAlchemy's
+    IntegrityError: ``resolvers.original``) and is answered from the stored claim. The check
+    is made to miss here, as the race makes it."""
+    await insured(gql)
+    await register(gql, OTHER_ID, PANZHIHUA)
+    await enroll(gql, OTHER_ID, 2023)
+    first = await settle(gql, stay(PAN_ID, "RACE-1", "2023-03-01", "10000.00", "8000.00"))
+    read = person_year.read
+
+    async def missing_the_register(*args: Any, **kwargs: Any) -> person_year.PersonYear:
+        found = await read(*args, **kwargs)
+        found.known_claim = None
+        return found
+
+    monkeypatch.setattr(person_year, "read", missing_the_register)
+    theirs = await gql.error(
+        SETTLE, {"i": stay(OTHER_ID, "RACE-1", "2023-03-01", "900.00", "800.00")}
+    )
+    assert theirs["extensions"]["code"] == "CONFLICT"
+    assert "already used by another person's claim" in theirs["message"]
+    again = await settle(gql, stay(PAN_ID, "RACE-1", "2023-03-01", "10000.00", "8000.00"))
+    assert again == first
+    assert await rows(admin, "SELECT claim_number, year FROM claims") == [("RACE-1", 2023)]
+    assert await rows(admin, "SELECT count(*) FROM settlements") == [(1,)]
 
 
 async def test_a_claim_number_is_unique_across_years(
