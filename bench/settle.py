@@ -897,36 +897,46 @@ async def check(url: str, sent: dict[str, int], answers: dict[str, dict[str, str
 
 
 WRITTEN_PER_CLAIM = """
-WITH c AS (
+WITH c AS MATERIALIZED (
   SELECT left(claim_number, 1) AS side, id, year, beneficiary_id, claim_number FROM claims
   WHERE claim_number LIKE 'H-%' OR claim_number LIKE 'B-%'
-), e AS (
-  SELECT c.side, f.account_id, f.kind FROM fund_entries f
-  JOIN settlements s ON s.id = f.settlement_id JOIN c ON c.id = s.claim_id AND c.year = s.year
 ), n AS (
   SELECT side, count(*) AS claims, count(DISTINCT beneficiary_id) AS persons FROM c GROUP BY 1
+), events AS MATERIALIZED (
+  SELECT c.side, s.id, s.year FROM settlements s JOIN c ON c.id = s.claim_id AND c.year = s.year
+), paid AS (
+  SELECT e.side, count(*) AS lines FROM settlement_lines l
+  JOIN events e ON e.id = l.settlement_id AND e.year = l.year
+  WHERE l.amount <> 0 GROUP BY 1
+), entries AS (
+  SELECT e.side, count(*) AS entries,
+         count(*) FILTER (WHERE a.kind = 'PERSON') AS own,
+         array_agg(DISTINCT f.account_id) FILTER (WHERE a.kind = 'PERSON') AS accounts
+  FROM fund_entries f JOIN events e ON e.id = f.settlement_id
+  JOIN fund_accounts a ON a.id = f.account_id GROUP BY 1
+), told AS (
+  SELECT c.side, count(*) AS events FROM outbox_events o JOIN c ON o.subject = c.claim_number
+  WHERE o.type = 'CLAIM_CHANGED' GROUP BY 1
+), persons AS (
+  SELECT DISTINCT side, beneficiary_id FROM c
+), cells AS (
+  SELECT p.side, count(*) AS cells FROM dashboard_person_cells d
+  JOIN persons p ON p.beneficiary_id = d.beneficiary_id
+  WHERE d.dim IN ('year', 'month', 'category', 'visit_type', 'hospital_level') GROUP BY 1
+), reads AS (
+  SELECT p.side, count(*) AS reads FROM audit_log a
+  JOIN persons p ON p.beneficiary_id = a.beneficiary_ids[1]
+  WHERE a.action = 'READ' AND a.query_text LIKE '%settleClaim%' GROUP BY 1
 )
 SELECT n.side,
-  round((SELECT count(*) FROM e WHERE e.side = n.side)::numeric
-        / (SELECT count(*) FROM settlement_lines l JOIN c ON c.id = (
-             SELECT s.claim_id FROM settlements s WHERE s.id = l.settlement_id AND s.year = l.year)
-           WHERE c.side = n.side AND l.amount <> 0), 2) AS entries,
-  round((SELECT count(*) FROM outbox_events o JOIN c ON o.subject = c.claim_number
-         WHERE c.side = n.side AND o.type = 'CLAIM_CHANGED')::numeric / n.claims, 2) AS outbox,
-  round((SELECT count(*) FROM dashboard_person_cells d
-         WHERE d.beneficiary_id IN (SELECT beneficiary_id FROM c WHERE c.side = n.side)
-         AND d.dim IN ('year', 'month', 'category', 'visit_type', 'hospital_level'))::numeric
-        / n.persons, 2) AS cells,
-  round((SELECT count(*) FROM audit_log a
-         WHERE a.action = 'READ' AND a.query_text LIKE '%settleClaim%'
-         AND a.beneficiary_ids[1] IN (SELECT beneficiary_id FROM c WHERE c.side = n.side))::numeric
-        / n.claims, 2) AS reads,
-  round((SELECT sum(m.entries) FROM fund_entry_months m WHERE m.account_id IN (
-           SELECT a.id FROM fund_accounts a WHERE a.kind = 'PERSON'
-           AND a.party IN (SELECT beneficiary_id::text FROM c WHERE c.side = n.side)))
-        / (SELECT count(*) FROM e JOIN fund_accounts a ON a.id = e.account_id
-           WHERE e.side = n.side AND a.kind = 'PERSON'), 2) AS months
-FROM n"""
+  round(entries.entries::numeric / paid.lines, 2) AS entries,
+  round(told.events::numeric / n.claims, 2) AS outbox,
+  round(cells.cells::numeric / n.persons, 2) AS cells,
+  round(reads.reads::numeric / n.claims, 2) AS reads,
+  round((SELECT sum(m.entries) FROM fund_entry_months m WHERE m.account_id = ANY(entries.accounts))
+        / entries.own, 2) AS months
+FROM n JOIN paid USING (side) JOIN entries USING (side) JOIN told USING (side)
+JOIN cells USING (side) JOIN reads USING (side)"""
 """Per side of the timed claims (H: gateway, B: raw; each side's persons are its own, their
 claims the same stays): fund entries per paid settlement line (2: a debit and a credit), outbox
 events per claim, dashboard cells per person in the dimensions every claim has (year, month,
