@@ -32,7 +32,6 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    inspect,
     literal,
     literal_column,
     null,
@@ -272,17 +271,16 @@ async def insert_original(
     claim: Mapping[str, Any],
     event: Mapping[str, Any],
     lines: Sequence[tuple[str, Decimal]],
-    ledger: tuple[models.Ledger, Mapping[str, Any]],
+    ledger: tuple[models.Ledger, Mapping[str, Any], bool],
     posting: Posting,
 ) -> tuple[models.Claim, models.Settlement, list[models.SettlementLine]]:
     """Write the claim (``claim``: its column values), the event (its values but ``claim_id``),
-    the lines (payer, amount; kept in this order), the year's ledger (the row, locked, and the
-    values of the columns that change; a transient row: the year's first claim, the ledger is
-    inserted), the outbox event and the fund entries at once; the first three as transient
+    the lines (payer, amount; kept in this order), the year's ledger (the row as read, locked,
+    the values of the columns that change, and whether it is new: the year's first claim, the
+    ledger is inserted), the outbox event and the fund entries at once; the first three as transient
     model objects, and the ledger row holding its new values. CONFLICT (from
     :mod:`resolvers.funds`) when the claim's year is closed for ``posting.region``."""
-    year_row, changes = ledger
-    new_ledger = inspect(year_row).transient
+    year_row, changes, new_ledger = ledger
     statement = _statement(tuple(claim), tuple(event), tuple(changes), new_ledger)
     entries = posting.entries
     params = {

@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, Table, bindparam, func, literal, select, true
 from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from gateway.storage import models
+from gateway.storage.database import positional
+from resolvers.original import as_written
 
 Row = TypeVar("Row", models.Identity, models.MonitoringFlag, models.Enrollment)
 
@@ -94,6 +95,13 @@ def _copy(model: type[Row], found: Mapping[str, Any]) -> Row:
     return model(**values)
 
 
+_LEDGER = tuple(c.key for c in models.Ledger.__table__.columns)
+_ALERT = tuple(c.key for c in models.HighCostAlert.__table__.columns)
+_ALERT_ID = _ALERT.index("id")
+"""The attributes of the ledger's and the alert's columns, in the order the statement returns
+them."""
+
+
 @cache
 def _statement() -> Select[Any]:
     """:func:`read`'s statement, built once (parameters ``person``, ``year``, ``number``,
@@ -108,7 +116,6 @@ def _statement() -> Select[Any]:
         .with_for_update()
         .subquery("ledger")
     )
-    ledger = aliased(models.Ledger, locked)
     Alert = models.HighCostAlert
     locked_alert = (
         select(Alert)
@@ -116,14 +123,13 @@ def _statement() -> Select[Any]:
         .with_for_update()
         .subquery("alert")
     )
-    alert = aliased(Alert, locked_alert)
     one = select(literal(1).label("one")).subquery("one")
     number = bindparam("number", type_=Number.claim_number.type)
     region = bindparam("region", type_=Closing.region_code.type)
     return (
         select(
-            ledger,
-            alert,
+            *locked.c,
+            *locked_alert.c,
             # The register of claim numbers: one index probe (``claims`` is partitioned by year).
             select(Number.claim_id).where(Number.claim_number == number).scalar_subquery(),
             select(Closing.region_code)
@@ -136,7 +142,6 @@ def _statement() -> Select[Any]:
         .select_from(one)
         .outerjoin(locked, true())
         .outerjoin(locked_alert, true())
-        .execution_options(populate_existing=True)
     )
 
 
@@ -149,13 +154,22 @@ async def read(
 ) -> PersonYear:
     """One statement: see the module's docstring. ``closing_region``: the policy region whose
     closing of ``year`` to look up (None: not looked up, ``closed`` is False)."""
-    found = (
-        await session.execute(
-            _statement(),
-            {"person": person.id, "year": year, "number": claim_number, "region": closing_region},
-        )
-    ).one()
-    row, the_alert, known, closed, enrolled, identities, flags = found
+    # On the transaction's asyncpg connection (begun by the person's lock), compiled once:
+    # plain values, no ORM entities.
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None or not driver.is_in_transaction():
+        raise RuntimeError("a person's year is read in the transaction that holds their lock")
+    compiled = positional(_statement(), connection.dialect)
+    params = {"person": person.id, "year": year, "number": claim_number, "region": closing_region}
+    found = await driver.fetchrow(compiled.sql, *compiled.arguments(params))
+    ledger = dict(zip(_LEDGER, found[: len(_LEDGER)], strict=True))
+    alert_id = found[len(_LEDGER) + _ALERT_ID]
+    known, closed, enrolled, identities, flags = found[len(_LEDGER) + len(_ALERT) :]
+    row = None if ledger["beneficiary_id"] is None else as_written(models.Ledger, **ledger)
+    # The alert is written by the review that follows (a session object): read by its key, in
+    # the year that has one (its row is locked already).
+    the_alert = None if alert_id is None else await session.get(models.HighCostAlert, alert_id)
     if enrolled and len(enrolled) > 1:
         raise RuntimeError(f"more than one enrollment of {person.id} for {year}")
     return PersonYear(

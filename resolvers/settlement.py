@@ -795,7 +795,7 @@ async def _settle(session: AsyncSession, ctx: Context, data: ClaimInput, digest:
             org=ctx.principal.org,
         ),
         [(p.value, payments.get(p, ZERO)) for p in PAYERS],
-        (row, stored_ledger),
+        (row, stored_ledger, state.ledger is None),
         Posting(
             funds.rules().settlement_entries(
                 "ORIGINAL",
