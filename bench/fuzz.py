@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -136,12 +137,13 @@ def main() -> int:
     from gateway.storage import embedded
     from gateway.storage.database import Database, resolve_url
 
-    with tempfile.TemporaryDirectory(prefix="medgw-fuzz-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="medgw-fuzz-"))
         configured = os.environ.get("DATABASE_URL")
         if configured:
             url = owner = resolve_url(Settings(database_url=configured))
         else:  # migrated by the owner, served as the app role (as `medgw serve` does)
-            urls = embedded.start(Path(tmp) / "pgdata", cleanup_mode="delete")
+            urls = stack.enter_context(embedded.temporary("medgw-fuzz-pg-"))
             url, owner = urls.app, urls.owner
 
         async def upgrade() -> None:

@@ -44,7 +44,6 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -963,17 +962,8 @@ def scratch_database() -> Iterator[tuple[str, str]]:
     """(asyncpg SQLAlchemy URL, description) of a throwaway database, as ``tests/conftest.py``."""
     configured = os.environ.get("DATABASE_URL")
     if not configured:
-        with tempfile.TemporaryDirectory(prefix="medgw-bench-") as tmp:
-            pgdata = Path(tmp) / "pgdata"
-            url = embedded.start(pgdata, cleanup_mode="delete").owner
-            try:
-                yield url, "embedded PostgreSQL (pgserver, Unix socket)"
-            finally:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    from pgserver.postgres_server import get_server
-
-                    get_server(pgdata.resolve(), cleanup_mode="delete").cleanup()
+        with embedded.temporary("medgw-bench-") as urls:
+            yield urls.owner, "embedded PostgreSQL (pgserver, Unix socket)"
         return
     base = make_url(resolve_url(Settings(database_url=configured)))
     name = f"medgw_bench_{uuid.uuid4().hex[:8]}"

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,8 +52,8 @@ def database_urls() -> Iterator[embedded.Urls]:
     attacker), the owner (migrations) and the app role (everything the gateway does)."""
     configured = os.environ.get("DATABASE_URL")
     if not configured:
-        with tempfile.TemporaryDirectory(prefix="medgw-test-") as tmp:
-            yield embedded.start(Path(tmp) / "pgdata", cleanup_mode="delete")
+        with embedded.temporary("medgw-test-") as urls:
+            yield urls
         return
     # A fresh database on the configured server (its URL: a superuser), dropped afterwards; the
     # configured role owns it and runs the migrations, the app connects as medgw_app.

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,3 +118,21 @@ def start(
         return f"postgresql+asyncpg://{role}@{query}"
 
     return Urls(superuser=url("postgres"), owner=url(OWNER_ROLE), app=url(APP_ROLE))
+
+
+@contextmanager
+def temporary(prefix: str) -> Iterator[Urls]:
+    """A throwaway server in a temporary directory (named ``prefix…``), its URLs per role; at
+    the end of the block it is stopped, then its directory removed (removed first, PostgreSQL
+    would run on until it noticed, up to a minute later)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        pgdata = Path(tmp) / "pgdata"
+        urls = start(pgdata, cleanup_mode="delete")
+        try:
+            yield urls
+        finally:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from pgserver.postgres_server import get_server
+
+                get_server(pgdata.resolve(), cleanup_mode="delete").cleanup()

@@ -3,6 +3,7 @@ embedded PostgreSQL started, reused and stopped in the data directory."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -12,12 +13,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import jwt
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
 from gateway.config import Settings
+from gateway.storage import embedded
 
 runner = CliRunner()
 SECRET = "cli-secret-" + "z" * 40
@@ -142,6 +146,31 @@ def test_a_served_gateway_ended_by_a_signal_stops_its_embedded_server(ending: in
         while (data / "pgdata" / "postmaster.pid").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not (data / "pgdata" / "postmaster.pid").exists(), "PostgreSQL left running"
+
+
+def test_a_temporary_embedded_server_is_stopped_before_its_directory_goes() -> None:
+    """The suite's and the benchmarks' throwaway server (``embedded.temporary``): at the end of
+    its block PostgreSQL is stopped; with its directory removed first it ran on, orphaned, until
+    it noticed (up to a minute after the test run)."""
+
+    async def postmaster(url: str) -> int:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            data = Path(await conn.fetchval("SHOW data_directory"))
+        finally:
+            await conn.close()
+        return int((data / "postmaster.pid").read_text().splitlines()[0])
+
+    def running(pid: int) -> bool:  # a stopped child of this process may wait to be reaped
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    with embedded.temporary("medgw-temporary-") as urls:
+        pid = asyncio.run(postmaster(urls.superuser))
+        assert running(pid)
+    assert not running(pid), "PostgreSQL left running"
 
 
 def _free_port() -> int:
