@@ -21,7 +21,6 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import (
     BigInteger,
     Numeric,
@@ -42,13 +41,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import manager_of_class, set_committed_value
 
 from gateway import metrics
 from gateway.storage import models
-from gateway.storage.database import positional
+from gateway.storage.database import fetch_compiled
 from gateway.storage.outbox import CHANNEL, OutboxEvent
 from policies.funds import Entry
 from resolvers import fund_months, funds
@@ -300,16 +298,7 @@ async def insert_original(
     # On the transaction's asyncpg connection (begun by the person's lock), the statement
     # compiled once: plain rows, not ORM entities; the objects are made from the values given
     # and what the database made (ids, times).
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    if driver is None or not driver.is_in_transaction():
-        raise RuntimeError("a claim is written in a transaction that holds its person's lock")
-    compiled = positional(statement, connection.dialect)
-    try:
-        found = await driver.fetch(compiled.sql, *compiled.arguments(params))
-    except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
-        # As SQLAlchemy raises it (the caller tells a claim number taken meanwhile by it).
-        raise IntegrityError(compiled.sql, None, exc) from exc
+    found = await fetch_compiled(session, statement, params)
     first = found[0]
     extra = len(_CLAIM) + len(_EVENT) + len(_LINE)
     if first[extra + 2] != 1:  # the ledgers updated: the person's lock keeps every other writer

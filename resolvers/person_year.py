@@ -6,8 +6,11 @@ year's ledger and high-cost alert, locked (``FOR UPDATE``) as
 
 The person must be locked first (``lock_person``): every writer locks the person, then the
 ledger, so this statement's snapshot, taken after the person's lock was granted, sees every
-change the previous holder committed. The enrollment, identities and flags come back as
-*transient* model objects (not in the session, never written): read-only copies of the rows.
+change the previous holder committed. The statement runs on the transaction's asyncpg
+connection, compiled once (:func:`gateway.storage.database.fetch_compiled`). The enrollment,
+identities, flags and the ledger come back as *transient* model objects (not in the session):
+copies of the rows; the settlement's own statement writes the ledger. The alert, which the
+review after the settlement may change, is a session object (read by its key when there is one).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage import models
-from gateway.storage.database import positional
+from gateway.storage.database import fetch_compiled
 from resolvers.original import as_written
 
 Row = TypeVar("Row", models.Identity, models.MonitoringFlag, models.Enrollment)
@@ -156,13 +159,8 @@ async def read(
     closing of ``year`` to look up (None: not looked up, ``closed`` is False)."""
     # On the transaction's asyncpg connection (begun by the person's lock), compiled once:
     # plain values, no ORM entities.
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    if driver is None or not driver.is_in_transaction():
-        raise RuntimeError("a person's year is read in the transaction that holds their lock")
-    compiled = positional(_statement(), connection.dialect)
     params = {"person": person.id, "year": year, "number": claim_number, "region": closing_region}
-    found = await driver.fetchrow(compiled.sql, *compiled.arguments(params))
+    [found] = await fetch_compiled(session, _statement(), params)
     ledger = dict(zip(_LEDGER, found[: len(_LEDGER)], strict=True))
     alert_id = found[len(_LEDGER) + _ALERT_ID]
     known, closed, enrolled, identities, flags = found[len(_LEDGER) + len(_ALERT) :]

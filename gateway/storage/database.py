@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import ClauseElement, Dialect, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -164,6 +166,25 @@ def positional(statement: ClauseElement, dialect: Dialect) -> Positional:
         if not bind.required:
             constants[name] = bind.effective_value
     return Positional(compiled.string, names, processors, constants)
+
+
+async def fetch_compiled(
+    session: AsyncSession, statement: ClauseElement, params: Mapping[str, object]
+) -> list[Any]:
+    """The rows of ``statement`` (:func:`positional`, compiled once) run on the asyncpg
+    connection of the session's transaction, which an earlier statement has begun there (a
+    statement sent bare outside it would commit on its own: ``RuntimeError``). A constraint
+    violation is raised as SQLAlchemy raises it (``IntegrityError``), so callers tell it apart
+    as they do for their other statements."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None or not driver.is_in_transaction():
+        raise RuntimeError("a compiled statement runs in a transaction begun on its connection")
+    compiled = positional(statement, connection.dialect)
+    try:
+        return list(await driver.fetch(compiled.sql, *compiled.arguments(params)))
+    except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(compiled.sql, None, exc) from exc
 
 
 @dataclass

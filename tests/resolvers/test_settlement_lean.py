@@ -12,12 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import bindparam, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import Principal
 from gateway.storage import audit, models
-from gateway.storage.database import Database
+from gateway.storage.database import Database, fetch_compiled
 from gateway.storage.outbox import OutboxEvent
 from policies.benefits import PolicySet
 from policies.settlement.engine import Ledger, Person, settle_visit
@@ -358,3 +358,19 @@ async def test_a_re_run_posts_to_a_fund_account_opened_meanwhile_by_another_tran
         assert {account for account, _ in debits} == {opened}
         credit = sum((amount for _, side, amount in sides if side == "CREDIT"), ZERO)
         assert sum((amount for _, amount in debits), ZERO) == credit > 0
+
+
+async def test_a_compiled_statement_runs_only_in_a_transaction_begun_on_its_connection(
+    db: Database,
+) -> None:
+    """``fetch_compiled`` sends on the bare asyncpg connection: before a statement has begun
+    the session's transaction there, it refuses (sent bare, it would commit on its own)."""
+    statement = select(models.Beneficiary.id).where(
+        models.Beneficiary.id_number == bindparam("n", type_=models.Beneficiary.id_number.type)
+    )
+    async with db.sessions() as session, session.begin():
+        await session.connection()
+        with pytest.raises(RuntimeError, match="begun on its connection"):
+            await fetch_compiled(session, statement, {"n": "x"})
+        await session.execute(text("SELECT 1"))
+        assert await fetch_compiled(session, statement, {"n": "x"}) == []
