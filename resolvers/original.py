@@ -85,9 +85,14 @@ ORDER BY e.n
 RETURNING account_id, flow, side, amount"""
 
 
-_CLAIM = tuple(c.key for c in models.Claim.__table__.columns)
-_EVENT = tuple(c.key for c in models.Settlement.__table__.columns)
-_LINE = tuple(c.key for c in models.SettlementLine.__table__.columns)
+def column_keys(model: type[models.Base]) -> tuple[str, ...]:
+    """The attributes of ``model``'s columns, in the table's order (as ``*table.c`` selects)."""
+    return tuple(c.key for c in model.__table__.columns)
+
+
+_CLAIM = column_keys(models.Claim)
+_EVENT = column_keys(models.Settlement)
+_LINE = column_keys(models.SettlementLine)
 """The attributes of each table's columns, in the order the statement returns them."""
 
 _Row = TypeVar("_Row", bound=models.Base)
@@ -103,7 +108,8 @@ def as_written(model: type[_Row], **values: Any) -> _Row:
     return row
 
 
-def _values(keys: Sequence[str], row: Sequence[Any], start: int) -> dict[str, Any]:
+def values_at(keys: Sequence[str], row: Sequence[Any], start: int) -> dict[str, Any]:
+    """The values of ``row`` from position ``start`` on, by the attributes ``keys``."""
     return dict(zip(keys, row[start : start + len(keys)], strict=True))
 
 
@@ -307,12 +313,12 @@ async def insert_original(
         raise funds.refuse_closed(int(claim["year"]), posting.region)
     # The objects hold the values given, as objects added and flushed do (not their text read
     # back: JSONB reorders keys); only what the database made (ids, times) comes from it.
-    new_claim = as_written(models.Claim, **{**_values(_CLAIM, first, 0), **claim})
-    new_event = as_written(models.Settlement, **{**_values(_EVENT, first, len(_CLAIM)), **event})
+    new_claim = as_written(models.Claim, **{**values_at(_CLAIM, first, 0), **claim})
+    new_event = as_written(models.Settlement, **{**values_at(_EVENT, first, len(_CLAIM)), **event})
     given = dict(lines)
     stored = [
         as_written(models.SettlementLine, **{**written, "amount": given[written["payer"]]})
-        for written in (_values(_LINE, row, len(_CLAIM) + len(_EVENT)) for row in found)
+        for written in (values_at(_LINE, row, len(_CLAIM) + len(_EVENT)) for row in found)
     ]
     order = {payer: n for n, (payer, _) in enumerate(lines)}
     stored.sort(key=lambda line: order[line.payer])

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage import models
 from gateway.storage.database import fetch_compiled
-from resolvers.original import as_written
+from resolvers.original import as_written, column_keys, values_at
 
 Row = TypeVar("Row", models.Identity, models.MonitoringFlag, models.Enrollment)
 
@@ -98,8 +98,8 @@ def _copy(model: type[Row], found: Mapping[str, Any]) -> Row:
     return model(**values)
 
 
-_LEDGER = tuple(c.key for c in models.Ledger.__table__.columns)
-_ALERT = tuple(c.key for c in models.HighCostAlert.__table__.columns)
+_LEDGER = column_keys(models.Ledger)
+_ALERT = column_keys(models.HighCostAlert)
 _ALERT_ID = _ALERT.index("id")
 """The attributes of the ledger's and the alert's columns, in the order the statement returns
 them."""
@@ -161,7 +161,7 @@ async def read(
     # plain values, no ORM entities.
     params = {"person": person.id, "year": year, "number": claim_number, "region": closing_region}
     [found] = await fetch_compiled(session, _statement(), params)
-    ledger = dict(zip(_LEDGER, found[: len(_LEDGER)], strict=True))
+    ledger = values_at(_LEDGER, found, 0)
     alert_id = found[len(_LEDGER) + _ALERT_ID]
     known, closed, enrolled, identities, flags = found[len(_LEDGER) + len(_ALERT) :]
     row = None if ledger["beneficiary_id"] is None else as_written(models.Ledger, **ledger)
