@@ -426,6 +426,8 @@ class Fixed:
     explanation: str  # JSON, as stored by the gateway (engine explanation + rendered text)
     state: str  # JSON ledger state after one such stay
     empty_state: str
+    # the fund entries' parameters (funds.entry_params) with PERSON as the person's account
+    entries: dict[str, Any] = field(default_factory=dict)
     # the READ record of the answer, as the gateway writes it
     payload_operation: str | None = None
     payload_query: str | None = None
@@ -479,6 +481,11 @@ class Fixed:
             explanation=json.dumps(result.explanation.model_dump(mode="json"), ensure_ascii=False),
             state=json.dumps(ledger.to_dict()),
             empty_state=json.dumps(Ledger.empty(YEAR).to_dict()),
+            entries=funds.entry_params(
+                funds.rules().settlement_entries(
+                    "ORIGINAL", result.payments, Parties(REGION, person=PERSON)
+                )
+            ),
         )
 
 
@@ -616,15 +623,12 @@ async def settle_plain(conn: Any, claim: ClaimSpec, fixed: Fixed) -> None:
         )
         await conn.execute(INSERT_OUTBOX, pid, claim.number, OUTBOX_DETAIL)
         await conn.execute(NOTIFY, CHANNEL)
-        entries = funds.rules().settlement_entries(
-            "ORIGINAL", fixed.payments, Parties(REGION, person=str(pid))
-        )
-        params = funds.entry_params(entries)
+        params = fixed.entries
         posted = await conn.fetch(
             POST_ENTRIES,
             params["kinds"],
             params["regions"],
-            params["parties"],
+            [str(pid) if party == PERSON else party for party in params["parties"]],
             params["flows"],
             params["sides"],
             params["amounts"],
@@ -706,6 +710,8 @@ ROLLUPS = positional(
 """The gateway's rollup statement of the fund months' and the dashboard's parts, as asyncpg
 takes it (:func:`gateway.storage.database.positional`)."""
 OUTBOX_DETAIL = json.dumps({"kind": "ORIGINAL"})
+PERSON = "<person>"
+"""The party of the person's own fund account in :attr:`Fixed.entries` (its id per claim)."""
 ZERO = Decimal("0.00")
 
 
