@@ -65,7 +65,7 @@ from bench import settle as s
 from gateway import migrate
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.storage import audit, models
+from gateway.storage import audit
 from gateway.storage.database import Database
 
 console = Console()
@@ -122,13 +122,9 @@ INSERT_READ = """INSERT INTO audit_log (at, action, department, org, subject, pu
 VALUES ($1, 'READ', $2, $3, 'bench', NULL, $4, $5, $6, $7, $8, '{}', $9, $10, $11)"""
 
 
-async def raw_audit(
-    conn: Any, operation: str, query: str, ids: list[uuid.UUID], paths: list[str]
-) -> None:
-    """:func:`gateway.storage.audit.append` in plain asyncpg, in the request's transaction: a
-    free shard's lock, its head, insert (:func:`bench.settle.audit_shard`)."""
-    shard, prev = await s.audit_shard(conn)
-    record = models.AuditRecord(  # transient: hashed exactly as the gateway hashes it
+def raw_record(operation: str, query: str, ids: list[uuid.UUID], paths: list[str]) -> audit.Entry:
+    """The READ record of a raw read, hashed exactly as the gateway hashes its own."""
+    return audit.Entry(
         at=datetime.now(UTC),
         action="READ",
         department=s.MI["department"],
@@ -142,6 +138,15 @@ async def raw_audit(
         field_paths=paths,
         detail={},
     )
+
+
+async def raw_audit(
+    conn: Any, operation: str, query: str, ids: list[uuid.UUID], paths: list[str]
+) -> None:
+    """:func:`gateway.storage.audit.append` in plain asyncpg, in the request's transaction: a
+    free shard's lock, its head, insert (:func:`bench.settle.audit_shard`)."""
+    shard, prev = await s.audit_shard(conn)
+    record = raw_record(operation, query, ids, paths)
     await conn.execute(
         INSERT_READ,
         record.at,
@@ -155,6 +160,24 @@ async def raw_audit(
         prev,
         audit.record_digest(prev, record),
         shard,
+    )
+
+
+async def raw_append(
+    conn: Any, operation: str, query: str, ids: list[uuid.UUID], paths: list[str]
+) -> None:
+    """The READ record as the gateway appends a point read's, outside a transaction: one call
+    of the schema's ``audit_append`` (migration 0021) with the record's canonical JSON."""
+    record = raw_record(operation, query, ids, paths)
+    values = [getattr(record, name) for name in audit.APPENDED if name != "detail"]
+    await conn.fetchrow(
+        audit.APPEND,
+        0,
+        audit.shards(),
+        audit._CHAIN_LOCK,
+        audit.canonical(record),
+        *values,
+        "{}",
     )
 
 
@@ -229,28 +252,28 @@ async def raw_page(conn: Any, first: int) -> bytes:
 
 
 async def raw_point(conn: Any, number: str) -> bytes:
-    async with conn.transaction():
-        person = await conn.fetchrow(RAW_PERSON, number)
-        identities = await conn.fetch(RAW_IDENTITIES, [person["id"]])
-        body = {
-            "data": {
-                "beneficiary": {
-                    "id": str(person["id"]),
-                    "name": person["name"],
-                    "regionCode": person["region_code"],
-                    "identities": [
-                        {
-                            "category": r["category"],
-                            "validFrom": r["valid_from"].isoformat(),
-                            "validTo": r["valid_to"] and r["valid_to"].isoformat(),
-                        }
-                        for r in identities
-                    ],
-                }
+    """As the gateway: the reads outside a transaction, then the record by one statement."""
+    person = await conn.fetchrow(RAW_PERSON, number)
+    identities = await conn.fetch(RAW_IDENTITIES, [person["id"]])
+    body = {
+        "data": {
+            "beneficiary": {
+                "id": str(person["id"]),
+                "name": person["name"],
+                "regionCode": person["region_code"],
+                "identities": [
+                    {
+                        "category": r["category"],
+                        "validFrom": r["valid_from"].isoformat(),
+                        "validTo": r["valid_to"] and r["valid_to"].isoformat(),
+                    }
+                    for r in identities
+                ],
             }
         }
-        encoded = json.dumps(body, ensure_ascii=False).encode()
-        await raw_audit(conn, "query Point", POINT, [person["id"]], POINT_PATHS)
+    }
+    encoded = json.dumps(body, ensure_ascii=False).encode()
+    await raw_append(conn, "query Point", POINT, [person["id"]], POINT_PATHS)
     return encoded
 
 

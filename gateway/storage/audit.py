@@ -12,7 +12,9 @@ never wait for one another (up to :func:`shards` of them, then they queue on one
 writer alone always writes to shard 0, so that without concurrency the log is one chain in id
 order. Reads' records are appended in group commits (:func:`append` with the
 :class:`~gateway.storage.database.Database`): the records of concurrent requests chained and
-inserted together in one transaction, each request released once it committed.
+inserted together in one transaction, each request released once it committed. A point read's
+record, committed on its own outside any transaction, is one statement (:data:`APPEND`): the
+database takes the lock, reads the head, hashes and inserts.
 
 What links cannot show (the newest records deleted, or the whole chain recomputed by someone
 with the database's full rights) the signed checkpoints kept outside the database show:
@@ -116,7 +118,10 @@ class Entry:
     hash: str = ""
 
 
-def record_digest(prev_hash: str, record: AuditRecord | Entry) -> str:
+def canonical(record: AuditRecord | Entry) -> str:
+    """The record's canonical JSON, which its hash covers after the previous record's hash
+    (:func:`record_digest`): every column but the id, the shard and the hashes, keys sorted,
+    UTF-8 text (no escapes), no spaces."""
     body = {
         "at": record.at.astimezone(UTC).isoformat(),
         "action": record.action,
@@ -133,8 +138,16 @@ def record_digest(prev_hash: str, record: AuditRecord | Entry) -> str:
     if record.query_text is not None:
         # Records from before the query text was kept (None) hash as they always did.
         body["query_text"] = record.query_text
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def record_digest(prev_hash: str, record: AuditRecord | Entry) -> str:
+    """The record's link: SHA-256 (hex) of ``prev_hash`` and :func:`canonical`, as UTF-8."""
+    return _digest(prev_hash, canonical(record))
+
+
+def _digest(prev_hash: str, body: str) -> str:
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
 SECRET_ARGUMENTS = frozenset({"secret"})
@@ -205,22 +218,64 @@ async def _lock_shard(session: AsyncSession, first: int, records: int) -> tuple[
 
 async def _append_committed(session: AsyncSession, record: Entry) -> Entry:
     """Append ``record`` on the session's connection and commit it: in a transaction of its
-    own when the session has none open (asyncpg from BEGIN to COMMIT: no ORM work on the
-    record every read writes), else in the session's, which is committed (rolled back when
+    own when the session has none open (:func:`_append_alone`: one statement, no ORM work on
+    the record every read writes), else in the session's, which is committed (rolled back when
     either fails)."""
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
     if driver is not None and not driver.is_in_transaction():
-        async with driver.transaction():
-            taken = await _take_shard(lambda sql, args: driver.fetchrow(sql, *args), 0, 1)
-            await _link(driver, taken, [record])
-        return record
+        return await _append_alone(driver, record)
     try:
         await _append_in(session, record)
         await session.commit()
     except BaseException:
         await session.rollback()
         raise
+    return record
+
+
+APPEND = (
+    "SELECT id, shard, prev_hash, hash FROM audit_append("
+    f"$1, $2, $3, $4, {', '.join(f'${n}' for n in range(5, 17))})"
+)
+"""One record appended by the database (migration 0021's ``audit_append``): the first free
+shard from ``$1`` (of ``$2``, chain lock ``$3``), its head, a new id, the hash of the head and
+``$4`` (the record's :func:`canonical` JSON) and the row of :data:`APPENDED` values ``$5``…
+``$16``; returns ``(id, shard, prev_hash, hash)``."""
+APPENDED = (
+    "at",
+    "action",
+    "department",
+    "org",
+    "subject",
+    "purpose",
+    "operation",
+    "query_hash",
+    "query_text",
+    "beneficiary_ids",
+    "field_paths",
+    "detail",
+)
+"""The columns :data:`APPEND` takes, in its order: every column of the log but those it
+computes (``id``, ``shard``, ``prev_hash``, ``hash``)."""
+
+
+async def _append_alone(driver: Any, record: Entry) -> Entry:
+    """Append ``record`` by one statement on ``driver`` (asyncpg) outside any transaction: the
+    statement is a transaction of its own, committed when this returns (:data:`APPEND`), one
+    round trip instead of five (BEGIN, lock and head, INSERT, COMMIT). The hash the database
+    computed is checked against the chain's own (:func:`record_digest`); when they differ (a
+    database whose text is not the bytes Python hashes) it raises, so that the read's answer
+    carries no data, though the record stays and :func:`verify` reports its link."""
+    body = canonical(record)
+    values = [
+        json.dumps(record.detail) if name == "detail" else getattr(record, name)
+        for name in APPENDED
+    ]
+    row = await driver.fetchrow(APPEND, 0, _SHARDS, _CHAIN_LOCK, body, *values)
+    record.id, record.shard, record.prev_hash, record.hash = row
+    if record.hash != _digest(record.prev_hash, body):
+        raise RuntimeError(f"audit record {record.id}: the database's hash is not the chain's")
     return record
 
 

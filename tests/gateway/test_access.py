@@ -7,6 +7,7 @@ refused as FORBIDDEN before anything runs: no SQL statement, no audit record, no
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import uuid
@@ -35,6 +36,8 @@ from tests.factories import category_document, id_number, recorder
 
 FULL, ACCESS = load_access_for_schema()
 CATALOG = catalog_of(FULL)
+APPENDS = ("INSERT INTO AUDIT_LOG", audit.APPEND.upper())
+"""How an audit record is written: an INSERT, or one statement of ``audit_append``."""
 # What a writing mutation returns (Relay payloads): reached only by running the mutation, so the
 # mutation walk checks these, not the read walk.
 PAYLOADS = {
@@ -583,8 +586,9 @@ class Walk:
         """The response, the SQL statements it ran and the audit records it inserted."""
         before = len(self.statements)
         body = await self.gql.post(document, **token(self.department))
+        await asyncio.sleep(0)  # asyncpg calls its query loggers soon after the statement
         ran = self.statements.statements[before:]
-        recorded = [s for s in ran if s.lstrip().upper().startswith("INSERT INTO AUDIT_LOG")]
+        recorded = [s for s in ran if s.lstrip().upper().startswith(APPENDS)]
         return body, len(ran), len(recorded)
 
     def problem(self, cell: Step, what: str) -> None:
