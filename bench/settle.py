@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -364,21 +364,29 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    url: str, data_dir: Path, processes: int, workers: int, log: Path | None = None
+    url: str,
+    data_dir: Path,
+    processes: int,
+    workers: int,
+    log: Path | None = None,
+    app: str = "gateway.main:app",
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[list[str]]:
-    """``processes`` separate uvicorn processes of the gateway, each with ``workers`` workers;
-    their output goes to ``log`` when given (else to this process's)."""
+    """``processes`` separate uvicorn processes of ``app`` (the gateway), each with ``workers``
+    workers, ready when ``/readyz`` answers 200; their output goes to ``log`` when given (else
+    to this process's); ``env`` is added to their environment."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "MEDGW_JWT_SECRET": SECRET,
         "MEDGW_DATA_DIR": str(data_dir),
+        **(env or {}),
     }
     ports = [free_port() for _ in range(processes)]
     started: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:
-            command = [sys.executable, "-m", "uvicorn", "gateway.main:app", "--port", str(port)]
+            command = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
             command += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
             output = None if log is None else log.open("ab")
             started.append(

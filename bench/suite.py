@@ -12,6 +12,8 @@ the same statements and the same audit record, JSON encoded with the standard li
 - **page**: a page of ``--page`` beneficiaries with identities, monitoring flags, enrollments and
   claims with their settlements (req/s, p50, p95); raw = the same 7 selects + the READ audit record.
 - **point**: one beneficiary by ID number with identities; raw = 2 selects + the audit record.
+  Beside it, the **HTTP floor**: the same raw function behind uvicorn with no gateway logic
+  (:mod:`bench.bare`), the best any Python gateway on this server can do for the request.
 - **statements**: SQL statements the server receives per settle, page and point request, on an
   in-process gateway: SQLAlchemy's statements by its cursor events, and what is sent on the
   asyncpg connections directly (compiled reads, audit records, BEGIN and COMMIT) by an asyncpg
@@ -575,7 +577,7 @@ def rss_mb() -> tuple[float, float]:
     me = psutil.Process()
     served = 0
     for child in me.children():
-        if "uvicorn" in " ".join(child.cmdline()):
+        if "gateway.main:app" in child.cmdline():  # not the HTTP floor's (bench/bare.py)
             tree = [child, *child.children(recursive=True)]
             served += sum(p.memory_info().rss for p in tree)
     return served / 2**20, me.memory_info().rss / 2**20
@@ -588,6 +590,8 @@ class Pair:
     title: str
     gateway: list[s.Run] = field(default_factory=list)
     raw: list[s.Run] = field(default_factory=list)
+    floor: list[s.Run] = field(default_factory=list)
+    """The raw side behind a bare uvicorn (:mod:`bench.bare`), measured for the point lookup."""
 
     @staticmethod
     def median(runs: Sequence[s.Run], value: Callable[[s.Run], float]) -> float:
@@ -600,7 +604,7 @@ class Pair:
         return self.median(getattr(self, side), lambda r: r.percentile(q))
 
     def errors(self) -> list[str]:
-        return [e for r in (*self.gateway, *self.raw) for e in r.errors]
+        return [e for r in (*self.gateway, *self.raw, *self.floor) for e in r.errors]
 
 
 async def suite(
@@ -608,6 +612,7 @@ async def suite(
     urls: Sequence[str],
     data_dir: Path,
     *,
+    floor_urls: Sequence[str],
     rounds: int,
     clients: int,
     claims: int,
@@ -699,6 +704,9 @@ async def suite(
                         page_pair.gateway.append(await timed("gateway", requests // 4, calls))
                         calls = gateway_calls(cs, POINT, lambda n: {"n": people[n % persons]})
                         point_pair.gateway.append(await timed("gateway", requests, calls))
+                    async with http_clients(floor_urls, clients) as cs:
+                        calls = gateway_calls(cs, POINT, lambda n: {"n": people[n % persons]})
+                        point_pair.floor.append(await timed("floor", requests, calls))
                 else:
                     calls = await raw_calls(lambda c, n: raw_page(c, page), clients)
                     page_pair.raw.append(await timed("raw", requests // 4, calls))
@@ -778,9 +786,18 @@ def report(found: dict[str, Any], page: int) -> dict[str, float]:
                 f"{pair.rate('raw') / pair.rate('gateway'):.2f}×" if side == "gateway" else "",
             )
     console.print(table)
+    point = found["pairs"][2]
+    floor = point.median(point.floor, lambda r: r.rate)
+    console.print(
+        "HTTP floor: the raw point lookup behind uvicorn with no gateway logic (bench/bare.py, "
+        f"the gateway's workers) {floor:.1f}/s (p50 "
+        f"{point.median(point.floor, lambda r: r.percentile(0.5)):.1f} ms): raw ÷ floor "
+        f"{point.rate('raw') / floor:.2f}×, floor ÷ gateway {floor / point.rate('gateway'):.2f}×"
+    )
     statements = Table(
         title="SQL per request: statements / transactions",
-        caption="BEGIN and COMMIT are not counted as statements",
+        caption="BEGIN and COMMIT are not counted as statements; transactions are explicit "
+        "ones (a statement sent outside one is a transaction of its own)",
     )
     for column in ("request", "gateway", "raw"):
         statements.add_column(column, justify="left" if column == "request" else "right")
@@ -860,12 +877,17 @@ def main(
     progress = Progress(console=console, transient=True)
     with progress, s.scratch_database() as (url, _), tempfile.TemporaryDirectory() as data:
         migrate.upgrade(url)
-        with s.serve(url, Path(data), 1, workers, log=Path(data) / "uvicorn.log") as urls:
+        floor = {"MEDGW_BENCH_ASYNCPG": json.dumps(s.asyncpg_options(url))}
+        with (
+            s.serve(url, Path(data), 1, workers, log=Path(data) / "uvicorn.log") as urls,
+            s.serve(url, Path(data), 1, workers, app="bench.bare:app", env=floor) as floor_urls,
+        ):
             found = asyncio.run(
                 suite(
                     url,
                     urls,
                     Path(data),
+                    floor_urls=floor_urls,
                     rounds=rounds,
                     clients=clients,
                     claims=claims,

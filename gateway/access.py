@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import asyncpg  # type: ignore[import-untyped]
 import graphql
 from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -329,13 +330,15 @@ async def record_read(context: Context, trail: ReadTrail, query: str | None) -> 
     and commit it, before the answer leaves: None once committed, else the error (logged here;
     the answer must then carry no data). Closes the request's read session.
 
-    A point read (``trail.on_read_connection``) appends on the read's own session and
-    connection, inside the read's transaction when one is open (as in a batch); any other read
+    A point read (``trail.on_read_connection``) appends on the read's own connection: by one
+    statement on its bare connection when it read without a session (:meth:`resolvers.
+    context.Context.read`), else on its session, inside the read's transaction when one is open
+    (as in a batch); any other read
     gives its connection back first (a request does not hold two connections, so a burst of
     requests cannot exhaust the pool waiting for their audit writes) and appends in a group
     commit with the concurrent requests' records (:func:`gateway.storage.audit.append`)."""
 
-    async def write(target: AsyncSession | Database) -> None:
+    async def write(target: AsyncSession | Database | asyncpg.Connection) -> None:
         await audit.append(
             target,
             context.principal,
@@ -352,7 +355,7 @@ async def record_read(context: Context, trail: ReadTrail, query: str | None) -> 
             try:
                 # Under the session's lock: a concurrent operation of a batch never meets an
                 # aborted transaction (a failure rolls back before the lock is released).
-                await context.read(write)
+                await context.read(write, write)  # on a bare connection when no session
                 commits = COMMITS.get()
                 if commits is not None:  # gateway/reconnection.py: never run again once stored
                     commits.count += 1

@@ -29,6 +29,7 @@ from gateway.access import CURRENT_TRAIL, record_read
 from gateway.arguments import check_value, graphql_name
 from gateway.config import Settings
 from gateway.query_cache import PlanCache, QueryCache
+from gateway.reconnection import lost_connection, running_again
 from gateway.storage.audit import ReadTrail
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from resolvers import compiler
@@ -97,10 +98,15 @@ async def _run(
 ) -> compiler.Answer | None:
     """:func:`resolvers.compiler.run`, or None when it fails (logged: the error's class and
     SQLSTATE only, as a message may quote a bound value such as an ID number, and no personal
-    data goes to the logs (ACCESS.md); the resolvers then answer and report what fails)."""
+    data goes to the logs (ACCESS.md); the resolvers then answer and report what fails). A lost
+    connection is logged as :mod:`gateway.reconnection` logs it: the request runs again, on
+    another connection (the dead one is dropped when the context gives it back)."""
     try:
         return await compiler.run(plan, context, schema, variables, _check)
     except Exception as exc:
+        if lost_connection(exc):
+            running_again(context.request_id)
+            return None
         log.error(
             "compiled read failed (%s %s); the resolvers answer",
             type(exc).__name__,

@@ -67,6 +67,11 @@ def lost_connection(error: BaseException | None) -> bool:
     return False
 
 
+def running_again(request_id: str) -> None:
+    """Log that the request met a lost connection and runs again (on a live one)."""
+    log.warning("request %s: database connection lost; running it again", request_id)
+
+
 def _lost(result: ExecutionResult) -> bool:
     return any(lost_connection(e.original_error) for e in result.errors or ())
 
@@ -86,10 +91,10 @@ async def at_most_twice(
         result = await attempt(context)
         if commits.count or not _lost(result):
             return result
-        log.warning("request %s: database connection lost; running it again", context.request_id)
+        running_again(context.request_id)
         with contextlib.suppress(SQLAlchemyError):  # the pool drops the dead connection
             await context.close()
-        fresh = dataclasses.replace(context, _session=None, _lock=asyncio.Lock())
+        fresh = dataclasses.replace(context, _session=None, _bare=None, _lock=asyncio.Lock())
         context.request.scope["medgw.context"] = fresh
         sub_response.status_code = status
         for name in list(sub_response.headers):

@@ -892,8 +892,11 @@ async def run(
 
 
 async def _fetchrow(ctx: Context, text: str, params: Sequence[Any]) -> Any:
-    """One row of a compiled statement, on the request's read session (its connection, bare:
-    asyncpg, no ORM), or None."""
+    """One row of a compiled statement, or None: on the request's read session's connection
+    (asyncpg, no ORM) when it has one, else on a bare connection (:meth:`Context.read`)."""
+
+    async def bare(driver: Any) -> Any:
+        return await driver.fetchrow(text, *params)
 
     async def work(session: Any) -> Any:
         connection = await session.connection()
@@ -904,9 +907,9 @@ async def _fetchrow(ctx: Context, text: str, params: Sequence[Any]) -> Any:
             # so that a statement that fails leaves the transaction usable by the resolvers.
             async with driver.transaction():
                 return await driver.fetchrow(text, *params)
-        return await driver.fetchrow(text, *params)
+        return await bare(driver)
 
-    return await ctx.read(work)
+    return await ctx.read(work, bare)
 
 
 def _trail(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.util import greenlet_spawn
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -38,6 +39,8 @@ class Context:
     rows: RowRules = field(init=False)
     loaders: Loaders = field(init=False)
     _session: AsyncSession | None = None
+    _bare: Any = None
+    """The pool's connection (SQLAlchemy's proxy) checked out for bare work, when no session."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -49,20 +52,46 @@ class Context:
         """The access policy of the caller's department."""
         return self.access.departments[self.principal.department]
 
-    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def read(
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        bare: Callable[[Any], Awaitable[T]] | None = None,
+    ) -> T:
         """Run read-only work on the request's one session and connection.
 
         Resolvers run concurrently but an AsyncSession must not, hence the lock. While a
         mutation's transaction is held open for its payload (``gateway.storage.database.Held``)
         the work runs in that transaction: the payload reads what the mutation wrote.
+
+        ``bare``, the same work on an asyncpg connection outside any transaction, runs instead
+        when the request has no session (held or its own): on a connection checked out from
+        the engine's pool for the request, without an ORM session (a point read's statement
+        and audit record need none). Work that needs a session later gets the same kind of
+        connection back first: a request holds one connection at a time.
         """
         async with self._lock:
             held = HELD.get()
             if held is not None and held.session is not None:
                 return await work(held.session)
             if self._session is None:
+                if bare is not None:
+                    if self._bare is None:
+                        self._bare = await self.db.engine.raw_connection()
+                    return await bare(self._bare.driver_connection)
+                await self._give_back_bare()
                 self._session = self.db.sessions()
             return await work(self._session)
+
+    async def _give_back_bare(self) -> None:
+        """Return the bare connection to the pool; one whose socket is gone, or left inside a
+        transaction (bare work opens none), is dropped instead."""
+        if self._bare is not None:
+            proxy, self._bare = self._bare, None
+            driver = proxy.driver_connection
+            if driver.is_closed() or driver.is_in_transaction():
+                await greenlet_spawn(proxy.invalidate)
+            else:
+                await greenlet_spawn(proxy.close)
 
     async def all(self, stmt: Select[Any]) -> Sequence[Any]:
         """The rows (ORM entities) a select returns, on the request's read session."""
@@ -88,6 +117,7 @@ class Context:
     async def close(self) -> None:
         """Give the read connection back (a later read opens a new one)."""
         async with self._lock:
+            await self._give_back_bare()
             if self._session is not None:
                 await self._session.close()
                 self._session = None

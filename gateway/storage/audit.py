@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import graphql
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -415,7 +416,7 @@ def group(db: Database) -> GroupCommit[Entry, Entry]:
 
 @metrics.timed(metrics.AUDIT_APPEND_SECONDS)
 async def append(
-    session: AsyncSession | Database,
+    session: AsyncSession | Database | asyncpg.Connection,
     principal: Principal,
     *,
     action: str,
@@ -433,7 +434,10 @@ async def append(
     session's connection (:func:`_append_committed`). With the :class:`Database`: in a group
     commit with the records of concurrent callers of this process (:func:`group`), one
     transaction of its own; returns once that transaction committed, raises what made it fail
-    (then no record of the group was written).
+    (then no record of the group was written). With an asyncpg connection outside any
+    transaction (a bare connection, :meth:`resolvers.context.Context.read`): committed by one
+    statement (:func:`_append_alone`); ``committed`` must be true, and a connection inside a
+    transaction raises ``ValueError`` (its session links the record).
 
     ``query`` is kept as text and as its SHA-256, with every secret written in it redacted
     (:func:`redacted`): whichever path writes a record, no secret reaches the audit log.
@@ -451,6 +455,10 @@ async def append(
         if committed:
             return await _append_committed(session, record)
         return await _append_in(session, record)
+    if isinstance(session, asyncpg.Connection):
+        if not committed or session.is_in_transaction():
+            raise ValueError("a bare connection appends committed records outside a transaction")
+        return await _append_alone(session, record)
     written = await group(session).submit(record)
     commits = COMMITS.get()
     if commits is not None:  # as if the caller had committed it (gateway/reconnection.py)

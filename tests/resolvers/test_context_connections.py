@@ -1,0 +1,157 @@
+"""The request context's connections: a read that needs no ORM session runs on a bare
+connection from the engine's pool (:meth:`resolvers.context.Context.read`), and a request holds
+one connection at a time, given back (or dropped when unusable) at its end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from gateway.app import load_access_for_schema
+from gateway.auth import Principal
+from gateway.config import Settings
+from gateway.reconnection import lost_connection
+from gateway.storage import audit
+from gateway.storage.database import Database
+from policies.benefits import PolicySet
+from resolvers.context import Context
+from tests.conftest import GraphQLClient
+from tests.factories import add_people
+from tests.gateway.test_audit import records
+from tests.gateway.test_audit_shards import links
+
+MI = Principal("reader", "medical_insurance", "mi-5104", ("5104",), "test")
+_, ACCESS = load_access_for_schema()
+POINT = """query BarePoint($n: String!) { beneficiary(idNumber: $n) {
+  id name identities { category } } }"""
+
+
+@pytest.fixture
+def context(db: Database, settings: Settings, policies: PolicySet) -> Context:
+    return Context(
+        request=None,  # type: ignore[arg-type]
+        response=None,  # type: ignore[arg-type]
+        request_id="test",
+        principal=MI,
+        settings=settings,
+        db=db,
+        policies=policies,
+        access=ACCESS,
+    )
+
+
+def checked_out(db: Database) -> int:
+    return int(db.engine.sync_engine.pool.checkedout())
+
+
+async def backend(driver: Any) -> int:
+    return int(await driver.fetchval("SELECT pg_backend_pid()"))
+
+
+async def session_backend(session: AsyncSession) -> int:
+    return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_bare_work_runs_without_a_session_on_one_connection(
+    context: Context, db: Database
+) -> None:
+    first = await context.read(session_backend, backend)
+    again = await context.read(session_backend, backend)
+    assert first == again, "the request keeps its bare connection"
+    assert context._session is None, "no ORM session was made"
+    assert checked_out(db) == 1
+    await context.close()
+    assert checked_out(db) == 0
+
+
+async def test_work_that_needs_a_session_gets_the_bare_connection_back_first(
+    context: Context, db: Database
+) -> None:
+    await context.read(session_backend, backend)
+    await context.read(session_backend)  # a resolver's select: a session now
+    assert context._bare is None
+    assert checked_out(db) == 1, "one connection at a time"
+    # Once a session is open, bare work runs on it (its connection), not on a second one.
+    on_session = await context.read(session_backend)
+    assert await context.read(session_backend, backend) == on_session
+    assert checked_out(db) == 1
+    await context.close()
+    assert checked_out(db) == 0
+
+
+async def test_a_bare_connection_left_in_a_transaction_is_dropped_not_pooled(
+    context: Context, db: Database, settings: Settings, policies: PolicySet
+) -> None:
+    async def leave_open(driver: Any) -> int:
+        await driver.execute("BEGIN")
+        return await backend(driver)
+
+    left = await context.read(session_backend, leave_open)
+    await context.close()
+    assert checked_out(db) == 0
+
+    async def state(driver: Any) -> tuple[int, bool]:
+        return await backend(driver), driver.is_in_transaction()
+
+    later = Context(None, None, "later", MI, settings, db, policies, ACCESS)  # type: ignore[arg-type]
+    pid, in_transaction = await later.read(session_backend, state)  # type: ignore[arg-type]
+    await later.close()
+    assert not in_transaction
+    assert pid != left, "a new connection, not the one left inside its transaction"
+
+
+async def test_a_dead_bare_connection_is_dropped_and_the_next_request_gets_a_live_one(
+    context: Context, db: Database, admin: AsyncEngine, settings: Settings, policies: PolicySet
+) -> None:
+    dead = await context.read(session_backend, backend)
+    async with admin.begin() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": dead})
+    with pytest.raises(Exception) as lost:  # noqa: PT011 - asyncpg's, as the socket ends
+        await context.read(session_backend, backend)
+    assert lost_connection(lost.value)
+    await context.close()
+    later = Context(None, None, "later", MI, settings, db, policies, ACCESS)  # type: ignore[arg-type]
+    alive = await later.read(session_backend, backend)
+    assert alive != dead
+    await later.close()
+
+
+async def test_a_bare_connection_appends_committed_records_only(db: Database) -> None:
+    async with db.sessions() as session:
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        with pytest.raises(ValueError, match="outside a transaction"):
+            await audit.append(driver, MI, action="READ", operation="not committed")
+        async with driver.transaction():
+            with pytest.raises(ValueError, match="outside a transaction"):
+                await audit.append(driver, MI, action="READ", operation="in", committed=True)
+        record = await audit.append(driver, MI, action="READ", operation="alone", committed=True)
+    assert [r.operation for r in await records(db)] == ["alone"]
+    assert record.hash == (await records(db))[0].hash
+    assert (await links(db)).ok
+
+
+async def test_a_prepared_point_read_makes_no_orm_session(
+    gql: GraphQLClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [person] = await add_people(db, 1)
+    for _ in range(2):  # answered by the pipeline, then prepared
+        await gql.data(POINT, {"n": person.id_number})
+    made: list[AsyncSession] = []
+    sessions = db.sessions
+
+    def counted() -> AsyncSession:
+        made.append(sessions())
+        return made[-1]
+
+    monkeypatch.setattr(db, "sessions", counted)
+    data = await gql.data(POINT, {"n": person.id_number})
+    assert data["beneficiary"]["name"] == person.name
+    assert made == [], "the read and its record on a bare connection"
+    assert checked_out(db) == 0
+    stored = await records(db)
+    assert len(stored) == 3
+    assert (stored[-1].operation, stored[-1].beneficiary_ids) == ("query BarePoint", [person.id])
+    assert (await links(db)).ok
