@@ -9,16 +9,23 @@ best for this request; ``make bench`` prints it beside the gateway's.
 
 Configuration (environment): ``MEDGW_BENCH_ASYNCPG``, the asyncpg connection options as JSON
 (:func:`bench.settle.asyncpg_options`); ``MEDGW_BENCH_POOL``, connections per worker (4).
+``make bench`` serves it itself; to try it by hand against a database the gateway migrated::
+
+    .venv/bin/python -m bench.bare --database-url postgresql://… [--port 8001] [--workers 2]
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+import subprocess
+import sys
+from typing import Annotated, Any
 
 import asyncpg  # type: ignore[import-untyped]
+import typer
 
+from bench.settle import asyncpg_options
 from bench.suite import raw_point
 
 Scope = dict[str, Any]
@@ -68,3 +75,19 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
     number = json.loads(body)["variables"]["n"]
     async with _pool.acquire() as conn:
         await _respond(send, 200, await raw_point(conn, number))
+
+
+def main(
+    database_url: Annotated[str, typer.Option(help="The database (SQLAlchemy URL).")],
+    port: Annotated[int, typer.Option(help="The port to serve on.")] = 8001,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn workers.")] = 2,
+) -> None:
+    """Serve the raw point lookup behind uvicorn, with no gateway (the bench's HTTP floor)."""
+    env = {**os.environ, "MEDGW_BENCH_ASYNCPG": json.dumps(asyncpg_options(database_url))}
+    command = [sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(port)]
+    command += ["--workers", str(workers), "--no-access-log"]
+    raise SystemExit(subprocess.call(command, env=env))
+
+
+if __name__ == "__main__":
+    typer.run(main)
