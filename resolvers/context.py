@@ -37,7 +37,7 @@ class Context:
     policies: PolicySet
     access: AccessPolicies
     rows: RowRules = field(init=False)
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(init=False, default=None, repr=False)
     _session: AsyncSession | None = None
     _bare: Any = None
     """The pool's connection (SQLAlchemy's proxy) checked out for bare work, when no session."""
@@ -45,7 +45,18 @@ class Context:
 
     def __post_init__(self) -> None:
         self.rows = RowRules.of(self.principal, self.policy.rows)
-        self.loaders = Loaders(self.all, self.rows, self.tuples)
+
+    @property
+    def loaders(self) -> Loaders:
+        """The request's data loaders (one batch and cache per request), made on first use: a
+        compiled read needs none. A context made anew (``dataclasses.replace``) has its own."""
+        if self._loaders is None:
+            self._loaders = Loaders(self.all, self.rows, self.tuples)
+        return self._loaders
+
+    def forget_loaded(self) -> None:
+        """Drop what the loaders cached (a long-lived subscription's next batch reads anew)."""
+        self._loaders = None
 
     @property
     def policy(self) -> DepartmentPolicy:

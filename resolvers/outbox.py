@@ -35,7 +35,6 @@ from gateway.storage.outbox import EVENT_TYPES, OutboxEvent, emit, emit_many
 from gateway.storage.outbox import listener as outbox_listener
 from policies.errors import InvalidInput
 from resolvers.context import Context
-from resolvers.loaders import Loaders
 from resolvers.rows import RowRules
 
 CLAIM_CHANGED, IDENTITY_CHANGED, ALERT_CHANGED, APPLICATION_CHANGED = EVENT_TYPES
@@ -224,7 +223,7 @@ async def follow(
         position = since if since is not None else await start(session)
     while True:
         await ctx.close()  # the subjects' fields of the last batch have been read
-        ctx.loaders = Loaders(ctx.all, ctx.rows, ctx.tuples)  # and nothing cached is stale
+        ctx.forget_loaded()  # and nothing cached is stale
         async with ctx.db.sessions() as session:
             events = await read_after(session, position, types=types, limit=batch)
             shown = await visible(session, ctx.rows, events) if events else []
