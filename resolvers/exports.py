@@ -610,7 +610,7 @@ def _settlements(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, .
     person = aliased(models.Beneficiary)
     events = (
         select(func.count().label("n"), func.sum(s.out_of_pocket).label("out_of_pocket"))
-        .where(s.claim_id == c.id)
+        .where(s.claim_id == c.id, s.year == c.year)  # the claim's partition, run-time pruned
         .correlate(c)
         .lateral("events")
     )
@@ -623,8 +623,8 @@ def _settlements(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, .
             func.sum(line.amount).filter(s.kind == "RECOVERY", assistance).label("recoveries"),
         )
         .select_from(s)
-        .join(line, line.settlement_id == s.id)
-        .where(s.claim_id == c.id)
+        .join(line, (line.settlement_id == s.id) & (line.year == s.year))
+        .where(s.claim_id == c.id, s.year == c.year)  # the claim's partition, run-time pruned
         .correlate(c)
         .lateral("lines")
     )

@@ -57,7 +57,10 @@ async def page(
 
 async def claim_numbers(ctx: Context, rows: Sequence[models.Recovery]) -> dict[int, str]:
     found = await ctx.all(
-        select(models.Claim).where(models.Claim.id.in_([r.claim_id for r in rows]))
+        select(models.Claim).where(
+            models.Claim.id.in_([r.claim_id for r in rows]),
+            models.Claim.year.in_({r.year for r in rows}),  # their partitions only
+        )
     )
     return {claim.id: claim.claim_number for claim in found}
 

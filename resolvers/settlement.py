@@ -243,17 +243,19 @@ async def lock_ledger(session: AsyncSession, beneficiary_id: uuid.UUID, year: in
 
 async def claim_states(session: AsyncSession, claims: Sequence[models.Claim]) -> list[ClaimState]:
     ids = [c.id for c in claims]
+    years = {c.year for c in claims}  # their partitions only (migration 0019)
     events = (
         await session.scalars(
             select(models.Settlement)
-            .where(models.Settlement.claim_id.in_(ids))
+            .where(models.Settlement.claim_id.in_(ids), models.Settlement.year.in_(years))
             .order_by(models.Settlement.id)
         )
     ).all()
     lines = (
         await session.scalars(
             select(models.SettlementLine).where(
-                models.SettlementLine.settlement_id.in_([e.id for e in events])
+                models.SettlementLine.settlement_id.in_([e.id for e in events]),
+                models.SettlementLine.year.in_(years),
             )
         )
     ).all()
@@ -1213,7 +1215,7 @@ async def reverse(ctx: Context, claim_number: str, reason: str) -> tuple[ClaimSt
         claim = (
             await session.scalars(
                 select(models.Claim)
-                .where(models.Claim.id == found.id)
+                .where(models.Claim.id == found.id, models.Claim.year == found.year)
                 .execution_options(populate_existing=True)
             )
         ).one()

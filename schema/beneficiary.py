@@ -309,10 +309,10 @@ class Claim:
     ) -> Annotated[Settlement, strawberry.lazy("schema.settlement")] | None:
         from schema.settlement import Settlement
 
-        events = await info.context.loaders.settlements.load(self.claim_id)
+        events = await info.context.loaders.settlements.load((self.claim_id, self.year))
         if not events:
             return None
-        lines = await info.context.loaders.lines.load_many([e.id for e in events])
+        lines = await info.context.loaders.lines.load_many([(e.id, e.year) for e in events])
         return Settlement.of(
             self.claim_number, events, {e.id: ls for e, ls in zip(events, lines, strict=True)}
         )
@@ -323,8 +323,8 @@ class Claim:
     ) -> list[Annotated[SettlementEvent, strawberry.lazy("schema.settlement")]]:
         from schema.settlement import SettlementEvent
 
-        events = await info.context.loaders.settlements.load(self.claim_id)
-        lines = await info.context.loaders.lines.load_many([e.id for e in events])
+        events = await info.context.loaders.settlements.load((self.claim_id, self.year))
+        lines = await info.context.loaders.lines.load_many([(e.id, e.year) for e in events])
         return [
             SettlementEvent.of(self.claim_number, e, ls)
             for e, ls in zip(events, lines, strict=True)
