@@ -7,7 +7,8 @@ Create Date: 2026-12-01
 ``audit_log`` becomes a table partitioned by range of ``at``: one partition per calendar year
 in China time (UTC+8), 2024 to ten years after the upgrade, in the schema ``audit_partitions``,
 plus a ``DEFAULT`` partition so that no append fails for want of a partition
-(gateway/storage/audit_partitions.py; ``medgw audit add-years`` adds later years).
+(gateway/storage/audit_partitions.py names them alike; ``medgw audit add-years`` adds later
+years).
 
 Every row moves over as it is (id, hash, shard: the chain verifies as before), and the id
 sequence is kept (detached from the old table, attached to the new one). The primary key must
@@ -30,11 +31,9 @@ time).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from alembic import op
-
-from gateway.storage import audit_partitions
 
 revision: str = "0018"
 down_revision: str | None = "0017"
@@ -42,6 +41,31 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 APP_ROLE = "medgw_app"
+# The partitions as this revision creates them, written out here (not imported from the app,
+# whose later code must not change what an old revision does).
+SCHEMA = "audit_partitions"
+FIRST_YEAR = 2024
+YEARS_AHEAD = 10
+CHINA = timezone(timedelta(hours=8), "China")
+
+
+def _partition(year: int | None) -> list[str]:
+    """The DDL of ``year``'s partition (China-time calendar year; None: ``DEFAULT``), closed to
+    everyone but its owner, with its own TRUNCATE trigger."""
+    if year is None:
+        name, bounds = f"{SCHEMA}.audit_log_default", "DEFAULT"
+    else:
+        start = datetime(year, 1, 1, tzinfo=CHINA).isoformat()
+        end = datetime(year + 1, 1, 1, tzinfo=CHINA).isoformat()
+        name, bounds = f"{SCHEMA}.audit_log_{year}", f"FOR VALUES FROM ('{start}') TO ('{end}')"
+    return [
+        f"CREATE TABLE {name} PARTITION OF audit_log {bounds}",
+        f"REVOKE ALL ON {name} FROM PUBLIC",
+        f"CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON {name} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+    ]
+
+
 COLUMNS = (
     "id, at, action, department, org, subject, purpose, operation, query_hash, beneficiary_ids, "
     "field_paths, detail, prev_hash, hash, query_text, shard"
@@ -91,14 +115,12 @@ def _replace(*, partitioned: bool) -> None:
     op.execute("ALTER SEQUENCE audit_log_id_seq OWNED BY NONE")
     _create("audit_log", partitioned=partitioned)
     if partitioned:
-        op.execute(f"CREATE SCHEMA IF NOT EXISTS {audit_partitions.SCHEMA}")
-        op.execute(f"REVOKE ALL ON SCHEMA {audit_partitions.SCHEMA} FROM PUBLIC")
-        last = datetime.now(UTC).year + audit_partitions.YEARS_AHEAD
-        for year in range(audit_partitions.FIRST_YEAR, last + 1):
-            for statement in audit_partitions.statements(year):
+        op.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        op.execute(f"REVOKE ALL ON SCHEMA {SCHEMA} FROM PUBLIC")
+        last = datetime.now(UTC).year + YEARS_AHEAD
+        for year in [*range(FIRST_YEAR, last + 1), None]:
+            for statement in _partition(year):
                 op.execute(statement)
-        for statement in audit_partitions.default_statements():
-            op.execute(statement)
     op.execute(f"INSERT INTO audit_log ({COLUMNS}) SELECT {COLUMNS} FROM audit_log_old")
     op.execute("DROP TABLE audit_log_old")
     op.execute("ALTER SEQUENCE audit_log_id_seq OWNED BY audit_log.id")
@@ -123,4 +145,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     _replace(partitioned=False)
-    op.execute(f"DROP SCHEMA {audit_partitions.SCHEMA}")
+    op.execute(f"DROP SCHEMA {SCHEMA}")

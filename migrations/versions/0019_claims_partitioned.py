@@ -43,10 +43,9 @@ them back into plain tables with ``claim_number`` unique again.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from alembic import op
-
-from gateway.storage import partitions
 
 revision: str = "0019"
 down_revision: str | None = "0018"
@@ -54,6 +53,13 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 APP_ROLE = "medgw_app"
+# The partitions as this revision creates them, written out here (not imported from the app,
+# whose later code must not change what an old revision does).
+SCHEMA = "year_partitions"
+PARTITIONED = ("claims", "settlements", "settlement_lines")
+"""Referenced before referencing: the order to create them in."""
+FIRST_YEAR = 2024
+YEARS_AHEAD = 10
 TABLES = ("claims", "settlements", "settlement_lines")
 LINE_COLUMNS = "settlement_id, payer, amount"
 
@@ -169,15 +175,16 @@ def upgrade() -> None:
             "SELECT DISTINCT year FROM claims_old UNION SELECT DISTINCT year FROM settlements_old"
         )
     }
-    years = sorted(set(partitions.years_ahead()) | held)
-    for statement in partitions.CLAIMS.schema_statements():
-        op.execute(statement)
-    for table in partitions.BUSINESS:
-        for year in years:
-            for statement in table.statements(year):
-                op.execute(statement)
-        for statement in table.default_statements():
-            op.execute(statement)
+    ahead = range(FIRST_YEAR, datetime.now(UTC).year + YEARS_AHEAD + 1)
+    years = sorted(set(ahead) | held)
+    op.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    op.execute(f"REVOKE ALL ON SCHEMA {SCHEMA} FROM PUBLIC")
+    for table in PARTITIONED:
+        for year in [*years, None]:
+            name = f"{SCHEMA}.{table}_{'default' if year is None else year}"
+            bounds = "DEFAULT" if year is None else f"FOR VALUES IN ({int(year)})"
+            op.execute(f"CREATE TABLE {name} PARTITION OF {table} {bounds}")
+            op.execute(f"REVOKE ALL ON {name} FROM PUBLIC")
     op.execute("INSERT INTO claims SELECT * FROM claims_old")
     op.execute("INSERT INTO settlements SELECT * FROM settlements_old")
     op.execute(
@@ -256,4 +263,4 @@ def downgrade() -> None:
         ],
         PLAIN_FKS,
     )
-    op.execute(f"DROP SCHEMA {partitions.CLAIMS.schema}")
+    op.execute(f"DROP SCHEMA {SCHEMA}")
