@@ -29,10 +29,12 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import metrics
 from gateway.auth import Principal
+from gateway.errors import is_transient
 from gateway.storage import checkpoints
 from gateway.storage.checkpoints import Checkpoint, ShardHead
 from gateway.storage.database import COMMITS, Database
@@ -322,8 +325,29 @@ def _record(
         query_text=query or None,
         beneficiary_ids=sorted(set(beneficiary_ids)),
         field_paths=sorted(set(field_paths)),
-        detail=detail or {},
+        detail=as_stored(detail) if detail else {},
     )
+
+
+def as_stored(value: Any) -> Any:
+    """``value`` (a record's ``detail``) as the log's JSONB column gives it back, so that the
+    hash made now is the one :func:`verify` makes from the stored row: a float Python writes
+    with an exponent (1e16 and above, all integers) is stored as a ``numeric`` and read back as
+    the integer written out; NaN and infinities, which JSON cannot hold, raise ``ValueError``.
+
+    >>> as_stored({"ratio": 1e16, "part": [0.5, 2.0, "x"]})
+    {'ratio': 10000000000000000, 'part': [0.5, 2.0, 'x']}
+    """
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"audit detail: {value} is not a JSON number")
+        written = repr(value)
+        return int(Decimal(written)) if "e+" in written else value
+    if isinstance(value, dict):
+        return {key: as_stored(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_stored(item) for item in value]
+    return value
 
 
 _TABLE: Table = AuditRecord.__table__  # type: ignore[assignment]
@@ -410,7 +434,11 @@ def group(db: Database) -> GroupCommit[Entry, Entry]:
                 await _link(driver, taken, records)
             return records
 
-        found = _GROUPS[key] = (db, GroupCommit(write))
+        # A group refused for one record's sake (text the database cannot store) is written
+        # again record by record: the others' answers do not depend on it. Not when the
+        # database is out of reach or busy (each record alone would wait as long again).
+        alone = GroupCommit(write, alone=lambda exc: not is_transient(exc))
+        found = _GROUPS[key] = (db, alone)
     return found[1]
 
 

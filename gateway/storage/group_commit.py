@@ -7,10 +7,14 @@ item and waits; a drain task, started when the queue was idle, hands everything 
 runs (typically a transaction and its commit), the next group gathers, so the more callers wait,
 the more items each write carries; an idle process writes one item at once, with no delay.
 
-When ``write`` raises, every item of its group gets that exception and nothing else is written
-for them. The drain task runs in a context of its own: a caller's cancellation (a client gone)
-never interrupts the write of the others' items, and context variables of the first caller
-(e.g. :data:`gateway.storage.database.COMMITS`) are not touched by the group's transaction.
+When ``write`` raises for a group of several items and ``alone`` says the failure may be one
+item's (a record the database refuses, not a database out of reach), each item is written again
+alone, so that one bad item fails its own caller only; otherwise, and for an item whose own write
+raises, every caller concerned gets the exception.
+
+The drain task runs in a context of its own: a caller's cancellation (a client gone) never
+interrupts the write of the others' items, and context variables of the first caller (e.g.
+:data:`gateway.storage.database.COMMITS`) are not touched by the group's transaction.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ returns only once the write is durable (committed)."""
 
 
 class GroupCommit(Generic[T, R]):
-    """Queue of items waiting for ``write``; at most ``most`` items per write.
+    """Queue of items waiting for ``write``; at most ``most`` items per write; ``alone(exc)``:
+    whether the items of a group whose write raised ``exc`` are written again one by one.
 
     >>> async def write(items): return [i * 10 for i in items]
     >>> async def main():
@@ -39,9 +44,15 @@ class GroupCommit(Generic[T, R]):
     ([0, 10, 20], 1)
     """
 
-    def __init__(self, write: Write[T, R], most: int = 500) -> None:
+    def __init__(
+        self,
+        write: Write[T, R],
+        most: int = 500,
+        alone: Callable[[Exception], bool] = lambda exc: True,
+    ) -> None:
         self._write = write
         self.most = most
+        self._alone = alone
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._drain: asyncio.Task[None] | None = None
         self.writes = 0
@@ -72,23 +83,35 @@ class GroupCommit(Generic[T, R]):
             self.writes += 1
             self.writing = len(group)
             try:
-                results = await self._write([item for item, _ in group])
-                if len(results) != len(group):
-                    raise RuntimeError(f"{len(results)} results for {len(group)} items")
-            except BaseException as exc:
-                self.writing = 0
-                failure = exc if isinstance(exc, Exception) else RuntimeError("write cancelled")
-                for _, done in group:
+                await self._write_group(group)
+            except BaseException:  # cancelled: nothing queued will be written
+                failure = RuntimeError("write cancelled")
+                for _, done in [*group, *self._queue]:
                     if not done.done():
                         done.set_exception(failure)
-                if not isinstance(exc, Exception):
-                    for _, done in self._queue:
-                        if not done.done():
-                            done.set_exception(failure)
-                    self._queue = []
-                    raise
-                continue
-            self.writing = 0
-            for (_, done), result in zip(group, results, strict=True):
-                if not done.done():
-                    done.set_result(result)
+                self._queue = []
+                raise
+            finally:
+                self.writing = 0
+
+    async def _write_group(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:
+        """Write ``group`` in one call and settle each caller's future; when that write raises,
+        write each item alone (a group of one: its caller gets the exception)."""
+        try:
+            results = await self._write([item for item, _ in group])
+            if len(results) != len(group):
+                raise RuntimeError(f"{len(results)} results for {len(group)} items")
+        except Exception as exc:
+            if len(group) == 1 or not self._alone(exc):
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                return
+            for one in group:
+                self.writes += 1
+                self.writing = 1
+                await self._write_group([one])
+            return
+        for (_, done), result in zip(group, results, strict=True):
+            if not done.done():
+                done.set_result(result)

@@ -422,11 +422,41 @@ async def test_group_commit_gives_every_item_its_result_or_the_failure() -> None
     assert group.waiting == 3
     gate.set()
     assert await first == 2
-    outcomes = await asyncio.gather(*rest, return_exceptions=True)
-    assert calls == [[1], [2, 13, 4]]
-    assert all(isinstance(o, ValueError) and str(o) == "unlucky group" for o in outcomes)
+    two, thirteen, four = await asyncio.gather(*rest, return_exceptions=True)
+    # The group's write failed: each item written again alone; only the bad one fails.
+    assert calls == [[1], [2, 13, 4], [2], [13], [4]]
+    assert (two, four) == (4, 8)
+    assert isinstance(thirteen, ValueError)
+    assert str(thirteen) == "unlucky group"
     assert await group.submit(5) == 10
-    assert (group.waiting, group.writing, group.writes) == (0, 0, 3)
+    assert (group.waiting, group.writing, group.writes) == (0, 0, 6)
+
+
+async def test_a_group_whose_failure_is_not_one_items_fails_every_item_at_once() -> None:
+    """``alone`` says the failure is not an item's (the database out of reach): no write of
+    each item alone, every caller gets the group's exception."""
+    calls: list[Sequence[int]] = []
+    gate = asyncio.Event()
+
+    async def write(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        await gate.wait()
+        if len(items) > 1:
+            raise ConnectionRefusedError(111, "refused")
+        return list(items)
+
+    group: GroupCommit[int, int] = GroupCommit(
+        write, alone=lambda exc: not isinstance(exc, OSError)
+    )
+    first = asyncio.create_task(group.submit(1))
+    await until(lambda: group.writing == 1)
+    rest = [asyncio.create_task(group.submit(n)) for n in (2, 3)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == 1
+    outcomes = await asyncio.gather(*rest, return_exceptions=True)
+    assert calls == [[1], [2, 3]]
+    assert all(isinstance(o, ConnectionRefusedError) for o in outcomes)
 
 
 async def test_a_caller_gone_does_not_stop_the_others_write() -> None:
