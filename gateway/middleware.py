@@ -151,12 +151,42 @@ class JsonBody:
             texts = [params[name][0] for name in ("variables", "extensions") if name in params]
         for text in texts:
             value, problem = parse_json(text, self.max_depth(scope))
+            if problem is None and post:
+                problem = _nul_in_documents(value)
             if problem is not None:
                 await json_error(400, BAD_INPUT, problem, scope)(scope, receive, send)
                 return
             if post:
                 scope[JSON_BODY] = value
+        if not post:
+            problem = _nul_in_documents({k: v[0] for k, v in params.items()})
+            if problem is not None:
+                await json_error(400, BAD_INPUT, problem, scope)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+DOCUMENT_MEMBERS = ("query", "operationName")
+"""The members of a request whose text is kept as it is (the query text in the audit record)."""
+
+
+def _nul_in_documents(value: object) -> str | None:
+    """What is wrong with the ``query`` or ``operationName`` of a request (or of each request of
+    a batch): U+0000, which PostgreSQL's text cannot hold, so that no audit record could keep
+    the query. Variables are checked with the arguments (a NUL there is refused per field).
+
+    >>> _nul_in_documents({"query": "{ a } # " + chr(0)})
+    'query holds U+0000 (NUL), which cannot be stored: remove it'
+    >>> _nul_in_documents([{"query": "{ a }"}]) is None
+    True
+    """
+    for request in value if isinstance(value, list) else [value]:
+        if isinstance(request, dict):
+            for member in DOCUMENT_MEMBERS:
+                text = request.get(member)
+                if isinstance(text, str) and "\x00" in text:
+                    return f"{member} holds U+0000 (NUL), which cannot be stored: remove it"
+    return None
 
 
 JSON_BODY = "medgw.json_body"
