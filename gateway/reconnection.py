@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,6 +34,7 @@ from starlette.responses import Response
 from strawberry.types import ExecutionResult
 
 from gateway.errors import causes
+from gateway.outcomes import OPERATIONS
 from gateway.storage.database import COMMITS, Commits
 from resolvers.context import Context
 
@@ -85,6 +87,9 @@ async def at_most_twice(
     """``attempt(context)``; once more with a fresh context if it lost its connection having
     committed nothing (the HTTP status and headers of the first attempt are undone)."""
     status, headers = sub_response.status_code, dict(sub_response.headers)
+    request = getattr(context, "request", None)  # none for a context outside HTTP
+    scope: dict[str, Any] = request.scope if request is not None else {}
+    noted = len(scope.get(OPERATIONS, ()))
     commits = Commits()
     token = COMMITS.set(commits)
     try:
@@ -92,10 +97,12 @@ async def at_most_twice(
         if commits.count or not _lost(result):
             return result
         running_again(context.request_id)
+        # The request is recorded with the attempt that answers, not the lost one's failure.
+        del scope.setdefault(OPERATIONS, [])[noted:]
         with contextlib.suppress(SQLAlchemyError):  # the pool drops the dead connection
             await context.close()
         fresh = dataclasses.replace(context, _session=None, _bare=None, _lock=asyncio.Lock())
-        context.request.scope["medgw.context"] = fresh
+        scope["medgw.context"] = fresh
         sub_response.status_code = status
         for name in list(sub_response.headers):
             if name not in headers:

@@ -51,6 +51,8 @@ class Pool:
                 {"p": self.pids},
             )
             for _ in range(100):  # the backends end asynchronously: wait until they are gone
+                # A transaction keeps its first view of pg_stat_activity: look anew each time.
+                await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
                 alive = await conn.scalar(
                     text(
                         "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(CAST(:p AS int[]))"
