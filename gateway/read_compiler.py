@@ -28,6 +28,7 @@ from gateway import limits
 from gateway.access import CURRENT_TRAIL, record_read
 from gateway.arguments import check_value, graphql_name
 from gateway.config import Settings
+from gateway.errors import is_transient
 from gateway.query_cache import PlanCache, QueryCache
 from gateway.reconnection import lost_connection, running_again
 from gateway.storage.audit import ReadTrail
@@ -100,13 +101,17 @@ async def _run(
     SQLSTATE only, as a message may quote a bound value such as an ID number, and no personal
     data goes to the logs (ACCESS.md); the resolvers then answer and report what fails). A lost
     connection is logged as :mod:`gateway.reconnection` logs it: the request runs again, on
-    another connection (the dead one is dropped when the context gives it back)."""
+    another connection (the dead one is dropped when the context gives it back). A busy
+    database (no free connection, a statement or lock timeout: ``is_transient``) raises: the
+    resolvers would wait as long again, so the answer is UNAVAILABLE (:func:`busy`)."""
     try:
         return await compiler.run(plan, context, schema, variables, _check)
     except Exception as exc:
         if lost_connection(exc):
             running_again(context.request_id)
             return None
+        if is_transient(exc):
+            raise  # a busy database (no free connection, a timeout): answered UNAVAILABLE
         log.error(
             "compiled read failed (%s %s); the resolvers answer",
             type(exc).__name__,
@@ -114,6 +119,19 @@ async def _run(
             extra={"request_id": context.request_id},
         )
         return None
+
+
+BUSY = "medgw.database_busy"
+"""The scope key of the error a prepared read met on a busy database, for the pipeline that
+answers the request next (:class:`ReadCompiler`): answered UNAVAILABLE without a second wait."""
+
+
+def busy(exc: Exception) -> graphql.ExecutionResult:
+    """The result of an operation that met a busy database: its error, which
+    :class:`gateway.errors.ErrorCodes` answers UNAVAILABLE (HTTP 503 with Retry-After)."""
+    return graphql.ExecutionResult(
+        data=None, errors=[graphql.GraphQLError("database busy", original_error=exc)]
+    )
 
 
 def _trail_of(plan: compiler.Plan, answer: compiler.Answer, trail: ReadTrail) -> None:
@@ -144,7 +162,11 @@ async def answer(
     named = operation.name.value if operation.name else operation_name
     if limits.check(prepared.document, schema, named, variables, context.settings) is not None:
         return None
-    found = await _run(prepared.plan, context, schema, variables)
+    try:
+        found = await _run(prepared.plan, context, schema, variables)
+    except Exception as exc:  # a busy database: the pipeline answers it (BUSY)
+        context.request.scope[BUSY] = exc
+        return None
     if found is None:
         return None
     trail = ReadTrail()
@@ -184,6 +206,11 @@ class ReadCompiler(SchemaExtension):
             and execution.result is None
         ):
             schema = execution.schema._schema
+            met = context.request.scope.pop(BUSY, None) if context.request is not None else None
+            if met is not None:  # the prepared read met a busy database: no second wait
+                execution.result = busy(met)
+                yield
+                return
             key = (
                 QueryCache.key(execution.query, execution.parse_options),
                 execution.operation_name,
@@ -194,7 +221,14 @@ class ReadCompiler(SchemaExtension):
                     document, execution.operation_name, schema, self.policy, self.access
                 ),
             )
-            found = None if plan is None else await _run(plan, context, schema, execution.variables)
+            try:
+                found = (
+                    None if plan is None else await _run(plan, context, schema, execution.variables)
+                )
+            except Exception as exc:  # a busy database
+                execution.result = busy(exc)
+                yield
+                return
             if plan is not None and found is not None:
                 trail = CURRENT_TRAIL.get()
                 if trail is not None and found.field_paths:
