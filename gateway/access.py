@@ -24,6 +24,7 @@ from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from gateway.errors import FORBIDDEN, INTERNAL
+from gateway.middleware import JSON_BODY
 from gateway.storage import audit
 from gateway.storage.audit import ReadTrail
 from gateway.storage.database import COMMITS, HELD, Database, Held
@@ -325,18 +326,27 @@ class Refusal(SchemaExtension):
         yield
 
 
+def in_batch(context: Context) -> bool:
+    """Whether the request is a batch (a JSON array of operations), whose operations share one
+    context: a point read's record there goes through the group commit, not the request's
+    connection, whose lock a mutation of the same batch needs to commit (the record could wait
+    for the shard that mutation's held transaction holds, under that lock)."""
+    request = getattr(context, "request", None)
+    return request is not None and isinstance(request.scope.get(JSON_BODY), list)
+
+
 async def record_read(context: Context, trail: ReadTrail, query: str | None) -> Exception | None:
     """Append the READ record of a query's ``trail`` (whose personal data its answer carries)
     and commit it, before the answer leaves: None once committed, else the error (logged here;
     the answer must then carry no data). Closes the request's read session.
 
-    A point read (``trail.on_read_connection``) appends on the read's own connection: by one
-    statement on its bare connection when it read without a session (:meth:`resolvers.
-    context.Context.read`), else on its session, inside the read's transaction when one is open
-    (as in a batch); any other read
-    gives its connection back first (a request does not hold two connections, so a burst of
-    requests cannot exhaust the pool waiting for their audit writes) and appends in a group
-    commit with the concurrent requests' records (:func:`gateway.storage.audit.append`)."""
+    A point read (``trail.on_read_connection``) outside a batch (:func:`in_batch`) appends on
+    the read's own connection: by one statement on its bare connection when it read without a
+    session (:meth:`resolvers.context.Context.read`), else on its session, inside the read's
+    transaction when one is open. Any other read gives its connection back first (a request
+    does not hold two connections, so a burst of requests cannot exhaust the pool waiting for
+    their audit writes) and appends in a group commit with the concurrent requests' records
+    (:func:`gateway.storage.audit.append`)."""
 
     async def write(target: AsyncSession | Database | asyncpg.Connection) -> None:
         await audit.append(
@@ -351,7 +361,7 @@ async def record_read(context: Context, trail: ReadTrail, query: str | None) -> 
         )
 
     try:
-        if trail.on_read_connection:
+        if trail.on_read_connection and not in_batch(context):
             try:
                 # Under the session's lock: a concurrent operation of a batch never meets an
                 # aborted transaction (a failure rolls back before the lock is released).

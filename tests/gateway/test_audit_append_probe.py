@@ -789,12 +789,6 @@ async def test_settlements_and_point_reads_with_a_pool_of_one(
     assert (await links(db)).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="in a batch, a point read's record waits for the shard a mutation's held transaction "
-    "holds while keeping the shared Context._lock, which the mutation needs to finish "
-    "(ReadAudit._mutation -> context.close()): a deadlock until statement_timeout, then 503",
-)
 async def test_a_batch_whose_point_record_waits_for_the_mutations_shard(
     db: Database,
     admin: AsyncEngine,
