@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
@@ -831,19 +832,19 @@ async def test_a_batch_whose_point_record_waits_for_the_mutations_shard(
         {"query": POINT, "variables": {"n": people[1].id_number}},
     ]
     async with own_app(
-        settings, database_url, policies, max_batch=5, statement_timeout_ms=1500
+        settings, database_url, policies, max_batch=5, statement_timeout_ms=3000
     ) as (gql, own):
         monkeypatch.setattr(audit, "_SHARDS", 1)  # after the app's start configured them
-        started = asyncio.get_running_loop().time()
         response = await asyncio.wait_for(
             gql.client.post("/graphql", json=batch, headers=gql.headers), timeout=30
         )
-        took = asyncio.get_running_loop().time() - started
         bodies = response.json()
         assert checked_out(own) == 0
+    # Deadlocked, the point read's record would have waited until the statement timeout and
+    # answered UNAVAILABLE (no time is asserted: the outcome tells).
+    assert response.status_code == 200, bodies
     assert bodies[0]["data"]["settleClaim"], bodies[0]
     assert named(bodies[1], people[1]), bodies[1]
-    assert took < 1.4
     assert (await links(db)).ok
 
 
@@ -891,8 +892,9 @@ async def test_an_exhausted_pool_answers_unavailable_within_the_connection_timeo
     prepared: bool,
 ) -> None:
     """No free connection: 503 UNAVAILABLE with Retry-After after one wait of
-    ``connection_timeout_s``, not one per path (the prepared read, the pipeline's compiled read,
-    the resolvers), and no compiled-read failure logged as an error."""
+    ``connection_timeout_s`` (one pool timeout, counted), not one per path (the prepared read,
+    the pipeline's compiled read, the resolvers), and no compiled-read failure logged as an
+    error."""
     [person] = await add_people(db, 1)
     query = POINT if prepared else POINT + " # seen for the first time while the pool is full"
     async with own_app(settings, database_url, policies, pool_size=1, connection_timeout_s=0.5) as (
@@ -906,22 +908,32 @@ async def test_an_exhausted_pool_answers_unavailable_within_the_connection_timeo
             ]
             await until_async(lambda: _at_least(lock_waiters(admin), 2))
             assert checked_out(own) == 2
-            loop = asyncio.get_running_loop()
-            started = loop.time()
+            pool = own.engine.sync_engine.pool
+            get = pool._do_get  # type: ignore[attr-defined]
+            timeouts: list[float] = []
+
+            def counted() -> Any:
+                try:
+                    return get()
+                except sqlalchemy.exc.TimeoutError:
+                    timeouts.append(1)
+                    raise
+
+            pool._do_get = counted  # type: ignore[attr-defined]
             with caplog.at_level(logging.WARNING):
                 response = await gql.client.post(
                     "/graphql",
                     json={"query": query, "variables": {"n": person.id_number}},
                     headers=gql.headers,
                 )
-            took = loop.time() - started
+            pool._do_get = get  # type: ignore[attr-defined]
         assert all(named(b, person) for b in await asyncio.gather(*stuck))
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"]
     body = response.json()
     assert (body["data"] or {}).get("beneficiary") is None
     assert body["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
-    assert took < 0.9, f"waited {took:.2f} s for a connection, not 0.5 s"
+    assert len(timeouts) == 1, f"{len(timeouts)} waits for a connection, not one"
     assert not [r for r in caplog.records if r.name == "medgw.compiler"], caplog.text
 
 
