@@ -28,9 +28,8 @@ from gateway import limits
 from gateway.access import CURRENT_TRAIL, record_read
 from gateway.arguments import check_value, graphql_name
 from gateway.config import Settings
-from gateway.errors import is_transient
 from gateway.query_cache import PlanCache, QueryCache
-from gateway.reconnection import lost_connection, running_again
+from gateway.reconnection import busy_database, lost_connection, running_again
 from gateway.storage.audit import ReadTrail
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from resolvers import compiler
@@ -102,16 +101,16 @@ async def _run(
     data goes to the logs (ACCESS.md); the resolvers then answer and report what fails). A lost
     connection is logged as :mod:`gateway.reconnection` logs it: the request runs again, on
     another connection (the dead one is dropped when the context gives it back). A busy
-    database (no free connection, a statement or lock timeout: ``is_transient``) raises: the
-    resolvers would wait as long again, so the answer is UNAVAILABLE (:func:`busy`)."""
+    database (:func:`gateway.reconnection.busy_database`) raises: the resolvers would wait as
+    long again, so the answer is UNAVAILABLE (:func:`busy`)."""
     try:
         return await compiler.run(plan, context, schema, variables, _check)
     except Exception as exc:
         if lost_connection(exc):
             running_again(context.request_id)
             return None
-        if is_transient(exc):
-            raise  # a busy database (no free connection, a timeout): answered UNAVAILABLE
+        if busy_database(exc):
+            raise  # answered UNAVAILABLE
         log.error(
             "compiled read failed (%s %s); the resolvers answer",
             type(exc).__name__,
@@ -155,7 +154,8 @@ async def answer(
     """The ``data`` of a prepared read's answer, its READ record committed; None when the
     whole pipeline must answer instead (the variables exceed a limit, the compiler does not
     cover their values, or the record was not written: then nothing was committed and the
-    pipeline reads, and tries the record, again)."""
+    pipeline reads, and tries the record, again; after a busy database, the pipeline answers
+    UNAVAILABLE at once, :data:`BUSY`)."""
     # Measured as the pipeline measures it: the operation that runs (the document's first
     # when the request names none).
     operation = prepared.plan.operation
@@ -171,7 +171,10 @@ async def answer(
         return None
     trail = ReadTrail()
     _trail_of(prepared.plan, found, trail)
-    if trail and await record_read(context, trail, query) is not None:
+    failed = await record_read(context, trail, query) if trail else None
+    if failed is not None:
+        if busy_database(failed):  # the record waited in vain: not the read and record again
+            context.request.scope[BUSY] = failed
         return None
     return found.data
 
@@ -207,10 +210,6 @@ class ReadCompiler(SchemaExtension):
         ):
             schema = execution.schema._schema
             met = context.request.scope.pop(BUSY, None) if context.request is not None else None
-            if met is not None:  # the prepared read met a busy database: no second wait
-                execution.result = busy(met)
-                yield
-                return
             key = (
                 QueryCache.key(execution.query, execution.parse_options),
                 execution.operation_name,
@@ -222,6 +221,8 @@ class ReadCompiler(SchemaExtension):
                 ),
             )
             try:
+                if met is not None:  # the prepared read met a busy database: no second wait
+                    raise met
                 found = (
                     None if plan is None else await _run(plan, context, schema, execution.variables)
                 )

@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 from strawberry.types import ExecutionResult
 
-from gateway.errors import causes
+from gateway.errors import causes, is_transient
 from gateway.outcomes import OPERATIONS
 from gateway.storage.database import COMMITS, Commits
 from resolvers.context import Context
@@ -67,6 +67,17 @@ def lost_connection(error: BaseException | None) -> bool:
         if isinstance(sqlstate, str) and sqlstate.startswith(LOST_SQLSTATES):
             return True
     return False
+
+
+def busy_database(error: BaseException | None) -> bool:
+    """Whether ``error`` says the database is busy (no free connection, a statement or lock
+    timeout: ``gateway.errors.is_transient``) rather than that the connection was lost: asking
+    again at once would wait as long again, so the answer is UNAVAILABLE.
+
+    >>> busy_database(TimeoutError("pool")), busy_database(ConnectionResetError(104, "reset"))
+    (True, False)
+    """
+    return error is not None and is_transient(error) and not lost_connection(error)
 
 
 def running_again(request_id: str) -> None:

@@ -272,10 +272,7 @@ async def _append_alone(driver: Any, record: Entry) -> Entry:
     database whose text is not the bytes Python hashes) it raises, so that the read's answer
     carries no data, though the record stays and :func:`verify` reports its link."""
     body = canonical(record)
-    values = [
-        json.dumps(record.detail) if name == "detail" else getattr(record, name)
-        for name in APPENDED
-    ]
+    values = [_value(record, name) for name in APPENDED]
     row = await driver.fetchrow(APPEND, 0, _SHARDS, _CHAIN_LOCK, body, *values)
     record.id, record.shard, record.prev_hash, record.hash = row
     if record.hash != _digest(record.prev_hash, body):
@@ -362,9 +359,13 @@ INSERT = (
 def _values(record: Entry) -> list[Any]:
     """The record's column values in :data:`INSERT`'s order, as asyncpg takes them on the
     engine's connections (JSONB as JSON text: SQLAlchemy's codec)."""
-    return [
-        json.dumps(record.detail) if c.key == "detail" else getattr(record, c.key) for c in _COLUMNS
-    ]
+    return [_value(record, c.key) for c in _COLUMNS]
+
+
+def _value(record: Entry, name: str) -> Any:
+    """The value of the record's column ``name`` as asyncpg takes it on the engine's
+    connections (JSONB as JSON text: SQLAlchemy's codec)."""
+    return json.dumps(record.detail) if name == "detail" else getattr(record, name)
 
 
 _SHARD_OF_TRANSACTION = "medgw.audit_shard"

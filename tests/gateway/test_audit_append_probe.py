@@ -610,14 +610,19 @@ async def test_a_statement_timeout_while_every_shard_is_held_answers_no_data(
     settings: Settings,
     database_url: str,
     policies: PolicySet,
+    monkeypatch: pytest.MonkeyPatch,
     prepared: bool,
 ) -> None:
+    """The record times out waiting for a shard: 503 UNAVAILABLE, nothing written, and the
+    record tried once (a prepared read does not hand the request to the pipeline to read and
+    wait again)."""
     [person] = await add_people(db, 1)
     query = POINT + (" # timeout, prepared" if prepared else " # timeout, pipeline")
     async with own_app(settings, database_url, policies, statement_timeout_ms=300) as (gql, own):
         if prepared:
             await prepare(gql, query, person)
         before = len(await records(db))
+        attempts = spy_alone(monkeypatch)
         async with every_shard_held(admin):
             response = await asyncio.wait_for(
                 gql.client.post(
@@ -635,6 +640,7 @@ async def test_a_statement_timeout_while_every_shard_is_held_answers_no_data(
             assert error["extensions"]["code"] == "UNAVAILABLE"
             assert len(await records(db)) == before
             assert checked_out(own) == 0
+            assert len(attempts) == 1, attempts
         assert named(await gql.post(query, {"n": person.id_number}), person)
         assert len(await records(db)) == before + 1
         assert checked_out(own) == 0
