@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -85,33 +85,38 @@ class GroupCommit(Generic[T, R]):
             try:
                 await self._write_group(group)
             except BaseException:  # cancelled: nothing queued will be written
-                failure = RuntimeError("write cancelled")
-                for _, done in [*group, *self._queue]:
-                    if not done.done():
-                        done.set_exception(failure)
+                _fail([*group, *self._queue], RuntimeError("write cancelled"))
                 self._queue = []
                 raise
             finally:
                 self.writing = 0
 
     async def _write_group(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:
-        """Write ``group`` in one call and settle each caller's future; when that write raises,
-        write each item alone (a group of one: its caller gets the exception)."""
+        """Write ``group`` in one call and settle each caller's future; when that write raises
+        and ``alone`` says the failure may be one item's, write each item alone (a group of one:
+        its caller gets the exception). A write that returned the wrong number of results is
+        not retried (it may have written them): every caller gets the error."""
         try:
             results = await self._write([item for item, _ in group])
-            if len(results) != len(group):
-                raise RuntimeError(f"{len(results)} results for {len(group)} items")
         except Exception as exc:
-            if len(group) == 1 or not self._alone(exc):
-                for _, done in group:
-                    if not done.done():
-                        done.set_exception(exc)
-                return
-            for one in group:
-                self.writes += 1
-                self.writing = 1
-                await self._write_group([one])
+            if len(group) > 1 and self._alone(exc):
+                for one in group:
+                    self.writes += 1
+                    self.writing = 1
+                    await self._write_group([one])
+            else:
+                _fail(group, exc)
+            return
+        if len(results) != len(group):
+            _fail(group, RuntimeError(f"{len(results)} results for {len(group)} items"))
             return
         for (_, done), result in zip(group, results, strict=True):
             if not done.done():
                 done.set_result(result)
+
+
+def _fail(group: Sequence[tuple[object, asyncio.Future[Any]]], exc: BaseException) -> None:
+    """Give every caller of ``group`` still waiting the exception ``exc``."""
+    for _, done in group:
+        if not done.done():
+            done.set_exception(exc)

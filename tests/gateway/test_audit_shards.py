@@ -432,6 +432,28 @@ async def test_group_commit_gives_every_item_its_result_or_the_failure() -> None
     assert (group.waiting, group.writing, group.writes) == (0, 0, 6)
 
 
+async def test_a_write_with_the_wrong_number_of_results_is_not_written_again() -> None:
+    """It may have written the items: every caller gets the error, no item is written alone."""
+    calls: list[Sequence[int]] = []
+    gate = asyncio.Event()
+
+    async def write(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        await gate.wait()
+        return list(items)[:1]
+
+    group: GroupCommit[int, int] = GroupCommit(write)
+    first = asyncio.create_task(group.submit(1))
+    await until(lambda: group.writing == 1)
+    rest = [asyncio.create_task(group.submit(n)) for n in (2, 3)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == 1
+    outcomes = await asyncio.gather(*rest, return_exceptions=True)
+    assert calls == [[1], [2, 3]]
+    assert [str(o) for o in outcomes] == ["1 results for 2 items"] * 2
+
+
 async def test_a_group_whose_failure_is_not_one_items_fails_every_item_at_once() -> None:
     """``alone`` says the failure is not an item's (the database out of reach): no write of
     each item alone, every caller gets the group's exception."""
