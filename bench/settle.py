@@ -486,7 +486,7 @@ class Fixed:
             out_of_pocket=result.out_of_pocket,
             policy=result.policy_id,
             category=result.category.value if result.category else None,
-            explanation=json.dumps(result.explanation.model_dump(mode="json"), ensure_ascii=False),
+            explanation=result.explanation.stored_json(),
             state=json.dumps(ledger.to_dict()),
             empty_state=json.dumps(Ledger.empty(YEAR).to_dict()),
             entries=funds.entry_params(

@@ -7,7 +7,7 @@ that is not in force raises :class:`ParameterNotInForce`; nothing silently becom
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -44,8 +44,10 @@ class Segment:
         return f"{format(lower, 'f')} < base ≤ {upper}: {percent(self.ratio)}"
 
 
-def describe_segments(segments: Iterable[Segment]) -> str:
-    """Segments as a short phrase.
+def describe_segments(
+    segments: Iterable[Segment], amount: Callable[[Decimal], str] = lambda up_to: format(up_to, "f")
+) -> str:
+    """Segments as a short phrase; ``amount`` shows a bound (default: as written).
 
     >>> describe_segments([Segment(Decimal("100000"), Decimal("0.65")),
     ...                    Segment(None, Decimal("0.75"))])
@@ -56,7 +58,7 @@ def describe_segments(segments: Iterable[Segment]) -> str:
         if segment.up_to is None:
             parts.append(f"{percent(segment.ratio)} above" if parts else percent(segment.ratio))
         else:
-            parts.append(f"{percent(segment.ratio)} up to {format(segment.up_to, 'f')}")
+            parts.append(f"{percent(segment.ratio)} up to {amount(segment.up_to)}")
     return ", ".join(parts)
 
 

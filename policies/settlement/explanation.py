@@ -1,10 +1,11 @@
 """Why a visit was settled the way it was: the category chosen and every payer line.
 
 One frozen pydantic model, built by the engine, kept as JSON with each settlement event
-(``model_dump(mode="json")``: camelCase keys, amounts as strings) and read back with
+(:meth:`Explanation.stored`: camelCase keys, amounts as strings) and read back with
 ``Explanation.model_validate``; the GraphQL types of ``schema.settlement`` read its attributes.
-``text`` is the human-readable form of ``medgw simulate --explain``, rendered once when the
-engine builds the explanation and stored with it.
+``text`` is the human-readable form of ``medgw simulate --explain``, rendered from the other
+fields when asked for (``model_dump`` shows it); it is not stored, but the text an explanation
+was stored with (every one stored before 2026-12) is the one it reads back with.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, computed_field
 from pydantic.alias_generators import to_camel
 
 from policies.benefits.model import Segment, describe_segments
@@ -175,8 +176,8 @@ class Explanation(_Stored):
     """Everything that decided one visit's settlement.
 
     Stored JSON from before settlement v2 (no ``decidedOn``, ``countsForInsurance``, held
-    categories, candidates or ``reported``) reads with the defaults; where ``text`` is missing
-    too (the first explanations stored), it is rendered from the rest.
+    categories, candidates or ``reported``) reads with the defaults. ``text`` is stored by
+    none written since 2026-12 and by the first ones: it is rendered from the rest.
     """
 
     visit_id: str
@@ -196,8 +197,25 @@ class Explanation(_Stored):
     lines: tuple[PayerLine, ...]
     """One per payer, in payment order."""
     out_of_pocket: Money
-    text: str = Field(default_factory=lambda data: _render(data))
-    """The human-readable account; rendered when the engine builds the explanation."""
+    stored_text: str | None = Field(default=None, alias="text", exclude=True, repr=False)
+    """The account stored with the explanation, if it was (explanations stored before 2026-12
+    hold the text rendered when they were settled); None: rendered when asked for."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def text(self) -> str:
+        """The human-readable account: the one stored with it, else :meth:`render_text`."""
+        return self.render_text() if self.stored_text is None else self.stored_text
+
+    def stored(self) -> dict[str, Any]:
+        """What a settlement event keeps (its ``explanation`` JSONB): every field under its
+        camelCase key, amounts as strings, without ``text`` (rendered when read: an
+        explanation's text is a third of its JSON and of the engine's time)."""
+        return self.model_dump(mode="json", exclude=_NOT_STORED)
+
+    def stored_json(self) -> str:
+        """:meth:`stored` as JSON text (for a ``CAST(… AS jsonb)`` parameter)."""
+        return self.model_dump_json(exclude=_NOT_STORED)
 
     def line(self, payer: Payer) -> PayerLine:
         return next(line for line in self.lines if line.payer is payer)
@@ -236,9 +254,7 @@ class Explanation(_Stored):
         return "\n".join(out)
 
 
-def _render(fields: dict[str, Any]) -> str:
-    """The text of an explanation, from its other fields (validated, by attribute name)."""
-    return Explanation.model_construct(**fields, text="").render_text()
+_NOT_STORED = {"text"}
 
 
 def _render_line(line: PayerLine) -> list[str]:
@@ -256,7 +272,9 @@ def _render_line(line: PayerLine) -> list[str]:
         return out
     if line.deductible is not None:
         bands = (Segment(up_to=band.up_to, ratio=band.ratio) for band in line.segments)
-        out.append(f"    deductible {exact(line.deductible)}; {describe_segments(bands)}")
+        # Bounds as stored (exact), so that the text read back from a stored explanation is the
+        # one its engine built.
+        out.append(f"    deductible {exact(line.deductible)}; {describe_segments(bands, exact)}")
     for p in line.portions:
         out.append(
             f"    ({exact(p.lower)}, {exact(p.upper)}] × {percent(p.ratio)} = {exact(p.amount)}"

@@ -206,7 +206,7 @@ def test_critical_illness_tilt_halves_the_deductible_and_adds_five_points() -> N
     assert refs["critical_illness.deductible"] == "assumed"
     assert any("攀枝花 第八条" in note for note in ci.notes)
     text = s.explanation.render_text()
-    assert "deductible 10000.00; 65% up to 100000, 75% above" in text
+    assert "deductible 10000.00; 65% up to 100000.00, 75% above" in text
     assert "critical_illness.tilt.ratio_bonus = + 5 percentage points [攀枝花 第八条]" in text
 
 

@@ -28,7 +28,8 @@ def settled(stem: str) -> list[VisitSettlement]:
 
 def stored(explanation: Explanation) -> dict[str, Any]:
     """As a settlement event keeps it: JSON text in a JSONB column, read back as a dict."""
-    loaded: dict[str, Any] = json.loads(json.dumps(explanation.model_dump(mode="json")))
+    loaded: dict[str, Any] = json.loads(explanation.stored_json())
+    assert loaded == explanation.stored()
     return loaded
 
 
@@ -39,14 +40,20 @@ def test_every_example_explanation_reads_back_equal_from_its_json(stem: str) -> 
         data = stored(built)
         read = Explanation.model_validate(data)
         assert read == built
-        assert read.text == built.render_text()
-        assert read.model_dump(mode="json") == data
+        assert read.text == built.text == built.render_text()
+        assert read.stored() == data
+        assert read.model_dump(mode="json") == data | {"text": built.text}
 
 
 def test_the_stored_keys_are_those_every_stored_explanation_has() -> None:
-    """Rows already in the database hold these keys: the model keeps reading and writing them."""
+    """Rows already in the database hold these keys (and ``text``, up to 2026-11): the model keeps
+    reading and writing them; the JSON it shows (``model_dump``, ``simulate``) ends with the
+    text."""
     [p06] = settled("P06-panzhihua-highest-benefit")
     data = stored(p06.explanation)
+    shown = p06.explanation.model_dump(mode="json")
+    assert list(shown) == [*data, "text"]
+    assert shown["text"] == p06.explanation.render_text()
     assert list(data) == [
         "visit",
         "policy",
@@ -60,7 +67,6 @@ def test_the_stored_keys_are_those_every_stored_explanation_has() -> None:
         "reported",
         "lines",
         "outOfPocket",
-        "text",
     ]
     category = data["category"]
     assert list(category) == [
@@ -127,8 +133,7 @@ def test_an_explanation_stored_before_settlement_v2_still_reads() -> None:
     assert [(r.counted, r.insurance_stages) for r in new.category.records] == [(True, False)]
     assert len(new.category.candidates) == 1
     data = stored(new)
-    for key in ("reported", "text"):
-        del data[key]
+    del data["reported"]
     for key in ("heldForInsurance", "heldForAssistance", "candidates"):
         del data["category"][key]
     for record in data["category"]["records"]:
@@ -144,6 +149,19 @@ def test_an_explanation_stored_before_settlement_v2_still_reads() -> None:
     assert old.lines == new.lines
     assert old.text.startswith(f"Visit {retroactive.visit_id}: policy {retroactive.policy_id}")
     assert old.text == old.render_text()
+
+
+def test_an_explanation_stored_with_its_text_reads_back_that_text() -> None:
+    """Up to 2026-11 the text was rendered when the visit was settled and stored: that account
+    is the one shown, not one rendered again by today's code."""
+    [p06] = settled("P06-panzhihua-highest-benefit")
+    data = stored(p06.explanation)
+    assert "text" not in data
+    old = Explanation.model_validate(data | {"text": "Visit as rendered in 2025"})
+    assert old.text == "Visit as rendered in 2025"
+    assert old.render_text() == p06.explanation.text
+    assert old.stored() == data
+    assert old.model_dump(mode="json")["text"] == "Visit as rendered in 2025"
 
 
 def test_a_stored_explanation_with_an_unknown_or_missing_key_is_refused_by_name() -> None:

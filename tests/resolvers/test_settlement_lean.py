@@ -204,7 +204,7 @@ async def test_a_late_recognition_re_settles_the_year_set_based_as_the_engine_sa
         lines = {Payer(line.payer): line.amount for line in state.lines[adjustment.id]}
         assert lines == {p: result.payments[p] - paid[p] for p in PAYERS}
         assert adjustment.category == "MINIMUM_LIVING"
-        assert adjustment.explanation == result.explanation.model_dump(mode="json")
+        assert adjustment.explanation == result.explanation.stored()
         sides = [(side, amount) for event, side, amount in entries if event == adjustment.id]
         debit = sum((a for s, a in sides if s == "DEBIT"), ZERO)
         credit = sum((a for s, a in sides if s == "CREDIT"), ZERO)
