@@ -36,8 +36,10 @@ run: $(VENV)/.installed
 	$(BIN)/medgw $(strip serve $(SERVE_AT) --demo-persons $(DEMO_PERSONS))
 
 ## Install the dev extras and run the whole suite against a throwaway PostgreSQL.
+# Two processes (pytest-xdist; more where there are more cores, up to 4), each with its own
+# embedded PostgreSQL; the tests of a module stay in one process (its module fixtures).
 test: $(VENV)/.installed-dev tests/http/node_modules/.installed browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
 
 # Browser tests use Debian's Chromium (and CJK fonts), installed as root where apt-get exists;
 # otherwise those tests are skipped and say so.
