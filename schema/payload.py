@@ -37,11 +37,16 @@ class IdentityChange:
     """The fields of the identity payloads (not in the schema itself: nothing returns it)."""
 
     identity: Identity = strawberry.field(description="The identity as stored.")
-    adjustments: list[SettlementEvent] = strawberry.field(description=ADJUSTMENTS)
+    consequences: strawberry.Private[Consequences]
+
+    @strawberry.field(description=ADJUSTMENTS)
+    def adjustments(self) -> list[SettlementEvent]:
+        """Built when asked for (a late recognition may adjust a hundred claims)."""
+        return _adjustments(self.consequences)
 
     @classmethod
     def of(cls, record: Identity, consequences: Consequences) -> Self:
-        return cls(identity=record, adjustments=_adjustments(consequences))
+        return cls(identity=record, consequences=consequences)
 
 
 @strawberry.type(description="The result of recordIdentity: the identity (身份) and its effect.")
