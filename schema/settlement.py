@@ -256,7 +256,7 @@ class SimulatedVisit(Amounts):
     def explanation(self) -> explained.Explanation:
         """As a settled claim answers it: stored as JSON and read back (amounts at the precision
         they are stored with)."""
-        return explained.Explanation.model_validate(self.settled.model_dump(mode="json"))
+        return explained.Explanation.model_validate(self.settled.stored())
 
     @classmethod
     def of(cls, result: VisitSettlement) -> SimulatedVisit:

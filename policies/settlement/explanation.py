@@ -176,8 +176,8 @@ class Explanation(_Stored):
     """Everything that decided one visit's settlement.
 
     Stored JSON from before settlement v2 (no ``decidedOn``, ``countsForInsurance``, held
-    categories, candidates or ``reported``) reads with the defaults. ``text`` is stored by
-    none written since 2026-12 and by the first ones: it is rendered from the rest.
+    categories, candidates or ``reported``) reads with the defaults. ``text`` is rendered from
+    the rest unless the stored JSON holds one (those stored before 2026-12 but the first ones).
     """
 
     visit_id: str
