@@ -431,7 +431,7 @@ class Fixed:
     out_of_pocket: Decimal
     policy: str
     category: str | None
-    explanation: str  # JSON, as stored by the gateway (engine explanation + rendered text)
+    explanation: str  # JSON, as stored by the gateway (Explanation.stored_json: no text)
     state: str  # JSON ledger state after one such stay
     empty_state: str
     # the fund entries' parameters (funds.entry_params) with PERSON as the person's account
