@@ -351,6 +351,22 @@ def count_statements(db: Database) -> Iterator[Callable[[], StatementCounter]]:
     event.remove(pool, "checkin", checkin)
 
 
+SERVED: list[uvicorn.Server] = []
+"""The servers :func:`serving` runs now (their requests are waited for after each test)."""
+
+
+@pytest.fixture(autouse=True)
+def served_requests_finish() -> Iterator[None]:
+    """After each test, wait (up to half a second) until the served apps' requests have ended:
+    an app logs a request after its response was sent, so a test that ends on a response would
+    otherwise leave that log line to be written after the test's output is captured (and
+    printed among the progress dots of a run in several processes)."""
+    yield
+    deadline = time.monotonic() + 0.5
+    while any(server.server_state.tasks for server in SERVED) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
     """``app`` on a real uvicorn on a free loopback port, in its own thread and event loop."""
@@ -375,9 +391,11 @@ def serving(app: Any) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
+    SERVED.append(server)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        SERVED.remove(server)
         server.should_exit = True
         thread.join(timeout=10)
 
