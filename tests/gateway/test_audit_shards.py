@@ -403,26 +403,43 @@ async def test_a_failed_group_commit_fails_every_waiting_request(
     assert len(await records(db)) == 1
 
 
-async def test_group_commit_gives_every_item_its_result_or_the_failure() -> None:
-    calls: list[Sequence[int]] = []
+async def grouped(
+    write: Any, later: Sequence[int], alone: Any = None
+) -> tuple[GroupCommit[int, int], int, list[Any]]:
+    """Item 1 submitted and being written (``write`` waits for the ``gate`` it is given), then
+    ``later`` queued behind it as one group; the gate opened. Returns the group commit, item 1's
+    result and the later items' results or exceptions."""
     gate = asyncio.Event()
 
-    async def write(items: Sequence[int]) -> list[int]:
-        calls.append(list(items))
+    async def gated(items: Sequence[int]) -> list[int]:
+        result: list[int] = await write(list(items), gate)
+        return result
+
+    group: GroupCommit[int, int] = (
+        GroupCommit(gated) if alone is None else GroupCommit(gated, alone=alone)
+    )
+    first = asyncio.create_task(group.submit(1))
+    await until(lambda: group.writing == 1)
+    rest = [asyncio.create_task(group.submit(n)) for n in later]
+    await asyncio.sleep(0)
+    assert group.waiting == len(later)
+    gate.set()
+    done = await first
+    return group, done, list(await asyncio.gather(*rest, return_exceptions=True))
+
+
+async def test_group_commit_gives_every_item_its_result_or_the_failure() -> None:
+    calls: list[list[int]] = []
+
+    async def write(items: list[int], gate: asyncio.Event) -> list[int]:
+        calls.append(items)
         await gate.wait()
         if 13 in items:
             raise ValueError("unlucky group")
         return [item * 2 for item in items]
 
-    group: GroupCommit[int, int] = GroupCommit(write)
-    first = asyncio.create_task(group.submit(1))
-    await until(lambda: group.writing == 1)
-    rest = [asyncio.create_task(group.submit(n)) for n in (2, 13, 4)]
-    await asyncio.sleep(0)
-    assert group.waiting == 3
-    gate.set()
-    assert await first == 2
-    two, thirteen, four = await asyncio.gather(*rest, return_exceptions=True)
+    group, first, (two, thirteen, four) = await grouped(write, (2, 13, 4))
+    assert first == 2
     # The group's write failed: each item written again alone; only the bad one fails.
     assert calls == [[1], [2, 13, 4], [2], [13], [4]]
     assert (two, four) == (4, 8)
@@ -434,22 +451,15 @@ async def test_group_commit_gives_every_item_its_result_or_the_failure() -> None
 
 async def test_a_write_with_the_wrong_number_of_results_is_not_written_again() -> None:
     """It may have written the items: every caller gets the error, no item is written alone."""
-    calls: list[Sequence[int]] = []
-    gate = asyncio.Event()
+    calls: list[list[int]] = []
 
-    async def write(items: Sequence[int]) -> list[int]:
-        calls.append(list(items))
+    async def write(items: list[int], gate: asyncio.Event) -> list[int]:
+        calls.append(items)
         await gate.wait()
-        return list(items)[:1]
+        return items[:1]
 
-    group: GroupCommit[int, int] = GroupCommit(write)
-    first = asyncio.create_task(group.submit(1))
-    await until(lambda: group.writing == 1)
-    rest = [asyncio.create_task(group.submit(n)) for n in (2, 3)]
-    await asyncio.sleep(0)
-    gate.set()
-    assert await first == 1
-    outcomes = await asyncio.gather(*rest, return_exceptions=True)
+    _, first, outcomes = await grouped(write, (2, 3))
+    assert first == 1
     assert calls == [[1], [2, 3]]
     assert [str(o) for o in outcomes] == ["1 results for 2 items"] * 2
 
@@ -457,26 +467,19 @@ async def test_a_write_with_the_wrong_number_of_results_is_not_written_again() -
 async def test_a_group_whose_failure_is_not_one_items_fails_every_item_at_once() -> None:
     """``alone`` says the failure is not an item's (the database out of reach): no write of
     each item alone, every caller gets the group's exception."""
-    calls: list[Sequence[int]] = []
-    gate = asyncio.Event()
+    calls: list[list[int]] = []
 
-    async def write(items: Sequence[int]) -> list[int]:
-        calls.append(list(items))
+    async def write(items: list[int], gate: asyncio.Event) -> list[int]:
+        calls.append(items)
         await gate.wait()
         if len(items) > 1:
             raise ConnectionRefusedError(111, "refused")
-        return list(items)
+        return items
 
-    group: GroupCommit[int, int] = GroupCommit(
-        write, alone=lambda exc: not isinstance(exc, OSError)
+    _, first, outcomes = await grouped(
+        write, (2, 3), alone=lambda exc: not isinstance(exc, OSError)
     )
-    first = asyncio.create_task(group.submit(1))
-    await until(lambda: group.writing == 1)
-    rest = [asyncio.create_task(group.submit(n)) for n in (2, 3)]
-    await asyncio.sleep(0)
-    gate.set()
-    assert await first == 1
-    outcomes = await asyncio.gather(*rest, return_exceptions=True)
+    assert first == 1
     assert calls == [[1], [2, 3]]
     assert all(isinstance(o, ConnectionRefusedError) for o in outcomes)
 
