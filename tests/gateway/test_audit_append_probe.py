@@ -444,6 +444,23 @@ async def test_a_megabyte_of_query_text_is_recorded_and_verifies(
 # --- 3. a connection killed at the worst moment ------------------------------------------------
 
 
+def kill_before_first_append(monkeypatch: pytest.MonkeyPatch, admin: AsyncEngine) -> list[int]:
+    """Make the first one-statement append (``audit._append_alone``) meet its connection
+    killed (the server process ended) just before it is sent; returns the list that gets the
+    killed backend's pid."""
+    original = audit._append_alone
+    killed: list[int] = []
+
+    async def killing(driver: Any, record: audit.Entry) -> audit.Entry:
+        if not killed:
+            killed.append(driver.get_server_pid())
+            await terminate(admin, killed[0])
+        return await original(driver, record)
+
+    monkeypatch.setattr(audit, "_append_alone", killing)
+    return killed
+
+
 @pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "pipeline"])
 async def test_a_connection_killed_between_the_read_and_its_record(
     gql: GraphQLClient,
@@ -462,15 +479,7 @@ async def test_a_connection_killed_between_the_read_and_its_record(
         await prepare(gql, query, person)
     before = len(await records(db))
     original = audit._append_alone
-    killed: list[int] = []
-
-    async def killing(driver: Any, record: audit.Entry) -> audit.Entry:
-        if not killed:
-            killed.append(driver.get_server_pid())
-            await terminate(admin, killed[0])
-        return await original(driver, record)
-
-    monkeypatch.setattr(audit, "_append_alone", killing)
+    killed = kill_before_first_append(monkeypatch, admin)
     with caplog.at_level(logging.WARNING):
         body = await asyncio.wait_for(gql.post(query, {"n": person.id_number}), timeout=20)
     assert named(body, person), body
@@ -863,16 +872,7 @@ async def test_a_read_run_again_after_a_lost_connection_is_logged_ok(
 ) -> None:
     [person] = await add_people(db, 1)
     query = POINT + " # outcome of a read run again"
-    original = audit._append_alone
-    killed: list[int] = []
-
-    async def killing(driver: Any, record: audit.Entry) -> audit.Entry:
-        if not killed:
-            killed.append(driver.get_server_pid())
-            await terminate(admin, killed[0])
-        return await original(driver, record)
-
-    monkeypatch.setattr(audit, "_append_alone", killing)
+    killed = kill_before_first_append(monkeypatch, admin)
     with caplog.at_level(logging.INFO, logger="medgw.requests"):
         response = await gql.client.post(
             "/graphql",
@@ -880,6 +880,7 @@ async def test_a_read_run_again_after_a_lost_connection_is_logged_ok(
             headers=gql.headers,
         )
     assert named(response.json(), person)
+    assert len(killed) == 1  # the first attempt lost its connection
     assert len(await records(db)) == 1
     [line] = [r.getMessage() for r in caplog.records if r.name == "medgw.requests"]
     assert line.startswith("POST /graphql 200 "), line
