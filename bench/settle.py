@@ -3,7 +3,7 @@ to a plain asyncpg transaction doing the same writes.
 
 Run on demand (``make bench``; not part of the test suite)::
 
-    .venv/bin/python -m bench.settle [--clients 8] [--claims 400] [--workers 2] [--processes 1]
+    .venv/bin/python -m bench.settle [--clients 8] [--claims 400] [--workers 1] [--processes 2]
                                      [--persons 200] [--hot]
 
 What it does, in order:
@@ -1089,8 +1089,8 @@ async def bench(
 def main(
     clients: Annotated[int, typer.Option(min=1, help="Concurrent clients / connections.")] = 8,
     claims: Annotated[int, typer.Option(min=1, help="Settlements per run.")] = 400,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn workers per process.")] = 2,
-    processes: Annotated[int, typer.Option(min=1, help="Separate uvicorn processes.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn workers per process.")] = 1,
+    processes: Annotated[int, typer.Option(min=1, help="Separate uvicorn processes.")] = 2,
     persons: Annotated[int, typer.Option(min=1, help="Persons the claims are spread over.")] = 200,
     hot: Annotated[bool, typer.Option(help="All claims for one person (worst case).")] = False,
 ) -> None:

@@ -861,26 +861,31 @@ def main(
     page: Annotated[int, typer.Option(min=1, max=100, help="Page size.")] = 100,
     requests: Annotated[int, typer.Option(min=4, help="Point lookups per side and round.")] = 1000,
     resettle: Annotated[int, typer.Option(min=1, help="Claims re-settled late.")] = 100,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn workers.")] = 2,
+    processes: Annotated[int, typer.Option(min=1, help="uvicorn processes (ports).")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn workers per process.")] = 1,
     quick: Annotated[bool, typer.Option(help="A tiny run (the test suite's).")] = False,
 ) -> None:
     """Every figure of the performance issue, gateway against raw asyncpg, one summary line."""
     if quick:
-        rounds, clients, claims, persons, page, requests, resettle, workers = 2, 2, 8, 6, 6, 8, 4, 1
+        rounds, clients, claims, persons, page, requests, resettle = 2, 2, 8, 6, 6, 8, 4
+        processes, workers = 1, 1
     began = time.perf_counter()
     console.print(
         f"bench suite: {rounds} rounds, {clients} clients, {claims} settlements and {requests} "
         f"point lookups per side and round, page of {page} over {persons} persons, "
-        f"re-settlement of {resettle} claims, 1 uvicorn process × {workers} worker(s); "
-        f"{os.cpu_count()} CPUs; {load()}" + (" (quick: figures say little)" if quick else "")
+        f"re-settlement of {resettle} claims, {processes} uvicorn process(es) × {workers} "
+        f"worker(s); {os.cpu_count()} CPUs; {load()}"
+        + (" (quick: figures say little)" if quick else "")
     )
     progress = Progress(console=console, transient=True)
     with progress, s.scratch_database() as (url, _), tempfile.TemporaryDirectory() as data:
         migrate.upgrade(url)
         floor = {"MEDGW_BENCH_ASYNCPG": json.dumps(s.asyncpg_options(url))}
         with (
-            s.serve(url, Path(data), 1, workers, log=Path(data) / "uvicorn.log") as urls,
-            s.serve(url, Path(data), 1, workers, app="bench.bare:app", env=floor) as floor_urls,
+            s.serve(url, Path(data), processes, workers, log=Path(data) / "uvicorn.log") as urls,
+            s.serve(
+                url, Path(data), processes, workers, app="bench.bare:app", env=floor
+            ) as floor_urls,
         ):
             found = asyncio.run(
                 suite(
