@@ -176,6 +176,8 @@ class _Walk:
     fragments: Mapping[str, graphql.FragmentDefinitionNode]
     sizes: ListSizes
     memo: dict[str, Measure] = field(default_factory=dict)
+    variable_sizes: bool = False
+    """Whether a page size was written as a variable (the measure depends on its value)."""
 
     def selections(
         self,
@@ -269,6 +271,8 @@ class _Walk:
         written = next((a.value for a in node.arguments or () if a.name.value == name), None)
         if written is None and declared.ast_node is not None:  # a schema built from SDL
             written = declared.ast_node.default_value
+        if isinstance(written, graphql.VariableNode):  # an Int: a variable or a literal
+            self.variable_sizes = True
         value = (
             declared.default_value
             if written is None
@@ -288,6 +292,25 @@ def measure(
 ) -> Measure:
     """The :class:`Measure` of the operation ``operation_name`` of ``document`` (of every
     operation together when it cannot tell which one runs), in time linear in its size."""
+    return measured(document, schema, operation_name, variables, settings)[0]
+
+
+def measured(
+    document: graphql.DocumentNode,
+    schema: graphql.GraphQLSchema,
+    operation_name: str | None = None,
+    variables: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> tuple[Measure, bool]:
+    """:func:`measure`, and whether it depends on the values of ``variables`` (a page size
+    given by a variable); when not, it is the measure with any variables.
+
+    >>> schema = graphql.build_schema("type Query { items(first: Int = 20): [Query!]! }")
+    >>> measured(graphql.parse("query($n: Int) { items(first: $n) { __typename } }"), schema)
+    (Measure(fields=2, aliases=0, depth=1, cost=101), True)
+    >>> measured(graphql.parse("{ items(first: 3) { __typename } }"), schema)[1]
+    False
+    """
     definitions = document.definitions
     fragments = {
         d.name.value: d for d in definitions if isinstance(d, graphql.FragmentDefinitionNode)
@@ -304,7 +327,7 @@ def measure(
     for operation in operations:
         root = schema.get_root_type(operation.operation)
         total += walk.selections(operation.selection_set, root, frozenset())
-    return total
+    return total, walk.variable_sizes
 
 
 class QueryLimits(SchemaExtension):
@@ -344,13 +367,53 @@ def check(
     variables (gateway/read_compiler.py)."""
     try:
         return refusal(measure(document, schema, operation_name, variables, settings), settings)
-    except RecursionError:  # fragments nested hundreds deep (the parser stops fields)
-        name = setting_name("max_query_depth")
-        return graphql.GraphQLError(
-            "fragments nested too deeply to measure: query depth exceeds "
-            f"{name}={settings.max_query_depth}",
-            extensions={"code": BAD_INPUT, "limits": {name: None}},
-        )
+    except RecursionError:
+        return _too_deep(settings)
+
+
+def _too_deep(settings: Settings) -> graphql.GraphQLError:
+    """The refusal of fragments nested hundreds deep (the parser stops fields)."""
+    name = setting_name("max_query_depth")
+    return graphql.GraphQLError(
+        "fragments nested too deeply to measure: query depth exceeds "
+        f"{name}={settings.max_query_depth}",
+        extensions={"code": BAD_INPUT, "limits": {name: None}},
+    )
+
+
+class Rechecked:
+    """The limits of one document, checked again with each request's variables (a prepared
+    read: gateway/read_compiler.py), as :func:`check` checks them; a measure that does not
+    depend on the variables (:func:`measured`) is kept and not walked again for the same
+    schema, settings and operation."""
+
+    def __init__(self, document: graphql.DocumentNode) -> None:
+        self.document = document
+        self._kept: tuple[graphql.GraphQLSchema, Settings, str | None, Measure] | None = None
+
+    def check(
+        self,
+        schema: graphql.GraphQLSchema,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        settings: Settings,
+    ) -> graphql.GraphQLError | None:
+        """:func:`check` of the document."""
+        kept = self._kept
+        if (
+            kept is not None
+            and kept[0] is schema
+            and kept[1] is settings
+            and kept[2] == operation_name
+        ):
+            return refusal(kept[3], settings)
+        try:
+            found, variable = measured(self.document, schema, operation_name, variables, settings)
+        except RecursionError:
+            return _too_deep(settings)
+        if not variable:
+            self._kept = (schema, settings, operation_name, found)
+        return refusal(found, settings)
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode

@@ -83,14 +83,13 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.max_bytes(scope)
-        too_large = json_error(413, BAD_INPUT, f"body over {limit} bytes", scope)
         declared = dict(scope.get("headers", [])).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
-            await too_large(scope, receive, send)
-            return
         try:
+            if declared.isdigit() and int(declared) > limit:
+                raise BodyTooLarge
             body = await _read_body(receive, limit)
         except BodyTooLarge:
+            too_large = json_error(413, BAD_INPUT, f"body over {limit} bytes", scope)
             await too_large(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)

@@ -53,10 +53,12 @@ PreparedKey = tuple[bytes, str | None, str | None]
 
 @dataclass(frozen=True)
 class Prepared:
-    """A read the whole pipeline answered from the compiler: its parsed document and plan."""
+    """A read the whole pipeline answered from the compiler: its parsed document and plan,
+    and its limits to check again with each request's variables."""
 
     document: graphql.DocumentNode
     plan: compiler.Plan
+    limits: limits.Rechecked
 
 
 class PreparedReads:
@@ -160,7 +162,7 @@ async def answer(
     # when the request names none).
     operation = prepared.plan.operation
     named = operation.name.value if operation.name else operation_name
-    if limits.check(prepared.document, schema, named, variables, context.settings) is not None:
+    if prepared.limits.check(schema, named, variables, context.settings) is not None:
         return None
     try:
         found = await _run(prepared.plan, context, schema, variables)
@@ -240,7 +242,7 @@ class ReadCompiler(SchemaExtension):
                 given = getattr(execution, "_provided_operation_name", execution.operation_name)
                 self.prepared.put(
                     PreparedReads.key(execution.query, given, context.principal.purpose),
-                    Prepared(document, plan),
+                    Prepared(document, plan, limits.Rechecked(document)),
                 )
         yield
 

@@ -19,9 +19,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from gateway import limits
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.limits import Measure, measure, refusal
+from gateway.limits import Measure, Rechecked, measure, refusal
 from gateway.storage import models
 from gateway.storage.database import Database
 from tests.conftest import bearer, serving
@@ -325,6 +326,41 @@ async def test_page_sizes_given_as_variables_count_too(
     body = response.json()
     assert "errors" not in body, body
     assert len(body["data"]["a0"]["claims"]["edges"]) == 2
+
+
+def test_a_prepared_reads_limits_are_walked_once_unless_variables_size_its_pages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A prepared read checks its limits again with each request's variables
+    (gateway/read_compiler.py): a document whose page sizes are written in it is measured once
+    per schema, settings and operation; one whose page size is a variable, every time, so that
+    a larger value is refused after a small one was answered."""
+    schema = graphql.build_schema("type Query { a: Int, items(first: Int = 20): [Query!]! }")
+    walks: list[bool] = []
+    measured = limits.measured
+
+    def counted(*args: Any) -> tuple[Measure, bool]:
+        found = measured(*args)
+        walks.append(found[1])
+        return found
+
+    monkeypatch.setattr(limits, "measured", counted)
+    roomy, tight = Settings(), Settings().model_copy(update={"max_query_cost": 2000})
+    written = Rechecked(graphql.parse("{ items(first: 100) { items { a } } }"))  # costs 2,101
+    assert written.check(schema, None, None, roomy) is None
+    assert written.check(schema, None, {"x": 1}, roomy) is None
+    assert walks == [False]
+    # What was kept is of those settings: tighter ones measure again, and refuse.
+    error = written.check(schema, None, None, tight)
+    assert error is not None
+    assert error.extensions == {"code": "BAD_INPUT", "limits": {"MEDGW_MAX_QUERY_COST": 2101}}
+    assert walks == [False, False]
+    sized = Rechecked(graphql.parse("query($n: Int) { items(first: $n) { items { a } } }"))
+    assert sized.check(schema, None, {"n": 1}, tight) is None  # costs 22
+    error = sized.check(schema, None, {"n": 100}, tight)
+    assert error is not None
+    assert error.extensions == {"code": "BAD_INPUT", "limits": {"MEDGW_MAX_QUERY_COST": 2101}}
+    assert walks == [False, False, True, True]
 
 
 async def test_the_same_query_with_default_pages_runs_and_is_audited(

@@ -845,7 +845,7 @@ async def test_a_prepared_read_is_refused_to_a_token_without_its_purpose(
 def test_prepared_reads_are_bounded_and_none_are_kept_at_size_zero() -> None:
     from gateway.read_compiler import Prepared, PreparedReads
 
-    entry = Prepared(document=None, plan=None)  # type: ignore[arg-type]
+    entry = Prepared(document=None, plan=None, limits=None)  # type: ignore[arg-type]
     none = PreparedReads(0)
     none.put(PreparedReads.key("{ a }", None, None), entry)
     assert len(none) == 0
