@@ -94,12 +94,18 @@ class Context:
             return await work(self._session)
 
     async def _give_back_bare(self) -> None:
-        """Return the bare connection to the pool; one whose socket is gone, or left inside a
-        transaction (bare work opens none), is dropped instead."""
+        """Return the bare connection to the pool; one left inside a transaction (bare work
+        opens none) is dropped instead, and one whose socket is gone is dropped with every
+        pooled connection opened before it, as SQLAlchemy drops them when a session meets a
+        lost connection (gateway/storage/database.py): the server it was connected to is gone
+        or was restarted, and so are they."""
         if self._bare is not None:
             proxy, self._bare = self._bare, None
             driver = proxy.driver_connection
-            if driver.is_closed() or driver.is_in_transaction():
+            if driver.is_closed():
+                pool = self.db.engine.sync_engine.pool
+                await greenlet_spawn(pool._invalidate, proxy)  # what Connection does then
+            elif driver.is_in_transaction():
                 await greenlet_spawn(proxy.invalidate)
             else:
                 await greenlet_spawn(proxy.close)

@@ -155,3 +155,39 @@ async def test_a_prepared_point_read_makes_no_orm_session(
     assert len(stored) == 3
     assert (stored[-1].operation, stored[-1].beneficiary_ids) == ("query BarePoint", [person.id])
     assert (await links(db)).ok
+
+
+async def test_a_dead_bare_connection_drops_the_pooled_ones_opened_before_it(
+    database_url: str, admin: AsyncEngine, settings: Settings, policies: PolicySet
+) -> None:
+    """After a restart of the server every pooled connection is dead: the first request to
+    meet one (on the bare path, a compiled point read) drops the others too, so that the next
+    requests do not meet them one by one (two at once: the pool hands out the connection given
+    back last first, then the one opened before it)."""
+    from tests.gateway.test_reconnection import Pool
+
+    pool = Pool(database_url, settings)
+
+    async def two_at_once() -> set[int]:
+        """The backends of two requests holding their bare connections at once."""
+        contexts = [
+            Context(None, None, name, MI, settings, pool.db, policies, ACCESS)  # type: ignore[arg-type]
+            for name in ("one", "two")
+        ]
+        pids = {await c.read(session_backend, backend) for c in contexts}
+        for c in contexts:
+            await c.close()
+        assert len(pids) == 2
+        return pids
+
+    try:
+        opened = await two_at_once()
+        assert await pool.terminate(admin) == 2  # the server "restarted"
+        meets = Context(None, None, "meets", MI, settings, pool.db, policies, ACCESS)  # type: ignore[arg-type]
+        with pytest.raises(Exception) as lost:  # noqa: PT011 - asyncpg's, as the socket ends
+            await meets.read(session_backend, backend)
+        assert lost_connection(lost.value)
+        await meets.close()
+        assert not await two_at_once() & opened
+    finally:
+        await pool.db.dispose()
