@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import Any
 
 import graphql
-from sqlalchemy import Select, String, case, cast, extract, func, null, select, true
+from sqlalchemy import Select, String, case, cast, extract, func, null, select, text, true
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, join
@@ -661,6 +661,14 @@ def _settlements(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, .
     return stmt
 
 
+CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
+"""An export's statements are planned for their values every time: a pooled connection that ran
+the same statement five times before may hold a generic plan, made for the tables as they were
+then (a plan for a few rows, run on 50,000 after a bulk load: the statement timeout), and one
+that cannot use an index for a bound LIKE pattern (the row rules' region prefixes). Planning
+once more costs a millisecond; an export reads whole regions."""
+
+
 class Export:
     """A planned export being read: the audit record is written by :meth:`open`, then
     :meth:`rows` streams the rows; :meth:`close` (or ``async with``) gives the connection back::
@@ -692,6 +700,7 @@ class Export:
         export = cls(plan, session, stmt)
         try:
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            await session.execute(CUSTOM_PLANS)
             listed = stmt.subquery().c[_PERSON]
             persons = select(listed).where(listed.is_not(None)).distinct()
             export.beneficiary_ids = list((await session.scalars(persons)).all())
