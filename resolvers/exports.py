@@ -666,7 +666,7 @@ CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 the same statement five times before may hold a generic plan, made for the tables as they were
 then (a plan for a few rows, run on 50,000 after a bulk load: the statement timeout), and one
 that cannot use an index for a bound LIKE pattern (the row rules' region prefixes). Planning
-once more costs a millisecond; an export reads whole regions."""
+each time costs little next to an export, which reads whole regions."""
 
 
 class Export:
