@@ -178,22 +178,3 @@ def test_only_a_lost_connection_is_run_again(error: BaseException, expected: boo
     wrapped.__cause__ = error
     assert lost_connection(wrapped) is expected
 
-
-async def test_the_pool_hands_out_the_connection_given_back_last(pool: Pool) -> None:
-    """LIFO: consecutive requests run on the same warm connection (its prepared statements and
-    its backend's caches), not on each pooled connection in turn; a re-settlement met the
-    statements of a cold connection prepared anew (~150 ms instead of ~100 in the bench)."""
-
-    async def pid(session: Any) -> int:
-        return int(await session.scalar(text("SELECT pg_backend_pid()")))
-
-    async with pool.db.sessions() as first, pool.db.sessions() as second:
-        pids = (await pid(first), await pid(second))
-        assert pids[0] != pids[1]
-    # ``second`` was given back last (the context managers close in reverse order: first last)
-    async with pool.db.sessions() as session:
-        last = await pid(session)
-    assert last in pids
-    for _ in range(4):
-        async with pool.db.sessions() as session:
-            assert await pid(session) == last

@@ -162,8 +162,8 @@ async def test_a_dead_bare_connection_drops_the_pooled_ones_opened_before_it(
 ) -> None:
     """After a restart of the server every pooled connection is dead: the first request to
     meet one (on the bare path, a compiled point read) drops the others too, so that the next
-    requests do not meet them one by one (two at once: the pool hands out the connection given
-    back last first, then the one opened before it)."""
+    requests do not meet them one by one (two at once, so that both pooled connections are
+    handed out, whichever order the pool keeps)."""
     from tests.gateway.test_reconnection import Pool
 
     pool = Pool(database_url, settings)
