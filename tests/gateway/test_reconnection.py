@@ -177,4 +177,3 @@ def test_only_a_lost_connection_is_run_again(error: BaseException, expected: boo
     wrapped = RuntimeError("wrapped")
     wrapped.__cause__ = error
     assert lost_connection(wrapped) is expected
-
