@@ -41,6 +41,7 @@ import graphql
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
 from gateway.errors import BadInput
+from gateway.storage.database import CUSTOM_PLAN
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from policies.errors import InvalidInput
 from policies.vocabulary import Category, Payer
@@ -877,8 +878,8 @@ async def run(
             row = await beneficiaries.find(
                 ctx, id=given.get("id"), id_number=given.get("idNumber"), read=read
             )
-        else:
-            row = await _fetchrow(ctx, *pages[id(root.node)])
+        else:  # a claim by its number, or a page: planned for its values
+            row = await _fetchrow(ctx, *pages[id(root.node)], custom_plan=root.name != "claim")
         answer.statements += 1
         if row is None:
             answer.data[root.key] = None
@@ -891,12 +892,24 @@ async def run(
     return answer
 
 
-async def _fetchrow(ctx: Context, text: str, params: Sequence[Any]) -> Any:
+async def _fetchrow(
+    ctx: Context, text: str, params: Sequence[Any], *, custom_plan: bool = False
+) -> Any:
     """One row of a compiled statement, or None: on the request's read session's connection
-    (asyncpg, no ORM) when it has one, else on a bare connection (:meth:`Context.read`)."""
+    (asyncpg, no ORM) when it has one, else on a bare connection (:meth:`Context.read`).
+    ``custom_plan`` (a page): planned for its values (:data:`gateway.storage.database.
+    CUSTOM_PLAN`), in a transaction of its own (a savepoint inside the session's)."""
+
+    async def run(driver: Any) -> Any:
+        if custom_plan:
+            await driver.execute(CUSTOM_PLAN)
+        return await driver.fetchrow(text, *params)
 
     async def bare(driver: Any) -> Any:
-        return await driver.fetchrow(text, *params)
+        if not custom_plan:
+            return await run(driver)
+        async with driver.transaction():
+            return await run(driver)
 
     async def work(session: Any) -> Any:
         connection = await session.connection()
@@ -906,7 +919,7 @@ async def _fetchrow(ctx: Context, text: str, params: Sequence[Any]) -> Any:
             # Inside the session's transaction (an earlier operation of a batch): a savepoint,
             # so that a statement that fails leaves the transaction usable by the resolvers.
             async with driver.transaction():
-                return await driver.fetchrow(text, *params)
+                return await run(driver)
         return await bare(driver)
 
     return await ctx.read(work, bare)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import greenlet_spawn
 from starlette.requests import Request
@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from gateway.auth import Principal
 from gateway.config import Settings
-from gateway.storage.database import HELD, Database
+from gateway.storage.database import CUSTOM_PLAN, HELD, Database
 from resolvers.loaders import Loaders
 from resolvers.rows import RowRules
 
@@ -91,6 +91,8 @@ class Context:
                     return await bare(self._bare.driver_connection)
                 await self._give_back_bare()
                 self._session = self.db.sessions()
+                # The resolvers' reads: pages, lists and aggregates, planned for their values.
+                await self._session.execute(text(CUSTOM_PLAN))
             return await work(self._session)
 
     async def _give_back_bare(self) -> None:

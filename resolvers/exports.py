@@ -46,7 +46,7 @@ from gateway.arguments import YEARS, check_value
 from gateway.auth import Principal
 from gateway.errors import Forbidden
 from gateway.storage import audit, models
-from gateway.storage.database import Database
+from gateway.storage.database import CUSTOM_PLAN, Database
 from gateway.tables import Column, Kind, Row
 from policies.access.policy import AccessPolicies, DepartmentPolicy, Mode
 from policies.access.walker import forbidden_paths
@@ -661,14 +661,6 @@ def _settlements(request: ExportRequest, rows: RowRules) -> Select[*tuple[Any, .
     return stmt
 
 
-CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
-"""An export's statements are planned for their values every time: a pooled connection that ran
-the same statement five times before may hold a generic plan, made for the tables as they were
-then (a plan for a few rows, run on 50,000 after a bulk load: the statement timeout), and one
-that cannot use an index for a bound LIKE pattern (the row rules' region prefixes). Planning
-each time costs little next to an export, which reads whole regions."""
-
-
 class Export:
     """A planned export being read: the audit record is written by :meth:`open`, then
     :meth:`rows` streams the rows; :meth:`close` (or ``async with``) gives the connection back::
@@ -700,7 +692,7 @@ class Export:
         export = cls(plan, session, stmt)
         try:
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            await session.execute(CUSTOM_PLANS)
+            await session.execute(text(CUSTOM_PLAN))  # an export reads whole regions
             listed = stmt.subquery().c[_PERSON]
             persons = select(listed).where(listed.is_not(None)).distinct()
             export.beneficiary_ids = list((await session.scalars(persons)).all())
