@@ -878,7 +878,7 @@ async def run(
             row = await beneficiaries.find(
                 ctx, id=given.get("id"), id_number=given.get("idNumber"), read=read
             )
-        else:  # a claim by its number, or a page: planned for its values
+        else:  # a claim by its number keeps its plan; a page is planned for its values
             row = await _fetchrow(ctx, *pages[id(root.node)], custom_plan=root.name != "claim")
         answer.statements += 1
         if row is None:
