@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.auth import Principal
 from gateway.errors import Forbidden, NotFound
 from gateway.storage import audit, models
-from gateway.storage.database import Database
+from gateway.storage.database import CUSTOM_PLAN, Database
 from policies.access.policy import AccessPolicies, DepartmentPolicy
 from policies.benefits import PolicySet
 from policies.errors import InvalidInput
@@ -292,6 +292,9 @@ class Importer:
         # A list of a million rows takes longer than a request's statement timeout.
         await session.execute(text(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"))
         await session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+        # An import is a bulk load: its statements are planned for the tables as they are now,
+        # not with a plan the connection kept from when they held a few rows.
+        await session.execute(text(CUSTOM_PLAN))
         # The staging tables of a large file stay in memory rather than spill to disk. Set for
         # the connection (only imports use temporary tables), before it first uses one; after
         # that the connection keeps what it has.

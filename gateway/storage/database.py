@@ -188,13 +188,14 @@ async def fetch_compiled(
 
 
 CUSTOM_PLAN = "SET LOCAL plan_cache_mode = force_custom_plan"
-"""Sent first in a read's transaction: its statements are planned for their values every time.
-A pooled connection keeps a prepared statement's plan, and after five runs PostgreSQL may keep a
-generic one priced with the statistics of that moment: made while the tables held a few rows,
-it scans them in nested loops, for seconds to minutes once they hold tens of thousands (a bulk
-load, until autovacuum's ``ANALYZE``; tests/gateway/test_generic_plans.py). Pages, lists,
-aggregates and exports use it (planning costs little next to them); a point read by its key
-and the writes keep their plans (every point lookup planned anew doubled PostgreSQL's CPU)."""
+"""Sent first in the transaction of a read over a set, an export or an import: its statements
+are planned for their values every time. A pooled connection keeps a prepared statement's
+plan, and after five runs PostgreSQL may keep a generic one priced with the statistics of that
+moment: made while the tables held a few rows, it scans them in nested loops, for seconds to
+minutes once they hold tens of thousands (a bulk load, until autovacuum's ``ANALYZE``;
+tests/gateway/test_generic_plans.py). Planning costs little next to those; a point read by its
+key and the writes keep their plans (every point lookup planned anew doubled PostgreSQL's
+CPU)."""
 
 
 @dataclass

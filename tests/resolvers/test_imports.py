@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from gateway.app import load_access_for_schema
 from gateway.auth import Principal
@@ -21,7 +21,7 @@ from gateway.config import Settings
 from gateway.errors import Forbidden
 from gateway.resident_id import check_character
 from gateway.storage import models
-from gateway.storage.database import Database
+from gateway.storage.database import CUSTOM_PLAN, Database
 from policies.benefits import PolicySet
 from policies.settlement.categories import CategoryRecord
 from policies.settlement.engine import settle_visit
@@ -678,3 +678,27 @@ async def test_a_snapshot_that_would_accept_only_the_valid_rows_is_refused_befor
         plan(request, caller, ACCESS, settings.today())
     assert (refused.value.field, refused.value.value) == ("acceptValid", "true")
     assert await contents(db) == before
+
+
+async def test_an_import_plans_its_statements_for_the_tables_as_they_are(
+    db: Database, policies: PolicySet, settings: Settings, tmp_path: Path
+) -> None:
+    """An import is a bulk load: its transaction plans every statement for its values
+    (gateway.storage.database.CUSTOM_PLAN) before it stages or merges anything, not with a
+    generic plan its connection kept from when the tables held a few rows
+    (tests/gateway/test_generic_plans.py shows what such a plan does)."""
+    sent: list[str] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", before)
+    try:
+        path = write(tmp_path / "persons.csv", example("persons"))
+        summary = await run(db, policies, settings, "persons", path)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", before)
+    assert summary.status == "STORED"
+    merged = next(n for n, s in enumerate(sent) if "INSERT INTO beneficiaries" in s)
+    assert CUSTOM_PLAN in sent[:merged]
+    assert not any("import_stage" in s for s in sent[: sent.index(CUSTOM_PLAN)])
