@@ -9,7 +9,7 @@ DEMO_PERSONS ?= 2000
 SERVE_AT := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
 	$(if $(filter command line,$(origin PORT)),--port $(PORT))
 
-.PHONY: run test check format bench clean-var browser lock bench-settle
+.PHONY: run test check format bench clean-var browser wrk lock bench-settle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ run: $(VENV)/.installed
 ## Install the dev extras and run the whole suite against a throwaway PostgreSQL.
 # Two processes (pytest-xdist; more where there are more cores, up to 4), each with its own
 # embedded PostgreSQL; the tests of a module stay in one process (its module fixtures).
-test: $(VENV)/.installed-dev tests/http/node_modules/.installed browser
+test: $(VENV)/.installed-dev tests/http/node_modules/.installed browser wrk
 	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
 
 # Browser tests use Debian's Chromium (and CJK fonts), installed as root where apt-get exists;
@@ -51,6 +51,18 @@ browser:
 				--no-install-recommends chromium fonts-noto-cjk >/dev/null \
 			|| echo "chromium not installed: the browser tests will be skipped"; \
 		else echo "no chromium and no root apt-get: the browser tests will be skipped"; fi; }
+
+# `make bench` drives its point lookups over HTTP with Debian's wrk (bench/wrk.py), installed as
+# root where apt-get exists; otherwise the bench uses its own clients and says so, and the test
+# of bench/wrk.py is skipped and says so.
+wrk:
+	@command -v wrk >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's wrk for the benchmarks"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends wrk >/dev/null \
+			|| echo "wrk not installed: the bench's point lookups use its own clients"; \
+		else echo "no wrk and no root apt-get: the bench's point lookups use its own clients"; fi; }
 
 # The GraphQL-over-HTTP audit (npm graphql-http, pinned by its lock file); without npm the test
 # that needs it is skipped and says so.
@@ -71,7 +83,7 @@ format: $(VENV)/.installed-dev
 
 ## Benchmarks (on demand, not part of the suite): every figure of the performance issue against
 ## a raw asyncpg baseline, last line `BENCH {...}` (bench/README.md).
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev wrk
 	$(BIN)/python -m bench.suite
 
 ## settleClaim alone, with its correctness checks (bench/settle.py; options there).

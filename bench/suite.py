@@ -64,6 +64,7 @@ from rich.table import Table
 from sqlalchemy import event
 
 from bench import settle as s
+from bench import wrk
 from gateway import migrate
 from gateway.app import create_app
 from gateway.config import Settings
@@ -97,6 +98,8 @@ PAGE_PATHS = sorted(
         "beneficiaries.edges.node.claims.edges.node.settlement.assistance",
     ]
 )
+POINT_ANSWER = '"beneficiary":%s*{"id":%s*"'
+"""A Lua pattern every point lookup's answer contains (checked by wrk's script)."""
 POINT_PATHS = ["beneficiary(idNumber)", "beneficiary.name", "beneficiary.identities.category"]
 
 
@@ -583,18 +586,22 @@ def rss_mb() -> tuple[float, float]:
     return served / 2**20, me.memory_info().rss / 2**20
 
 
+Measured = s.Run | wrk.WrkRun
+"""A timed load: by the bench's own clients (:func:`timed`) or by wrk (:func:`bench.wrk.load`)."""
+
+
 @dataclass
 class Pair:
     """The gateway's and the raw side's runs of one measurement, one of each per round."""
 
     title: str
-    gateway: list[s.Run] = field(default_factory=list)
-    raw: list[s.Run] = field(default_factory=list)
-    floor: list[s.Run] = field(default_factory=list)
+    gateway: list[Measured] = field(default_factory=list)
+    raw: list[Measured] = field(default_factory=list)
+    floor: list[Measured] = field(default_factory=list)
     """The raw side behind a bare uvicorn (:mod:`bench.bare`), measured for the point lookup."""
 
     @staticmethod
-    def median(runs: Sequence[s.Run], value: Callable[[s.Run], float]) -> float:
+    def median(runs: Sequence[Measured], value: Callable[[Measured], float]) -> float:
         return statistics.median(value(r) for r in runs) if runs else float("nan")
 
     def rate(self, side: str) -> float:
@@ -619,6 +626,7 @@ async def suite(
     persons: int,
     page: int,
     requests: int,
+    seconds: int,
     resettle: int,
     progress: Progress,
 ) -> dict[str, Any]:
@@ -641,6 +649,26 @@ async def suite(
         min_size=max(clients, 16), max_size=max(clients, 16), **s.asyncpg_options(url)
     )
     settle_pair, page_pair, point_pair = Pair("settleClaim"), Pair("page"), Pair("point lookup")
+
+    async def points(name: str, served: Sequence[str], count: int) -> Measured:
+        """Point lookups over HTTP by ``count`` clients: ``seconds`` of wrk where it is
+        installed (:mod:`bench.wrk`), else ``requests`` by the aiohttp clients."""
+        if wrk.found():
+            return await wrk.load(
+                name,
+                served,
+                count,
+                seconds,
+                query=POINT,
+                variable="n",
+                values=people,
+                authorization=f"Bearer {s.token(**s.MI)}",
+                expect=POINT_ANSWER,
+            )
+        async with http_clients(served, count) as cs:
+            calls = gateway_calls(cs, POINT, lambda n: {"n": people[n % persons]})
+            return await timed(name, requests, calls)
+
     resettles: list[float] = []
     loads: list[str] = [load()]
 
@@ -702,11 +730,8 @@ async def suite(
                     async with http_clients(urls, clients) as cs:
                         calls = gateway_calls(cs, PAGE, lambda n: {"first": page})
                         page_pair.gateway.append(await timed("gateway", requests // 4, calls))
-                        calls = gateway_calls(cs, POINT, lambda n: {"n": people[n % persons]})
-                        point_pair.gateway.append(await timed("gateway", requests, calls))
-                    async with http_clients(floor_urls, clients) as cs:
-                        calls = gateway_calls(cs, POINT, lambda n: {"n": people[n % persons]})
-                        point_pair.floor.append(await timed("floor", requests, calls))
+                    point_pair.gateway.append(await points("gateway", urls, clients))
+                    point_pair.floor.append(await points("floor", floor_urls, clients))
                 else:
                     calls = await raw_calls(lambda c, n: raw_page(c, page), clients)
                     page_pair.raw.append(await timed("raw", requests // 4, calls))
@@ -723,12 +748,11 @@ async def suite(
             progress.advance(task)
 
         task = progress.add_task("audited reads at 1/4/16 clients", total=3)
-        audited: dict[int, s.Run] = {}
+        audited: dict[int, Measured] = {}
         waits: dict[int, Waits] = {}
         for n_clients in (1, 4, 16):
-            async with http_clients(urls, n_clients) as cs, sampling_waits(url) as sampled:
-                calls = gateway_calls(cs, POINT, lambda n: {"n": people[n % persons]})
-                audited[n_clients] = await timed(f"{n_clients} clients", requests, calls)
+            async with sampling_waits(url) as sampled:
+                audited[n_clients] = await points(f"{n_clients} clients", urls, n_clients)
             waits[n_clients] = sampled
             progress.advance(task)
         loads.append(load())
@@ -751,12 +775,14 @@ async def suite(
     }
 
 
+def ratio(a: float, b: float) -> float:
+    """``a ÷ b`` to three decimals; NaN when ``b`` is 0 (a load that failed)."""
+    return round(a / b, 3) if b else float("nan")
+
+
 def summary(found: dict[str, Any]) -> dict[str, float]:
     settle_pair, page_pair, point_pair = found["pairs"]
     audited = found["audited"]
-
-    def ratio(a: float, b: float) -> float:
-        return round(a / b, 3) if b else float("nan")
 
     return {
         "settle_ratio": ratio(settle_pair.rate("gateway"), settle_pair.rate("raw")),
@@ -783,7 +809,9 @@ def report(found: dict[str, Any], page: int) -> dict[str, float]:
                 f"{pair.rate(side):.1f}",
                 f"{pair.p(side, 0.5):.1f}",
                 f"{pair.p(side, 0.95):.1f}",
-                f"{pair.rate('raw') / pair.rate('gateway'):.2f}×" if side == "gateway" else "",
+                f"{ratio(pair.rate('raw'), pair.rate('gateway')):.2f}×"
+                if side == "gateway"
+                else "",
             )
     console.print(table)
     point = found["pairs"][2]
@@ -792,7 +820,8 @@ def report(found: dict[str, Any], page: int) -> dict[str, float]:
         "HTTP floor: the raw point lookup behind uvicorn with no gateway logic (bench/bare.py, "
         f"the gateway's workers) {floor:.1f}/s (p50 "
         f"{point.median(point.floor, lambda r: r.percentile(0.5)):.1f} ms): raw ÷ floor "
-        f"{point.rate('raw') / floor:.2f}×, floor ÷ gateway {floor / point.rate('gateway'):.2f}×"
+        f"{ratio(point.rate('raw'), floor):.2f}×, floor ÷ gateway "
+        f"{ratio(floor, point.rate('gateway')):.2f}×"
     )
     statements = Table(
         title="SQL per request: statements / transactions",
@@ -859,7 +888,12 @@ def main(
     claims: Annotated[int, typer.Option(min=1, help="Settlements per side and round.")] = 600,
     persons: Annotated[int, typer.Option(min=1, help="Persons per side (page persons).")] = 100,
     page: Annotated[int, typer.Option(min=1, max=100, help="Page size.")] = 100,
-    requests: Annotated[int, typer.Option(min=4, help="Point lookups per side and round.")] = 1000,
+    requests: Annotated[
+        int, typer.Option(min=4, help="Raw point lookups per round (and HTTP ones without wrk).")
+    ] = 1000,
+    seconds: Annotated[
+        int, typer.Option(min=1, help="Seconds of each wrk load of point lookups over HTTP.")
+    ] = 2,
     resettle: Annotated[int, typer.Option(min=1, help="Claims re-settled late.")] = 100,
     processes: Annotated[int, typer.Option(min=1, help="uvicorn processes (ports).")] = 2,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn workers per process.")] = 1,
@@ -868,6 +902,7 @@ def main(
     """Every figure of the performance issue, gateway against raw asyncpg, one summary line."""
     if quick:
         rounds, clients, claims, persons, page, requests, resettle = 2, 2, 8, 6, 6, 8, 4
+        seconds = 1
         processes, workers = 1, 1
     began = time.perf_counter()
     console.print(
@@ -877,6 +912,17 @@ def main(
         f"worker(s); {os.cpu_count()} CPUs; {load()}"
         + (" (quick: figures say little)" if quick else "")
     )
+    if wrk.found():
+        console.print(
+            f"point lookups over HTTP: wrk ({wrk.found()}), {seconds} s a load; the others: "
+            "aiohttp clients"
+        )
+    else:
+        console.print(
+            "[red]wrk not found[/]: the point lookups over HTTP are driven by the aiohttp "
+            "clients, which take a quarter of the machine's CPU from the server they measure "
+            "(bench/README.md, *Load*); install Debian's wrk (`make bench` does, as root)"
+        )
     progress = Progress(console=console, transient=True)
     with progress, s.scratch_database() as (url, _), tempfile.TemporaryDirectory() as data:
         migrate.upgrade(url)
@@ -899,6 +945,7 @@ def main(
                     persons=persons,
                     page=page,
                     requests=requests,
+                    seconds=seconds,
                     resettle=resettle,
                     progress=progress,
                 )
