@@ -14,6 +14,10 @@ the same statements and the same audit record, JSON encoded with the standard li
 - **point**: one beneficiary by ID number with identities; raw = 2 selects + the audit record.
   Beside it, the **HTTP floor**: the same raw function behind uvicorn with no gateway logic
   (:mod:`bench.bare`), the best any Python gateway on this server can do for the request.
+  Over HTTP, point lookups are driven by wrk (:mod:`bench.wrk`, ``--seconds`` a load) where it
+  is installed, else by the bench's aiohttp clients (``--requests`` a load), which take a
+  quarter of the machine's CPU from the server they measure; the other requests by the
+  aiohttp clients (a settlement or a page costs the server far more than the client).
 - **statements**: SQL statements the server receives per settle, page and point request, on an
   in-process gateway: SQLAlchemy's statements by its cursor events, and what is sent on the
   asyncpg connections directly (compiled reads, audit records, BEGIN and COMMIT) by an asyncpg
@@ -21,8 +25,9 @@ the same statements and the same audit record, JSON encoded with the standard li
 - **resettle**: a late recognition (``recordIdentity`` back-dated) of a person with ``--resettle``
   settled claims, which re-settles each of them: milliseconds, scaled to 100 claims (after
   :data:`WARM_RECOGNITIONS` late recognitions of one claim, so that the workers are warm).
-- **audited reads**: point lookups per second at 1, 4 and 16 concurrent clients, and how many
-  of the database's active backends wait on an advisory lock (the audit shards') meanwhile.
+- **audited reads**: point lookups per second at 1, 4 and 16 concurrent clients (wrk as
+  above), and how many of the database's active backends wait on an advisory lock (the audit
+  shards') meanwhile.
 - **RSS** of the uvicorn processes and of this process.
 
 The last line is one machine-readable summary::
