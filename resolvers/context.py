@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import greenlet_spawn
 from starlette.requests import Request
@@ -15,7 +16,7 @@ from starlette.responses import Response
 
 from gateway.auth import Principal
 from gateway.config import Settings
-from gateway.storage.database import CUSTOM_PLAN, HELD, Database
+from gateway.storage.database import CUSTOM_PLAN, HELD, Database, unusable
 from resolvers.loaders import Loaders
 from resolvers.rows import RowRules
 
@@ -41,6 +42,9 @@ class Context:
     _session: AsyncSession | None = None
     _bare: Any = None
     """The pool's connection (SQLAlchemy's proxy) checked out for bare work, when no session."""
+    _unusable: bool = False
+    """Work on the driver's connection raised an :func:`~gateway.storage.database.unusable`
+    error: the connection is dropped, not pooled, when given back."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -84,33 +88,56 @@ class Context:
             held = HELD.get()
             if held is not None and held.session is not None:
                 return await work(held.session)
-            if self._session is None:
-                if bare is not None:
-                    if self._bare is None:
-                        self._bare = await self.db.engine.raw_connection()
-                    return await bare(self._bare.driver_connection)
-                await self._give_back_bare()
-                self._session = self.db.sessions()
-                # The resolvers' reads: pages, lists and aggregates, planned for their values.
-                await self._session.execute(text(CUSTOM_PLAN))
-            return await work(self._session)
+            try:
+                if self._session is None:
+                    if bare is not None:
+                        if self._bare is None:
+                            self._bare = await self.db.engine.raw_connection()
+                        return await bare(self._bare.driver_connection)
+                    await self._give_back_bare()
+                    self._session = self.db.sessions()
+                    # The resolvers' reads: pages, lists and aggregates, planned for their values.
+                    await self._session.execute(text(CUSTOM_PLAN))
+                return await work(self._session)
+            except Exception as error:
+                # SQLAlchemy judges what runs through it (_drop_unusable); a statement sent on
+                # the driver's connection directly (a compiled read, an audit append) is ours.
+                if not isinstance(error, DBAPIError) and unusable(error):
+                    self._unusable = True
+                raise
 
     async def _give_back_bare(self) -> None:
         """Return the bare connection to the pool; one left inside a transaction (bare work
-        opens none) is dropped instead, and one whose socket is gone is dropped with every
-        pooled connection opened before it, as SQLAlchemy drops them when a session meets a
-        lost connection (gateway/storage/database.py): the server it was connected to is gone
-        or was restarted, and so are they."""
+        opens none) is dropped instead, and one whose socket is gone, or that raised an
+        :func:`~gateway.storage.database.unusable` error (a statement timeout among them), is
+        dropped with every pooled connection opened before it, as SQLAlchemy drops them when a
+        session meets such an error (gateway/storage/database.py): the server it was connected
+        to is gone or was restarted, and so are they."""
         if self._bare is not None:
             proxy, self._bare = self._bare, None
             driver = proxy.driver_connection
-            if driver.is_closed():
+            if driver.is_closed() or self._unusable:
+                self._unusable = False
                 pool = self.db.engine.sync_engine.pool
                 await greenlet_spawn(pool._invalidate, proxy)  # what Connection does then
             elif driver.is_in_transaction():
                 await greenlet_spawn(proxy.invalidate)
             else:
                 await greenlet_spawn(proxy.close)
+
+    async def _give_back_session(self) -> None:
+        """Close the read session; when work on its driver connection raised an
+        :func:`~gateway.storage.database.unusable` error, drop that connection (and those
+        opened before it) first, as :meth:`_give_back_bare` does."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        if self._unusable:
+            self._unusable = False
+            raw = await (await session.connection()).get_raw_connection()
+            pool = self.db.engine.sync_engine.pool
+            await greenlet_spawn(pool._invalidate, raw)
+        await session.close()
 
     async def all(self, stmt: Select[Any]) -> Sequence[Any]:
         """The rows (ORM entities) a select returns, on the request's read session."""
@@ -137,6 +164,4 @@ class Context:
         """Give the read connection back (a later read opens a new one)."""
         async with self._lock:
             await self._give_back_bare()
-            if self._session is not None:
-                await self._session.close()
-                self._session = None
+            await self._give_back_session()

@@ -265,10 +265,21 @@ class Database:
         await self.engine.dispose()
 
 
+def unusable(error: BaseException, internal: type[BaseException] | tuple[()] = ()) -> bool:
+    """Whether a connection that raised ``error`` is dropped rather than pooled again: lost
+    mid-operation (server shut down, socket gone), refused, busy, or cancelled by the statement
+    timeout (``gateway.errors.is_transient``: a plan cached on that connection may be what made
+    it slow), or left in a broken protocol state (``internal``, the driver's
+    ``InternalClientError``; asyncpg's when not given)."""
+    internal = internal or asyncpg.exceptions.InternalClientError
+    return is_transient(error) or isinstance(error, internal)
+
+
 def _drop_unusable(context: ExceptionContext) -> None:
-    """Treat a connection lost mid-operation (server shut down, socket gone) or left in a broken
-    protocol state as a disconnect, so that the pool drops it (and the connections opened before
-    it) instead of handing it out again after the server is back."""
+    """Treat an :func:`unusable` connection as a disconnect, so that the pool drops it (and the
+    connections opened before it) instead of handing it out again after the server is back. Only
+    what runs through SQLAlchemy comes here: work on the driver's connection directly (compiled
+    reads, audit appends) is judged by ``resolvers.context.Context.read``."""
     internal = getattr(context.dialect.loaded_dbapi, "InternalClientError", ())
-    if is_transient(context.original_exception) or isinstance(context.original_exception, internal):
+    if unusable(context.original_exception, internal):
         context.is_disconnect = True

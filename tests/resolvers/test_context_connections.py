@@ -4,8 +4,10 @@ one connection at a time, given back (or dropped when unusable) at its end."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -191,3 +193,80 @@ async def test_a_dead_bare_connection_drops_the_pooled_ones_opened_before_it(
         assert not await two_at_once() & opened
     finally:
         await pool.db.dispose()
+
+
+async def backend_alive(admin: AsyncEngine, pid: int) -> bool:
+    """Whether the server still has backend ``pid`` (waits up to 2 s for one closing)."""
+    for _ in range(40):
+        async with admin.begin() as conn:
+            found = await conn.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
+            )
+        if not found:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+class TimesOut:
+    """Work on the driver's connection that the statement timeout cancels (it notes the
+    connection's backend first)."""
+
+    pid = 0
+
+    async def __call__(self, driver: Any) -> None:
+        self.pid = await backend(driver)
+        await driver.execute("SET statement_timeout = '50ms'")
+        await driver.execute("SELECT pg_sleep(2)")
+
+
+async def test_a_bare_connection_a_statement_timeout_cancelled_is_dropped_not_pooled(
+    context: Context, db: Database, admin: AsyncEngine
+) -> None:
+    """A compiled read or an audit append cancelled by the statement timeout leaves its
+    connection to the pool no more (SQLAlchemy drops its own then: ``_drop_unusable``): the plan
+    it had cached may be what made it slow, and retries would meet it again."""
+    times_out = TimesOut()
+    with pytest.raises(asyncpg.exceptions.QueryCanceledError):
+        await context.read(session_backend, times_out)
+    await context.close()
+    pid = times_out.pid
+    assert not await backend_alive(admin, pid), "dropped, not pooled"
+    assert checked_out(db) == 0
+
+
+async def test_a_session_whose_driver_connection_timed_out_drops_it(
+    context: Context, db: Database, admin: AsyncEngine
+) -> None:
+    """The same on the read session's connection (a compiled read inside a session's
+    transaction sends its statement on the driver directly, where SQLAlchemy does not see it)."""
+
+    times_out = TimesOut()
+
+    async def on_the_session(session: AsyncSession) -> None:
+        raw = await (await session.connection()).get_raw_connection()
+        await times_out(raw.driver_connection)
+
+    with pytest.raises(asyncpg.exceptions.QueryCanceledError):
+        await context.read(on_the_session)
+    await context.close()
+    pid = times_out.pid
+    assert not await backend_alive(admin, pid), "dropped, not pooled"
+    assert checked_out(db) == 0
+
+
+async def test_a_bare_connection_that_raised_an_ordinary_error_is_pooled_again(
+    context: Context, db: Database, admin: AsyncEngine
+) -> None:
+    """Only an unusable connection is dropped: a statement that failed on its own (division by
+    zero) leaves a connection the pool hands out again."""
+    pid = await context.read(session_backend, backend)
+
+    async def divides(driver: Any) -> None:
+        await driver.fetchval("SELECT 1 / 0")
+
+    with pytest.raises(asyncpg.exceptions.DivisionByZeroError):
+        await context.read(session_backend, divides)
+    await context.close()
+    assert await backend_alive(admin, pid)
+    assert checked_out(db) == 0
