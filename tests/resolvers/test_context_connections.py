@@ -220,38 +220,31 @@ class TimesOut:
         await driver.execute("SELECT pg_sleep(2)")
 
 
-async def test_a_bare_connection_a_statement_timeout_cancelled_is_dropped_not_pooled(
-    context: Context, db: Database, admin: AsyncEngine
+@pytest.mark.parametrize("where", ["bare", "session"])
+async def test_a_connection_a_statement_timeout_cancelled_is_dropped_not_pooled(
+    where: str, context: Context, db: Database, admin: AsyncEngine
 ) -> None:
     """A compiled read or an audit append cancelled by the statement timeout leaves its
     connection to the pool no more (SQLAlchemy drops its own then: ``_drop_unusable``): the plan
-    it had cached may be what made it slow, and retries would meet it again."""
-    times_out = TimesOut()
-    with pytest.raises(asyncpg.exceptions.QueryCanceledError):
-        await context.read(session_backend, times_out)
-    await context.close()
-    pid = times_out.pid
-    assert not await backend_alive(admin, pid), "dropped, not pooled"
-    assert checked_out(db) == 0
-
-
-async def test_a_session_whose_driver_connection_timed_out_drops_it(
-    context: Context, db: Database, admin: AsyncEngine
-) -> None:
-    """The same on the read session's connection (a compiled read inside a session's
-    transaction sends its statement on the driver directly, where SQLAlchemy does not see it)."""
-
+    it had cached may be what made it slow, and retries would meet it again. On a bare
+    connection, and on the read session's (a compiled read inside a session's transaction sends
+    its statement on the driver directly, where SQLAlchemy does not see it)."""
     times_out = TimesOut()
 
     async def on_the_session(session: AsyncSession) -> None:
         raw = await (await session.connection()).get_raw_connection()
         await times_out(raw.driver_connection)
 
+    async def cancelled() -> None:
+        if where == "bare":
+            await context.read(session_backend, times_out)
+        else:
+            await context.read(on_the_session)
+
     with pytest.raises(asyncpg.exceptions.QueryCanceledError):
-        await context.read(on_the_session)
+        await cancelled()
     await context.close()
-    pid = times_out.pid
-    assert not await backend_alive(admin, pid), "dropped, not pooled"
+    assert not await backend_alive(admin, times_out.pid), "dropped, not pooled"
     assert checked_out(db) == 0
 
 
