@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import greenlet_spawn
 from starlette.requests import Request
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
     from policies.benefits import PolicySet
 
 T = TypeVar("T")
+DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+"""What asyncpg raises on a connection it has (a lost one included: ``ConnectionDoesNotExistError``
+is a ``PostgresError``), not a failure to connect; SQLAlchemy wraps these in ``DBAPIError`` on
+its own path."""
 
 
 @dataclass
@@ -100,9 +106,11 @@ class Context:
                     await self._session.execute(text(CUSTOM_PLAN))
                 return await work(self._session)
             except Exception as error:
-                # SQLAlchemy judges what runs through it (_drop_unusable); a statement sent on
-                # the driver's connection directly (a compiled read, an audit append) is ours.
-                if not isinstance(error, DBAPIError) and unusable(error):
+                # SQLAlchemy judges what runs through it (_drop_unusable); what the driver
+                # raised on a connection it had (a compiled read's or an audit append's
+                # statement, sent on it directly) is ours. Not a failure to connect: then
+                # there is no connection to drop.
+                if isinstance(error, DRIVER_ERRORS) and unusable(error):
                     self._unusable = True
                 raise
 
@@ -134,9 +142,12 @@ class Context:
             return
         if self._unusable:
             self._unusable = False
-            raw = await (await session.connection()).get_raw_connection()
-            pool = self.db.engine.sync_engine.pool
-            await greenlet_spawn(pool._invalidate, raw)
+            # SQLAlchemy may have dropped it since (a later statement through it met a lost
+            # connection): then it is not pooled anyway, and there is nothing to drop.
+            with contextlib.suppress(SQLAlchemyError):
+                raw = await (await session.connection()).get_raw_connection()
+                pool = self.db.engine.sync_engine.pool
+                await greenlet_spawn(pool._invalidate, raw)
         await session.close()
 
     async def all(self, stmt: Select[Any]) -> Sequence[Any]:

@@ -263,3 +263,20 @@ async def test_a_bare_connection_that_raised_an_ordinary_error_is_pooled_again(
     await context.close()
     assert await backend_alive(admin, pid)
     assert checked_out(db) == 0
+
+
+async def test_a_read_that_cannot_connect_closes_cleanly(
+    settings: Settings, policies: PolicySet, tmp_path: Any
+) -> None:
+    """A failure to connect (the server down) is no connection to drop: the request's close
+    gives back nothing and raises nothing (it once tried to connect again to drop one, and the
+    response never left: ``test_unavailable``)."""
+    down = Database.connect(f"postgresql+asyncpg://nobody@/medgw?host={tmp_path}", settings)
+    context = Context(None, None, "down", MI, settings, down, policies, ACCESS)  # type: ignore[arg-type]
+    try:
+        for bare in (backend, None):
+            with pytest.raises(OSError, match="No such file"):
+                await context.read(session_backend, bare)
+            await context.close()
+    finally:
+        await down.dispose()
