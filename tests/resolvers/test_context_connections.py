@@ -5,6 +5,7 @@ one connection at a time, given back (or dropped when unusable) at its end."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -220,15 +221,29 @@ class TimesOut:
         await driver.execute("SELECT pg_sleep(2)")
 
 
+@pytest.fixture
+async def own_pool(
+    database_url: str, settings: Settings, policies: PolicySet
+) -> AsyncIterator[Context]:
+    """A context on an engine of its own: what drops connections here (with those opened
+    before them) leaves the pool of the other tests warm."""
+    db = Database.connect(database_url, settings.model_copy(update={"pool_size": 2}))
+    try:
+        yield Context(None, None, "own", MI, settings, db, policies, ACCESS)  # type: ignore[arg-type]
+    finally:
+        await db.dispose()
+
+
 @pytest.mark.parametrize("where", ["bare", "session"])
 async def test_a_connection_a_statement_timeout_cancelled_is_dropped_not_pooled(
-    where: str, context: Context, db: Database, admin: AsyncEngine
+    where: str, own_pool: Context, admin: AsyncEngine
 ) -> None:
     """A compiled read or an audit append cancelled by the statement timeout leaves its
     connection to the pool no more (SQLAlchemy drops its own then: ``_drop_unusable``): the plan
     it had cached may be what made it slow, and retries would meet it again. On a bare
     connection, and on the read session's (a compiled read inside a session's transaction sends
     its statement on the driver directly, where SQLAlchemy does not see it)."""
+    context = own_pool
     times_out = TimesOut()
 
     async def on_the_session(session: AsyncSession) -> None:
@@ -245,7 +260,7 @@ async def test_a_connection_a_statement_timeout_cancelled_is_dropped_not_pooled(
         await cancelled()
     await context.close()
     assert not await backend_alive(admin, times_out.pid), "dropped, not pooled"
-    assert checked_out(db) == 0
+    assert checked_out(context.db) == 0
 
 
 async def test_a_bare_connection_that_raised_an_ordinary_error_is_pooled_again(
