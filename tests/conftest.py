@@ -300,12 +300,20 @@ def gql(client: httpx.AsyncClient) -> GraphQLClient:
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
+def introspects(query: str) -> bool:
+    """Whether ``query`` is asyncpg's own look-up of types a connection meets for the first
+    time (and the ``jit`` switch around it): three statements once per connection, not the
+    request's, so a count would otherwise depend on which pooled connection served it."""
+    return "typeinfo_tree" in query or "set_config('jit'" in query
+
+
 class StatementCounter:
     """The SQL statements the engine's connections send, in the order they run: what goes
     through SQLAlchemy (its cursor events) and what code sends on a connection's asyncpg
     connection directly (compiled reads, the audit chain's records; an asyncpg query logger,
     which does not see SQLAlchemy's prepared statements, so nothing is counted twice).
-    Transaction control (BEGIN, COMMIT, savepoints) is not counted."""
+    Transaction control (BEGIN, COMMIT, savepoints) and asyncpg's type look-ups
+    (:func:`introspects`) are not counted."""
 
     def __init__(self) -> None:
         self.statements: list[str] = []
@@ -314,8 +322,9 @@ class StatementCounter:
         self.statements.append(str(args[2]))
 
     def logged(self, record: Any) -> None:  # an asyncpg query logger
-        if not record.query.lstrip().upper().startswith(TRANSACTION_CONTROL):
-            self.statements.append(record.query)
+        query = record.query
+        if not query.lstrip().upper().startswith(TRANSACTION_CONTROL) and not introspects(query):
+            self.statements.append(query)
 
     def __len__(self) -> int:
         return len(self.statements)
