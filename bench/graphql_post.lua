@@ -5,7 +5,7 @@
 --
 -- QUERY_JSON is the query as a JSON string (quotes included); AUTHORIZATION the header's value;
 -- VARIABLE the variable's name; PATTERN a Lua pattern every answer's body must contain (a 200
--- without it, e.g. an answer with "errors", counts as bad). At the end one line on stdout:
+-- without it, or with "errors" beside the data, counts as bad). At the end one line on stdout:
 --   WRK {"requests": n, "seconds": s, "bad": n, "errors": n, "quantiles_ms": [q1, ..., q100]}
 -- quantiles_ms[k] is the k-th percentile of the latencies, in milliseconds.
 
@@ -39,7 +39,7 @@ function request()
 end
 
 function response(status, _, body)
-  if status ~= 200 or not string.find(body, pattern) then
+  if status ~= 200 or not string.find(body, pattern) or string.find(body, '"errors":', 1, true) then
     bad = bad + 1
     if first_bad == nil then
       first_bad = status .. " " .. string.sub(body, 1, 200)

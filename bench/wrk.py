@@ -9,8 +9,9 @@ measured the client nearly as much as the server (on 2026-12-02, the same gatewa
 1,580–1,720). wrk is what HTTP servers are usually measured with (TechEmpower's benchmarks, the
 GraphQL engines' own); one wrk process per served port, one thread each.
 
-Every answer is checked by ``bench/graphql_post.lua`` (status 200 and a pattern of the expected
-data): a bad answer or a transport error is an error of the run, as with the aiohttp clients.
+Every answer is checked by ``bench/graphql_post.lua`` (status 200, a pattern of the expected
+data, no ``errors``): a bad answer or a transport error is an error of the run, as with the
+aiohttp clients.
 wrk runs for a time, not a count: the rate is its completed requests ÷ its seconds.
 """
 
@@ -90,7 +91,7 @@ async def load(
     """``clients`` kept-alive connections POSTing ``query`` for ``seconds`` (wrk takes whole
     seconds), spread over
     ``urls`` (one wrk process per url, together), ``variable`` cycling over ``values``; every
-    answer must be a 200 whose body matches the Lua pattern ``expect``."""
+    answer must be a 200 whose body matches the Lua pattern ``expect`` and has no ``errors``."""
     run = WrkRun(name, clients)
     started = []
     for url, connections in spread(urls, clients):

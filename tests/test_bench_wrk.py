@@ -34,7 +34,8 @@ def need_wrk() -> None:
 
 class Recorder:
     """A GraphQL endpoint answering a beneficiary for any ``n`` but those starting ``bad``
-    (those get ``errors``); it keeps what it was sent."""
+    (``errors`` and no beneficiary) or ``partial`` (the beneficiary and ``errors``); it keeps
+    what it was sent."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, dict[str, str], str]] = []
@@ -47,9 +48,12 @@ class Recorder:
                 (body["query"], body["variables"], request.headers.get("authorization", ""))
             )
         n = body["variables"]["n"]
+        found = {"beneficiary": {"id": f"id-{n}", "name": "x"}}
         if n.startswith("bad"):
             return JSONResponse({"data": {"beneficiary": None}, "errors": [{"message": n}]})
-        return JSONResponse({"data": {"beneficiary": {"id": f"id-{n}", "name": "x"}}})
+        if n.startswith("partial"):  # the data, and an error beside it
+            return JSONResponse({"data": found, "errors": [{"message": n}]})
+        return JSONResponse({"data": found})
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/graphql", self.graphql, methods=["POST"])])
@@ -118,8 +122,9 @@ async def test_wrk_sends_the_query_cycling_the_values_to_every_port(
     assert set().union(*({v["n"] for _, v, _ in r.seen} for r in recorders)) == set(values)
 
 
-async def test_an_answer_without_the_expected_data_is_an_error_of_the_run(
-    two_servers: tuple[list[Recorder], list[str]],
+@pytest.mark.parametrize("wrong", ["bad-1", "partial-1"])
+async def test_an_answer_without_the_expected_data_or_with_errors_is_an_error_of_the_run(
+    wrong: str, two_servers: tuple[list[Recorder], list[str]]
 ) -> None:
     need_wrk()
     _, urls = two_servers
@@ -130,7 +135,7 @@ async def test_an_answer_without_the_expected_data_is_an_error_of_the_run(
         1,
         query=QUERY,
         variable="n",
-        values=["ok-1", "bad-1"],
+        values=["ok-1", wrong],
         authorization="Bearer t",
         expect=EXPECT,
     )
@@ -139,4 +144,4 @@ async def test_an_answer_without_the_expected_data_is_an_error_of_the_run(
     # every other request is a bad one
     assert abs(bad - run.requests / 2) <= 1, (bad, run.requests)
     assert "first bad answer: 200" in error
-    assert "bad-1" in error
+    assert wrong in error
