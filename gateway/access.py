@@ -414,9 +414,9 @@ class ReadAudit(SchemaExtension):
         token = CURRENT_TRAIL.set(trail)
         try:
             yield
-        except BaseException:
+        except BaseException as failed:
             if self.held is not None:  # the mutation's write does not outlive a failure
-                await self.held.rollback()
+                await self.held.rollback(failed)
             raise
         finally:
             CURRENT_TRAIL.reset(token)
@@ -461,7 +461,7 @@ class ReadAudit(SchemaExtension):
             step = "not stored: the transaction did not commit"
             await held.commit()
         except Exception as exc:
-            await held.rollback()
+            await held.rollback(exc)
             log.exception("request %s: mutation rolled back (%s)", context.request_id, step)
             if result is not None:
                 message = f"{step} (request id {context.request_id})"

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Select, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import greenlet_spawn
 from starlette.requests import Request
@@ -18,7 +15,13 @@ from starlette.responses import Response
 
 from gateway.auth import Principal
 from gateway.config import Settings
-from gateway.storage.database import CUSTOM_PLAN, HELD, Database, unusable
+from gateway.storage.database import (
+    CUSTOM_PLAN,
+    HELD,
+    Database,
+    driver_unusable,
+    drop_if_unusable,
+)
 from resolvers.loaders import Loaders
 from resolvers.rows import RowRules
 
@@ -27,10 +30,6 @@ if TYPE_CHECKING:
     from policies.benefits import PolicySet
 
 T = TypeVar("T")
-DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
-"""What asyncpg raises on a connection it has (a lost one included: ``ConnectionDoesNotExistError``
-is a ``PostgresError``), not a failure to connect; SQLAlchemy wraps these in ``DBAPIError`` on
-its own path."""
 
 
 @dataclass
@@ -48,9 +47,9 @@ class Context:
     _session: AsyncSession | None = None
     _bare: Any = None
     """The pool's connection (SQLAlchemy's proxy) checked out for bare work, when no session."""
-    _unusable: bool = False
-    """Work on the driver's connection raised an :func:`~gateway.storage.database.unusable`
-    error: the connection is dropped, not pooled, when given back."""
+    _unusable: BaseException | None = None
+    """What work on the driver's connection raised, when it says the connection is unusable
+    (:func:`~gateway.storage.database.driver_unusable`): dropped, not pooled, when given back."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -93,7 +92,12 @@ class Context:
         async with self._lock:
             held = HELD.get()
             if held is not None and held.session is not None:
-                return await work(held.session)
+                try:
+                    return await work(held.session)
+                except Exception as error:
+                    # The mutation's transaction failed with it: its connection goes now.
+                    await drop_if_unusable(held.session, error)
+                    raise
             try:
                 if self._session is None:
                     if bare is not None:
@@ -108,24 +112,23 @@ class Context:
             except Exception as error:
                 # SQLAlchemy judges what runs through it (_drop_unusable); what the driver
                 # raised on a connection it had (a compiled read's or an audit append's
-                # statement, sent on it directly) is ours. Not a failure to connect: then
-                # there is no connection to drop.
-                if isinstance(error, DRIVER_ERRORS) and unusable(error):
-                    self._unusable = True
+                # statement, sent on it directly) is ours, when the connection is given back.
+                if driver_unusable(error):
+                    self._unusable = error
                 raise
 
     async def _give_back_bare(self) -> None:
         """Return the bare connection to the pool; one left inside a transaction (bare work
         opens none) is dropped instead, and one whose socket is gone, or that raised an
-        :func:`~gateway.storage.database.unusable` error (a statement timeout among them), is
+        :func:`~gateway.storage.database.driver_unusable` error (a statement timeout among them), is
         dropped with every pooled connection opened before it, as SQLAlchemy drops them when a
         session meets such an error (gateway/storage/database.py): the server it was connected
         to is gone or was restarted, and so are they."""
         if self._bare is not None:
             proxy, self._bare = self._bare, None
             driver = proxy.driver_connection
-            if driver.is_closed() or self._unusable:
-                self._unusable = False
+            if driver.is_closed() or self._unusable is not None:
+                self._unusable = None
                 pool = self.db.engine.sync_engine.pool
                 await greenlet_spawn(pool._invalidate, proxy)  # what Connection does then
             elif driver.is_in_transaction():
@@ -135,19 +138,14 @@ class Context:
 
     async def _give_back_session(self) -> None:
         """Close the read session; when work on its driver connection raised an
-        :func:`~gateway.storage.database.unusable` error, drop that connection (and those
+        :func:`~gateway.storage.database.driver_unusable` error, drop that connection (and those
         opened before it) first, as :meth:`_give_back_bare` does."""
         session, self._session = self._session, None
         if session is None:
             return
-        if self._unusable:
-            self._unusable = False
-            # SQLAlchemy may have dropped it since (a later statement through it met a lost
-            # connection): then it is not pooled anyway, and there is nothing to drop.
-            with contextlib.suppress(SQLAlchemyError):
-                raw = await (await session.connection()).get_raw_connection()
-                pool = self.db.engine.sync_engine.pool
-                await greenlet_spawn(pool._invalidate, raw)
+        if self._unusable is not None:
+            await drop_if_unusable(session, self._unusable)
+            self._unusable = None
         await session.close()
 
     async def all(self, stmt: Select[Any]) -> Sequence[Any]:

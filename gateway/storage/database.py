@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -13,7 +14,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import ClauseElement, Dialect, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,9 +23,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 from gateway.config import Settings
-from gateway.errors import is_transient
+from gateway.errors import causes, is_transient
 from gateway.storage import embedded
 
 
@@ -109,14 +111,21 @@ class Held:
             return
         try:
             await transaction.commit()
+        except BaseException as error:
+            await drop_if_unusable(session, error)
+            raise
         finally:
             await session.close()
         _counted()
 
-    async def rollback(self) -> None:
-        """Roll the held transaction back (if any) and let its session go."""
+    async def rollback(self, error: BaseException | None = None) -> None:
+        """Roll the held transaction back (if any) and let its session go; its connection is
+        dropped when ``error``, what failed the mutation, says it is unusable
+        (:func:`drop_if_unusable`)."""
         session, self.session, self.transaction = self.session, None, None
         if session is not None:
+            if error is not None:
+                await drop_if_unusable(session, error)
             await session.close()  # rolls back what was not committed
 
 
@@ -244,13 +253,20 @@ class Database:
                 transaction = await session.begin()
                 yield session
                 await session.flush()
-            except BaseException:
+            except BaseException as error:
+                await drop_if_unusable(session, error)
                 await session.close()
                 raise
             held.session, held.transaction = session, transaction
             return
-        async with self.sessions() as session, session.begin():
-            yield session
+        async with self.sessions() as session:  # closing it rolls back what did not commit
+            transaction = await session.begin()
+            try:
+                yield session
+                await transaction.commit()
+            except BaseException as error:
+                await drop_if_unusable(session, error)  # before the rollback ends it
+                raise
         _counted()
 
     async def ping(self) -> bool:
@@ -275,11 +291,41 @@ def unusable(error: BaseException, internal: type[BaseException] | tuple[()] = (
     return is_transient(error) or isinstance(error, internal)
 
 
+DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+"""What asyncpg raises on a connection it has (a lost one included: ``ConnectionDoesNotExistError``
+is a ``PostgresError``), not a failure to connect."""
+
+
+def driver_unusable(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is what asyncpg raised on a connection it had and
+    says that connection is :func:`unusable`: a statement sent on the driver directly (a
+    compiled read or write, an audit append), which SQLAlchemy's :func:`_drop_unusable` does
+    not see. Not what SQLAlchemy raised (``DBAPIError``: it judged that itself, failures to
+    connect included), nor an ``OSError`` of connecting: there is no connection to drop."""
+    found = list(causes(error))
+    if any(isinstance(e, DBAPIError) for e in found):
+        return False
+    return any(isinstance(e, DRIVER_ERRORS) and unusable(e) for e in found)
+
+
+async def drop_if_unusable(session: AsyncSession, error: BaseException) -> None:
+    """Drop the connection of ``session``'s transaction, with the pooled connections opened
+    before it, when ``error`` (what failed the transaction) is :func:`driver_unusable`, as
+    SQLAlchemy drops its own (:func:`_drop_unusable`); else nothing. Nothing either when the
+    session holds no connection, or SQLAlchemy dropped it already."""
+    if not driver_unusable(error) or not session.in_transaction():
+        return
+    with contextlib.suppress(SQLAlchemyError):
+        raw: Any = await (await session.connection()).get_raw_connection()
+        await greenlet_spawn(raw._pool._invalidate, raw, error)
+
+
 def _drop_unusable(context: ExceptionContext) -> None:
     """Treat an :func:`unusable` connection as a disconnect, so that the pool drops it (and the
     connections opened before it) instead of handing it out again after the server is back. Only
     what runs through SQLAlchemy comes here: work on the driver's connection directly (compiled
-    reads, audit appends) is judged by ``resolvers.context.Context.read``."""
+    reads and writes, audit appends) is judged by :func:`driver_unusable` where its transaction
+    ends (:meth:`Database.transaction`, :class:`Held`, ``resolvers.context.Context``)."""
     internal = getattr(context.dialect.loaded_dbapi, "InternalClientError", ())
     if unusable(context.original_exception, internal):
         context.is_disconnect = True

@@ -18,7 +18,7 @@ from gateway.auth import Principal
 from gateway.config import Settings
 from gateway.reconnection import lost_connection
 from gateway.storage import audit
-from gateway.storage.database import Database
+from gateway.storage.database import HELD, Database, Held
 from policies.benefits import PolicySet
 from resolvers.context import Context
 from tests.conftest import GraphQLClient
@@ -295,3 +295,49 @@ async def test_a_read_that_cannot_connect_closes_cleanly(
             await context.close()
     finally:
         await down.dispose()
+
+
+async def test_a_write_transaction_whose_driver_statement_timed_out_drops_its_connection(
+    own_pool: Context, admin: AsyncEngine
+) -> None:
+    """The same where a write's transaction ends (``Database.transaction``): its compiled
+    statements and audit appends go to the driver directly (``fetch_compiled``), where
+    SQLAlchemy does not see them."""
+    db, times_out = own_pool.db, TimesOut()
+
+    async def write() -> None:
+        async with db.transaction() as session:
+            await session.execute(text("SELECT 1"))  # the transaction begins on the connection
+            raw = await (await session.connection()).get_raw_connection()
+            await times_out(raw.driver_connection)
+
+    with pytest.raises(asyncpg.exceptions.QueryCanceledError):
+        await write()
+    assert not await backend_alive(admin, times_out.pid), "dropped, not pooled"
+    assert checked_out(db) == 0
+
+
+async def test_a_mutations_held_transaction_whose_payload_read_timed_out_drops_its_connection(
+    own_pool: Context, admin: AsyncEngine
+) -> None:
+    """A mutation's transaction is held open while its payload resolves
+    (``gateway.storage.database.Held``): a read of the payload on its connection that the
+    statement timeout cancels ends it, and its connection is dropped, not pooled."""
+    db, times_out = own_pool.db, TimesOut()
+    held = Held()
+    token = HELD.set(held)
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("SELECT 1"))
+
+        async def payload(session: AsyncSession) -> None:
+            raw = await (await session.connection()).get_raw_connection()
+            await times_out(raw.driver_connection)
+
+        with pytest.raises(asyncpg.exceptions.QueryCanceledError) as cancelled:
+            await own_pool.read(payload)
+        await held.rollback(cancelled.value)
+    finally:
+        HELD.reset(token)
+    assert not await backend_alive(admin, times_out.pid), "dropped, not pooled"
+    assert checked_out(db) == 0
