@@ -20,6 +20,7 @@ from gateway.reconnection import lost_connection
 from gateway.storage import audit
 from gateway.storage.database import HELD, Database, Held
 from policies.benefits import PolicySet
+from resolvers import pending
 from resolvers.context import Context
 from tests.conftest import GraphQLClient
 from tests.factories import add_people
@@ -209,6 +210,10 @@ async def backend_alive(admin: AsyncEngine, pid: int) -> bool:
     return True
 
 
+TIMEOUT = "SET statement_timeout = '50ms'"
+SLEEP = "SELECT pg_sleep(2)"
+
+
 class TimesOut:
     """Work on the driver's connection that the statement timeout cancels (it notes the
     connection's backend first)."""
@@ -217,8 +222,8 @@ class TimesOut:
 
     async def __call__(self, driver: Any) -> None:
         self.pid = await backend(driver)
-        await driver.execute("SET statement_timeout = '50ms'")
-        await driver.execute("SELECT pg_sleep(2)")
+        await driver.execute(TIMEOUT)
+        await driver.execute(SLEEP)
 
 
 @pytest.fixture
@@ -339,5 +344,28 @@ async def test_a_mutations_held_transaction_whose_payload_read_timed_out_drops_i
         await held.rollback(cancelled.value)
     finally:
         HELD.reset(token)
+    assert not await backend_alive(admin, times_out.pid), "dropped, not pooled"
+    assert checked_out(db) == 0
+
+
+async def test_a_commit_whose_rollup_statement_timed_out_drops_its_connection(
+    own_pool: Context, admin: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollups a transaction keeps until it commits are written by one statement on the
+    driver as it commits (``resolvers.pending.write_pending``): cancelled by the statement
+    timeout, its connection is dropped, not pooled."""
+    monkeypatch.setitem(pending.WRITERS, "test-slow", lambda _: pending.Part([], SLEEP, {}))
+    db, times_out = own_pool.db, TimesOut()
+
+    async def write() -> None:
+        async with db.transaction() as session:
+            await session.execute(text("SELECT 1"))  # the transaction begins on the connection
+            driver = (await (await session.connection()).get_raw_connection()).driver_connection
+            times_out.pid = await backend(driver)
+            await driver.execute(TIMEOUT)
+            session.info["test-slow"] = True  # a delta for the slow writer
+
+    with pytest.raises(asyncpg.exceptions.QueryCanceledError):
+        await write()
     assert not await backend_alive(admin, times_out.pid), "dropped, not pooled"
     assert checked_out(db) == 0
