@@ -263,7 +263,8 @@ class Database:
             transaction = await session.begin()
             try:
                 yield session
-                await transaction.commit()
+                if transaction.is_active:  # the block may have ended it (committed) itself
+                    await transaction.commit()
             except BaseException as error:
                 await drop_if_unusable(session, error)  # before the rollback ends it
                 raise
