@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import ClauseElement, Dialect, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -313,10 +313,11 @@ async def drop_if_unusable(session: AsyncSession, error: BaseException) -> None:
     """Drop the connection of ``session``'s transaction, with the pooled connections opened
     before it, when ``error`` (what failed the transaction) is :func:`driver_unusable`, as
     SQLAlchemy drops its own (:func:`_drop_unusable`); else nothing. Nothing either when the
-    session holds no connection, or SQLAlchemy dropped it already."""
+    session holds no connection, or SQLAlchemy dropped it already. Best effort: whatever
+    getting the connection raises is left out, and the caller raises ``error`` as it would."""
     if not driver_unusable(error) or not session.in_transaction():
         return
-    with contextlib.suppress(SQLAlchemyError):
+    with contextlib.suppress(Exception):
         raw: Any = await (await session.connection()).get_raw_connection()
         await greenlet_spawn(raw._pool._invalidate, raw, error)
 
