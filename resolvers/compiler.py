@@ -848,7 +848,7 @@ async def run(
     if isinstance(coerced, list):  # errors: graphql-core reports them
         return None
     arguments: Arguments = {}
-    pages: dict[int, tuple[str, list[Any]]] = {}
+    pages: dict[int, tuple[str, list[Any], bool]] = {}
     try:
         _arguments(plan.roots, coerced, check, arguments)
         for root in plan.roots:
@@ -858,11 +858,13 @@ async def run(
                 _Sql(ctx, arguments).beneficiary(root, column, value)  # its arguments, or fall back
             else:
                 sql = _Sql(ctx, arguments)
-                build = {"claim": sql.claim, "claims": sql.claims_root}.get(
-                    root.name, sql.beneficiaries
-                )
+                # (the statement's builder, whether it reads a set: planned for its values)
+                build, over_a_set = {
+                    "claim": (sql.claim, False),  # by its number: keeps its plan
+                    "claims": (sql.claims_root, True),
+                }.get(root.name, (sql.beneficiaries, True))
                 text = build(root)
-                pages[id(root.node)] = (text, sql.params)
+                pages[id(root.node)] = (text, sql.params, over_a_set)
     except (NotCovered, InvalidInput, BadInput, graphql.GraphQLError, ValueError, TypeError):
         return None
     answer = Answer(data={}, operation=plan.label)
@@ -878,8 +880,9 @@ async def run(
             row = await beneficiaries.find(
                 ctx, id=given.get("id"), id_number=given.get("idNumber"), read=read
             )
-        else:  # a claim by its number keeps its plan; a page is planned for its values
-            row = await _fetchrow(ctx, *pages[id(root.node)], custom_plan=root.name != "claim")
+        else:
+            text, params, over_a_set = pages[id(root.node)]
+            row = await _fetchrow(ctx, text, params, custom_plan=over_a_set)
         answer.statements += 1
         if row is None:
             answer.data[root.key] = None

@@ -92,12 +92,9 @@ class Context:
         async with self._lock:
             held = HELD.get()
             if held is not None and held.session is not None:
-                try:
-                    return await work(held.session)
-                except Exception as error:
-                    # The mutation's transaction failed with it: its connection goes now.
-                    await drop_if_unusable(held.session, error)
-                    raise
+                # A failure here that fails the mutation drops the connection where it ends
+                # (Held.rollback); a compiled read's savepoint may leave the mutation to commit.
+                return await work(held.session)
             try:
                 if self._session is None:
                     if bare is not None:

@@ -326,8 +326,9 @@ async def test_a_mutations_held_transaction_whose_payload_read_timed_out_drops_i
     own_pool: Context, admin: AsyncEngine
 ) -> None:
     """A mutation's transaction is held open while its payload resolves
-    (``gateway.storage.database.Held``): a read of the payload on its connection that the
-    statement timeout cancels ends it, and its connection is dropped, not pooled."""
+    (``gateway.storage.database.Held``): when a read of the payload on its connection that the
+    statement timeout cancels fails the mutation, the rollback drops the connection, not
+    pooled."""
     db, times_out = own_pool.db, TimesOut()
     held = Held()
     token = HELD.set(held)
