@@ -14,7 +14,8 @@ import dataclasses
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -53,6 +54,7 @@ from resolvers.beneficiaries import lock_person
 from resolvers.context import Context
 from resolvers.inputs import check_money, check_text
 from resolvers.original import Posting, as_written, insert_original
+from resolvers.pipeline import Pipeline
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -439,18 +441,20 @@ class Writer:
         )
         self.reviewed.add(row.year)
 
-    async def store_events(
+    @asynccontextmanager
+    async def adjustments(self, person: models.Beneficiary, reason: str) -> AsyncIterator[Events]:
+        """The ADJUSTMENT events of a re-run of ``person``'s year, stored as they are added
+        (:class:`Events`); what is left is stored when the block ends without an error. With
+        one, the block ends once the statement in flight (if any) has ended."""
+        events = Events(self, person, "ADJUSTMENT", reason)
+        async with events.pipeline:
+            yield events
+            await events.close()
+
+    async def insert_events(
         self, person: models.Beneficiary, kind: str, reason: str, events: Sequence[Pending]
-    ) -> None:
-        """Store many events of one kind of ``person``'s claims (a re-run's adjustments, at
-        most one per claim) set-based, whatever their number: the events, their lines and
-        their outbox events in one statement (:data:`STORE_EVENTS`), their fund entries in a
-        few (:func:`resolvers.funds.post_many`); the cube as for any event. The events and
-        lines are model objects holding what was written (not in the session), but for the
-        events' explanations (stored, not held: the payloads do not show them)."""
-        if not events:
-            return
-        await self.session.execute(GENERIC_PLANS)
+    ) -> dict[int, tuple[int, datetime]]:
+        """:data:`STORE_EVENTS` for ``events``: each event's id and time, by claim id."""
         written = await self.session.execute(
             STORE_EVENTS,
             {
@@ -473,7 +477,18 @@ class Writer:
                 "channel": CHANNEL,
             },
         )
-        made = {row.claim_id: (row.id, row.created_at) for row in written.all()}
+        return {row.claim_id: (row.id, row.created_at) for row in written.all()}
+
+    def note_events(
+        self,
+        kind: str,
+        reason: str,
+        events: Sequence[Pending],
+        made: Mapping[int, tuple[int, datetime]],
+    ) -> list[tuple[models.Claim, models.Settlement, list[models.SettlementLine]]]:
+        """What :meth:`insert_events` wrote (``made``), noted as :meth:`stored` notes an event
+        (but the fund entries): model objects holding what was written (not in the session;
+        without the explanations, which the payloads do not show), and the cube."""
         stored: list[tuple[models.Claim, models.Settlement, list[models.SettlementLine]]] = []
         department, org = self.principal.department, self.principal.org
         for item in events:
@@ -502,16 +517,81 @@ class Writer:
             self.claim_numbers[event_id] = claim.claim_number
             cube.record(self.session, claim, kind, item.payments, item.out_of_pocket, item.category)
             stored.append((claim, row, lines))
+        return stored
+
+
+EVENTS_PER_STATEMENT = 25
+"""How many events :class:`Events` sends in one :data:`STORE_EVENTS`. The engine settles 25
+claims in about the time the database stores 25 adjustments (5–6 ms each on the bench
+machine), so each statement runs while the engine settles the next claims; a re-run of 100
+claims took 70–76 ms instead of 85–95 (in process, measured in turn)."""
+
+
+@dataclass
+class Events:
+    """Events of one kind of a person's claims (a re-run's adjustments, at most one per claim),
+    stored set-based whatever their number, while they are computed: every
+    :data:`EVENTS_PER_STATEMENT` events added go in one statement (:data:`STORE_EVENTS`: the
+    events, their lines, their outbox events), sent on a :class:`~resolvers.pipeline.Pipeline`
+    so that it runs while the caller computes the next ones; their fund entries in a few more
+    statements at the end (:func:`resolvers.funds.post_many`); the cube as for any event.
+
+    Used through :meth:`Writer.adjustments`. Between :meth:`add` and the end of its block, the
+    caller uses the session only after :meth:`wait`."""
+
+    writer: Writer
+    person: models.Beneficiary
+    kind: str
+    reason: str
+    pipeline: Pipeline = field(default_factory=Pipeline)
+    waiting: list[Pending] = field(default_factory=list)
+    stored: list[tuple[models.Claim, models.Settlement, list[models.SettlementLine]]] = field(
+        default_factory=list
+    )
+    sent: bool = False
+
+    async def add(self, item: Pending) -> None:
+        """One more event; a statement is sent when :data:`EVENTS_PER_STATEMENT` are waiting."""
+        self.waiting.append(item)
+        if len(self.waiting) >= EVENTS_PER_STATEMENT:
+            await self._send()
+
+    async def wait(self) -> None:
+        """Wait for the statement in flight: the session may be used."""
+        await self.pipeline.wait()
+
+    async def close(self) -> None:
+        """Store what is waiting, wait for it, and write every event's fund entries."""
+        if self.waiting:
+            await self._send()
+        await self.pipeline.wait()
+        if not self.stored:
+            return
+        writer = self.writer
         counted: list[models.Settlement | models.SettlementLine] = []
-        for _, row, lines in stored:
+        for _, row, lines in self.stored:
             counted += [row, *lines]
-        metrics.written(self.session.sync_session, counted)  # counted when it commits
-        await funds.post_many(self.session, self.policies, person.region_code, stored)
-        await self.session.execute(PLANS_AS_BEFORE)
+        metrics.written(writer.session.sync_session, counted)  # counted when it commits
+        await funds.post_many(writer.session, writer.policies, self.person.region_code, self.stored)
+        await writer.session.execute(PLANS_AS_BEFORE)
+
+    async def _send(self) -> None:
+        items, self.waiting = self.waiting, []
+        writer = self.writer
+        if not self.sent:  # nothing in flight yet: the session is free
+            await writer.session.execute(GENERIC_PLANS)
+            self.sent = True
+
+        def noted(made: dict[int, tuple[int, datetime]]) -> None:
+            self.stored += writer.note_events(self.kind, self.reason, items, made)
+
+        await self.pipeline.send(
+            lambda: writer.insert_events(self.person, self.kind, self.reason, items), noted
+        )
 
 
 GENERIC_PLANS = text("SET LOCAL plan_cache_mode = force_generic_plan")
-"""Set before :meth:`Writer.store_events`' writes: each event, line and fund entry they store is
+"""Set before :class:`Events`' writes: each event, line and fund entry they store is
 checked against its claim or event by a foreign key into a table partitioned by year (migration
 0019), one query per row, which PostgreSQL plans again for each row under the default plan
 cache mode (pruning makes a custom plan look cheaper); with generic plans (pruning at run
@@ -554,7 +634,7 @@ SELECT e.id, e.claim_id, e.created_at,
 FROM e ORDER BY e.id
 """
 )
-""":meth:`Writer.store_events`' statement: the events (parameters per event: ``claims``,
+""":meth:`Writer.insert_events`' statement: the events (parameters per event: ``claims``,
 ``years``, ``policies``, ``categories``, ``oops``, ``explanations`` as JSON text), the lines
 (``line_claims``, ``payers``, ``amounts``: one row per event and payer) and one CLAIM_CHANGED
 outbox event per claim (``numbers``, ``detail``) with the wake-up; returns each event's id,
@@ -563,7 +643,7 @@ claim id and time."""
 
 @dataclass(frozen=True)
 class Pending:
-    """An event to store with others (:meth:`Writer.store_events`): its claim, payments and
+    """An event to store with others (:class:`Events`): its claim, payments and
     out-of-pocket, and how it was settled."""
 
     claim: models.Claim
@@ -996,52 +1076,55 @@ async def rerun_year(
     ledger = Ledger.empty(year)
     changes: list[Change] = []
     any_insured = False
-    adjustments: list[Pending] = []  # stored together after the loop (Writer.store_events)
-    for claim in claims:
-        paid, latest = states.get(claim.id, (dict.fromkeys(PAYERS, ZERO), NO_EVENT))
-        subject = Person(
-            person.region_code,
-            person.birth_date,
-            insured=claim.insured,
-            inclusive_commercial=claim.inclusive_commercial,
-            categories=records,
-        )
-        any_insured = any_insured or claim.insured
-        result, ledger = settle_visit(
-            writer.policies, subject, visit_as_settled(claim, paid), ledger
-        )
-        target = _payments(result)
-        expected = sum((target[p] for p in ASSISTANCE_PAYERS), ZERO)
-        so_far = sum((paid[p] for p in ASSISTANCE_PAYERS), ZERO)
-        delta = {p: target[p] - paid[p] for p in ASSISTANCE_PAYERS}
-        changes += [Change(claim.claim_number, p, a) for p, a in delta.items() if a]
-        if not apply:
-            continue
-        category = result.category.value if result.category else None
-        same_category = latest is not NO_EVENT and latest == category
-        recovery = pending.get(claim.id)
-        if expected >= so_far:
-            if any(delta.values()) or not same_category:
-                adjustments.append(
-                    Pending(
-                        claim,
-                        delta,
-                        -sum(delta.values(), ZERO),
-                        result.policy_id,
-                        category,
-                        result.explanation,
+    # The adjustments are stored as they are computed (Events: each statement runs while the
+    # engine settles the next claims); stored, all of them, when the block ends.
+    async with writer.adjustments(person, cause) as adjustments:
+        for claim in claims:
+            paid, latest = states.get(claim.id, (dict.fromkeys(PAYERS, ZERO), NO_EVENT))
+            subject = Person(
+                person.region_code,
+                person.birth_date,
+                insured=claim.insured,
+                inclusive_commercial=claim.inclusive_commercial,
+                categories=records,
+            )
+            any_insured = any_insured or claim.insured
+            result, ledger = settle_visit(
+                writer.policies, subject, visit_as_settled(claim, paid), ledger
+            )
+            target = _payments(result)
+            expected = sum((target[p] for p in ASSISTANCE_PAYERS), ZERO)
+            so_far = sum((paid[p] for p in ASSISTANCE_PAYERS), ZERO)
+            delta = {p: target[p] - paid[p] for p in ASSISTANCE_PAYERS}
+            changes += [Change(claim.claim_number, p, a) for p, a in delta.items() if a]
+            if not apply:
+                continue
+            category = result.category.value if result.category else None
+            same_category = latest is not NO_EVENT and latest == category
+            recovery = pending.get(claim.id)
+            if expected >= so_far:
+                if any(delta.values()) or not same_category:
+                    await adjustments.add(
+                        Pending(
+                            claim,
+                            delta,
+                            -sum(delta.values(), ZERO),
+                            result.policy_id,
+                            category,
+                            result.explanation,
+                        )
                     )
-                )
-            if recovery is not None:
-                await _set_recovery(writer, claim, recovery, None, cause)
-        else:
-            amount = max(ZERO, so_far - expected - waived.get(claim.id, ZERO))
-            split = recovery_split(paid, target, amount)
-            await _set_recovery(
-                writer, claim, recovery, (amount, split) if amount else None, cause,
-                policy=result.policy_id,
-            )  # fmt: skip
-    await writer.store_events(person, "ADJUSTMENT", cause, adjustments)
+                if recovery is not None:
+                    await adjustments.wait()  # the session is free
+                    await _set_recovery(writer, claim, recovery, None, cause)
+            else:
+                amount = max(ZERO, so_far - expected - waived.get(claim.id, ZERO))
+                split = recovery_split(paid, target, amount)
+                await adjustments.wait()  # the session is free
+                await _set_recovery(
+                    writer, claim, recovery, (amount, split) if amount else None, cause,
+                    policy=result.policy_id,
+                )  # fmt: skip
     if apply and row is not None:
         await writer.recount_ledger(row, ledger)
         await writer.discover(person, row, any_insured, cause)
