@@ -78,5 +78,6 @@ class Pipeline:
         if self._flight is not None:
             flight = self._flight[0]
             self._flight = None
-            with contextlib.suppress(BaseException):
-                await flight
+            while not flight.done():  # cancelled again meanwhile: still wait for it
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(flight)

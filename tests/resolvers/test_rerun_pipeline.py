@@ -303,8 +303,9 @@ async def test_leaving_on_the_callers_error_waits_for_the_statement_and_keeps_th
 
 
 async def test_a_cancelled_caller_leaves_only_once_its_statement_has_ended() -> None:
-    """Cancelled while it waits for a statement, the caller still waits for that statement to
-    end before it leaves the pipeline (its transaction is not ended under a running one)."""
+    """Cancelled while it waits for a statement, and again while it leaves, the caller still
+    waits for that statement to end before it leaves the pipeline (its transaction is not ended
+    under a running one)."""
     finished: list[str] = []
     started = asyncio.Event()
 
@@ -321,6 +322,8 @@ async def test_a_cancelled_caller_leaves_only_once_its_statement_has_ended() -> 
     task = asyncio.create_task(caller())
     await started.wait()
     task.cancel()
+    await asyncio.sleep(0.01)
+    task.cancel()  # again, while it leaves
     with pytest.raises(asyncio.CancelledError):
         await task
     assert finished == ["statement"]
