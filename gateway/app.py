@@ -1,6 +1,6 @@
 """The HTTP service: ``POST /graphql``, ``GET /healthz``, ``GET /readyz``.
 
-Every request gets a request id (:class:`~gateway.middleware.RequestId`). A ``/graphql``
+Every request gets a request id (:class:`~gateway.outcomes.Outcomes`). A ``/graphql``
 request then passes, in order: GraphiQL, method and content-type checks (JSON only, which also
 stops cross-site form posts), the body-size limit, the bearer token (401 otherwise), and is
 executed by the schema of the caller's department, whose extensions refuse what it may not use,
@@ -46,7 +46,7 @@ from gateway.documents import ClaimDocuments
 from gateway.errors import BAD_INPUT, NOT_FOUND, ErrorCodes, production_errors
 from gateway.exports import Exports
 from gateway.imports import import_routes
-from gateway.limits import QueryLimits, limited_encoder
+from gateway.limits import QueryLimits, Sized, limited_encoder
 from gateway.media import GRAPHQL_RESPONSE, accepts_graphql_response, as_graphql_response
 from gateway.middleware import (
     JSON_BODY,
@@ -54,7 +54,6 @@ from gateway.middleware import (
     BearerTokens,
     BodyLimit,
     JsonBody,
-    RequestId,
     json_error,
     unauthenticated,
 )
@@ -188,12 +187,15 @@ class GraphQLView(GraphQL[Context, None]):
             request
         )  # its media type (Accept), as strawberry
         context = await self.get_context(request, sub_response)
-        data = await answer(prepared, context, self.graphql_schema, query, name, variables)
-        if data is None:
+        found = await answer(prepared, context, self.graphql_schema, query, name, variables)
+        if found is None:
             await context.close()  # the pipeline makes a context of its own
             return False
         note(scope, prepared.plan.operation, OK)
-        await self.create_response({"data": data}, sub_response)(scope, receive, send)
+        response = Sized({"data": found.data}, found.text_size)
+        await self.create_response(cast(GraphQLHTTPResponse, response), sub_response)(
+            scope, receive, send
+        )
         return True
 
     async def execute_single(
@@ -477,7 +479,6 @@ def create_app(
             WebSocketRoute("/graphql", events.Subscriptions(gateway_of)),
         ],
         middleware=[
-            Middleware(RequestId),
             Middleware(Outcomes, count=settings.metrics),
             *cors(settings),
         ],

@@ -451,14 +451,30 @@ def json_pieces(value: object, depth: int = 0) -> Iterator[str]:
         yield _ENCODE(value)
 
 
+class Sized(dict[str, Any]):
+    """A response (``{"data": …}``) whose JSON is known to be about ``size`` characters: a
+    compiled read's, built from the JSON text PostgreSQL returned (``resolvers.compiler.Answer.
+    text_size``). :func:`limited_encoder` encodes it in one call when that is well within the
+    limit."""
+
+    def __init__(self, response: dict[str, Any], size: int) -> None:
+        super().__init__(response)
+        self.size = size
+
+
 def limited_encoder(max_bytes: Callable[[], int]) -> Callable[[object], bytes]:
     """A JSON encoder (UTF-8, no ``\\uXXXX`` escapes) of GraphQL responses that answers a
     ``BAD_INPUT`` error naming ``MEDGW_MAX_RESPONSE_BYTES`` instead of a response over
     ``max_bytes()`` bytes. It encodes piece by piece and stops at the limit, so it never holds
-    more than about the limit (a character is at least one byte)."""
+    more than about the limit (a character is at least one byte); a :class:`Sized` response
+    of at most half the limit in one call of the C encoder (the same text, several times
+    faster for a small one), then checked against the limit."""
 
     def encode(data: object) -> bytes:
         limit = max_bytes()
+        if isinstance(data, Sized) and data.size * 2 <= limit:
+            encoded = _ENCODE(data).encode()
+            return encoded if len(encoded) <= limit else too_large(data, limit)
         pieces: list[str] = []
         length = 0
         for piece in json_pieces(data):

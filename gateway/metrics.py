@@ -110,8 +110,21 @@ def timed(histogram: Histogram) -> Callable[[Callable[P, Awaitable[R]]], Callabl
 
 def count_request(department: str, operation: str, code: str, seconds: float) -> None:
     """Count one answered request and observe its latency."""
-    REQUESTS.labels(department, operation, code).inc()
-    REQUEST_SECONDS.labels(operation).observe(seconds)
+    _request_counter(department, operation, code).inc()
+    _request_histogram(operation).observe(seconds)
+
+
+@functools.cache
+def _request_counter(department: str, operation: str, code: str) -> Any:
+    """:data:`REQUESTS`' child of these labels, looked up once (the label sets are few: the
+    departments, operation types and outcome codes)."""
+    return REQUESTS.labels(department, operation, code)
+
+
+@functools.cache
+def _request_histogram(operation: str) -> Any:
+    """:data:`REQUEST_SECONDS`' child of ``operation``, looked up once."""
+    return REQUEST_SECONDS.labels(operation)
 
 
 def observe_settlements() -> None:

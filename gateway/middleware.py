@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable, Collection
 from urllib.parse import parse_qs
 
@@ -43,30 +42,6 @@ def json_error(
         status_code=status,
         headers={"X-Request-Id": request_id},
     )
-
-
-class RequestId:
-    """Gives every HTTP request an id (``scope["medgw.request_id"]``) and every response the
-    ``X-Request-Id`` header, for logs and for users reporting a problem."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = uuid.uuid4().hex
-        scope[REQUEST_ID] = request_id
-        header = (b"x-request-id", request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k != header[0]]
-                message["headers"] = [*headers, header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 class BodyTooLarge(Exception):

@@ -3,8 +3,8 @@ operations ran (name, type, outcome code), the HTTP status and how long it took;
 per request as a log line (:mod:`gateway.logs`) and in the metrics (:mod:`gateway.metrics`).
 
 :class:`OperationOutcome` (a schema extension, first of every department's pipeline) notes each
-operation in the request's scope; :class:`Outcomes` (ASGI, around everything but the request
-id) times the request, reads the status, and records. Nothing recorded is a personal value:
+operation in the request's scope; :class:`Outcomes` (ASGI, the outermost middleware) gives the
+request its id, times it, reads the status, and records. Nothing recorded is a personal value:
 operation names are GraphQL names of the document (never the client's unchecked
 ``operationName``), codes and types are closed sets.
 """
@@ -12,6 +12,7 @@ operation names are GraphQL names of the document (never the client's unchecked
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from gateway.errors import (
 )
 from gateway.middleware import REQUEST_ID
 
+REQUEST_ID_HEADER = b"x-request-id"
 OPERATIONS = "medgw.operations"
 """The scope key of the list of :class:`Operation` a request ran."""
 OK = "OK"
@@ -100,8 +102,10 @@ def status_code(status: int) -> str:
 
 
 class Outcomes:
-    """Records every HTTP request once it is answered: one log line, and (``count``) the
-    request metrics. Sits inside :class:`~gateway.middleware.RequestId`."""
+    """Gives every HTTP request an id (``scope["medgw.request_id"]``, for logs and for users
+    reporting a problem) and every response the ``X-Request-Id`` header; records every request
+    once it is answered: one log line, and (``count``) the request metrics. The outermost
+    middleware (one layer, one ``send`` wrapper, for the id and the outcome)."""
 
     def __init__(self, app: ASGIApp, count: bool = True) -> None:
         self.app = app
@@ -112,16 +116,21 @@ class Outcomes:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        scope[REQUEST_ID] = request_id
+        header = (REQUEST_ID_HEADER, request_id.encode())
         status = 500
 
-        async def send_status(message: Message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = message.get("headers", [])
+                message["headers"] = [*(h for h in headers if h[0] != REQUEST_ID_HEADER), header]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, send_with_id)
         finally:
             self.record(scope, status, time.perf_counter() - start)
 

@@ -152,12 +152,12 @@ async def answer(
     query: str,
     operation_name: str | None,
     variables: dict[str, Any] | None,
-) -> dict[str, Any] | None:
-    """The ``data`` of a prepared read's answer, its READ record committed; None when the
-    whole pipeline must answer instead (the variables exceed a limit, the compiler does not
-    cover their values, or the record was not written: then nothing was committed and the
-    pipeline reads, and tries the record, again; after a busy database, the pipeline answers
-    UNAVAILABLE at once, :data:`BUSY`)."""
+) -> compiler.Answer | None:
+    """A prepared read's answer (its ``data``, and the size of its JSON), its READ record
+    committed; None when the whole pipeline must answer instead (the variables exceed a limit,
+    the compiler does not cover their values, or the record was not written: then nothing was
+    committed and the pipeline reads, and tries the record, again; after a busy database, the
+    pipeline answers UNAVAILABLE at once, :data:`BUSY`)."""
     # Measured as the pipeline measures it: the operation that runs (the document's first
     # when the request names none).
     operation = prepared.plan.operation
@@ -178,7 +178,7 @@ async def answer(
         if busy_database(failed):  # the record waited in vain: not the read and record again
             context.request.scope[BUSY] = failed
         return None
-    return found.data
+    return found
 
 
 class ReadCompiler(SchemaExtension):

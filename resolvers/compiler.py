@@ -113,6 +113,9 @@ class Answer:
     field_paths: set[str] = field(default_factory=set)
     statements: int = 0
     """SQL statements sent (one per root field)."""
+    text_size: int = 0
+    """The characters of the JSON the statements returned (about those of ``data`` encoded:
+    PostgreSQL writes ``"key" : value`` where Python writes ``"key": value``)."""
 
 
 # Fields by (type, field): SQL of a column expression on the row alias ``{a}``. Enum values are
@@ -849,13 +852,16 @@ async def run(
         return None
     arguments: Arguments = {}
     pages: dict[int, tuple[str, list[Any], bool]] = {}
+    looked_up: dict[int, tuple[str, uuid.UUID | str, str, list[Any]]] = {}
     try:
         _arguments(plan.roots, coerced, check, arguments)
         for root in plan.roots:
             if root.name == "beneficiary":
                 given = arguments.get(id(root.node), {})
                 column, value = beneficiaries.lookup(given.get("id"), given.get("idNumber"))
-                _Sql(ctx, arguments).beneficiary(root, column, value)  # its arguments, or fall back
+                sql = _Sql(ctx, arguments)  # its arguments, or fall back
+                text = sql.beneficiary(root, column, value)
+                looked_up[id(root.node)] = (column, value, text, sql.params)
             else:
                 sql = _Sql(ctx, arguments)
                 # (the statement's builder, whether it reads a set: planned for its values)
@@ -872,10 +878,21 @@ async def run(
     for root in plan.roots:
         if root.name == "beneficiary":
             given = arguments.get(id(root.node), {})
+            built = looked_up[id(root.node)]
 
-            async def read(column: str, value: uuid.UUID | str, root: Selected = root) -> Any:
-                sql = _Sql(ctx, arguments)
-                return await _fetchrow(ctx, sql.beneficiary(root, column, value), sql.params)
+            async def read(
+                column: str,
+                value: uuid.UUID | str,
+                root: Selected = root,
+                built: tuple[str, uuid.UUID | str, str, list[Any]] = built,
+            ) -> Any:
+                # beneficiaries.find looks the person up as above (lookup): the statement built
+                # then, unless it names another column or value.
+                text, params = built[2], built[3]
+                if (column, value) != built[:2]:
+                    sql = _Sql(ctx, arguments)
+                    text, params = sql.beneficiary(root, column, value), sql.params
+                return await _fetchrow(ctx, text, params)
 
             row = await beneficiaries.find(
                 ctx, id=given.get("id"), id_number=given.get("idNumber"), read=read
@@ -889,6 +906,7 @@ async def run(
             found.append([])
         else:
             answer.data[root.key] = json.loads(row[1])
+            answer.text_size += len(row[1])
             found.append(list(row[0]))
     for root, ids in zip(plan.roots, found, strict=True):
         _trail(answer, lambda: iter((answer.data,)), (root,), "", ids, arguments)

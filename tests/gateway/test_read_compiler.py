@@ -777,6 +777,59 @@ async def test_a_read_answered_compiled_is_answered_again_without_the_pipeline(
     assert first == second
 
 
+async def test_a_prepared_read_over_the_response_limit_is_refused_as_the_pipeline_refuses_it(
+    settings: Settings,
+    db: Database,
+    policies: PolicySet,
+    seeded: Seeded,
+    executions: list[str | None],
+) -> None:
+    """A prepared read's response is encoded with the size PostgreSQL's JSON gave it
+    (``gateway.limits.Sized``): over ``MEDGW_MAX_RESPONSE_BYTES`` it is refused as the
+    pipeline refuses it, and under it answered as before."""
+    point = POINT.replace("query Point(", "query LimitedPoint(")
+    payload = {"query": point, "variables": {"n": seeded.id_numbers[0]}}
+    headers = token_of("medical_insurance")
+    bodies = {}
+    for limit in (60, 100_000):
+        configured = settings.model_copy(update={"max_response_bytes": limit})
+        async with in_process(configured, db, policies) as client:
+            first = await client.post("/graphql", json=payload, headers=headers)
+            again = await client.post("/graphql", json=payload, headers=headers)
+        assert executions.count(point) == 1  # the second was a prepared read
+        executions.clear()
+        assert (first.status_code, first.content) == (again.status_code, again.content)
+        bodies[limit] = again.json()
+    refused = bodies[60]
+    assert refused["data"] is None
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_INPUT"
+    assert bodies[100_000]["data"]["beneficiary"]["id"] == str(seeded.ids[0])
+
+
+async def test_a_point_read_looked_up_otherwise_than_first_planned_is_built_anew(
+    both: Both, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled point read reuses the statement it built to check its arguments when the
+    lookup (``beneficiaries.find``) asks for the same column and value; asked for others, it
+    builds the statement for those (here: the lookup made to look up another person)."""
+    from resolvers import beneficiaries
+
+    find = beneficiaries.find
+    other = seeded.id_numbers[1]
+
+    async def elsewhere(ctx: Any, id: Any = None, id_number: Any = None, **kw: Any) -> Any:
+        return await find(ctx, id=None, id_number=other, **kw)
+
+    monkeypatch.setattr(beneficiaries, "find", elsewhere)
+    point = POINT.replace("query Point(", "query ElsewherePoint(")
+    payload = {"query": point, "variables": {"n": seeded.id_numbers[0]}}
+    for _ in range(2):  # the pipeline's compiled answer, then the prepared read
+        answer = await both.compiled.post(
+            "/graphql", json=payload, headers=token_of("medical_insurance")
+        )
+        assert answer.json()["data"]["beneficiary"]["id"] == str(seeded.ids[1])
+
+
 async def test_a_prepared_read_with_other_values_answers_as_the_pipeline(
     both: Both, seeded: Seeded, executions: list[str | None]
 ) -> None:
