@@ -3,8 +3,9 @@ operations ran (name, type, outcome code), the HTTP status and how long it took;
 per request as a log line (:mod:`gateway.logs`) and in the metrics (:mod:`gateway.metrics`).
 
 :class:`OperationOutcome` (a schema extension, first of every department's pipeline) notes each
-operation in the request's scope; :class:`Outcomes` (ASGI, the outermost middleware) gives the
-request its id, times it, reads the status, and records. Nothing recorded is a personal value:
+operation in the request's scope; :class:`Outcomes` (ASGI, the outermost of the gateway's
+middlewares) gives the request its id, times it, reads the status, and records. Nothing
+recorded is a personal value:
 operation names are GraphQL names of the document (never the client's unchecked
 ``operationName``), codes and types are closed sets.
 """
@@ -104,8 +105,9 @@ def status_code(status: int) -> str:
 class Outcomes:
     """Gives every HTTP request an id (``scope["medgw.request_id"]``, for logs and for users
     reporting a problem) and every response the ``X-Request-Id`` header; records every request
-    once it is answered: one log line, and (``count``) the request metrics. The outermost
-    middleware (one layer, one ``send`` wrapper, for the id and the outcome)."""
+    once it is answered: one log line, and (``count``) the request metrics. The outermost of the
+    gateway's middlewares (Starlette's error middleware is outside it): one layer and one
+    ``send`` wrapper for the id and the outcome."""
 
     def __init__(self, app: ASGIApp, count: bool = True) -> None:
         self.app = app
