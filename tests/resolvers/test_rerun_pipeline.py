@@ -128,6 +128,14 @@ async def test_adjustments_and_a_recovery_of_one_re_run_are_the_engines_whatever
     monkeypatch.setattr(settlement, "EVENTS_PER_STATEMENT", per_statement)
     settled = await person_with_stays(gql)
     targets = engine_targets(policies, settled)
+    in_flight_at_recovery: list[int] = []
+    set_recovery = settlement._set_recovery
+
+    async def watched(*args: Any, **kwargs: Any) -> None:
+        in_flight_at_recovery.append(len(_statements_in_flight()))
+        await set_recovery(*args, **kwargs)
+
+    monkeypatch.setattr(settlement, "_set_recovery", watched)
     paid = [{p: Decimal(s[p.value]) for p in ASSISTANCE} for s in settled]
     gains = [sum(t.values()) - sum(p.values()) for t, p in zip(targets, paid, strict=True)]
     assert [g > 0 for g in gains] == [True, True, True, False]  # the scenario holds
@@ -142,6 +150,7 @@ async def test_adjustments_and_a_recovery_of_one_re_run_are_the_engines_whatever
             == target[Payer.SECONDARY_ASSISTANCE] - before[Payer.SECONDARY_ASSISTANCE]
         )
         assert event["category"] == "MINIMUM_LIVING"
+    assert in_flight_at_recovery == [0]  # the session is free when the recovery is written
     [pending] = await recoveries(gql, "PENDING")
     assert pending["claimNumber"] == "M-3"
     assert Decimal(pending["amount"]) == -gains[3] > 0
@@ -234,6 +243,15 @@ async def test_a_statement_that_fails_in_flight_fails_the_re_run_and_stores_noth
     monkeypatch.setattr(explanation.Explanation, "stored_json", stored_json)
     shown = ok(await recognise(gql))["recordIdentity"]["adjustments"]
     assert [a["claimNumber"] for a in shown] == ["M-0", "M-1", "M-2"]
+
+
+def _statements_in_flight() -> list[asyncio.Task[Any]]:
+    """The tasks running a statement of adjustments (``Writer.insert_events``) not yet ended."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and "insert_events" in repr(task.get_coro())
+    ]
 
 
 async def _rows(db: Database, sql: str) -> list[Any]:
