@@ -27,6 +27,7 @@ import typer
 
 from bench.settle import asyncpg_options
 from bench.suite import raw_point
+from gateway.transport import UVICORN_HTTP
 
 Scope = dict[str, Any]
 _pool: Any = None
@@ -85,7 +86,7 @@ def main(
     """Serve the raw point lookup behind uvicorn, with no gateway (the bench's HTTP floor)."""
     env = {**os.environ, "MEDGW_BENCH_ASYNCPG": json.dumps(asyncpg_options(database_url))}
     command = [sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(port)]
-    command += ["--workers", str(workers), "--no-access-log"]
+    command += ["--workers", str(workers), "--no-access-log", "--http", UVICORN_HTTP]
     raise SystemExit(subprocess.call(command, env=env))
 
 

@@ -80,6 +80,7 @@ from gateway.resident_id import check_character
 from gateway.storage import audit, embedded, models
 from gateway.storage.database import positional, resolve_url
 from gateway.storage.outbox import CHANNEL
+from gateway.transport import UVICORN_HTTP
 from policies.benefits import load_policies
 from policies.funds.rules import Parties
 from policies.settlement.engine import CategoryRecord, Ledger, Person, Visit, settle_visit
@@ -388,6 +389,7 @@ def serve(
         for port in ports:
             command = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
             command += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+            command += ["--http", UVICORN_HTTP]  # as `medgw serve` serves
             output = None if log is None else log.open("ab")
             started.append(
                 subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=output)

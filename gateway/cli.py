@@ -202,6 +202,8 @@ def serve(
     ready line (with the command that signs a token) once /readyz answers."""
     import uvicorn
 
+    from gateway.transport import HttpToolsProtocol
+
     settings = _settings()
     _upgrade(settings)
     _ = settings.jwt_secret  # generated now (unless configured), for `medgw token`
@@ -222,6 +224,7 @@ def serve(
         workers=workers or settings.workers,
         log_level="info",
         proxy_headers=False,
+        http=HttpToolsProtocol,  # a response's head and body in one write
     )
 
 

@@ -7,6 +7,7 @@ deleted at the end; with DATABASE_URL a fresh database is created on that server
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -29,6 +30,7 @@ from gateway.auth import issue_token
 from gateway.config import Settings
 from gateway.storage import embedded
 from gateway.storage.database import Database, resolve_url
+from gateway.transport import HttpToolsProtocol
 from policies.benefits import PolicySet, load_policies
 
 SECRET = "test-secret-" + "x" * 40
@@ -377,8 +379,9 @@ def served_requests_finish() -> Iterator[None]:
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """``app`` on a real uvicorn on a free loopback port, in its own thread and event loop."""
+def serving(app: Any, http: type[asyncio.Protocol] = HttpToolsProtocol) -> Iterator[str]:
+    """``app`` on a real uvicorn on a free loopback port, in its own thread and event loop;
+    ``http``: its HTTP protocol (by default, the one `medgw serve` serves with)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -391,6 +394,7 @@ def serving(app: Any) -> Iterator[str]:
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=1,
+        http=http,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

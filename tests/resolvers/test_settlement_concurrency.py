@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from gateway.config import Settings
 from gateway.storage import models
 from gateway.storage.database import Database
+from gateway.transport import UVICORN_HTTP
 from policies.benefits import PolicySet
 from policies.settlement.engine import CategoryRecord, Person, Visit, settle_visits
 from policies.vocabulary import PAYERS, Category, HospitalLevel, VisitType
@@ -66,6 +67,8 @@ def servers(settings: Settings, database_url: str, db: Database) -> Iterator[lis
                 str(port),
                 "--log-level",
                 "warning",
+                "--http",
+                UVICORN_HTTP,
             ],
             env=env,
             cwd=Path(__file__).resolve().parents[2],
