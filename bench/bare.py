@@ -87,6 +87,7 @@ def main(
     env = {**os.environ, "MEDGW_BENCH_ASYNCPG": json.dumps(asyncpg_options(database_url))}
     command = [sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(port)]
     command += ["--workers", str(workers), "--no-access-log", "--http", UVICORN_HTTP]
+    command += ["--no-proxy-headers"]
     raise SystemExit(subprocess.call(command, env=env))
 
 

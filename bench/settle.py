@@ -389,7 +389,8 @@ def serve(
         for port in ports:
             command = [sys.executable, "-m", "uvicorn", app, "--port", str(port)]
             command += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
-            command += ["--http", UVICORN_HTTP]  # as `medgw serve` serves
+            # As `medgw serve` serves: its HTTP protocol, no proxy headers (it is not told of one).
+            command += ["--http", UVICORN_HTTP, "--no-proxy-headers"]
             output = None if log is None else log.open("ab")
             started.append(
                 subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=output)
