@@ -142,7 +142,11 @@ def canonical(record: AuditRecord | Entry) -> str:
     if record.query_text is not None:
         # Records from before the query text was kept (None) hash as they always did.
         body["query_text"] = record.query_text
-    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _CANONICAL(body)
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+"""``json.dumps`` with these options, without making its encoder anew for every record."""
 
 
 def record_digest(prev_hash: str, record: AuditRecord | Entry) -> str:
