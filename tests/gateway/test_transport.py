@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -71,7 +72,26 @@ async def stream(request: Request) -> StreamingResponse:
     return StreamingResponse(chunks(), media_type="application/octet-stream")
 
 
-APP = Starlette(routes=[Route("/small", small), Route("/stream", stream)])
+PRODUCED: list[int] = []
+"""Bytes the endless stream had made when the test looked (one entry per request)."""
+CHUNK = 65536
+
+
+async def endless(request: Request) -> StreamingResponse:
+    """Up to 256 MiB, each chunk made as soon as the server's ``send`` returns."""
+    PRODUCED.append(0)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4096):
+            PRODUCED[-1] += CHUNK
+            yield b"x" * CHUNK
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+APP = Starlette(
+    routes=[Route("/small", small), Route("/stream", stream), Route("/endless", endless)]
+)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +144,33 @@ def test_a_stream_made_in_memory_is_sent_as_it_grows(ours: str, uvicorns: str) -
     assert max(len(w) for w in writes) < HELD_BYTES + 16384 + 64
     assert len(writes) >= (64 * 16384) // (HELD_BYTES + 16384 + 64)
     assert _get(uvicorns, "/stream") == expected
+
+
+def test_a_client_that_does_not_read_holds_the_stream_back(ours: str) -> None:
+    """uvicorn's back-pressure still works: while the client reads nothing, the application's
+    stream waits once the socket's buffers are full, instead of piling up in memory; then the
+    whole stream arrives."""
+    host, port = ours.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        client.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while not PRODUCED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)  # the server has had all the time it needs to run ahead
+        held = PRODUCED[-1]
+        assert held < 32 * 1024 * 1024, f"{held:,} bytes made for a client that read none"
+        received = 0
+        client.settimeout(30)
+        while True:
+            data = client.recv(1 << 20)
+            if not data:
+                break
+            received += len(data)
+            if data.endswith(b"0\r\n\r\n"):
+                break
+        assert PRODUCED[-1] == 4096 * CHUNK
+        assert received > 4096 * CHUNK  # the body, with its chunked framing and the head
 
 
 class Peer(asyncio.Protocol):
