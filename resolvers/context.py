@@ -131,7 +131,7 @@ class Context:
             elif driver.is_in_transaction():
                 await greenlet_spawn(proxy.invalidate)
             else:
-                await greenlet_spawn(proxy.close)
+                await self.db.give_back(proxy)
 
     async def _give_back_session(self) -> None:
         """Close the read session; when work on its driver connection raised an

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+import greenlet
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -370,3 +371,25 @@ async def test_a_commit_whose_rollup_statement_timed_out_drops_its_connection(
         await write()
     assert not await backend_alive(admin, times_out.pid), "dropped, not pooled"
     assert checked_out(db) == 0
+
+
+async def test_a_bare_connection_goes_back_without_a_greenlet(
+    context: Context, db: Database
+) -> None:
+    """The end of a point read: its clean bare connection is pooled again directly
+    (``Database.give_back``), without SQLAlchemy's greenlet (4–6% of a lookup's throughput)."""
+    pid = await context.read(session_backend, backend)
+    assert checked_out(db) == 1
+    seen: list[str] = []
+    before = greenlet.settrace(lambda event, args: seen.append(event))
+    try:
+        await context.close()
+    finally:
+        greenlet.settrace(before)
+    assert seen == []
+    assert checked_out(db) == 0
+    later = Context(None, None, "later", MI, context.settings, db, context.policies, ACCESS)  # type: ignore[arg-type]
+    try:
+        assert await later.read(session_backend, backend) == pid  # pooled, and usable
+    finally:
+        await later.close()
