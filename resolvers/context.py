@@ -99,7 +99,7 @@ class Context:
                 if self._session is None:
                     if bare is not None:
                         if self._bare is None:
-                            self._bare = await self.db.engine.raw_connection()
+                            self._bare = await self.db.check_out()
                         return await bare(self._bare.driver_connection)
                     await self._give_back_bare()
                     self._session = self.db.sessions()

