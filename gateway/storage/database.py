@@ -298,8 +298,10 @@ class Database:
         → 1,538 point lookups/s (+8.6%, 2026-12-02). Where I/O is needed after all (the
         connection taken was invalidated, after a restart of the server), SQLAlchemy raises
         ``MissingGreenlet`` before attempting any, having put the connection back as it puts
-        back one that failed to open; then, and whenever the pool holds none, the checkout is
-        made inside the greenlet, as before."""
+        back one that failed to open (the invalidated driver connection is terminated, where the
+        greenlet would have closed it politely first: the server may log an unexpected end of
+        file); then, and whenever the pool holds none, the checkout is made inside the
+        greenlet, as before."""
         pool = self.engine.sync_engine.pool
         if isinstance(pool, QueuePool) and pool.checkedin():
             try:
