@@ -311,9 +311,9 @@ class Database:
         return await self.engine.raw_connection()
 
     async def give_back(self, proxy: PoolProxiedConnection) -> None:
-        """Return to the pool a connection checked out by ``engine.raw_connection()`` whose
-        driver connection is open and outside any transaction (a compiled read's bare
-        connection, ``resolvers.context.Context``).
+        """Return to the pool a connection taken by :meth:`check_out` whose driver connection is
+        open and outside any transaction (a compiled read's bare connection,
+        ``resolvers.context.Context``).
 
         SQLAlchemy runs a pool's return in a greenlet (``greenlet_spawn``), for the I/O it may
         do: rolling back, or closing a connection the pool has no room for. Such a connection
